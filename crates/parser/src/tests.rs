@@ -1,0 +1,219 @@
+use super::*;
+use proptest::prelude::*;
+
+const TOKEN: &str = "linkgraph";
+
+fn url(s: &str) -> Url {
+    Url::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn parse_with(html: &[u8], ct: Option<&str>, xrt: Option<&str>) -> Extracted {
+    let page = url("http://www.example.com/dir/page.html");
+    let meta = PageMeta { url: &page, content_type: ct, x_robots_tag: xrt, product_token: TOKEN };
+    extract_links(meta, html, ParseLimits::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn parse(html: &str) -> Extracted {
+    parse_with(html.as_bytes(), Some("text/html; charset=utf-8"), None)
+}
+
+fn find<'a>(x: &'a Extracted, target: &str) -> &'a Link {
+    x.links
+        .iter()
+        .find(|l| l.target_url == target)
+        .unwrap_or_else(|| panic!("no link to {target} in {:#?}", x.links))
+}
+
+#[test]
+fn extracts_anchors_and_areas_with_rel() {
+    let x = parse(
+        r#"<p><a href="http://a.com/x" rel="nofollow sponsored">Buy <b>now</b></a>
+           <a href="https://b.org/" rel="ugc">b</a><a href="/rel">rel</a>
+           <map><area href="http://c.com/" alt="Area alt"></map></p>"#,
+    );
+    let a = find(&x, "http://a.com/x");
+    assert_eq!(a.anchor, "Buy now");
+    assert_eq!(a.rel, Rel::NOFOLLOW | Rel::SPONSORED);
+    assert_eq!(find(&x, "https://b.org/").rel, Rel::UGC);
+    assert!(find(&x, "http://www.example.com/rel").rel.is_follow());
+    assert_eq!(find(&x, "http://c.com/").anchor, "Area alt");
+    assert_eq!(x.links.len(), 4);
+}
+
+#[test]
+fn honours_base_href_wherever_it_is() {
+    let x = parse(r#"<head><base href="http://cdn.example.net/sub/"></head><a href="x/y">y</a>"#);
+    assert_eq!(x.links[0].target_url, "http://cdn.example.net/sub/x/y");
+    let y = parse(r#"<a href="rel">r</a>"#);
+    assert_eq!(y.links[0].target_url, "http://www.example.com/dir/rel");
+}
+
+#[test]
+fn placement_comes_from_enclosing_sections() {
+    let x = parse(
+        r#"<header><a href="/h">h</a><nav><a href="/n">n</a></nav></header>
+           <article><a href="/c">c</a>
+             <section id="comments"><footer><a href="/cm">cm</a></footer></section>
+             <div class="user-comment-body"><a href="/cm2">cm2</a></div>
+           </article>
+           <aside><a href="/s">s</a></aside>
+           <footer><a href="/f">f</a></footer><a href="/after">after</a>"#,
+    );
+    let p = |t: &str| find(&x, &format!("http://www.example.com{t}")).placement;
+    assert_eq!(p("/h"), Placement::Header);
+    assert_eq!(p("/n"), Placement::Nav);
+    assert_eq!(p("/c"), Placement::Content);
+    assert_eq!(p("/cm"), Placement::Comment);
+    assert_eq!(p("/cm2"), Placement::Comment);
+    assert_eq!(p("/s"), Placement::Aside);
+    assert_eq!(p("/f"), Placement::Footer);
+    assert_eq!(p("/after"), Placement::Content);
+}
+
+#[test]
+fn an_implicitly_closed_section_does_not_leak() {
+    // The </div> closes the <nav> implicitly; the next link is content.
+    let x = parse(r#"<div><nav><a href="/n">n</a></div><a href="/c">c</a>"#);
+    assert_eq!(find(&x, "http://www.example.com/n").placement, Placement::Nav);
+    assert_eq!(find(&x, "http://www.example.com/c").placement, Placement::Content);
+}
+
+#[test]
+fn page_level_nofollow_from_meta_and_header() {
+    let x = parse(r#"<meta name="ROBOTS" content="noindex, NoFollow"><a href="http://a.com/">a</a>"#);
+    assert!(x.nofollow_page);
+    assert!(x.links[0].rel.contains(Rel::NOFOLLOW));
+    let y = parse_with(b"<a href='http://a.com/' rel=ugc>a</a>", None, Some("nofollow"));
+    assert_eq!(y.links[0].rel, Rel::NOFOLLOW | Rel::UGC);
+    let z = parse_with(b"<a href='http://a.com/'>a</a>", None, Some("googlebot: nofollow"));
+    assert!(!z.nofollow_page, "a directive scoped to another agent does not apply");
+    let w = parse_with(b"<a href='http://a.com/'>a</a>", None, Some("linkgraph: none"));
+    assert!(w.nofollow_page);
+    let v = parse(r#"<meta name="robots" content="noindex"><a href="http://a.com/">a</a>"#);
+    assert!(!v.nofollow_page);
+}
+
+#[test]
+fn skips_non_http_schemes_and_self_links() {
+    let x = parse(
+        r##"<a href="javascript:void(0)">j</a><a href=" MAILTO:a@b.c">m</a><a href="tel:+1">t</a>
+           <a href="data:text/html,hi">d</a><a href="ftp://f.com/">f</a><a href="#top">top</a>
+           <a href="http://ok.com/">ok</a>"##,
+    );
+    assert_eq!(x.links.len(), 1);
+    assert_eq!(x.skipped, 6);
+}
+
+#[test]
+fn image_links_use_alt_text_and_text_wins_over_alt() {
+    let x = parse(
+        r#"<a href="http://i.com/"><img src="logo.png" alt="  Logo   of I "></a>
+           <a href="http://j.com/"><img alt="ignored">Text</a>"#,
+    );
+    assert_eq!(find(&x, "http://i.com/").anchor, "Logo of I");
+    assert_eq!(find(&x, "http://j.com/").anchor, "Text");
+}
+
+#[test]
+fn decodes_entities_in_hrefs_and_text() {
+    let x = parse(r#"<a href="http://a.com/?a=1&amp;b=2">Tom &amp; Jerry&#39;s &eacute;</a>"#);
+    assert_eq!(x.links[0].target_url, "http://a.com/?a=1&b=2");
+    assert_eq!(x.links[0].anchor, "Tom & Jerry's é");
+}
+
+#[test]
+fn decodes_legacy_encodings() {
+    // "Café Müller" in windows-1252, declared in the header, in a meta tag,
+    // and not declared at all.
+    let body = b"<a href=\"http://a.com/\">Caf\xe9 M\xfcller</a>";
+    for ct in [Some("text/html; charset=ISO-8859-1"), None] {
+        let x = parse_with(body, ct, None);
+        assert_eq!(x.links[0].anchor, "Café Müller", "content-type {ct:?}");
+    }
+    let mut meta = b"<meta charset=\"windows-1252\">".to_vec();
+    meta.extend_from_slice(body);
+    assert_eq!(parse_with(&meta, None, None).links[0].anchor, "Café Müller");
+    let koi8 = b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=koi8-r\"><a href=\"http://a.ru/\">\xf0\xd2\xc9\xd7\xc5\xd4</a>";
+    assert_eq!(parse_with(koi8, None, None).links[0].anchor, "Привет");
+    let utf16: Vec<u8> = "\u{feff}<a href=\"http://u.com/\">Grüße</a>"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert_eq!(parse_with(&utf16, None, None).links[0].anchor, "Grüße");
+}
+
+#[test]
+fn first_occurrence_wins_and_the_cap_is_counted() {
+    let x = parse(
+        r#"<nav><a href="http://a.com/">first</a></nav><a href="http://a.com/" rel="nofollow">second</a>"#,
+    );
+    assert_eq!(x.links.len(), 1);
+    assert_eq!(x.links[0].anchor, "first");
+    assert_eq!(x.links[0].placement, Placement::Nav);
+
+    let many: String = (0..50).map(|i| format!("<a href='/p{i}'>{i}</a>")).collect();
+    let page = url("http://www.example.com/");
+    let meta = PageMeta { url: &page, content_type: None, x_robots_tag: None, product_token: TOKEN };
+    let limits = ParseLimits { max_links: 10, ..ParseLimits::default() };
+    let x = extract_links(meta, many.as_bytes(), limits).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((x.links.len(), x.dropped), (10, 40));
+}
+
+#[test]
+fn malformed_markup_still_yields_links() {
+    let x = parse("<a href=http://a.com/x>unquoted<a href='http://b.com/'>b</a><div><<<a href=\"/c\">c");
+    assert!(x.links.iter().any(|l| l.target_url == "http://a.com/x"));
+    assert!(x.links.iter().any(|l| l.target_url == "http://b.com/"));
+    assert!(x.links.iter().any(|l| l.target_url == "http://www.example.com/c"));
+}
+
+#[test]
+fn anchor_text_is_bounded() {
+    let html = format!("<a href='http://a.com/'>{}</a>", "word ".repeat(100_000));
+    let x = parse(&html);
+    assert_eq!(x.links[0].anchor.chars().count(), linkgraph_core::MAX_ANCHOR_CHARS);
+}
+
+#[test]
+fn real_pages_parse_without_error() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/real-pages");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        println!("skipped: corpus not found at {}", dir.display());
+        return;
+    };
+    let mut pages = 0;
+    let mut links = 0;
+    for entry in entries.flatten() {
+        let body = std::fs::read(entry.path()).unwrap_or_default();
+        let x = parse_with(&body, None, None);
+        assert!(x.truncated_by.is_none(), "{}: {:?}", entry.path().display(), x.truncated_by);
+        for l in &x.links {
+            assert!(l.target_url.starts_with("http"), "{l:?}");
+            assert!(l.anchor.chars().count() <= linkgraph_core::MAX_ANCHOR_CHARS);
+        }
+        pages += 1;
+        links += x.links.len();
+    }
+    assert!(pages > 10 && links > pages, "{pages} pages, {links} links");
+}
+
+#[test]
+fn redirect_edges_point_from_the_redirecting_url() {
+    let l = redirect_link(&url("http://a.com/old"), &url("http://b.com/new"));
+    assert_eq!((l.source_url.as_str(), l.kind), ("http://a.com/old", LinkKind::Redirect));
+}
+
+proptest! {
+    #[test]
+    fn never_panics_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        let _ = parse_with(&body, None, None);
+    }
+
+    #[test]
+    fn every_generated_link_is_found(targets in proptest::collection::vec("[a-z]{1,8}", 1..30)) {
+        let html: String = targets.iter().map(|t| format!("<p><a href='/{t}'>{t}</a></p>")).collect();
+        let x = parse(&html);
+        let unique: HashSet<&String> = targets.iter().collect();
+        prop_assert_eq!(x.links.len(), unique.len());
+    }
+}
