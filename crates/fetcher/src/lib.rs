@@ -1,1 +1,419 @@
-//! placeholder
+//! The fetcher: turns a `CrawlRequest` into a `FetchResult`, politely and
+//! within hard bounds.
+//!
+//! * robots.txt (RFC 9309, via texting_robots) is fetched once per origin and
+//!   cached: 2xx is parsed, 4xx allows all, 5xx or unreachable disallows all
+//!   for a shorter while.
+//! * Every request to a host, robots.txt included, first waits on a governor
+//!   rate limiter keyed by host, so a host never sees more than
+//!   `per_host_rps` requests per second from this fetcher. Topics are keyed by
+//!   host, so in distributed mode this is the only limiter a host meets.
+//! * Connect and total timeouts, a cap on the decompressed body, and an SSRF
+//!   guard on every address ([`resolve`]).
+//! * Redirects are not followed here: a 3xx is reported with its canonical
+//!   target, which the frontier schedules like any URL, so each hop is
+//!   rate-limited, robots-checked and de-duplicated. The redirect limit is
+//!   enforced on the hop count the request carries.
+
+pub mod resolve;
+mod robots;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use linkgraph_core::{canonicalize, is_ip_host, now_ms};
+use linkgraph_proto::{CrawlRequest, FetchOutcome, FetchResult};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION};
+use tracing::{debug, instrument};
+use url::Url;
+
+pub use resolve::{Blocked, GuardedResolver, ResolveRule, check_ip};
+pub use robots::{RobotsCache, RobotsVerdict};
+
+/// Fetcher settings. Defaults are documented on each field.
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    /// The User-Agent header. Default `linkgraph/<version> (+https://example.invalid/linkgraph)`.
+    pub user_agent: String,
+    /// Most requests per second any one host receives. Default 1.
+    pub per_host_rps: f64,
+    /// Time to establish a connection. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Time for a whole request, body included. Default 30 s.
+    pub total_timeout: Duration,
+    /// Largest (decompressed) body kept; longer bodies are cut. Default 5 MiB.
+    pub max_body_bytes: usize,
+    /// Most redirect hops followed from one URL. Default 5.
+    pub max_redirects: u32,
+    /// `--resolve` overrides.
+    pub resolve: Vec<ResolveRule>,
+    /// Lift the SSRF guard (tests against loopback). Default false.
+    pub allow_private_networks: bool,
+    /// How long a fetched robots.txt is trusted. Default 24 h.
+    pub robots_ttl: Duration,
+    /// How long an unreachable or 5xx robots.txt blocks its host. Default 10 min.
+    pub robots_error_ttl: Duration,
+    /// Origins whose robots.txt is cached at once. Default 100,000.
+    pub robots_cache_capacity: usize,
+}
+
+impl Default for FetcherConfig {
+    fn default() -> Self {
+        FetcherConfig {
+            user_agent: default_user_agent(),
+            per_host_rps: 1.0,
+            connect_timeout: Duration::from_secs(10),
+            total_timeout: Duration::from_secs(30),
+            max_body_bytes: 5 << 20,
+            max_redirects: 5,
+            resolve: Vec::new(),
+            allow_private_networks: false,
+            robots_ttl: Duration::from_secs(24 * 3600),
+            robots_error_ttl: Duration::from_secs(600),
+            robots_cache_capacity: 100_000,
+        }
+    }
+}
+
+/// The default User-Agent.
+pub fn default_user_agent() -> String {
+    format!("linkgraph/{} (+https://example.invalid/linkgraph)", env!("CARGO_PKG_VERSION"))
+}
+
+/// The product token robots.txt groups are matched against: the User-Agent
+/// up to its first `/` or space, e.g. `linkgraph`.
+pub fn product_token(user_agent: &str) -> String {
+    user_agent.split(['/', ' ']).next().unwrap_or(user_agent).to_ascii_lowercase()
+}
+
+/// Why a fetcher could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FetcherError {
+    /// `per_host_rps` is not a positive, finite number.
+    #[error("per-host rate must be a positive number of requests per second, got {0}")]
+    BadRate(f64),
+    /// The user agent is not a valid header value.
+    #[error("invalid user agent {0:?}")]
+    BadUserAgent(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build http client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Fetches pages; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Fetcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    limiter: DefaultKeyedRateLimiter<String>,
+    robots: RobotsCache,
+    resolver: GuardedResolver,
+    cfg: FetcherConfig,
+    token: String,
+}
+
+impl Fetcher {
+    /// Builds a fetcher.
+    pub fn new(cfg: FetcherConfig) -> Result<Self, FetcherError> {
+        if !(cfg.per_host_rps.is_finite() && cfg.per_host_rps > 0.0) {
+            return Err(FetcherError::BadRate(cfg.per_host_rps));
+        }
+        if reqwest::header::HeaderValue::from_str(&cfg.user_agent).is_err() {
+            return Err(FetcherError::BadUserAgent(cfg.user_agent.clone()));
+        }
+        // reqwest is built without a default TLS crypto provider: use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let resolver = GuardedResolver::new(cfg.resolve.clone(), cfg.allow_private_networks);
+        let client = reqwest::Client::builder()
+            .user_agent(cfg.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.total_timeout)
+            .pool_max_idle_per_host(2)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .no_proxy()
+            .dns_resolver(resolver.clone())
+            .build()?;
+        let period = Duration::from_secs_f64(1.0 / cfg.per_host_rps);
+        let quota = Quota::with_period(period)
+            .ok_or(FetcherError::BadRate(cfg.per_host_rps))?
+            .allow_burst(NonZeroU32::MIN);
+        let token = product_token(&cfg.user_agent);
+        let robots = RobotsCache::new(cfg.robots_cache_capacity);
+        Ok(Fetcher {
+            inner: Arc::new(Inner {
+                client,
+                limiter: RateLimiter::keyed(quota),
+                robots,
+                resolver,
+                cfg,
+                token,
+            }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &FetcherConfig {
+        &self.inner.cfg
+    }
+
+    /// The robots.txt product token in use.
+    pub fn product_token(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// Waits until `host` may receive another request.
+    async fn polite(&self, host: &str) {
+        self.inner.limiter.until_key_ready(&host.to_owned()).await;
+    }
+
+    /// Fetches one request. Never fails: every problem is an outcome.
+    #[instrument(skip_all, fields(url = %req.url, depth = req.depth))]
+    pub async fn fetch(&self, req: CrawlRequest) -> FetchResult {
+        let started = Instant::now();
+        let mut res = self.fetch_inner(&req).await;
+        res.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        if res.fetched_at_ms == 0 {
+            res.fetched_at_ms = now_ms();
+        }
+        let outcome = res.outcome();
+        metrics::counter!("linkgraph_fetcher_pages_total", "outcome" => outcome.label()).increment(1);
+        metrics::histogram!("linkgraph_fetcher_fetch_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if outcome == FetchOutcome::RobotsDenied {
+            metrics::counter!("linkgraph_fetcher_robots_denied_total").increment(1);
+        }
+        debug!(outcome = outcome.label(), status = res.status, "fetched");
+        res.request = Some(req);
+        res
+    }
+
+    async fn fetch_inner(&self, req: &CrawlRequest) -> FetchResult {
+        let fail = |outcome: FetchOutcome, error: String| {
+            let mut r = FetchResult { error, ..FetchResult::default() };
+            r.set_outcome(outcome);
+            r
+        };
+        let url = match Url::parse(&req.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+            _ => return fail(FetchOutcome::NetworkError, format!("not a fetchable url: {:?}", req.url)),
+        };
+        let host = url.host_str().unwrap_or_default().to_owned();
+        if req.redirect_hops > self.inner.cfg.max_redirects {
+            return fail(
+                FetchOutcome::RedirectLimit,
+                format!("more than {} redirect hops", self.inner.cfg.max_redirects),
+            );
+        }
+        if is_ip_host(&host) {
+            let ip = host.trim_start_matches('[').trim_end_matches(']').parse();
+            if let Ok(ip) = ip
+                && let Err(b) = check_ip(&host, ip, self.inner.cfg.allow_private_networks)
+            {
+                return fail(FetchOutcome::Blocked, b.to_string());
+            }
+        }
+
+        // robots.txt first (itself a polite request to the host).
+        let (verdict, sitemaps) = self.robots_verdict(&url, &host).await;
+        match verdict {
+            RobotsVerdict::Allowed => {}
+            RobotsVerdict::Disallowed => {
+                return fail(FetchOutcome::RobotsDenied, "disallowed by robots.txt".into());
+            }
+            RobotsVerdict::Unavailable(why) => {
+                return fail(FetchOutcome::RobotsDenied, format!("robots.txt unavailable: {why}"));
+            }
+        }
+
+        self.polite(&host).await;
+        let mut res = self.get(&url).await;
+        res.sitemaps = sitemaps;
+        res
+    }
+
+    async fn robots_verdict(&self, url: &Url, host: &str) -> (RobotsVerdict, Vec<String>) {
+        let origin = url.origin().ascii_serialization();
+        let this = self.clone();
+        let robots_url = format!("{origin}/robots.txt");
+        let h = host.to_owned();
+        let (entry, fresh) = self
+            .inner
+            .robots
+            .get_or_fetch(&origin, move || async move { this.fetch_robots(&robots_url, &h).await })
+            .await;
+        let sitemaps = if fresh { entry.sitemaps() } else { Vec::new() };
+        (entry.verdict(url.as_str()), sitemaps)
+    }
+
+    async fn fetch_robots(&self, robots_url: &str, host: &str) -> robots::Fetched {
+        let cfg = &self.inner.cfg;
+        self.polite(host).await;
+        let resp = self.inner.client.get(robots_url).header(ACCEPT, "text/plain, */*;q=0.5").send().await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => return robots::Fetched::unreachable(error_chain(&e), cfg.robots_error_ttl),
+        };
+        let status = resp.status().as_u16();
+        let mut resp = resp;
+        match status {
+            200..=299 => {
+                let body = read_capped(&mut resp, robots::MAX_ROBOTS_BYTES).await;
+                match body {
+                    Ok((bytes, _)) => robots::Fetched::parsed(&self.inner.token, &bytes, cfg.robots_ttl),
+                    Err(e) => robots::Fetched::unreachable(e, cfg.robots_error_ttl),
+                }
+            }
+            // Redirects for robots.txt are left to issue #4; treat as absent.
+            300..=499 => robots::Fetched::allow_all(cfg.robots_ttl),
+            _ => robots::Fetched::unreachable(format!("http status {status}"), cfg.robots_error_ttl),
+        }
+    }
+
+    async fn get(&self, url: &Url) -> FetchResult {
+        let cfg = &self.inner.cfg;
+        let mut out = FetchResult::default();
+        let sent = self
+            .inner
+            .client
+            .get(url.as_str())
+            .header(ACCEPT, "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
+            .send()
+            .await;
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                out.set_outcome(classify(&e));
+                out.error = error_chain(&e);
+                return out;
+            }
+        };
+        out.fetched_at_ms = now_ms();
+        let status = resp.status();
+        out.status = u32::from(status.as_u16());
+        let headers = resp.headers().clone();
+        out.content_type = header_str(&headers, CONTENT_TYPE.as_str());
+        out.x_robots_tag = headers
+            .get_all("x-robots-tag")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+
+        if status.is_redirection() {
+            let loc = header_str(&headers, LOCATION.as_str());
+            match canonicalize(&loc, Some(url)) {
+                Ok(target) if !loc.is_empty() && target != *url => {
+                    out.set_outcome(FetchOutcome::Redirect);
+                    out.location = target.into();
+                }
+                Ok(_) => {
+                    out.set_outcome(FetchOutcome::RedirectLimit);
+                    out.error = format!("redirect to itself ({loc:?})");
+                }
+                Err(e) => {
+                    out.set_outcome(FetchOutcome::RedirectLimit);
+                    out.error = format!("unusable redirect location: {e}");
+                }
+            }
+            return out;
+        }
+        if !status.is_success() {
+            out.set_outcome(FetchOutcome::HttpError);
+            out.error = format!("http status {}", status.as_u16());
+            return out;
+        }
+        if !is_html_type(&out.content_type) {
+            out.set_outcome(FetchOutcome::NotHtml);
+            return out;
+        }
+        match read_capped(&mut resp, cfg.max_body_bytes).await {
+            Ok((body, truncated)) => {
+                metrics::counter!("linkgraph_fetcher_downloaded_bytes_total").increment(body.len() as u64);
+                out.body = body;
+                if truncated {
+                    out.set_outcome(FetchOutcome::TooLarge);
+                    out.error = format!("body cut at {} bytes", cfg.max_body_bytes);
+                } else {
+                    out.set_outcome(FetchOutcome::Ok);
+                }
+            }
+            Err(e) => {
+                out.set_outcome(FetchOutcome::NetworkError);
+                out.error = e;
+            }
+        }
+        out
+    }
+
+    /// The resolver in use (for diagnostics and tests).
+    pub fn resolver(&self) -> &GuardedResolver {
+        &self.inner.resolver
+    }
+}
+
+fn header_str(h: &HeaderMap, name: &str) -> String {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// True for HTML media types, and for a missing Content-Type (we sniff).
+fn is_html_type(ct: &str) -> bool {
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime.is_empty() || mime == "text/html" || mime == "application/xhtml+xml"
+}
+
+/// Reads the body, keeping at most `cap` bytes; `true` when it was cut.
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<(Vec<u8>, bool), String> {
+    let mut body = Vec::with_capacity(resp.content_length().map_or(16 * 1024, |l| {
+        usize::try_from(l).unwrap_or(cap).min(cap)
+    }));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    return Ok((body, true));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok((body, false)),
+            Err(e) => return Err(error_chain(&e)),
+        }
+    }
+}
+
+fn classify(e: &reqwest::Error) -> FetchOutcome {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<Blocked>().is_some() {
+            return FetchOutcome::Blocked;
+        }
+        src = s.source();
+    }
+    if e.is_timeout() { FetchOutcome::Timeout } else { FetchOutcome::NetworkError }
+}
+
+/// The error and its causes, joined: reqwest's top-level message alone
+/// rarely says what went wrong.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        src = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,169 @@
-//! placeholder
+//! The link store: the [`LinkStore`] trait every backend implements, its
+//! query types, and the embedded backend on fjall ([`FjallStore`]).
+//!
+//! Backends are chosen by URL (`fjall:///var/lib/linkgraph`); see [`open`].
+//! Every write is idempotent: writing the same page twice leaves the store as
+//! writing it once (apart from `last_seen`), so at-least-once delivery never
+//! duplicates an edge.
+
+mod fjall_store;
+pub mod conformance;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use linkgraph_core::Link;
+
+pub use fjall_store::FjallStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store URL is malformed or names an unknown backend.
+    #[error("invalid store url {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The data directory does not exist (read-only commands never create it).
+    #[error("data directory {0:?} does not exist")]
+    Missing(PathBuf),
+    /// The engine could not open the data directory.
+    #[error("cannot open store at {path:?}: {source}")]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// The engine's error.
+        source: fjall::Error,
+    },
+    /// The storage engine failed.
+    #[error("storage engine error: {0}")]
+    Engine(#[from] fjall::Error),
+    /// A stored value does not decode.
+    #[error("corrupt {table} row {key:?}: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row key (lossy UTF-8).
+        key: String,
+        /// The decoder's error.
+        reason: String,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// The outcome of one fetched page, with the links found on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageWrite {
+    /// Canonical URL of the page.
+    pub url: String,
+    /// HTTP status (0 when none).
+    pub status: u32,
+    /// The fetch outcome (`linkgraph_proto::FetchOutcome` as i32).
+    pub outcome: i32,
+    /// When it was fetched (ms since the Unix epoch).
+    pub fetched_at_ms: i64,
+    /// Its outlinks, unique by target URL.
+    pub links: Vec<Link>,
+}
+
+/// What a write changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Edges that did not exist before.
+    pub new_edges: u64,
+    /// Edges written (new or refreshed).
+    pub edges: u64,
+}
+
+/// One referring domain of a target domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefDomain {
+    /// The referring registrable domain.
+    pub domain: String,
+    /// Links from it to the target domain.
+    pub links: u64,
+    /// Of those, links without nofollow, sponsored or ugc.
+    pub follow_links: u64,
+    /// Earliest time any of those links was seen (ms).
+    pub first_seen_ms: i64,
+    /// Latest time any of those links was seen (ms).
+    pub last_seen_ms: i64,
+}
+
+/// One stored backlink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlink {
+    /// The edge and its attributes.
+    pub link: Link,
+    /// Earliest time it was seen (ms).
+    pub first_seen_ms: i64,
+    /// Latest time it was seen (ms).
+    pub last_seen_ms: i64,
+}
+
+/// What backlinks to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every URL of a registrable domain.
+    Domain(String),
+    /// One canonical URL.
+    Url(String),
+}
+
+/// A backlinks query with paging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BacklinkQuery {
+    /// The target.
+    pub target: Target,
+    /// Include links from the target's own registrable domain.
+    pub include_internal: bool,
+    /// Rows per page (at least 1).
+    pub limit: usize,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+/// One page of backlinks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BacklinkPage {
+    /// The rows, ordered by target URL then source URL.
+    pub items: Vec<Backlink>,
+    /// Cursor for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A link-graph store backend.
+#[async_trait]
+pub trait LinkStore: Send + Sync {
+    /// Records a fetched page and its outlinks; idempotent.
+    async fn write_page(&self, page: PageWrite) -> Result<WriteStats, StoreError>;
+    /// The referring domains of `domain`, most links first.
+    async fn refdomains(&self, domain: &str) -> Result<Vec<RefDomain>, StoreError>;
+    /// One page of backlinks.
+    async fn backlinks(&self, query: BacklinkQuery) -> Result<BacklinkPage, StoreError>;
+    /// True when the store has seen `domain` as a link target or a crawled site.
+    async fn knows_domain(&self, domain: &str) -> Result<bool, StoreError>;
+    /// Makes every acknowledged write durable.
+    async fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Opens a store by URL: `fjall:///path`, or a bare path for the embedded store.
+pub fn open(url: &str, create: bool) -> Result<std::sync::Arc<dyn LinkStore>, StoreError> {
+    let path = match url.split_once("://") {
+        Some(("fjall", rest)) if !rest.is_empty() => PathBuf::from(rest),
+        Some((scheme, _)) => {
+            return Err(StoreError::BadUrl {
+                url: url.into(),
+                reason: format!("unknown backend {scheme:?} (this build supports fjall://)"),
+            });
+        }
+        None if !url.is_empty() => PathBuf::from(url),
+        None => return Err(StoreError::BadUrl { url: url.into(), reason: "empty".into() }),
+    };
+    Ok(std::sync::Arc::new(FjallStore::open(&path, create)?))
+}

@@ -1,0 +1,207 @@
+//! The robots.txt cache: one entry per origin, fetched once by the first
+//! request that needs it while concurrent requests wait, trusted until it
+//! expires, and bounded in size.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+/// The most robots.txt bytes parsed (RFC 9309 asks for at least 500 KiB).
+pub const MAX_ROBOTS_BYTES: usize = 500 * 1024;
+
+/// What robots.txt says about one URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RobotsVerdict {
+    /// Fetching is allowed.
+    Allowed,
+    /// A rule disallows it.
+    Disallowed,
+    /// robots.txt could not be fetched (5xx, unreachable): disallow all.
+    Unavailable(String),
+}
+
+enum Kind {
+    Rules(Box<texting_robots::Robot>),
+    AllowAll,
+    Unreachable(String),
+}
+
+/// A robots.txt as fetched, with its expiry.
+pub struct Fetched {
+    kind: Kind,
+    expires: Instant,
+}
+
+impl Fetched {
+    /// A 2xx robots.txt, parsed for `token`. Unparseable files allow all.
+    pub fn parsed(token: &str, body: &[u8], ttl: Duration) -> Self {
+        let kind = match texting_robots::Robot::new(token, body) {
+            Ok(r) => Kind::Rules(Box::new(r)),
+            Err(_) => Kind::AllowAll,
+        };
+        Fetched { kind, expires: Instant::now() + ttl }
+    }
+    /// A 4xx (or absent) robots.txt: everything is allowed.
+    pub fn allow_all(ttl: Duration) -> Self {
+        Fetched { kind: Kind::AllowAll, expires: Instant::now() + ttl }
+    }
+    /// An unreachable or 5xx robots.txt: everything is disallowed for `ttl`.
+    pub fn unreachable(why: String, ttl: Duration) -> Self {
+        Fetched { kind: Kind::Unreachable(why), expires: Instant::now() + ttl }
+    }
+    /// The verdict for a full URL.
+    pub fn verdict(&self, url: &str) -> RobotsVerdict {
+        match &self.kind {
+            Kind::Rules(r) if r.allowed(url) => RobotsVerdict::Allowed,
+            Kind::Rules(_) => RobotsVerdict::Disallowed,
+            Kind::AllowAll => RobotsVerdict::Allowed,
+            Kind::Unreachable(why) => RobotsVerdict::Unavailable(why.clone()),
+        }
+    }
+    /// `Sitemap:` URLs the file announced.
+    pub fn sitemaps(&self) -> Vec<String> {
+        match &self.kind {
+            Kind::Rules(r) => r.sitemaps.clone(),
+            _ => Vec::new(),
+        }
+    }
+    /// The `Crawl-delay` for our group, if any.
+    pub fn crawl_delay(&self) -> Option<f32> {
+        match &self.kind {
+            Kind::Rules(r) => r.delay,
+            _ => None,
+        }
+    }
+    fn expired(&self, now: Instant) -> bool {
+        now >= self.expires
+    }
+}
+
+struct Slot {
+    cell: Arc<OnceCell<Arc<Fetched>>>,
+    inserted: Instant,
+}
+
+/// A bounded cache of robots.txt files keyed by origin.
+pub struct RobotsCache {
+    slots: Mutex<HashMap<String, Slot>>,
+    capacity: usize,
+}
+
+impl RobotsCache {
+    /// A cache holding at most `capacity` origins.
+    pub fn new(capacity: usize) -> Self {
+        RobotsCache { slots: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
+    }
+
+    /// Origins cached now.
+    pub fn len(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entry for `origin`, fetching it with `fetch` when absent or
+    /// expired. The flag is true when this call did the fetch.
+    pub async fn get_or_fetch<F, Fut>(&self, origin: &str, fetch: F) -> (Arc<Fetched>, bool)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Fetched>,
+    {
+        let cell = {
+            let now = Instant::now();
+            let mut slots = match self.slots.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let stale = slots
+                .get(origin)
+                .is_some_and(|s| s.cell.get().is_some_and(|f| f.expired(now)));
+            if stale || !slots.contains_key(origin) {
+                if slots.len() >= self.capacity {
+                    evict(&mut slots, now, self.capacity);
+                }
+                slots.insert(
+                    origin.to_owned(),
+                    Slot { cell: Arc::new(OnceCell::new()), inserted: now },
+                );
+            }
+            match slots.get(origin) {
+                Some(s) => Arc::clone(&s.cell),
+                None => Arc::new(OnceCell::new()),
+            }
+        };
+        let ran = AtomicBool::new(false);
+        let entry = cell
+            .get_or_init(|| {
+                ran.store(true, Ordering::Relaxed);
+                async { Arc::new(fetch().await) }
+            })
+            .await;
+        (Arc::clone(entry), ran.load(Ordering::Relaxed))
+    }
+}
+
+/// Drops expired entries, then the oldest tenth, so inserts stay amortized O(1).
+fn evict(slots: &mut HashMap<String, Slot>, now: Instant, capacity: usize) {
+    slots.retain(|_, s| !s.cell.get().is_some_and(|f| f.expired(now)));
+    if slots.len() < capacity {
+        return;
+    }
+    let mut ages: Vec<(Instant, String)> =
+        slots.iter().map(|(k, s)| (s.inserted, k.clone())).collect();
+    ages.sort_unstable();
+    for (_, k) in ages.into_iter().take((capacity / 10).max(1)) {
+        slots.remove(&k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TXT: &[u8] = b"User-agent: *\nDisallow: /private/\n\nUser-agent: linkgraph\nDisallow: /nolg/\nAllow: /nolg/ok$\nCrawl-delay: 2\n\nSitemap: http://a.com/sitemap.xml\n";
+
+    #[test]
+    fn our_group_wins_over_the_wildcard() {
+        let f = Fetched::parsed("linkgraph", TXT, Duration::from_secs(60));
+        assert_eq!(f.verdict("http://a.com/nolg/x"), RobotsVerdict::Disallowed);
+        assert_eq!(f.verdict("http://a.com/nolg/ok"), RobotsVerdict::Allowed);
+        // Our own group applies, so the wildcard group's rule does not.
+        assert_eq!(f.verdict("http://a.com/private/x"), RobotsVerdict::Allowed);
+        assert_eq!(f.crawl_delay(), Some(2.0));
+        assert_eq!(f.sitemaps(), vec!["http://a.com/sitemap.xml".to_string()]);
+        let other = Fetched::parsed("otherbot", TXT, Duration::from_secs(60));
+        assert_eq!(other.verdict("http://a.com/private/x"), RobotsVerdict::Disallowed);
+    }
+
+    #[test]
+    fn unreachable_disallows_and_4xx_allows() {
+        let u = Fetched::unreachable("503".into(), Duration::from_secs(1));
+        assert!(matches!(u.verdict("http://a.com/"), RobotsVerdict::Unavailable(_)));
+        assert_eq!(Fetched::allow_all(Duration::from_secs(1)).verdict("http://a.com/x"), RobotsVerdict::Allowed);
+    }
+
+    #[tokio::test]
+    async fn fetches_once_refetches_when_expired_and_stays_bounded() {
+        let cache = RobotsCache::new(10);
+        let (_, first) = cache.get_or_fetch("http://a.com", || async { Fetched::allow_all(Duration::from_secs(60)) }).await;
+        let (_, second) = cache.get_or_fetch("http://a.com", || async { Fetched::allow_all(Duration::from_secs(60)) }).await;
+        assert!(first && !second);
+        let (_, _) = cache.get_or_fetch("http://b.com", || async { Fetched::allow_all(Duration::ZERO) }).await;
+        let (_, again) = cache.get_or_fetch("http://b.com", || async { Fetched::allow_all(Duration::ZERO) }).await;
+        assert!(again, "an expired entry is fetched again");
+        for i in 0..100 {
+            let o = format!("http://h{i}.com");
+            cache.get_or_fetch(&o, || async { Fetched::allow_all(Duration::from_secs(60)) }).await;
+        }
+        assert!(cache.len() <= 10);
+    }
+}

@@ -1,0 +1,200 @@
+//! Fetcher behaviour against a real HTTP server on loopback that logs every
+//! request it receives.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+
+type Log = Arc<Mutex<Vec<(Instant, String, String)>>>;
+
+/// Serves `route(host, path) -> raw response bytes` on a loopback port.
+async fn serve(route: fn(&str, &str) -> Vec<u8>) -> (SocketAddr, Log) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let log: Log = Arc::default();
+    let log2 = Arc::clone(&log);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let log = Arc::clone(&log2);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let host = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("host: ").or_else(|| l.strip_prefix("Host: ")))
+                    .unwrap_or("")
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                if let Ok(mut l) = log.lock() {
+                    l.push((Instant::now(), host.clone(), path.clone()));
+                }
+                let _ = sock.write_all(&route(&host, &path)).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (addr, log)
+}
+
+fn resp(status: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn routes(host: &str, path: &str) -> Vec<u8> {
+    match (host, path) {
+        ("down.test", "/robots.txt") => resp("503 Service Unavailable", "", ""),
+        (_, "/robots.txt") if host.starts_with("norobots") => resp("404 Not Found", "", ""),
+        (_, "/robots.txt") => resp("200 OK", "Content-Type: text/plain\r\n", "User-agent: *\nDisallow: /private/\n"),
+        (_, "/page") => resp("200 OK", "Content-Type: text/html; charset=utf-8\r\nX-Robots-Tag: nofollow\r\n", "<a href='/x'>x</a>"),
+        (_, "/big") => resp("200 OK", "Content-Type: text/html\r\n", &"a".repeat(10_000)),
+        (_, "/pdf") => resp("200 OK", "Content-Type: application/pdf\r\n", "%PDF"),
+        (_, "/moved") => resp("301 Moved Permanently", "Location: ../Target#frag\r\n", ""),
+        (_, "/gone") => resp("410 Gone", "", ""),
+        _ => resp("404 Not Found", "Content-Type: text/html\r\n", "nope"),
+    }
+}
+
+fn fetcher(addr: SocketAddr, allow_private: bool, rps: f64) -> Fetcher {
+    let cfg = FetcherConfig {
+        resolve: vec![ResolveRule { host: "*".into(), addr }],
+        allow_private_networks: allow_private,
+        per_host_rps: rps,
+        max_body_bytes: 4096,
+        connect_timeout: Duration::from_secs(2),
+        total_timeout: Duration::from_secs(5),
+        ..FetcherConfig::default()
+    };
+    Fetcher::new(cfg).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn req(url: &str) -> CrawlRequest {
+    CrawlRequest { url: url.into(), host: Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default(), ..CrawlRequest::default() }
+}
+
+fn paths(log: &Log) -> Vec<String> {
+    log.lock().map(|l| l.iter().map(|(_, h, p)| format!("{h}{p}")).collect()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn fetches_html_and_honours_robots_from_the_servers_view() {
+    let (addr, log) = serve(routes).await;
+    let f = fetcher(addr, true, 1000.0);
+    let ok = f.fetch(req("http://site.test/page")).await;
+    assert_eq!(ok.outcome(), FetchOutcome::Ok, "{}", ok.error);
+    assert_eq!(ok.body, b"<a href='/x'>x</a>");
+    assert_eq!(ok.x_robots_tag, "nofollow");
+    assert!(ok.content_type.starts_with("text/html"));
+    let denied = f.fetch(req("http://site.test/private/secret")).await;
+    assert_eq!(denied.outcome(), FetchOutcome::RobotsDenied);
+    assert_eq!(paths(&log), vec!["site.test/robots.txt", "site.test/page"], "robots fetched once, private never");
+}
+
+#[tokio::test]
+async fn robots_errors_disallow_and_robots_404_allows() {
+    let (addr, log) = serve(routes).await;
+    let f = fetcher(addr, true, 1000.0);
+    let down = f.fetch(req("http://down.test/page")).await;
+    assert_eq!(down.outcome(), FetchOutcome::RobotsDenied);
+    assert!(down.error.contains("503"), "{}", down.error);
+    let open = f.fetch(req("http://norobots.test/private/x")).await;
+    assert_eq!(open.outcome(), FetchOutcome::HttpError, "404 page, but it was requested");
+    assert_eq!(open.status, 404);
+    assert!(!paths(&log).contains(&"down.test/page".to_string()));
+    assert!(paths(&log).contains(&"norobots.test/private/x".to_string()));
+}
+
+#[tokio::test]
+async fn the_ssrf_guard_refuses_loopback_unless_allowed() {
+    let (addr, log) = serve(routes).await;
+    let f = fetcher(addr, false, 1000.0);
+    let r = f.fetch(req("http://site.test/page")).await;
+    assert_eq!(r.outcome(), FetchOutcome::RobotsDenied, "robots.txt is unreachable too");
+    let ip = f.fetch(req(&format!("http://{addr}/page"))).await;
+    assert_eq!(ip.outcome(), FetchOutcome::Blocked);
+    assert!(ip.error.contains("loopback"), "{}", ip.error);
+    let meta = f.fetch(req("http://169.254.169.254/latest/meta-data/")).await;
+    assert_eq!(meta.outcome(), FetchOutcome::Blocked);
+    assert!(paths(&log).is_empty(), "nothing reached the server: {:?}", paths(&log));
+}
+
+#[tokio::test]
+async fn caps_bodies_reports_redirects_and_skips_non_html() {
+    let (addr, _log) = serve(routes).await;
+    let f = fetcher(addr, true, 1000.0);
+    let big = f.fetch(req("http://site.test/big")).await;
+    assert_eq!((big.outcome(), big.body.len()), (FetchOutcome::TooLarge, 4096));
+    let moved = f.fetch(req("http://site.test/moved")).await;
+    assert_eq!(moved.outcome(), FetchOutcome::Redirect);
+    assert_eq!(moved.location, "http://site.test/Target");
+    let mut deep = req("http://site.test/moved");
+    deep.redirect_hops = 6;
+    assert_eq!(f.fetch(deep).await.outcome(), FetchOutcome::RedirectLimit);
+    let pdf = f.fetch(req("http://site.test/pdf")).await;
+    assert_eq!((pdf.outcome(), pdf.body.len()), (FetchOutcome::NotHtml, 0));
+    let gone = f.fetch(req("http://site.test/gone")).await;
+    assert_eq!((gone.outcome(), gone.status), (FetchOutcome::HttpError, 410));
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_network_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    drop(listener);
+    let f = fetcher(addr, true, 1000.0);
+    let r = f.fetch(req("http://norobots.test/page")).await;
+    // robots.txt unreachable: the host is disallowed, nothing else is tried.
+    assert_eq!(r.outcome(), FetchOutcome::RobotsDenied);
+    assert!(r.error.contains("unavailable"), "{}", r.error);
+}
+
+#[tokio::test]
+async fn one_host_never_sees_more_than_the_rate() {
+    let (addr, log) = serve(routes).await;
+    let rps = 20.0;
+    let f = fetcher(addr, true, rps);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move { f.fetch(req(&format!("http://rate.test/p{i}"))).await }));
+    }
+    // Another host is not held up by the first one's limit.
+    let other = f.clone();
+    let t0 = Instant::now();
+    let o = tokio::spawn(async move { other.fetch(req("http://other.test/page")).await });
+    let _ = o.await;
+    let other_took = t0.elapsed();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let times: Vec<Instant> = log
+        .lock()
+        .map(|l| l.iter().filter(|(_, h, _)| h == "rate.test").map(|(t, _, _)| *t).collect())
+        .unwrap_or_default();
+    assert_eq!(times.len(), 9, "robots.txt + 8 pages");
+    let min_gap = Duration::from_secs_f64(1.0 / rps);
+    for w in times.windows(2) {
+        let gap = w[1].duration_since(w[0]);
+        // Allow a little scheduling jitter on the server side.
+        assert!(gap + Duration::from_millis(10) >= min_gap, "gap {gap:?} < {min_gap:?}");
+    }
+    assert!(other_took < Duration::from_millis(300), "other host waited {other_took:?}");
+}
