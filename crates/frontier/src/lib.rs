@@ -1,1 +1,320 @@
-//! placeholder
+//! The frontier: which URL to fetch next, and when.
+//!
+//! * **De-duplication**: every admitted canonical URL is recorded in a
+//!   persistent seen set, so no URL is queued twice, across runs too.
+//! * **Per-host queues**: each host has its own FIFO queue; a ready-heap
+//!   orders hosts by when they may next be contacted, so a slow host only
+//!   delays itself.
+//! * **Politeness**: a host has at most one request in flight, and is handed
+//!   out again no sooner than `host_interval` after its last dispatch. (The
+//!   fetcher's rate limiter enforces the hard bound; this schedule keeps
+//!   fetch slots from idling behind it.)
+//! * **Budgets**: `max_depth` link hops from a seed, `max_urls_per_host`
+//!   admissions per host, `max_redirects` chained redirect hops.
+//! * **Durability**: the queue and seen set live in fjall in the data
+//!   directory. A queued URL is removed only when its outcome is reported, so
+//!   a crawl that stops (limit, signal, crash) resumes where it left off and
+//!   re-fetches at most what was in flight.
+//!
+//! The frontier is synchronous and owns no tasks or sockets: the caller
+//! drives it with [`Frontier::next_ready`] and [`Frontier::complete`] and a
+//! clock, so it is tested without any I/O but its files.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use linkgraph_core::{canonicalize, now_ms};
+use linkgraph_proto::{CrawlRequest, DiscoveredUrl, FrontierFeedback, Message};
+
+/// Frontier limits and politeness. Defaults are documented on each field.
+#[derive(Debug, Clone)]
+pub struct FrontierConfig {
+    /// Most link hops from a seed; `None` for no limit. Default none.
+    pub max_depth: Option<u32>,
+    /// Most URLs admitted per host, ever. Default 10,000.
+    pub max_urls_per_host: u64,
+    /// Least time between two dispatches to one host. Default 1 s.
+    pub host_interval: Duration,
+    /// Most chained redirect hops. Default 5.
+    pub max_redirects: u32,
+}
+
+impl Default for FrontierConfig {
+    fn default() -> Self {
+        FrontierConfig {
+            max_depth: None,
+            max_urls_per_host: 10_000,
+            host_interval: Duration::from_secs(1),
+            max_redirects: 5,
+        }
+    }
+}
+
+/// Why the frontier failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontierError {
+    /// The state directory could not be opened.
+    #[error("cannot open frontier state at {path:?}: {source}")]
+    Open {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The engine's error.
+        source: fjall::Error,
+    },
+    /// The storage engine failed.
+    #[error("frontier storage error: {0}")]
+    Engine(#[from] fjall::Error),
+    /// A seed is not a crawlable URL.
+    #[error("invalid seed: {0}")]
+    BadSeed(#[from] linkgraph_core::UrlError),
+}
+
+/// What happened to an offered URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Queued.
+    Admitted,
+    /// Already known.
+    Seen,
+    /// Beyond `max_depth`.
+    TooDeep,
+    /// Beyond `max_redirects`.
+    TooManyRedirects,
+    /// The host's budget is spent.
+    OverBudget,
+    /// Not a crawlable URL.
+    Invalid,
+}
+
+#[derive(Default)]
+struct HostState {
+    pending: VecDeque<(u64, CrawlRequest)>,
+    in_flight: Option<u64>,
+    next_allowed: Option<Instant>,
+    admitted: u64,
+    in_heap: bool,
+}
+
+/// The frontier. See the module docs.
+pub struct Frontier {
+    db: Database,
+    seen: Keyspace,
+    queue: Keyspace,
+    budgets: Keyspace,
+    hosts: HashMap<String, HostState>,
+    ready: BinaryHeap<Reverse<(Instant, u64, String)>>,
+    next_seq: u64,
+    pending: usize,
+    in_flight: usize,
+    cfg: FrontierConfig,
+}
+
+fn queue_key(host: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(host.len() + 9);
+    k.extend_from_slice(host.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+impl Frontier {
+    /// Opens (creating if needed) the frontier state in `path` and reloads
+    /// every queued URL.
+    pub fn open(path: &Path, cfg: FrontierConfig) -> Result<Self, FrontierError> {
+        let db = Database::builder(path)
+            .open()
+            .map_err(|source| FrontierError::Open { path: path.to_path_buf(), source })?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let mut f = Frontier {
+            seen: ks("seen")?,
+            queue: ks("queue")?,
+            budgets: ks("budgets")?,
+            db,
+            hosts: HashMap::new(),
+            ready: BinaryHeap::new(),
+            next_seq: 0,
+            pending: 0,
+            in_flight: 0,
+            cfg,
+        };
+        f.reload()?;
+        Ok(f)
+    }
+
+    fn reload(&mut self) -> Result<(), FrontierError> {
+        let now = Instant::now();
+        for kv in self.queue.iter() {
+            let (k, v) = kv.into_inner()?;
+            let Some(split) = k.iter().position(|b| *b == 0) else { continue };
+            let host = String::from_utf8_lossy(&k[..split]).into_owned();
+            let seq = k
+                .get(split + 1..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            let Ok(req) = CrawlRequest::decode(&*v) else {
+                // An undecodable entry cannot be fetched; drop it, loudly.
+                tracing::warn!(host, seq, "dropping undecodable frontier entry");
+                self.queue.remove(&*k)?;
+                continue;
+            };
+            self.next_seq = self.next_seq.max(seq + 1);
+            self.host_mut(&host)?.pending.push_back((seq, req));
+            self.pending += 1;
+        }
+        let hosts: Vec<String> = self.hosts.keys().cloned().collect();
+        for h in hosts {
+            self.schedule(&h, now);
+        }
+        Ok(())
+    }
+
+    fn host_mut(&mut self, host: &str) -> Result<&mut HostState, FrontierError> {
+        if !self.hosts.contains_key(host) {
+            let admitted = self
+                .budgets
+                .get(host.as_bytes())?
+                .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
+                .map_or(0, u64::from_be_bytes);
+            self.hosts.insert(host.to_owned(), HostState { admitted, ..HostState::default() });
+        }
+        // Just inserted or already present.
+        Ok(self.hosts.entry(host.to_owned()).or_default())
+    }
+
+    /// Puts `host` on the ready-heap if it has work and nothing in flight.
+    fn schedule(&mut self, host: &str, now: Instant) {
+        let Some(h) = self.hosts.get_mut(host) else { return };
+        if h.in_heap || h.in_flight.is_some() || h.pending.is_empty() {
+            return;
+        }
+        h.in_heap = true;
+        let at = h.next_allowed.unwrap_or(now);
+        let tie = h.pending.front().map_or(0, |(s, _)| *s);
+        self.ready.push(Reverse((at, tie, host.to_owned())));
+    }
+
+    /// Adds a seed URL (depth 0).
+    pub fn add_seed(&mut self, url: &str) -> Result<Admission, FrontierError> {
+        let canon = canonicalize(url, None)?;
+        let host = canon.host_str().unwrap_or_default().to_owned();
+        self.offer(&DiscoveredUrl {
+            url: canon.into(),
+            host,
+            depth: 0,
+            redirect_hops: 0,
+            referrer: String::new(),
+        })
+    }
+
+    /// Offers a discovered URL (expected canonical, as the parser emits).
+    pub fn offer(&mut self, d: &DiscoveredUrl) -> Result<Admission, FrontierError> {
+        if d.url.is_empty() || d.host.is_empty() {
+            return Ok(Admission::Invalid);
+        }
+        if self.cfg.max_depth.is_some_and(|m| d.depth > m) {
+            return Ok(Admission::TooDeep);
+        }
+        if d.redirect_hops > self.cfg.max_redirects {
+            return Ok(Admission::TooManyRedirects);
+        }
+        if self.seen.contains_key(d.url.as_bytes())? {
+            return Ok(Admission::Seen);
+        }
+        let budget = self.cfg.max_urls_per_host;
+        let seq = self.next_seq;
+        let h = self.host_mut(&d.host)?;
+        if h.admitted >= budget {
+            return Ok(Admission::OverBudget);
+        }
+        h.admitted += 1;
+        let admitted = h.admitted;
+        let req = CrawlRequest {
+            url: d.url.clone(),
+            host: d.host.clone(),
+            depth: d.depth,
+            redirect_hops: d.redirect_hops,
+            referrer: d.referrer.clone(),
+            enqueued_at_ms: now_ms(),
+        };
+        let mut batch = self.db.batch();
+        batch.insert(&self.seen, d.url.as_bytes(), b"".as_slice());
+        batch.insert(&self.queue, queue_key(&d.host, seq), req.encode_to_vec());
+        batch.insert(&self.budgets, d.host.as_bytes(), admitted.to_be_bytes().as_slice());
+        batch.commit()?;
+        self.next_seq += 1;
+        self.pending += 1;
+        self.host_mut(&d.host)?.pending.push_back((seq, req));
+        self.schedule(&d.host, Instant::now());
+        Ok(Admission::Admitted)
+    }
+
+    /// The next request whose host may be contacted at `now`, if any.
+    pub fn next_ready(&mut self, now: Instant) -> Option<CrawlRequest> {
+        loop {
+            let Reverse((at, _, _)) = self.ready.peek()?;
+            if *at > now {
+                return None;
+            }
+            let Reverse((_, _, host)) = self.ready.pop()?;
+            let interval = self.cfg.host_interval;
+            let Some(h) = self.hosts.get_mut(&host) else { continue };
+            h.in_heap = false;
+            let Some((seq, req)) = h.pending.pop_front() else { continue };
+            h.in_flight = Some(seq);
+            h.next_allowed = Some(now + interval);
+            self.pending -= 1;
+            self.in_flight += 1;
+            return Some(req);
+        }
+    }
+
+    /// When the next host becomes ready, if any host has work.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        self.ready.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Records the outcome of a dispatched request: admits what it
+    /// discovered, then drops it from the queue. Returns the admissions.
+    pub fn complete(&mut self, fb: &FrontierFeedback) -> Result<Vec<Admission>, FrontierError> {
+        let mut admissions = Vec::with_capacity(fb.discovered.len());
+        for d in &fb.discovered {
+            admissions.push(self.offer(d)?);
+        }
+        let Some(req) = &fb.request else { return Ok(admissions) };
+        let now = Instant::now();
+        if let Some(h) = self.hosts.get_mut(&req.host)
+            && let Some(seq) = h.in_flight.take()
+        {
+            self.queue.remove(queue_key(&req.host, seq))?;
+            self.in_flight -= 1;
+            self.schedule(&req.host, now);
+        }
+        Ok(admissions)
+    }
+
+    /// URLs queued and not dispatched.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Requests dispatched and not completed.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Hosts with queued work.
+    pub fn hosts_with_work(&self) -> usize {
+        self.hosts.values().filter(|h| !h.pending.is_empty()).count()
+    }
+
+    /// Makes the frontier state durable.
+    pub fn flush(&self) -> Result<(), FrontierError> {
+        Ok(self.db.persist(PersistMode::SyncAll)?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,654 @@
+//! The simulated web's model: hosts, robots.txt, pages and their links, all
+//! pure functions of the seed, and the ground truth derived from them.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use linkgraph_core::{Link, LinkKind, Placement, Rel, canonicalize, normalize_anchor};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Size and seed of a simulated web.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Number of hosts (at least 2).
+    pub hosts: usize,
+    /// HTML pages per host (at least 2): `/` and `/articles/1..N-1`.
+    pub pages_per_host: usize,
+    /// The seed every page derives from.
+    pub seed: u64,
+}
+
+/// splitmix64: tiny, fast, and stable across versions and platforms.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(parts: &[u64]) -> Self {
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        for p in parts {
+            r.0 ^= *p;
+            r.next();
+        }
+        r
+    }
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    /// True with probability `pct`%.
+    pub(crate) fn pct(&mut self, pct: u64) -> bool {
+        self.next() % 100 < pct
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// The public-suffix shapes host names are drawn from. The `true` ones are
+/// private suffixes where every subdomain is its own registrable domain.
+const SUFFIXES: &[(&str, bool)] = &[
+    ("com", false),
+    ("co.uk", false),
+    ("org", false),
+    ("com.au", false),
+    ("de", false),
+    ("net", false),
+    ("github.io", true),
+    ("blogspot.com", true),
+];
+const SUBDOMAINS: &[&str] = &["www", "blog", "shop", "news"];
+const SYLLABLES: &[&str] = &[
+    "ka", "lo", "mi", "ra", "ten", "vo", "zu", "pel", "dan", "ri", "so", "nor", "bi", "ga", "tu",
+];
+const ANCHORS: &[&str] = &[
+    "best running shoes",
+    "cheap flights to Lisbon",
+    "click here",
+    "read more",
+    "this article",
+    "official site",
+    "learn more",
+    "Tom & Jerry's guide",
+    "buy now",
+    "a detailed review",
+    "source",
+    "the <full> story",
+    "home   page \n  of the   project",
+];
+const LATIN1_ANCHORS: &[&str] = &["Café Müller", "Straße & Söhne", "Crème brûlée recipes", "Ångström units"];
+/// Hosts outside the simulated web (reserved `.example` names): their pages
+/// answer 404, like a dead link.
+const OUTSIDE: &[&str] = &["www.outside.example", "wiki.reference.example", "cdn.assets.example"];
+
+/// One simulated host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// Its name, e.g. `blog.kalomi3.co.uk`.
+    pub name: String,
+    /// Its registrable domain.
+    pub domain: String,
+    /// robots.txt has a group for our product token (which also disallows `/drafts/`).
+    pub linkgraph_group: bool,
+}
+
+/// What the server answers for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// 200 with a body and headers.
+    Page {
+        /// The body bytes (possibly not UTF-8).
+        body: Vec<u8>,
+        /// The Content-Type.
+        content_type: String,
+        /// An X-Robots-Tag header, if any.
+        x_robots_tag: Option<String>,
+    },
+    /// A redirect.
+    Redirect {
+        /// 301 or 302.
+        status: u16,
+        /// The Location header as sent (may be relative).
+        location: String,
+    },
+    /// 404.
+    NotFound,
+}
+
+#[derive(Debug, Clone)]
+struct LinkSpec {
+    href: String,
+    text: String,
+    img_alt: Option<String>,
+    rel: &'static str,
+    placement: Placement,
+}
+
+#[derive(Debug, Clone)]
+struct PageSpec {
+    title: String,
+    links: Vec<LinkSpec>,
+    base: Option<String>,
+    meta_nofollow: bool,
+    header_nofollow: bool,
+    latin1: Option<bool>, // Some(true): charset in header, Some(false): in meta
+}
+
+/// A seeded, reproducible simulated web.
+#[derive(Debug, Clone)]
+pub struct SimWeb {
+    cfg: SimConfig,
+    hosts: Vec<Host>,
+    by_name: HashMap<String, usize>,
+}
+
+/// One ground-truth edge.
+pub type TruthEdge = Link;
+
+/// What a compliant crawler must find, starting from [`SimWeb::seed_url`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truth {
+    /// The seed URL.
+    pub seed: String,
+    /// Every edge, unique by (source, target).
+    pub edges: Vec<TruthEdge>,
+    /// URLs a compliant crawler reaches but must not request (robots.txt).
+    pub disallowed: Vec<String>,
+    /// URLs answered 200 and parsed.
+    pub pages: usize,
+}
+
+impl SimWeb {
+    /// Builds the web for `cfg`.
+    pub fn new(cfg: SimConfig) -> Self {
+        let cfg = SimConfig { hosts: cfg.hosts.max(2), pages_per_host: cfg.pages_per_host.max(2), ..cfg };
+        let mut hosts = Vec::with_capacity(cfg.hosts);
+        let mut d = 0u64;
+        while hosts.len() < cfg.hosts {
+            let mut rng = Rng::new(&[cfg.seed, 1, d]);
+            let (suffix, private) = *rng.pick(SUFFIXES);
+            let word: String = (0..2).map(|_| *rng.pick(SYLLABLES)).collect();
+            let label = format!("{word}{d}");
+            let domain = format!("{label}.{suffix}");
+            let names: Vec<String> = if private {
+                vec![domain.clone()]
+            } else {
+                let n = 1 + rng.below(3);
+                SUBDOMAINS.iter().take(n).map(|s| format!("{s}.{domain}")).collect()
+            };
+            for name in names {
+                if hosts.len() == cfg.hosts {
+                    break;
+                }
+                let linkgraph_group = rng.pct(33);
+                hosts.push(Host { name, domain: domain.clone(), linkgraph_group });
+            }
+            d += 1;
+        }
+        let by_name = hosts.iter().enumerate().map(|(i, h)| (h.name.clone(), i)).collect();
+        SimWeb { cfg, hosts, by_name }
+    }
+
+    /// The configuration (with minimums applied).
+    pub fn config(&self) -> SimConfig {
+        self.cfg
+    }
+
+    /// Every host.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The URL to start crawling from.
+    pub fn seed_url(&self) -> String {
+        format!("http://{}/", self.hosts[0].name)
+    }
+
+    /// The registrable domain most linked to (by construction).
+    pub fn popular_domain(&self) -> &str {
+        &self.hosts[0].domain
+    }
+
+    /// The robots.txt of a host, or `None` (404) for unknown hosts.
+    pub fn robots_txt(&self, host: &str) -> Option<String> {
+        let h = &self.hosts[*self.by_name.get(host)?];
+        let mut txt = String::from("# simulated robots.txt\nUser-agent: *\nDisallow: /private/\n\n");
+        if h.linkgraph_group {
+            txt.push_str("User-agent: LinkGraph\nDisallow: /private/\nDisallow: /drafts/\n\n");
+        }
+        txt.push_str(&format!("Sitemap: http://{host}/sitemap.xml\n"));
+        Some(txt)
+    }
+
+    /// True when robots.txt disallows `path` on `host` for linkgraph.
+    pub fn disallowed(&self, host: &str, path: &str) -> bool {
+        let Some(&i) = self.by_name.get(host) else { return false };
+        path.starts_with("/private/") || (self.hosts[i].linkgraph_group && path.starts_with("/drafts/"))
+    }
+
+    fn article_url(&self, host: usize, page: usize) -> String {
+        let name = &self.hosts[host].name;
+        if page == 0 { format!("http://{name}/") } else { format!("http://{name}/articles/{page}") }
+    }
+
+    /// A target host skewed toward low indices, so a few domains are popular.
+    fn popular_host(&self, rng: &mut Rng) -> usize {
+        let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((u * u * u) * self.cfg.hosts as f64) as usize % self.cfg.hosts
+    }
+
+    fn page_spec(&self, host: usize, page: usize, kind: u64) -> PageSpec {
+        let p = self.cfg.pages_per_host;
+        let mut rng = Rng::new(&[self.cfg.seed, 2, host as u64, page as u64, kind]);
+        let name = &self.hosts[host].name;
+        let mut links = Vec::new();
+        // Header: a logo image link home, and the navigation.
+        add(&mut links, "/".into(), "", "", Placement::Header);
+        if let Some(l) = links.last_mut() {
+            l.img_alt = Some(format!("{name} logo"));
+        }
+        for _ in 0..3 {
+            let k = 1 + rng.below(p - 1);
+            add(&mut links, format!("/articles/{k}"), &format!("Section {k}"), "", Placement::Nav);
+        }
+        let latin1 = if rng.pct(6) { Some(rng.pct(50)) } else { None };
+        let base = (page > 0 && rng.pct(5)).then(|| format!("http://{name}/articles/"));
+        // Content: the next article (relative), then links out.
+        if page + 1 < p && kind == 0 {
+            let next = if base.is_some() {
+                format!("{}", page + 1)
+            } else if page == 0 {
+                "articles/1".to_owned()
+            } else {
+                format!("../articles/{}", page + 1)
+            };
+            add(&mut links, next, "Next article", "", Placement::Content);
+        }
+        if page == 0 && kind == 0 {
+            // Every home page links the next host's home: all hosts are reachable.
+            let next_host = (host + 1) % self.cfg.hosts;
+            add(&mut links, format!("http://{}/", self.hosts[next_host].name), "Friends of the site", "", Placement::Content);
+        }
+        let external = 2 + rng.below(5);
+        for _ in 0..external {
+            let th = self.popular_host(&mut rng);
+            let tp = rng.below(p);
+            let rel = match rng.below(20) {
+                0..=11 => "",
+                12..=14 => "nofollow",
+                15 => "sponsored",
+                16 => "ugc",
+                17 => "nofollow noopener",
+                18 => "noopener noreferrer",
+                _ => "sponsored nofollow",
+            };
+            let text = if let Some(true) | Some(false) = latin1 {
+                (*rng.pick(LATIN1_ANCHORS)).to_owned()
+            } else if rng.pct(15) {
+                self.hosts[th].domain.clone()
+            } else {
+                (*rng.pick(ANCHORS)).to_owned()
+            };
+            let href = self.article_url(th, tp);
+            if rng.pct(10) {
+                links.push(LinkSpec {
+                    href,
+                    text: String::new(),
+                    img_alt: Some(format!("Banner for {}", self.hosts[th].domain)),
+                    rel,
+                    placement: Placement::Content,
+                });
+            } else {
+                add(&mut links, href, &text, rel, Placement::Content);
+            }
+        }
+        // Special targets: redirects, 404s, robots-disallowed paths, skipped schemes.
+        let k = 1 + rng.below(p - 1);
+        if rng.pct(10) {
+            add(&mut links, format!("/old/{k}"), "Old permalink", "", Placement::Content);
+        }
+        if rng.pct(8) {
+            add(&mut links, format!("/go/{k}"), "Partner offer", "sponsored", Placement::Content);
+        }
+        if rng.pct(8) {
+            add(&mut links, format!("/missing/{k}"), "Broken link", "", Placement::Content);
+        }
+        if rng.pct(10) {
+            add(&mut links, format!("/private/{k}"), "Members only", "", Placement::Content);
+        }
+        if rng.pct(10) {
+            add(&mut links, format!("/drafts/{k}"), "Draft", "", Placement::Content);
+        }
+        if rng.pct(5) {
+            let o = *rng.pick(OUTSIDE);
+            add(&mut links, format!("http://{o}/page/{k}"), "Elsewhere", "", Placement::Content);
+        }
+        if rng.pct(20) {
+            add(&mut links, "mailto:editor@example.invalid".into(), "Mail us", "", Placement::Content);
+            add(&mut links, "javascript:void(0)".into(), "Share", "", Placement::Content);
+            add(&mut links, "#top".into(), "Back to top", "", Placement::Content);
+        }
+        if rng.pct(15) {
+            // A duplicate target: only the first occurrence is an edge.
+            let dup = links.iter().find(|l| l.placement == Placement::Nav).map(|l| l.href.clone());
+            if let Some(href) = dup {
+                add(&mut links, href, "Duplicate", "nofollow", Placement::Content);
+            }
+        }
+        // Spec order is document order: comments sit in <main>, before the sidebar.
+        // Comments, with user-generated links.
+        if page > 0 && rng.pct(35) {
+            for _ in 0..1 + rng.below(3) {
+                let th = rng.below(self.cfg.hosts);
+                add(&mut links, self.article_url(th, rng.below(p)), "my blog", "ugc nofollow", Placement::Comment);
+            }
+        }
+        // Sidebar.
+        for _ in 0..1 + rng.below(2) {
+            let th = self.popular_host(&mut rng);
+            add(&mut links, self.article_url(th, rng.below(p)), "Related reading", "", Placement::Aside);
+        }
+        // Footer.
+        add(&mut links, "/".into(), "Home", "", Placement::Footer);
+        if rng.pct(30) {
+            let th = self.popular_host(&mut rng);
+            add(&mut links, format!("http://{}/", self.hosts[th].name), "Our partner", "", Placement::Footer);
+        }
+        PageSpec {
+            title: format!("{name} page {page}"),
+            links,
+            base,
+            meta_nofollow: rng.pct(5),
+            header_nofollow: rng.pct(3),
+            latin1,
+        }
+    }
+
+    /// What `host` answers for `path` (`path` may carry a query, ignored).
+    pub fn answer(&self, host: &str, path: &str) -> Answer {
+        let Some(&h) = self.by_name.get(host) else { return Answer::NotFound };
+        let path = path.split(['?', '#']).next().unwrap_or("/");
+        let p = self.cfg.pages_per_host;
+        let num = |prefix: &str| path.strip_prefix(prefix).and_then(|n| n.parse::<usize>().ok());
+        if path == "/" {
+            return self.render(h, 0, 0);
+        }
+        if let Some(k) = num("/articles/").filter(|k| (1..p).contains(k)) {
+            return self.render(h, k, 0);
+        }
+        if let Some(k) = num("/private/").or_else(|| num("/drafts/")).filter(|k| *k < p) {
+            return self.render(h, k, 1);
+        }
+        if let Some(k) = num("/old/").filter(|k| (1..p).contains(k)) {
+            return Answer::Redirect { status: 301, location: format!("/articles/{k}") };
+        }
+        if let Some(k) = num("/go/") {
+            let mut rng = Rng::new(&[self.cfg.seed, 3, h as u64, k as u64]);
+            let th = self.popular_host(&mut rng);
+            return Answer::Redirect { status: 302, location: self.article_url(th, rng.below(p)) };
+        }
+        Answer::NotFound
+    }
+
+    fn render(&self, host: usize, page: usize, kind: u64) -> Answer {
+        let spec = self.page_spec(host, page, kind);
+        let html = render_html(&spec);
+        let (body, content_type) = match spec.latin1 {
+            Some(in_header) => {
+                let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&html);
+                let ct = if in_header { "text/html; charset=windows-1252" } else { "text/html" };
+                (bytes.into_owned(), ct.to_owned())
+            }
+            None => (html.into_bytes(), "text/html; charset=utf-8".to_owned()),
+        };
+        Answer::Page {
+            body,
+            content_type,
+            x_robots_tag: spec.header_nofollow.then(|| "noarchive, nofollow".to_owned()),
+        }
+    }
+
+    /// The edges of one 200 page, as a compliant crawler must record them.
+    fn page_edges(&self, url: &Url, host: usize, page: usize, kind: u64) -> Vec<Link> {
+        let spec = self.page_spec(host, page, kind);
+        let base = spec.base.as_deref().and_then(|b| Url::parse(b).ok()).unwrap_or_else(|| url.clone());
+        let nofollow = spec.meta_nofollow || spec.header_nofollow;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for l in &spec.links {
+            let Ok(target) = canonicalize(&l.href, Some(&base)) else { continue };
+            if target == *url || !seen.insert(target.as_str().to_owned()) {
+                continue;
+            }
+            let mut anchor = normalize_anchor(&l.text);
+            if anchor.is_empty() {
+                anchor = normalize_anchor(l.img_alt.as_deref().unwrap_or(""));
+            }
+            let mut rel = linkgraph_core::parse_rel_attribute(l.rel);
+            if nofollow {
+                rel |= Rel::NOFOLLOW;
+            }
+            out.push(Link {
+                source_url: url.as_str().to_owned(),
+                target_url: target.into(),
+                anchor,
+                rel,
+                placement: l.placement,
+                kind: LinkKind::Link,
+            });
+        }
+        out
+    }
+
+    /// The ground truth: a breadth-first walk from the seed that follows
+    /// every link and redirect, fetches nothing robots.txt disallows, and
+    /// records every edge of every page answered 200.
+    pub fn truth(&self) -> Truth {
+        let seed = self.seed_url();
+        let mut truth = Truth { seed: seed.clone(), ..Truth::default() };
+        let mut seen: HashSet<String> = HashSet::from([seed.clone()]);
+        let mut queue = VecDeque::from([seed]);
+        while let Some(u) = queue.pop_front() {
+            let Ok(url) = Url::parse(&u) else { continue };
+            let host = url.host_str().unwrap_or_default();
+            if self.disallowed(host, url.path()) {
+                truth.disallowed.push(u);
+                continue;
+            }
+            let found: Vec<Link> = match (self.by_name.get(host), self.answer(host, url.path())) {
+                (Some(&h), Answer::Page { .. }) => {
+                    truth.pages += 1;
+                    let path = url.path();
+                    let (page, kind) = if path == "/" {
+                        (0, 0)
+                    } else if let Some(n) = path.strip_prefix("/articles/") {
+                        (n.parse().unwrap_or(0), 0)
+                    } else {
+                        let n = path.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                        (n, 1)
+                    };
+                    self.page_edges(&url, h, page, kind)
+                }
+                (_, Answer::Redirect { location, .. }) => match canonicalize(&location, Some(&url)) {
+                    Ok(t) => vec![Link {
+                        source_url: u.clone(),
+                        target_url: t.into(),
+                        anchor: String::new(),
+                        rel: Rel::follow(),
+                        placement: Placement::Content,
+                        kind: LinkKind::Redirect,
+                    }],
+                    Err(_) => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            for l in found {
+                if seen.insert(l.target_url.clone()) {
+                    queue.push_back(l.target_url.clone());
+                }
+                truth.edges.push(l);
+            }
+        }
+        truth
+    }
+}
+
+fn add(links: &mut Vec<LinkSpec>, href: String, text: &str, rel: &'static str, placement: Placement) {
+    links.push(LinkSpec { href, text: text.to_owned(), img_alt: None, rel, placement });
+}
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn render_html(spec: &PageSpec) -> String {
+    let mut h = String::with_capacity(4096);
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head>");
+    if spec.latin1 == Some(false) {
+        h.push_str("<meta charset=\"windows-1252\">");
+    } else if spec.latin1.is_none() {
+        h.push_str("<meta charset=\"utf-8\">");
+    }
+    h.push_str(&format!("<title>{}</title>", esc(&spec.title)));
+    if let Some(b) = &spec.base {
+        h.push_str(&format!("<base href=\"{}\">", esc(b)));
+    }
+    if spec.meta_nofollow {
+        h.push_str("<meta name=\"robots\" content=\"index, nofollow\">");
+    }
+    h.push_str("<link rel=\"stylesheet\" href=\"/style.css\"></head>\n<body>");
+    let section = |p: Placement| spec.links.iter().filter(move |l| l.placement == p);
+    let a = |l: &LinkSpec| {
+        let rel = if l.rel.is_empty() { String::new() } else { format!(" rel=\"{}\"", l.rel) };
+        let inner = match &l.img_alt {
+            Some(alt) => format!("<img src=\"/img/banner.png\" alt=\"{}\">{}", esc(alt), esc(&l.text)),
+            None => esc(&l.text),
+        };
+        format!("<a href=\"{}\"{rel}>{inner}</a>", esc(&l.href))
+    };
+    h.push_str("<header class=\"site-header\">");
+    for l in section(Placement::Header) {
+        h.push_str(&a(l));
+    }
+    h.push_str("<nav><ul>");
+    for l in section(Placement::Nav) {
+        h.push_str(&format!("<li>{}</li>", a(l)));
+    }
+    h.push_str("</ul></nav></header>\n<main><article><h1>");
+    h.push_str(&esc(&spec.title));
+    h.push_str("</h1>");
+    for l in section(Placement::Content) {
+        h.push_str(&format!("<p>Some prose about the topic, then {} and more prose.</p>\n", a(l)));
+    }
+    h.push_str("</article>");
+    let comments: Vec<&LinkSpec> = section(Placement::Comment).collect();
+    if !comments.is_empty() {
+        h.push_str("<section id=\"comments\"><h2>Comments</h2>");
+        for l in comments {
+            h.push_str(&format!("<div class=\"comment-body\"><p>Great post! Visit {}</p></div>", a(l)));
+        }
+        h.push_str("</section>");
+    }
+    h.push_str("</main>\n<aside class=\"sidebar\"><h3>Related</h3>");
+    for l in section(Placement::Aside) {
+        h.push_str(&a(l));
+    }
+    h.push_str("</aside>\n<footer><p>&copy; simulated</p>");
+    for l in section(Placement::Footer) {
+        h.push_str(&a(l));
+    }
+    h.push_str("</footer></body></html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web() -> SimWeb {
+        SimWeb::new(SimConfig { hosts: 30, pages_per_host: 8, seed: 7 })
+    }
+
+    #[test]
+    fn is_reproducible() {
+        let (a, b) = (web(), web());
+        assert_eq!(a.hosts(), b.hosts());
+        assert_eq!(a.answer(&a.hosts()[3].name, "/articles/2"), b.answer(&b.hosts()[3].name, "/articles/2"));
+        assert_eq!(a.truth(), b.truth());
+        let other = SimWeb::new(SimConfig { seed: 8, ..a.config() });
+        assert_ne!(a.hosts(), other.hosts());
+    }
+
+    #[test]
+    fn has_varied_suffixes_and_several_hosts_per_domain() {
+        let w = web();
+        let domains: HashSet<&str> = w.hosts().iter().map(|h| h.domain.as_str()).collect();
+        assert!(domains.len() < w.hosts().len(), "some domain has several hosts");
+        for h in w.hosts() {
+            assert_eq!(linkgraph_core::registrable_domain(&h.name), h.domain, "{}", h.name);
+        }
+        let suffixes: HashSet<&str> =
+            w.hosts().iter().map(|h| h.domain.split_once('.').map_or("", |(_, s)| s)).collect();
+        assert!(suffixes.len() >= 4, "{suffixes:?}");
+    }
+
+    #[test]
+    fn truth_covers_every_host_and_every_kind_of_link() {
+        let w = web();
+        let t = w.truth();
+        let sources: HashSet<&str> = t.edges.iter().map(|l| l.source_url.as_str()).collect();
+        for (h, host) in w.hosts().iter().enumerate() {
+            for p in 0..8 {
+                let u = w.article_url(h, p);
+                assert!(sources.contains(u.as_str()), "{u} ({}) is reachable", host.name);
+            }
+        }
+        assert!(t.pages >= 30 * 8);
+        let has = |f: &dyn Fn(&Link) -> bool| t.edges.iter().any(f);
+        assert!(has(&|l| l.kind == LinkKind::Redirect));
+        for p in Placement::ALL {
+            assert!(has(&|l| l.placement == p), "{p}");
+        }
+        for r in [Rel::NOFOLLOW, Rel::SPONSORED, Rel::UGC] {
+            assert!(has(&|l| l.rel.contains(r)));
+        }
+        assert!(has(&|l| l.anchor.contains('é')), "latin-1 anchors");
+        assert!(has(&|l| l.anchor.ends_with("logo")), "image alt anchors");
+        assert!(!t.disallowed.is_empty());
+        let mut pairs: Vec<(&str, &str)> =
+            t.edges.iter().map(|l| (l.source_url.as_str(), l.target_url.as_str())).collect();
+        let n = pairs.len();
+        pairs.sort_unstable();
+        pairs.dedup();
+        assert_eq!(n, pairs.len(), "edges are unique by (source, target)");
+    }
+
+    #[test]
+    fn robots_and_routes_agree() {
+        let w = web();
+        let h = &w.hosts()[0].name;
+        assert!(w.robots_txt(h).is_some_and(|t| t.contains("Disallow: /private/")));
+        assert!(w.robots_txt("unknown.example").is_none());
+        assert!(w.disallowed(h, "/private/1"));
+        assert!(matches!(w.answer(h, "/old/2"), Answer::Redirect { status: 301, .. }));
+        assert_eq!(w.answer(h, "/missing/2"), Answer::NotFound);
+        assert_eq!(w.answer("nope.example", "/"), Answer::NotFound);
+    }
+}
