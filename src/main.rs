@@ -1,1 +1,403 @@
-fn main() {}
+//! `linkgraph`: crawl the web politely and ask who links to whom.
+//!
+//! The binary only parses flags and wires the crates together.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use linkgraph_core::{canonicalize, registrable_domain};
+use linkgraph_fetcher::{FetcherConfig, ResolveRule, default_user_agent};
+use linkgraph_frontier::FrontierConfig;
+use linkgraph_pipeline::report::{self, BacklinksFormat, RefdomainsFormat};
+use linkgraph_pipeline::{CrawlOptions, crawl};
+use linkgraph_simweb::{SimConfig, SimWeb};
+use linkgraph_store::{BacklinkQuery, FjallStore, LinkStore, Target};
+
+#[derive(Parser)]
+#[command(name = "linkgraph", version, about = "Crawl the web politely and build its inbound link graph.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Crawl from seed URLs into a data directory (resumes a previous crawl there).
+    Crawl(CrawlArgs),
+    /// List the referring domains of a registrable domain.
+    Refdomains(RefdomainsArgs),
+    /// List the backlinks of a registrable domain or of one URL.
+    Backlinks(BacklinksArgs),
+    /// Serve a simulated web on a loopback address, for demos and tests.
+    Simweb(SimwebArgs),
+}
+
+#[derive(Args)]
+struct CrawlArgs {
+    /// Seed URLs, or files with one URL per line ('#' starts a comment).
+    #[arg(long, required = true, num_args = 1.., env = "LINKGRAPH_SEEDS", value_delimiter = ',')]
+    seeds: Vec<String>,
+    /// Data directory: the link store and the frontier state live here.
+    #[arg(long, env = "LINKGRAPH_DATA")]
+    data: PathBuf,
+    /// Stop after this many URLs in this run (unlimited when absent).
+    #[arg(long, env = "LINKGRAPH_MAX_PAGES")]
+    max_pages: Option<u64>,
+    /// Most link hops from a seed (unlimited when absent).
+    #[arg(long, env = "LINKGRAPH_MAX_DEPTH")]
+    max_depth: Option<u32>,
+    /// Most URLs admitted per host, ever.
+    #[arg(long, env = "LINKGRAPH_MAX_URLS_PER_HOST", default_value_t = 10_000)]
+    max_urls_per_host: u64,
+    /// Most requests per second any one host receives.
+    #[arg(long, env = "LINKGRAPH_PER_HOST_RPS", default_value_t = 1.0)]
+    per_host_rps: f64,
+    /// Requests in flight at once, across all hosts.
+    #[arg(long, env = "LINKGRAPH_CONCURRENCY", default_value_t = 64)]
+    concurrency: usize,
+    /// User-Agent header; robots.txt groups match its product token (the part before '/').
+    #[arg(long, env = "LINKGRAPH_USER_AGENT", default_value_t = default_user_agent())]
+    user_agent: String,
+    /// Connect to ADDR:PORT for HOST instead of resolving it ('*' matches every host). Repeatable.
+    #[arg(long, value_name = "HOST=ADDR:PORT", env = "LINKGRAPH_RESOLVE", value_delimiter = ',')]
+    resolve: Vec<ResolveRule>,
+    /// Allow loopback, private, link-local and unspecified addresses (off: SSRF guard).
+    #[arg(long, env = "LINKGRAPH_ALLOW_PRIVATE_NETWORKS")]
+    allow_private_networks: bool,
+    /// Seconds to establish a connection.
+    #[arg(long, env = "LINKGRAPH_CONNECT_TIMEOUT", default_value_t = 10.0)]
+    connect_timeout: f64,
+    /// Seconds for a whole request, body included.
+    #[arg(long, env = "LINKGRAPH_TIMEOUT", default_value_t = 30.0)]
+    timeout: f64,
+    /// Largest decompressed body kept, in bytes; longer bodies are cut.
+    #[arg(long, env = "LINKGRAPH_MAX_BODY_BYTES", default_value_t = 5 << 20)]
+    max_body_bytes: usize,
+    /// Most chained redirect hops followed from one URL.
+    #[arg(long, env = "LINKGRAPH_MAX_REDIRECTS", default_value_t = 5)]
+    max_redirects: u32,
+    /// Most links kept per page.
+    #[arg(long, env = "LINKGRAPH_MAX_LINKS_PER_PAGE", default_value_t = 10_000)]
+    max_links_per_page: usize,
+    /// Do not show live progress (it only shows on a terminal anyway).
+    #[arg(long, env = "LINKGRAPH_NO_PROGRESS")]
+    no_progress: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RefFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BlFormat {
+    Table,
+    Jsonl,
+    Csv,
+}
+
+#[derive(Args)]
+struct RefdomainsArgs {
+    /// The target, taken as a registrable domain: links to any of its hosts count.
+    domain: String,
+    /// Data directory of a crawl.
+    #[arg(long, env = "LINKGRAPH_DATA")]
+    data: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RefFormat::Table, env = "LINKGRAPH_FORMAT")]
+    format: RefFormat,
+}
+
+#[derive(Args)]
+struct BacklinksArgs {
+    /// A registrable domain (all its hosts), or one absolute URL.
+    target: String,
+    /// Data directory of a crawl.
+    #[arg(long, env = "LINKGRAPH_DATA")]
+    data: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = BlFormat::Table, env = "LINKGRAPH_FORMAT")]
+    format: BlFormat,
+    /// Include links from the target's own registrable domain.
+    #[arg(long, env = "LINKGRAPH_INCLUDE_INTERNAL")]
+    include_internal: bool,
+}
+
+#[derive(Args)]
+struct SimwebArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "LINKGRAPH_SIMWEB_LISTEN", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Number of hosts.
+    #[arg(long, env = "LINKGRAPH_SIMWEB_HOSTS", default_value_t = 50)]
+    hosts: usize,
+    /// HTML pages per host.
+    #[arg(long, env = "LINKGRAPH_SIMWEB_PAGES_PER_HOST", default_value_t = 20)]
+    pages_per_host: usize,
+    /// Seed of the generated web: the same seed serves the same web.
+    #[arg(long, env = "LINKGRAPH_SIMWEB_SEED", default_value_t = 42)]
+    seed: u64,
+    /// Write the ground truth here (JSON lines: a header, then one edge per line).
+    #[arg(long, env = "LINKGRAPH_SIMWEB_TRUTH")]
+    truth: Option<PathBuf>,
+    /// Write shell-readable facts (listen address, seed URL, popular domain) here.
+    #[arg(long, env = "LINKGRAPH_SIMWEB_INFO")]
+    info: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("linkgraph: error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("linkgraph: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LINKGRAPH_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Crawl(a) => run_crawl(a).await,
+        Command::Refdomains(a) => run_refdomains(a).await,
+        Command::Backlinks(a) => run_backlinks(a).await,
+        Command::Simweb(a) => run_simweb(a).await,
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn read_seeds(values: &[String]) -> Result<Vec<String>> {
+    let mut seeds = Vec::new();
+    for v in values {
+        let v = v.trim();
+        if v.contains("://") {
+            canonicalize(v, None).with_context(|| format!("seed {v:?}"))?;
+            seeds.push(v.to_owned());
+            continue;
+        }
+        let text = std::fs::read_to_string(v)
+            .with_context(|| format!("seed {v:?} is neither a URL nor a readable file"))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            canonicalize(line, None).with_context(|| format!("{v}:{}: bad seed", n + 1))?;
+            seeds.push(line.to_owned());
+        }
+    }
+    if seeds.is_empty() {
+        bail!("no seed URLs found in {values:?}");
+    }
+    Ok(seeds)
+}
+
+fn secs(name: &str, s: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).with_context(|| format!("--{name} must be a non-negative number of seconds, got {s}"))
+}
+
+async fn run_crawl(a: CrawlArgs) -> Result<()> {
+    if !(a.per_host_rps.is_finite() && a.per_host_rps > 0.0) {
+        bail!("--per-host-rps must be a positive number, got {}", a.per_host_rps);
+    }
+    let seeds = read_seeds(&a.seeds)?;
+    let fetcher = FetcherConfig {
+        user_agent: a.user_agent,
+        per_host_rps: a.per_host_rps,
+        connect_timeout: secs("connect-timeout", a.connect_timeout)?,
+        total_timeout: secs("timeout", a.timeout)?,
+        max_body_bytes: a.max_body_bytes,
+        max_redirects: a.max_redirects,
+        resolve: a.resolve,
+        allow_private_networks: a.allow_private_networks,
+        ..FetcherConfig::default()
+    };
+    let frontier = FrontierConfig {
+        max_depth: a.max_depth,
+        max_urls_per_host: a.max_urls_per_host,
+        host_interval: Duration::from_secs_f64(1.0 / a.per_host_rps),
+        max_redirects: a.max_redirects,
+    };
+    let opts = CrawlOptions {
+        seeds,
+        data_dir: a.data,
+        max_pages: a.max_pages,
+        concurrency: a.concurrency,
+        frontier,
+        fetcher,
+        parse_limits: linkgraph_parser::ParseLimits { max_links: a.max_links_per_page, ..Default::default() },
+        progress: !a.no_progress,
+    };
+    let summary = crawl(opts, shutdown_signal()).await?;
+    println!("{summary}");
+    Ok(())
+}
+
+/// Normalizes a user-given domain to its registrable domain (punycode, lower-case).
+fn normalize_domain(input: &str) -> Result<String> {
+    let trimmed = input.trim().trim_end_matches('.');
+    if trimmed.is_empty() || trimmed.contains(['/', ':', '?', '#', '@', ' ']) {
+        bail!("{input:?} is not a domain name (give e.g. example.co.uk)");
+    }
+    let url = url::Url::parse(&format!("http://{trimmed}/")).with_context(|| format!("{input:?} is not a domain name"))?;
+    let host = url.host_str().with_context(|| format!("{input:?} is not a domain name"))?;
+    Ok(registrable_domain(host).to_owned())
+}
+
+fn open_store(data: &Path) -> Result<FjallStore> {
+    if !data.is_dir() {
+        bail!("data directory {} does not exist or is not a directory", data.display());
+    }
+    let path = data.join("store");
+    if !path.is_dir() {
+        bail!("{} holds no link store (run `linkgraph crawl --data {}` first)", data.display(), data.display());
+    }
+    FjallStore::open(&path, false).with_context(|| format!("cannot read the link store in {}", data.display()))
+}
+
+async fn run_refdomains(a: RefdomainsArgs) -> Result<()> {
+    let domain = normalize_domain(&a.domain)?;
+    let store = open_store(&a.data)?;
+    if !store.knows_domain(&domain).await? {
+        bail!("unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}", a.data.display());
+    }
+    let rows = store.refdomains(&domain).await?;
+    let format = match a.format {
+        RefFormat::Table => RefdomainsFormat::Table,
+        RefFormat::Json => RefdomainsFormat::Json,
+        RefFormat::Csv => RefdomainsFormat::Csv,
+    };
+    let mut out = std::io::stdout().lock();
+    report::write_refdomains(&mut out, &domain, &rows, format)?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
+    let (target, domain) = if a.target.contains("://") {
+        let u = canonicalize(&a.target, None).with_context(|| format!("target {:?}", a.target))?;
+        let d = registrable_domain(u.host_str().unwrap_or_default()).to_owned();
+        (Target::Url(u.into()), d)
+    } else {
+        let d = normalize_domain(&a.target)?;
+        (Target::Domain(d.clone()), d)
+    };
+    let store = open_store(&a.data)?;
+    if !store.knows_domain(&domain).await? {
+        bail!("unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}", a.data.display());
+    }
+    let format = match a.format {
+        BlFormat::Table => BacklinksFormat::Table,
+        BlFormat::Jsonl => BacklinksFormat::Jsonl,
+        BlFormat::Csv => BacklinksFormat::Csv,
+    };
+    let mut out = std::io::stdout().lock();
+    report::write_backlinks_header(&mut out, format)?;
+    // Tables align per page, so read them in one page; stream the others.
+    let limit = if format == BacklinksFormat::Table { usize::MAX } else { 1000 };
+    let mut after = None;
+    loop {
+        let page = store
+            .backlinks(BacklinkQuery { target: target.clone(), include_internal: a.include_internal, limit, after })
+            .await?;
+        if let Err(e) = report::write_backlinks(&mut out, &page.items, format) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    out.flush().or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })?;
+    Ok(())
+}
+
+async fn run_simweb(a: SimwebArgs) -> Result<()> {
+    if !a.listen.ip().is_loopback() {
+        bail!("the simulated web only listens on loopback addresses, not {}", a.listen);
+    }
+    let web = Arc::new(SimWeb::new(SimConfig { hosts: a.hosts, pages_per_host: a.pages_per_host, seed: a.seed }));
+    let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    if let Some(path) = &a.truth {
+        let truth = web.truth();
+        let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        linkgraph_simweb::write_truth(&truth, &mut w)?;
+        w.flush()?;
+        eprintln!("simweb: ground truth ({} edges, {} pages) in {}", truth.edges.len(), truth.pages, path.display());
+    }
+    if let Some(path) = &a.info {
+        let info = format!(
+            "LISTEN={addr}\nSEED_URL={}\nPOPULAR_DOMAIN={}\nHOSTS={}\nPAGES_PER_HOST={}\n",
+            web.seed_url(),
+            web.popular_domain(),
+            web.config().hosts,
+            web.config().pages_per_host
+        );
+        std::fs::write(path, info).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "simweb: {} hosts x {} pages (seed {}) on {addr}\n  seed URL:  {}\n  crawl it:  linkgraph crawl --seeds {} --data DIR --resolve '*={addr}' --allow-private-networks",
+        web.config().hosts,
+        web.config().pages_per_host,
+        a.seed,
+        web.seed_url(),
+        web.seed_url()
+    );
+    std::io::stdout().flush()?;
+    linkgraph_simweb::serve(listener, web, None, shutdown_signal()).await;
+    Ok(())
+}

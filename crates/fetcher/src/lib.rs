@@ -229,6 +229,7 @@ impl Fetcher {
             RobotsVerdict::Unavailable(why) => {
                 return fail(FetchOutcome::RobotsDenied, format!("robots.txt unavailable: {why}"));
             }
+            RobotsVerdict::Blocked(why) => return fail(FetchOutcome::Blocked, why),
         }
 
         self.polite(&host).await;
@@ -257,6 +258,9 @@ impl Fetcher {
         let resp = self.inner.client.get(robots_url).header(ACCEPT, "text/plain, */*;q=0.5").send().await;
         let resp = match resp {
             Ok(r) => r,
+            Err(e) if classify(&e) == FetchOutcome::Blocked => {
+                return robots::Fetched::blocked(error_chain(&e), cfg.robots_error_ttl);
+            }
             Err(e) => return robots::Fetched::unreachable(error_chain(&e), cfg.robots_error_ttl),
         };
         let status = resp.status().as_u16();

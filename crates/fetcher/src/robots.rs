@@ -22,12 +22,15 @@ pub enum RobotsVerdict {
     Disallowed,
     /// robots.txt could not be fetched (5xx, unreachable): disallow all.
     Unavailable(String),
+    /// The SSRF guard refused the host's address.
+    Blocked(String),
 }
 
 enum Kind {
     Rules(Box<texting_robots::Robot>),
     AllowAll,
     Unreachable(String),
+    Blocked(String),
 }
 
 /// A robots.txt as fetched, with its expiry.
@@ -53,6 +56,10 @@ impl Fetched {
     pub fn unreachable(why: String, ttl: Duration) -> Self {
         Fetched { kind: Kind::Unreachable(why), expires: Instant::now() + ttl }
     }
+    /// The host's address is refused by the SSRF guard (cached like an error).
+    pub fn blocked(why: String, ttl: Duration) -> Self {
+        Fetched { kind: Kind::Blocked(why), expires: Instant::now() + ttl }
+    }
     /// The verdict for a full URL.
     pub fn verdict(&self, url: &str) -> RobotsVerdict {
         match &self.kind {
@@ -60,6 +67,7 @@ impl Fetched {
             Kind::Rules(_) => RobotsVerdict::Disallowed,
             Kind::AllowAll => RobotsVerdict::Allowed,
             Kind::Unreachable(why) => RobotsVerdict::Unavailable(why.clone()),
+            Kind::Blocked(why) => RobotsVerdict::Blocked(why.clone()),
         }
     }
     /// `Sitemap:` URLs the file announced.

@@ -127,7 +127,8 @@ async fn the_ssrf_guard_refuses_loopback_unless_allowed() {
     let (addr, log) = serve(routes).await;
     let f = fetcher(addr, false, 1000.0);
     let r = f.fetch(req("http://site.test/page")).await;
-    assert_eq!(r.outcome(), FetchOutcome::RobotsDenied, "robots.txt is unreachable too");
+    assert_eq!(r.outcome(), FetchOutcome::Blocked, "even robots.txt is not fetched");
+    assert!(r.error.contains("allow-private-networks"), "{}", r.error);
     let ip = f.fetch(req(&format!("http://{addr}/page"))).await;
     assert_eq!(ip.outcome(), FetchOutcome::Blocked);
     assert!(ip.error.contains("loopback"), "{}", ip.error);

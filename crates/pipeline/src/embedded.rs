@@ -1,0 +1,351 @@
+//! The embedded crawl: frontier, fetcher, parser and store in one process,
+//! the stages passing the wire-contract messages in memory.
+//!
+//! One task owns the frontier and dispatches ready requests; each request
+//! runs as its own task (fetch, parse on the blocking pool, store), and its
+//! feedback returns to the frontier only after the store acknowledged the
+//! write. So a crawl stopped at any point has stored everything the
+//! frontier believes done, and re-fetches at most what was in flight.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use linkgraph_fetcher::{Fetcher, FetcherConfig, FetcherError};
+use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
+use linkgraph_parser::ParseLimits;
+use linkgraph_proto::{CrawlRequest, FetchOutcome, FrontierFeedback};
+use linkgraph_store::{FjallStore, LinkStore, StoreError};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::stages;
+
+/// Everything a crawl needs.
+#[derive(Debug, Clone)]
+pub struct CrawlOptions {
+    /// Seed URLs (already read from files).
+    pub seeds: Vec<String>,
+    /// The data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// Stop after dispatching this many URLs in this run.
+    pub max_pages: Option<u64>,
+    /// Requests in flight at once, across hosts.
+    pub concurrency: usize,
+    /// Frontier limits.
+    pub frontier: FrontierConfig,
+    /// Fetcher settings.
+    pub fetcher: FetcherConfig,
+    /// Parser bounds.
+    pub parse_limits: ParseLimits,
+    /// Show live progress on stderr when it is a terminal.
+    pub progress: bool,
+}
+
+/// Why a crawl could not run or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {path:?}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The link store failed; the crawl stops so nothing is lost.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The frontier failed.
+    #[error(transparent)]
+    Frontier(#[from] FrontierError),
+    /// The fetcher could not be built.
+    #[error(transparent)]
+    Fetcher(#[from] FetcherError),
+    /// No seeds were given and nothing is queued from an earlier run.
+    #[error("nothing to crawl: no seeds given and no queued URLs in {0:?}")]
+    NothingToDo(PathBuf),
+    /// A crawl task panicked (a bug); its URL stays queued for the next run.
+    #[error("a crawl task failed: {0}")]
+    Task(String),
+}
+
+/// Why the crawl ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Every queued URL was crawled.
+    FrontierEmpty,
+    /// `max_pages` URLs were dispatched.
+    MaxPages,
+    /// Stopped by a signal; queued URLs remain for the next run.
+    Interrupted,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StopReason::FrontierEmpty => "frontier empty",
+            StopReason::MaxPages => "page limit reached",
+            StopReason::Interrupted => "interrupted",
+        })
+    }
+}
+
+/// What a crawl did.
+#[derive(Debug, Clone)]
+pub struct CrawlSummary {
+    /// URLs crawled (every outcome).
+    pub pages: u64,
+    /// URLs by outcome label.
+    pub by_outcome: BTreeMap<&'static str, u64>,
+    /// Edges written (new or refreshed).
+    pub edges: u64,
+    /// Edges not stored before.
+    pub new_edges: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Why it ended.
+    pub stop: StopReason,
+    /// URLs still queued.
+    pub queued_left: usize,
+    /// Seeds admitted (not seen before).
+    pub seeds_admitted: usize,
+    /// Peak resident memory of the process, when known.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl CrawlSummary {
+    /// Pages per second.
+    pub fn pages_per_sec(&self) -> f64 {
+        self.pages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+    /// Edges written per second.
+    pub fn edges_per_sec(&self) -> f64 {
+        self.edges as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+    /// URLs whose outcome is an error class.
+    pub fn errors(&self) -> u64 {
+        self.by_outcome
+            .iter()
+            .filter(|(k, _)| !matches!(**k, "ok" | "redirect" | "not_html"))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+}
+
+impl fmt::Display for CrawlSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let outcomes: Vec<String> = self.by_outcome.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(f, "crawl finished: {}", self.stop)?;
+        writeln!(f, "  pages     {} ({})", self.pages, outcomes.join(", "))?;
+        writeln!(f, "  edges     {} written, {} new", self.edges, self.new_edges)?;
+        writeln!(
+            f,
+            "  time      {:.1} s, {:.1} pages/s, {:.1} edges/s",
+            self.elapsed.as_secs_f64(),
+            self.pages_per_sec(),
+            self.edges_per_sec()
+        )?;
+        if let Some(rss) = self.peak_rss_bytes {
+            writeln!(f, "  peak RSS  {:.1} MiB", rss as f64 / (1024.0 * 1024.0))?;
+        }
+        write!(f, "  queued    {} URLs left", self.queued_left)
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+struct Done {
+    feedback: FrontierFeedback,
+    outcome: FetchOutcome,
+    edges: u64,
+    new_edges: u64,
+}
+
+#[derive(Default)]
+struct Live {
+    pages: AtomicU64,
+    errors: AtomicU64,
+    queued: AtomicU64,
+}
+
+/// Crawls until the frontier is empty, `max_pages` is reached, or
+/// `shutdown` resolves; then flushes everything and reports.
+pub async fn crawl(
+    opts: CrawlOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<CrawlSummary, CrawlError> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|source| CrawlError::DataDir { path: opts.data_dir.clone(), source })?;
+    let store: Arc<dyn LinkStore> = Arc::new(FjallStore::open(&opts.data_dir.join("store"), true)?);
+    let mut frontier = Frontier::open(&opts.data_dir.join("frontier"), opts.frontier.clone())?;
+    let mut seeds_admitted = 0;
+    for s in &opts.seeds {
+        match frontier.add_seed(s) {
+            Ok(linkgraph_frontier::Admission::Admitted) => seeds_admitted += 1,
+            Ok(_) => {}
+            Err(e) => warn!(seed = %s, error = %e, "skipping seed"),
+        }
+    }
+    if frontier.pending() == 0 && opts.seeds.is_empty() {
+        return Err(CrawlError::NothingToDo(opts.data_dir.clone()));
+    }
+    let fetcher = Fetcher::new(opts.fetcher.clone())?;
+    let token = fetcher.product_token().to_owned();
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let parse_permits = Arc::new(Semaphore::new(cpus));
+    let concurrency = opts.concurrency.max(1);
+    info!(seeds = opts.seeds.len(), queued = frontier.pending(), concurrency, "crawl starting");
+
+    let live = Arc::new(Live::default());
+    let progress = (opts.progress && std::io::stderr().is_terminal())
+        .then(|| tokio::spawn(report_progress(Arc::clone(&live), started)));
+
+    let mut summary = CrawlSummary {
+        pages: 0,
+        by_outcome: BTreeMap::new(),
+        edges: 0,
+        new_edges: 0,
+        elapsed: Duration::ZERO,
+        stop: StopReason::FrontierEmpty,
+        queued_left: 0,
+        seeds_admitted,
+        peak_rss_bytes: None,
+    };
+    let mut tasks: JoinSet<Result<Done, CrawlError>> = JoinSet::new();
+    let mut dispatched: u64 = 0;
+    let mut stop: Option<StopReason> = None;
+    let mut failure: Option<CrawlError> = None;
+    tokio::pin!(shutdown);
+
+    loop {
+        while stop.is_none() && tasks.len() < concurrency {
+            if opts.max_pages.is_some_and(|m| dispatched >= m) {
+                stop = Some(StopReason::MaxPages);
+                break;
+            }
+            let Some(req) = frontier.next_ready(Instant::now()) else { break };
+            dispatched += 1;
+            tasks.spawn(process(
+                req,
+                fetcher.clone(),
+                Arc::clone(&store),
+                Arc::clone(&parse_permits),
+                token.clone(),
+                opts.parse_limits,
+            ));
+        }
+        live.queued.store(frontier.pending() as u64, Ordering::Relaxed);
+        metrics::gauge!("linkgraph_frontier_queued_urls").set(frontier.pending() as f64);
+        metrics::gauge!("linkgraph_frontier_inflight_requests").set(tasks.len() as f64);
+        if tasks.is_empty() && (stop.is_some() || frontier.pending() == 0) {
+            break;
+        }
+        let wake = frontier.next_wakeup().filter(|_| stop.is_none() && tasks.len() < concurrency);
+        tokio::select! {
+            Some(joined) = tasks.join_next() => {
+                match joined {
+                    Ok(Ok(done)) => {
+                        frontier.complete(&done.feedback)?;
+                        summary.pages += 1;
+                        *summary.by_outcome.entry(done.outcome.label()).or_default() += 1;
+                        summary.edges += done.edges;
+                        summary.new_edges += done.new_edges;
+                        live.pages.fetch_add(1, Ordering::Relaxed);
+                        if done.outcome.is_error() {
+                            live.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        // The store failed: stop dispatching, drain, report.
+                        warn!(error = %e, "stopping crawl");
+                        failure.get_or_insert(e);
+                        stop.get_or_insert(StopReason::Interrupted);
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(CrawlError::Task(e.to_string()));
+                        stop.get_or_insert(StopReason::Interrupted);
+                    }
+                }
+            }
+            () = sleep_until(wake), if wake.is_some() => {}
+            () = &mut shutdown, if stop.is_none() => {
+                info!(in_flight = tasks.len(), "stop requested; finishing in-flight requests");
+                stop = Some(StopReason::Interrupted);
+            }
+        }
+    }
+
+    frontier.flush()?;
+    store.flush().await?;
+    if let Some(p) = progress {
+        p.abort();
+        eprint!("\r\x1b[2K");
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    summary.stop = stop.unwrap_or(StopReason::FrontierEmpty);
+    summary.queued_left = frontier.pending();
+    summary.elapsed = started.elapsed();
+    summary.peak_rss_bytes = peak_rss_bytes();
+    Ok(summary)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn process(
+    req: CrawlRequest,
+    fetcher: Fetcher,
+    store: Arc<dyn LinkStore>,
+    parse_permits: Arc<Semaphore>,
+    token: String,
+    limits: ParseLimits,
+) -> Result<Done, CrawlError> {
+    let fetched = fetcher.fetch(req).await;
+    let outcome = fetched.outcome();
+    let page = {
+        let _permit = parse_permits.acquire_owned().await.map_err(|e| CrawlError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || stages::parse(fetched, &token, limits))
+            .await
+            .map_err(|e| CrawlError::Task(e.to_string()))?
+    };
+    let stats = store.write_page(stages::page_write(&page)).await?;
+    Ok(Done { feedback: stages::feedback(&page), outcome, edges: stats.edges, new_edges: stats.new_edges })
+}
+
+async fn report_progress(live: Arc<Live>, started: Instant) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let pages = live.pages.load(Ordering::Relaxed);
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2Kpages {pages}  {:.1} pages/s  errors {}  queued {}",
+            pages as f64 / secs,
+            live.errors.load(Ordering::Relaxed),
+            live.queued.load(Ordering::Relaxed)
+        );
+        let _ = err.flush();
+    }
+}

@@ -1,0 +1,295 @@
+//! Reports: referring domains and backlinks as a table, JSON / JSON lines, or CSV.
+
+use std::io::{self, Write};
+
+use linkgraph_core::format_rfc3339_ms;
+use linkgraph_store::{Backlink, RefDomain};
+use serde::Serialize;
+
+/// Output format of `refdomains`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefdomainsFormat {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON document.
+    Json,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+}
+
+/// Output format of `backlinks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BacklinksFormat {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON object per line.
+    Jsonl,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+}
+
+#[derive(Serialize)]
+struct RefdomainJson<'a> {
+    domain: &'a str,
+    links: u64,
+    follow_links: u64,
+    first_seen: String,
+    last_seen: String,
+}
+
+#[derive(Serialize)]
+struct RefdomainsJson<'a> {
+    target: &'a str,
+    referring_domains: usize,
+    domains: Vec<RefdomainJson<'a>>,
+}
+
+/// Writes the referring domains of `target` (already sorted, most links first).
+pub fn write_refdomains(
+    out: &mut impl Write,
+    target: &str,
+    rows: &[RefDomain],
+    format: RefdomainsFormat,
+) -> io::Result<()> {
+    match format {
+        RefdomainsFormat::Json => {
+            let doc = RefdomainsJson {
+                target,
+                referring_domains: rows.len(),
+                domains: rows
+                    .iter()
+                    .map(|r| RefdomainJson {
+                        domain: &r.domain,
+                        links: r.links,
+                        follow_links: r.follow_links,
+                        first_seen: format_rfc3339_ms(r.first_seen_ms),
+                        last_seen: format_rfc3339_ms(r.last_seen_ms),
+                    })
+                    .collect(),
+            };
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            writeln!(out)
+        }
+        RefdomainsFormat::Csv => {
+            writeln!(out, "domain,links,follow_links,first_seen,last_seen")?;
+            for r in rows {
+                write_csv_row(
+                    out,
+                    &[
+                        &r.domain,
+                        &r.links.to_string(),
+                        &r.follow_links.to_string(),
+                        &format_rfc3339_ms(r.first_seen_ms),
+                        &format_rfc3339_ms(r.last_seen_ms),
+                    ],
+                )?;
+            }
+            Ok(())
+        }
+        RefdomainsFormat::Table => {
+            writeln!(out, "{} referring domains link to {target}", rows.len())?;
+            let body: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.domain.clone(),
+                        r.links.to_string(),
+                        r.follow_links.to_string(),
+                        format_rfc3339_ms(r.first_seen_ms),
+                        format_rfc3339_ms(r.last_seen_ms),
+                    ]
+                })
+                .collect();
+            write_table(out, &["DOMAIN", "LINKS", "FOLLOW", "FIRST SEEN", "LAST SEEN"], &body, &[1, 2])
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BacklinkJson<'a> {
+    source_url: &'a str,
+    target_url: &'a str,
+    anchor: &'a str,
+    rel: Vec<&'static str>,
+    placement: &'static str,
+    kind: &'static str,
+    first_seen: String,
+    last_seen: String,
+}
+
+/// Writes the header of a backlinks report (CSV only has one).
+pub fn write_backlinks_header(out: &mut impl Write, format: BacklinksFormat) -> io::Result<()> {
+    if format == BacklinksFormat::Csv {
+        writeln!(out, "source_url,target_url,anchor,rel,placement,kind,first_seen,last_seen")?;
+    }
+    Ok(())
+}
+
+/// Writes one page of backlinks. Tables are aligned per page.
+pub fn write_backlinks(out: &mut impl Write, rows: &[Backlink], format: BacklinksFormat) -> io::Result<()> {
+    match format {
+        BacklinksFormat::Jsonl => {
+            for b in rows {
+                let l = &b.link;
+                let j = BacklinkJson {
+                    source_url: &l.source_url,
+                    target_url: &l.target_url,
+                    anchor: &l.anchor,
+                    rel: l.rel.names(),
+                    placement: l.placement.as_str(),
+                    kind: l.kind.as_str(),
+                    first_seen: format_rfc3339_ms(b.first_seen_ms),
+                    last_seen: format_rfc3339_ms(b.last_seen_ms),
+                };
+                serde_json::to_writer(&mut *out, &j)?;
+                writeln!(out)?;
+            }
+            Ok(())
+        }
+        BacklinksFormat::Csv => {
+            for b in rows {
+                let l = &b.link;
+                write_csv_row(
+                    out,
+                    &[
+                        &l.source_url,
+                        &l.target_url,
+                        &l.anchor,
+                        &l.rel.names().join(" "),
+                        l.placement.as_str(),
+                        l.kind.as_str(),
+                        &format_rfc3339_ms(b.first_seen_ms),
+                        &format_rfc3339_ms(b.last_seen_ms),
+                    ],
+                )?;
+            }
+            Ok(())
+        }
+        BacklinksFormat::Table => {
+            let body: Vec<Vec<String>> = rows
+                .iter()
+                .map(|b| {
+                    let l = &b.link;
+                    let rel = l.rel.names().join(",");
+                    vec![
+                        l.source_url.clone(),
+                        l.target_url.clone(),
+                        ellipsize(&l.anchor, 40),
+                        if rel.is_empty() { "follow".into() } else { rel },
+                        l.placement.as_str().into(),
+                        format_rfc3339_ms(b.first_seen_ms),
+                    ]
+                })
+                .collect();
+            write_table(out, &["SOURCE", "TARGET", "ANCHOR", "REL", "PLACEMENT", "FIRST SEEN"], &body, &[])
+        }
+    }
+}
+
+fn ellipsize(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+fn write_table(out: &mut impl Write, head: &[&str], rows: &[Vec<String>], right: &[usize]) -> io::Result<()> {
+    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = widths[i].saturating_sub(c.chars().count());
+                if right.contains(&i) { format!("{}{c}", " ".repeat(pad)) } else { format!("{c}{}", " ".repeat(pad)) }
+            })
+            .collect();
+        parts.join("  ").trim_end().to_owned()
+    };
+    writeln!(out, "{}", line(head.to_vec()))?;
+    for r in rows {
+        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+/// Writes one RFC 4180 row: fields with a comma, quote or line break are quoted.
+pub fn write_csv_row(out: &mut impl Write, fields: &[&str]) -> io::Result<()> {
+    let cells: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                (*f).to_owned()
+            }
+        })
+        .collect();
+    writeln!(out, "{}", cells.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linkgraph_core::{Link, LinkKind, Placement, Rel};
+
+    fn rd(domain: &str, links: u64) -> RefDomain {
+        RefDomain { domain: domain.into(), links, follow_links: links - 1, first_seen_ms: 0, last_seen_ms: 86_400_000 }
+    }
+
+    fn text(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut buf = Vec::new();
+        f(&mut buf).unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8(buf).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn refdomains_json_has_the_documented_shape() {
+        let rows = [rd("a.com", 3), rd("b.org", 1)];
+        let s = text(|o| write_refdomains(o, "t.com", &rows, RefdomainsFormat::Json));
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v["target"], "t.com");
+        assert_eq!(v["referring_domains"], 2);
+        assert_eq!(v["domains"][0]["domain"], "a.com");
+        assert_eq!(v["domains"][0]["links"], 3);
+        assert_eq!(v["domains"][0]["follow_links"], 2);
+        assert_eq!(v["domains"][0]["first_seen"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["domains"][1]["last_seen"], "1970-01-02T00:00:00.000Z");
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let s = text(|o| write_csv_row(o, &["plain", "a,b", "say \"hi\"", "two\nlines"]));
+        assert_eq!(s, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\n");
+    }
+
+    #[test]
+    fn backlinks_jsonl_has_rel_array_and_placement() {
+        let b = Backlink {
+            link: Link {
+                source_url: "http://s.com/".into(),
+                target_url: "http://t.com/".into(),
+                anchor: "a, \"b\"".into(),
+                rel: Rel::NOFOLLOW | Rel::UGC,
+                placement: Placement::Comment,
+                kind: LinkKind::Link,
+            },
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+        };
+        let s = text(|o| write_backlinks(o, std::slice::from_ref(&b), BacklinksFormat::Jsonl));
+        let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v["rel"], serde_json::json!(["nofollow", "ugc"]));
+        assert_eq!(v["placement"], "comment");
+        assert_eq!(v["anchor"], "a, \"b\"");
+        let table = text(|o| write_backlinks(o, &[b], BacklinksFormat::Table));
+        assert!(table.lines().count() == 2 && table.contains("nofollow,ugc"));
+    }
+}

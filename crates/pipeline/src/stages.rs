@@ -1,0 +1,152 @@
+//! The stage functions, over the wire-contract messages. The embedded crawl
+//! calls them in-process; the distributed services call the same functions
+//! between topics.
+//!
+//! fetcher: `CrawlRequest -> FetchResult` (in `linkgraph-fetcher`)
+//! parser:  `FetchResult -> ParsedPage` ([`parse`])
+//! store:   `ParsedPage -> PageWrite` ([`page_write`]), then
+//!          `ParsedPage -> FrontierFeedback` ([`feedback`]) once it is stored.
+
+use linkgraph_core::{Link, LinkKind};
+use linkgraph_parser::{PageMeta, ParseLimits, extract_links, redirect_link};
+use linkgraph_proto::{self as proto, DiscoveredUrl, FetchOutcome, FetchResult, FrontierFeedback, ParsedPage};
+use linkgraph_store::PageWrite;
+use url::Url;
+
+/// Parses a fetch result into the page's edges. Never fails: a page that
+/// cannot be parsed yields no links and says why in `error`.
+pub fn parse(res: FetchResult, product_token: &str, limits: ParseLimits) -> ParsedPage {
+    let outcome = res.outcome();
+    let req = res.request.clone().unwrap_or_default();
+    let mut page = ParsedPage {
+        outcome: outcome as i32,
+        status: res.status,
+        fetched_at_ms: res.fetched_at_ms,
+        error: res.error.clone(),
+        ..ParsedPage::default()
+    };
+    let url = Url::parse(&req.url);
+    match (outcome, url) {
+        (FetchOutcome::Ok | FetchOutcome::TooLarge, Ok(url)) => {
+            let meta = PageMeta {
+                url: &url,
+                content_type: Some(res.content_type.as_str()).filter(|c| !c.is_empty()),
+                x_robots_tag: Some(res.x_robots_tag.as_str()).filter(|x| !x.is_empty()),
+                product_token,
+            };
+            match extract_links(meta, &res.body, limits) {
+                Ok(x) => {
+                    page.nofollow_page = x.nofollow_page;
+                    page.links_dropped = x.dropped;
+                    if let Some(why) = x.truncated_by {
+                        page.error = format!("parsing stopped early: {why}");
+                    }
+                    page.links = x.links.iter().map(proto::Link::from).collect();
+                }
+                Err(e) => page.error = e.to_string(),
+            }
+        }
+        (FetchOutcome::Redirect, Ok(url)) => {
+            if let Ok(target) = Url::parse(&res.location) {
+                page.links.push(proto::Link::from(&redirect_link(&url, &target)));
+            }
+        }
+        (_, Err(e)) => page.error = format!("unparseable request url {:?}: {e}", req.url),
+        _ => {}
+    }
+    page.request = Some(req);
+    page
+}
+
+/// What the store records for a parsed page.
+pub fn page_write(page: &ParsedPage) -> PageWrite {
+    PageWrite {
+        url: page.request.as_ref().map(|r| r.url.clone()).unwrap_or_default(),
+        status: page.status,
+        outcome: page.outcome,
+        fetched_at_ms: page.fetched_at_ms,
+        links: page.links.iter().cloned().map(Link::from).collect(),
+    }
+}
+
+/// The frontier's feedback for a stored page: its outcome, and every link
+/// target as a discovered URL (redirect targets keep the depth and count a
+/// redirect hop).
+pub fn feedback(page: &ParsedPage) -> FrontierFeedback {
+    let req = page.request.clone().unwrap_or_default();
+    let discovered = page
+        .links
+        .iter()
+        .filter_map(|l| {
+            let host = Url::parse(&l.target_url).ok()?.host_str()?.to_owned();
+            let redirect = l.kind == proto::LinkKind::Redirect as i32;
+            Some(DiscoveredUrl {
+                url: l.target_url.clone(),
+                host,
+                depth: if redirect { req.depth } else { req.depth + 1 },
+                redirect_hops: if redirect { req.redirect_hops + 1 } else { 0 },
+                referrer: req.url.clone(),
+            })
+        })
+        .collect();
+    FrontierFeedback {
+        request: Some(req),
+        outcome: page.outcome,
+        status: page.status,
+        fetched_at_ms: page.fetched_at_ms,
+        discovered,
+    }
+}
+
+/// True when the link is a redirect edge.
+pub fn is_redirect(l: &Link) -> bool {
+    l.kind == LinkKind::Redirect
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linkgraph_proto::CrawlRequest;
+
+    fn fetched(url: &str, outcome: FetchOutcome) -> FetchResult {
+        let mut r = FetchResult {
+            request: Some(CrawlRequest { url: url.into(), host: "a.com".into(), depth: 2, ..Default::default() }),
+            status: 200,
+            fetched_at_ms: 42,
+            ..Default::default()
+        };
+        r.set_outcome(outcome);
+        r
+    }
+
+    #[test]
+    fn pages_become_edges_and_discoveries_one_hop_deeper() {
+        let mut r = fetched("http://a.com/p", FetchOutcome::Ok);
+        r.body = b"<a href='/q'>q</a><a href='http://b.com/' rel=nofollow>b</a>".to_vec();
+        let page = parse(r, "linkgraph", ParseLimits::default());
+        assert_eq!(page.links.len(), 2);
+        let w = page_write(&page);
+        assert_eq!((w.url.as_str(), w.fetched_at_ms, w.links.len()), ("http://a.com/p", 42, 2));
+        let fb = feedback(&page);
+        let d: Vec<(&str, u32)> = fb.discovered.iter().map(|d| (d.url.as_str(), d.depth)).collect();
+        assert_eq!(d, vec![("http://a.com/q", 3), ("http://b.com/", 3)]);
+    }
+
+    #[test]
+    fn redirects_become_edges_and_count_a_hop() {
+        let mut r = fetched("http://a.com/old", FetchOutcome::Redirect);
+        r.location = "http://a.com/new".into();
+        let page = parse(r, "linkgraph", ParseLimits::default());
+        let l = Link::from(page.links[0].clone());
+        assert!(is_redirect(&l));
+        let fb = feedback(&page);
+        assert_eq!((fb.discovered[0].depth, fb.discovered[0].redirect_hops), (2, 1));
+    }
+
+    #[test]
+    fn failures_have_no_edges() {
+        let page = parse(fetched("http://a.com/x", FetchOutcome::HttpError), "linkgraph", ParseLimits::default());
+        assert!(page.links.is_empty());
+        assert!(feedback(&page).discovered.is_empty());
+    }
+}

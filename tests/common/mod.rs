@@ -1,0 +1,104 @@
+//! Shared harness of the end-to-end tests: a simulated web served in-process
+//! on loopback, and the real `linkgraph` binary run against it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+
+use linkgraph_simweb::{RequestLog, SimConfig, SimWeb};
+
+/// A simulated web running on a loopback port.
+pub struct Served {
+    pub web: Arc<SimWeb>,
+    pub addr: SocketAddr,
+    pub log: Arc<RequestLog>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Serves a simulated web of this shape on 127.0.0.1.
+pub async fn serve(hosts: usize, pages_per_host: usize, seed: u64) -> Served {
+    let web = Arc::new(SimWeb::new(SimConfig { hosts, pages_per_host, seed }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::new(RequestLog::default());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(linkgraph_simweb::serve(listener, Arc::clone(&web), Some(Arc::clone(&log)), async {
+        let _ = rx.await;
+    }));
+    Served { web, addr, log, stop: Some(tx) }
+}
+
+/// Runs the `linkgraph` binary with `args` (off the async runtime).
+pub async fn linkgraph(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+            .args(&args)
+            .env("LINKGRAPH_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs `linkgraph` and panics with its output unless it succeeds.
+pub async fn linkgraph_ok(args: Vec<String>) -> String {
+    let out = linkgraph(args.clone()).await;
+    assert!(
+        out.status.success(),
+        "linkgraph {args:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `crawl` arguments against `served`, writing into `data`.
+pub fn crawl_args(served: &Served, data: &Path, rps: f64, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "crawl".into(),
+        "--seeds".into(),
+        served.web.seed_url(),
+        "--data".into(),
+        data.display().to_string(),
+        "--resolve".into(),
+        format!("*={}", served.addr),
+        "--allow-private-networks".into(),
+        "--per-host-rps".into(),
+        rps.to_string(),
+        "--concurrency".into(),
+        "32".into(),
+    ];
+    a.extend(extra.iter().map(|s| (*s).to_owned()));
+    a
+}
+
+/// A number after `label` in a crawl summary, e.g. `summary_number(s, "edges")`.
+pub fn summary_number(summary: &str, label: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in summary:\n{summary}"))
+}
+
+/// "N new" from the edges line of a crawl summary.
+pub fn summary_new_edges(summary: &str) -> u64 {
+    let line = summary.lines().find(|l| l.trim_start().starts_with("edges")).unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == "new").unwrap();
+    words[i - 1].parse().unwrap()
+}

@@ -1,0 +1,249 @@
+//! End to end: crawl the simulated web with the real binary and check the
+//! stored graph, politeness and idempotence against the web's ground truth
+//! and its own request log.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use common::*;
+use linkgraph_core::{Link, registrable_domain};
+use serde_json::Value;
+
+/// An edge as compared: every attribute the store keeps.
+type EdgeKey = (String, String, String, Vec<String>, String, String);
+
+fn key_of(l: &Link) -> EdgeKey {
+    (
+        l.source_url.clone(),
+        l.target_url.clone(),
+        l.anchor.clone(),
+        l.rel.names().iter().map(|s| (*s).to_owned()).collect(),
+        l.placement.as_str().to_owned(),
+        l.kind.as_str().to_owned(),
+    )
+}
+
+fn key_of_json(v: &Value) -> EdgeKey {
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let rel = v["rel"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+    (s("source_url"), s("target_url"), s("anchor"), rel, s("placement"), s("kind"))
+}
+
+async fn stored_edges(data: &std::path::Path, domains: &BTreeSet<String>) -> BTreeSet<EdgeKey> {
+    let mut out = BTreeSet::new();
+    for d in domains {
+        let jsonl = linkgraph_ok(vec![
+            "backlinks".into(),
+            d.clone(),
+            "--data".into(),
+            data.display().to_string(),
+            "--include-internal".into(),
+            "--format".into(),
+            "jsonl".into(),
+        ])
+        .await;
+        for line in jsonl.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert!(out.insert(key_of_json(&v)), "duplicate edge {line}");
+        }
+    }
+    out
+}
+
+/// (domain, links, follow_links) per target domain, as the truth implies.
+fn expected_refdomains(truth: &[Link]) -> BTreeMap<String, Vec<(String, u64, u64)>> {
+    let mut acc: BTreeMap<String, HashMap<String, (u64, u64)>> = BTreeMap::new();
+    for l in truth {
+        let (s, t) = (l.source_domain().to_owned(), l.target_domain().to_owned());
+        if s == t {
+            continue;
+        }
+        let e = acc.entry(t).or_default().entry(s).or_default();
+        e.0 += 1;
+        e.1 += u64::from(l.rel.is_follow());
+    }
+    acc.into_iter()
+        .map(|(t, m)| {
+            let mut v: Vec<(String, u64, u64)> = m.into_iter().map(|(d, (n, f))| (d, n, f)).collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            (t, v)
+        })
+        .collect()
+}
+
+async fn stored_refdomains(data: &std::path::Path, domain: &str) -> Vec<(String, u64, u64)> {
+    let json = linkgraph_ok(vec![
+        "refdomains".into(),
+        domain.into(),
+        "--data".into(),
+        data.display().to_string(),
+        "--format".into(),
+        "json".into(),
+    ])
+    .await;
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["target"], domain);
+    let rows: Vec<(String, u64, u64)> = v["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert!(d["first_seen"].as_str().unwrap().ends_with('Z'));
+            (d["domain"].as_str().unwrap().into(), d["links"].as_u64().unwrap(), d["follow_links"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(v["referring_domains"].as_u64().unwrap() as usize, rows.len());
+    rows
+}
+
+/// Checks that no host saw two requests closer than 1/rps in `log`.
+fn assert_rate(entries: &[linkgraph_simweb::LoggedRequest], rps: f64) -> usize {
+    let mut by_host: HashMap<&str, Vec<std::time::Instant>> = HashMap::new();
+    for e in entries {
+        by_host.entry(e.host.as_str()).or_default().push(e.at);
+    }
+    let min_gap = Duration::from_secs_f64(1.0 / rps);
+    // The server stamps arrival; allow a little delivery jitter on loopback.
+    let jitter = Duration::from_millis(15);
+    let mut checked = 0;
+    for (host, times) in &by_host {
+        for w in times.windows(2) {
+            let gap = w[1].duration_since(w[0]);
+            assert!(gap + jitter >= min_gap, "{host} got two requests {gap:?} apart (limit {min_gap:?})");
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_matches_ground_truth_politely_and_idempotently() {
+    let served = serve(24, 12, 7).await;
+    let truth = served.web.truth();
+    assert!(truth.edges.len() > 1000 && !truth.disallowed.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rps = 10.0;
+
+    // 1. A partial crawl stops at the page limit with work left queued.
+    let first = linkgraph_ok(crawl_args(&served, &data, rps, &["--max-pages", "60"])).await;
+    assert!(first.contains("page limit reached"), "{first}");
+    assert_eq!(summary_number(&first, "pages"), 60);
+    assert!(summary_number(&first, "queued") > 0);
+    let run1_requests = served.log.len();
+
+    // 2. The same command resumes and finishes the crawl.
+    let second = linkgraph_ok(crawl_args(&served, &data, rps, &[])).await;
+    assert!(second.contains("frontier empty"), "{second}");
+    assert_eq!(summary_number(&second, "queued"), 0);
+    let new_edges = summary_new_edges(&first) + summary_new_edges(&second);
+    assert_eq!(new_edges as usize, truth.edges.len(), "every edge stored exactly once");
+
+    // Every stored edge, with every attribute, equals the ground truth.
+    let domains: BTreeSet<String> = truth.edges.iter().map(|l| l.target_domain().to_owned()).collect();
+    let want: BTreeSet<EdgeKey> = truth.edges.iter().map(key_of).collect();
+    let got = stored_edges(&data, &domains).await;
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:#?}\nextra {extra:#?}");
+
+    // Every referring-domain count equals the ground truth.
+    let expected = expected_refdomains(&truth.edges);
+    for (domain, rows) in &expected {
+        assert_eq!(&stored_refdomains(&data, domain).await, rows, "refdomains of {domain}");
+    }
+
+    // robots.txt: no disallowed path was ever requested (server's own log).
+    let log = served.log.snapshot();
+    for e in &log {
+        assert!(!served.web.disallowed(&e.host, &e.path), "requested disallowed {}{}", e.host, e.path);
+        assert!(e.user_agent.starts_with("linkgraph/"), "user agent {:?}", e.user_agent);
+    }
+    assert!(log.iter().any(|e| e.path == "/robots.txt"));
+
+    // Politeness: no host ever got requests faster than --per-host-rps.
+    let checked = assert_rate(&log[..run1_requests], rps) + assert_rate(&log[run1_requests..], rps);
+    assert!(checked > 100, "too few same-host request pairs to judge: {checked}");
+
+    // 3. Another crawl on the same data dir has nothing left to do.
+    let third = linkgraph_ok(crawl_args(&served, &data, rps, &[])).await;
+    assert_eq!(summary_number(&third, "pages"), 0, "{third}");
+
+    // 4. Re-crawling everything into the same store adds no duplicates.
+    std::fs::remove_dir_all(data.join("frontier")).unwrap();
+    let fourth = linkgraph_ok(crawl_args(&served, &data, 50.0, &[])).await;
+    assert_eq!(summary_new_edges(&fourth), 0, "{fourth}");
+    assert_eq!(summary_number(&fourth, "edges") as usize, truth.edges.len());
+    assert_eq!(stored_edges(&data, &domains).await, want);
+    for (domain, rows) in expected.iter().take(5) {
+        assert_eq!(&stored_refdomains(&data, domain).await, rows, "refdomains of {domain} after re-crawl");
+    }
+    // The popular domain really is popular.
+    let popular = registrable_domain(served.web.hosts()[0].name.as_str());
+    assert!(expected.get(popular).is_some_and(|r| r.len() >= 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn depth_and_host_budgets_bound_the_crawl() {
+    let served = serve(10, 30, 11).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = linkgraph_ok(crawl_args(&served, &data, 100.0, &["--max-depth", "1", "--max-urls-per-host", "5"])).await;
+    assert!(out.contains("frontier empty"), "{out}");
+    let log = served.log.snapshot();
+    let mut pages_per_host: HashMap<&str, usize> = HashMap::new();
+    for e in log.iter().filter(|e| e.path != "/robots.txt") {
+        *pages_per_host.entry(e.host.as_str()).or_default() += 1;
+    }
+    assert!(pages_per_host.values().all(|n| *n <= 5), "{pages_per_host:?}");
+    // Depth 1 from the seed: the seed page and what it links to, nothing more.
+    let seed_host = served.web.hosts()[0].name.clone();
+    assert!(pages_per_host.get(seed_host.as_str()).is_some_and(|n| *n >= 2));
+    let total: usize = pages_per_host.values().sum();
+    assert!(total < 60, "a depth-1 crawl fetched {total} pages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["refdomains", "example.com", "--data", missing.to_str().unwrap()], "does not exist"),
+        (vec!["backlinks", "http://example.com/", "--data", missing.to_str().unwrap()], "does not exist"),
+        (vec!["refdomains", "not a domain", "--data", "."], "not a domain name"),
+        (vec!["crawl", "--seeds", "/no/such/file", "--data", missing.to_str().unwrap()], "neither a URL nor a readable file"),
+        (vec!["crawl", "--seeds", "http://a.com/", "--data", missing.to_str().unwrap(), "--per-host-rps", "0"], "positive"),
+        (vec!["crawl", "--seeds", "http://a.com/", "--data", missing.to_str().unwrap(), "--resolve", "a.com"], "HOST=ADDR:PORT"),
+        (vec!["crawl", "--seeds", "ftp://a.com/", "--data", missing.to_str().unwrap()], "unsupported scheme"),
+    ];
+    for (args, want) in cases {
+        let out = linkgraph(args.iter().map(|s| (*s).to_owned()).collect()).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
+    }
+    assert!(!missing.exists(), "no command created the missing data dir");
+
+    // An unknown domain in an existing crawl is an error, not an empty report.
+    let served = serve(3, 3, 1).await;
+    let data = dir.path().join("data");
+    linkgraph_ok(crawl_args(&served, &data, 100.0, &[])).await;
+    let out = linkgraph(vec!["refdomains".into(), "never-linked.example".into(), "--data".into(), data.display().to_string()]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown domain"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_allow_private_networks_the_guard_refuses_loopback() {
+    let served = serve(3, 3, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = crawl_args(&served, &dir.path().join("data"), 100.0, &[]);
+    args.retain(|a| a != "--allow-private-networks");
+    let out = linkgraph_ok(args).await;
+    assert_eq!(served.log.len(), 0, "no request reached the loopback server");
+    assert!(out.contains("blocked 1"), "{out}");
+}
