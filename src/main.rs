@@ -19,7 +19,11 @@ use linkgraph_simweb::{SimConfig, SimWeb};
 use linkgraph_store::{BacklinkQuery, FjallStore, LinkStore, Target};
 
 #[derive(Parser)]
-#[command(name = "linkgraph", version, about = "Crawl the web politely and build its inbound link graph.")]
+#[command(
+    name = "linkgraph",
+    version,
+    about = "Crawl the web politely and build its inbound link graph."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +68,12 @@ struct CrawlArgs {
     #[arg(long, env = "LINKGRAPH_USER_AGENT", default_value_t = default_user_agent())]
     user_agent: String,
     /// Connect to ADDR:PORT for HOST instead of resolving it ('*' matches every host). Repeatable.
-    #[arg(long, value_name = "HOST=ADDR:PORT", env = "LINKGRAPH_RESOLVE", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "HOST=ADDR:PORT",
+        env = "LINKGRAPH_RESOLVE",
+        value_delimiter = ','
+    )]
     resolve: Vec<ResolveRule>,
     /// Allow loopback, private, link-local and unspecified addresses (off: SSRF guard).
     #[arg(long, env = "LINKGRAPH_ALLOW_PRIVATE_NETWORKS")]
@@ -155,7 +164,10 @@ struct SimwebArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("linkgraph: error: cannot start the async runtime: {e}");
@@ -173,8 +185,11 @@ fn main() -> std::process::ExitCode {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LINKGRAPH_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("LINKGRAPH_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::io::stderr().is_terminal() {
         builder.init();
     } else {
@@ -242,12 +257,16 @@ fn read_seeds(values: &[String]) -> Result<Vec<String>> {
 }
 
 fn secs(name: &str, s: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(s).with_context(|| format!("--{name} must be a non-negative number of seconds, got {s}"))
+    Duration::try_from_secs_f64(s)
+        .with_context(|| format!("--{name} must be a non-negative number of seconds, got {s}"))
 }
 
 async fn run_crawl(a: CrawlArgs) -> Result<()> {
     if !(a.per_host_rps.is_finite() && a.per_host_rps > 0.0) {
-        bail!("--per-host-rps must be a positive number, got {}", a.per_host_rps);
+        bail!(
+            "--per-host-rps must be a positive number, got {}",
+            a.per_host_rps
+        );
     }
     let seeds = read_seeds(&a.seeds)?;
     let fetcher = FetcherConfig {
@@ -274,7 +293,10 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
         concurrency: a.concurrency,
         frontier,
         fetcher,
-        parse_limits: linkgraph_parser::ParseLimits { max_links: a.max_links_per_page, ..Default::default() },
+        parse_limits: linkgraph_parser::ParseLimits {
+            max_links: a.max_links_per_page,
+            ..Default::default()
+        },
         progress: !a.no_progress,
     };
     let summary = crawl(opts, shutdown_signal()).await?;
@@ -288,27 +310,41 @@ fn normalize_domain(input: &str) -> Result<String> {
     if trimmed.is_empty() || trimmed.contains(['/', ':', '?', '#', '@', ' ']) {
         bail!("{input:?} is not a domain name (give e.g. example.co.uk)");
     }
-    let url = url::Url::parse(&format!("http://{trimmed}/")).with_context(|| format!("{input:?} is not a domain name"))?;
-    let host = url.host_str().with_context(|| format!("{input:?} is not a domain name"))?;
+    let url = url::Url::parse(&format!("http://{trimmed}/"))
+        .with_context(|| format!("{input:?} is not a domain name"))?;
+    let host = url
+        .host_str()
+        .with_context(|| format!("{input:?} is not a domain name"))?;
     Ok(registrable_domain(host).to_owned())
 }
 
 fn open_store(data: &Path) -> Result<FjallStore> {
     if !data.is_dir() {
-        bail!("data directory {} does not exist or is not a directory", data.display());
+        bail!(
+            "data directory {} does not exist or is not a directory",
+            data.display()
+        );
     }
     let path = data.join("store");
     if !path.is_dir() {
-        bail!("{} holds no link store (run `linkgraph crawl --data {}` first)", data.display(), data.display());
+        bail!(
+            "{} holds no link store (run `linkgraph crawl --data {}` first)",
+            data.display(),
+            data.display()
+        );
     }
-    FjallStore::open(&path, false).with_context(|| format!("cannot read the link store in {}", data.display()))
+    FjallStore::open(&path, false)
+        .with_context(|| format!("cannot read the link store in {}", data.display()))
 }
 
 async fn run_refdomains(a: RefdomainsArgs) -> Result<()> {
     let domain = normalize_domain(&a.domain)?;
     let store = open_store(&a.data)?;
     if !store.knows_domain(&domain).await? {
-        bail!("unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}", a.data.display());
+        bail!(
+            "unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}",
+            a.data.display()
+        );
     }
     let rows = store.refdomains(&domain).await?;
     let format = match a.format {
@@ -333,7 +369,10 @@ async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
     };
     let store = open_store(&a.data)?;
     if !store.knows_domain(&domain).await? {
-        bail!("unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}", a.data.display());
+        bail!(
+            "unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}",
+            a.data.display()
+        );
     }
     let format = match a.format {
         BlFormat::Table => BacklinksFormat::Table,
@@ -343,11 +382,20 @@ async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     report::write_backlinks_header(&mut out, format)?;
     // Tables align per page, so read them in one page; stream the others.
-    let limit = if format == BacklinksFormat::Table { usize::MAX } else { 1000 };
+    let limit = if format == BacklinksFormat::Table {
+        usize::MAX
+    } else {
+        1000
+    };
     let mut after = None;
     loop {
         let page = store
-            .backlinks(BacklinkQuery { target: target.clone(), include_internal: a.include_internal, limit, after })
+            .backlinks(BacklinkQuery {
+                target: target.clone(),
+                include_internal: a.include_internal,
+                limit,
+                after,
+            })
             .await?;
         if let Err(e) = report::write_backlinks(&mut out, &page.items, format) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -360,24 +408,45 @@ async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
             None => break,
         }
     }
-    out.flush().or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })?;
+    out.flush().or_else(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
     Ok(())
 }
 
 async fn run_simweb(a: SimwebArgs) -> Result<()> {
     if !a.listen.ip().is_loopback() {
-        bail!("the simulated web only listens on loopback addresses, not {}", a.listen);
+        bail!(
+            "the simulated web only listens on loopback addresses, not {}",
+            a.listen
+        );
     }
-    let web = Arc::new(SimWeb::new(SimConfig { hosts: a.hosts, pages_per_host: a.pages_per_host, seed: a.seed }));
-    let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+    let web = Arc::new(SimWeb::new(SimConfig {
+        hosts: a.hosts,
+        pages_per_host: a.pages_per_host,
+        seed: a.seed,
+    }));
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
     let addr = listener.local_addr()?;
     if let Some(path) = &a.truth {
         let truth = web.truth();
-        let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         let mut w = std::io::BufWriter::new(file);
         linkgraph_simweb::write_truth(&truth, &mut w)?;
         w.flush()?;
-        eprintln!("simweb: ground truth ({} edges, {} pages) in {}", truth.edges.len(), truth.pages, path.display());
+        eprintln!(
+            "simweb: ground truth ({} edges, {} pages) in {}",
+            truth.edges.len(),
+            truth.pages,
+            path.display()
+        );
     }
     if let Some(path) = &a.info {
         let info = format!(

@@ -29,8 +29,20 @@ fn key_of(l: &Link) -> EdgeKey {
 
 fn key_of_json(v: &Value) -> EdgeKey {
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-    let rel = v["rel"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
-    (s("source_url"), s("target_url"), s("anchor"), rel, s("placement"), s("kind"))
+    let rel = v["rel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    (
+        s("source_url"),
+        s("target_url"),
+        s("anchor"),
+        rel,
+        s("placement"),
+        s("kind"),
+    )
 }
 
 async fn stored_edges(data: &std::path::Path, domains: &BTreeSet<String>) -> BTreeSet<EdgeKey> {
@@ -68,7 +80,8 @@ fn expected_refdomains(truth: &[Link]) -> BTreeMap<String, Vec<(String, u64, u64
     }
     acc.into_iter()
         .map(|(t, m)| {
-            let mut v: Vec<(String, u64, u64)> = m.into_iter().map(|(d, (n, f))| (d, n, f)).collect();
+            let mut v: Vec<(String, u64, u64)> =
+                m.into_iter().map(|(d, (n, f))| (d, n, f)).collect();
             v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             (t, v)
         })
@@ -93,10 +106,17 @@ async fn stored_refdomains(data: &std::path::Path, domain: &str) -> Vec<(String,
         .iter()
         .map(|d| {
             assert!(d["first_seen"].as_str().unwrap().ends_with('Z'));
-            (d["domain"].as_str().unwrap().into(), d["links"].as_u64().unwrap(), d["follow_links"].as_u64().unwrap())
+            (
+                d["domain"].as_str().unwrap().into(),
+                d["links"].as_u64().unwrap(),
+                d["follow_links"].as_u64().unwrap(),
+            )
         })
         .collect();
-    assert_eq!(v["referring_domains"].as_u64().unwrap() as usize, rows.len());
+    assert_eq!(
+        v["referring_domains"].as_u64().unwrap() as usize,
+        rows.len()
+    );
     rows
 }
 
@@ -113,7 +133,10 @@ fn assert_rate(entries: &[linkgraph_simweb::LoggedRequest], rps: f64) -> usize {
     for (host, times) in &by_host {
         for w in times.windows(2) {
             let gap = w[1].duration_since(w[0]);
-            assert!(gap + jitter >= min_gap, "{host} got two requests {gap:?} apart (limit {min_gap:?})");
+            assert!(
+                gap + jitter >= min_gap,
+                "{host} got two requests {gap:?} apart (limit {min_gap:?})"
+            );
             checked += 1;
         }
     }
@@ -141,33 +164,60 @@ async fn crawl_matches_ground_truth_politely_and_idempotently() {
     assert!(second.contains("frontier empty"), "{second}");
     assert_eq!(summary_number(&second, "queued"), 0);
     let new_edges = summary_new_edges(&first) + summary_new_edges(&second);
-    assert_eq!(new_edges as usize, truth.edges.len(), "every edge stored exactly once");
+    assert_eq!(
+        new_edges as usize,
+        truth.edges.len(),
+        "every edge stored exactly once"
+    );
 
     // Every stored edge, with every attribute, equals the ground truth.
-    let domains: BTreeSet<String> = truth.edges.iter().map(|l| l.target_domain().to_owned()).collect();
+    let domains: BTreeSet<String> = truth
+        .edges
+        .iter()
+        .map(|l| l.target_domain().to_owned())
+        .collect();
     let want: BTreeSet<EdgeKey> = truth.edges.iter().map(key_of).collect();
     let got = stored_edges(&data, &domains).await;
     let missing: Vec<_> = want.difference(&got).take(5).collect();
     let extra: Vec<_> = got.difference(&want).take(5).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:#?}\nextra {extra:#?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}"
+    );
 
     // Every referring-domain count equals the ground truth.
     let expected = expected_refdomains(&truth.edges);
     for (domain, rows) in &expected {
-        assert_eq!(&stored_refdomains(&data, domain).await, rows, "refdomains of {domain}");
+        assert_eq!(
+            &stored_refdomains(&data, domain).await,
+            rows,
+            "refdomains of {domain}"
+        );
     }
 
     // robots.txt: no disallowed path was ever requested (server's own log).
     let log = served.log.snapshot();
     for e in &log {
-        assert!(!served.web.disallowed(&e.host, &e.path), "requested disallowed {}{}", e.host, e.path);
-        assert!(e.user_agent.starts_with("linkgraph/"), "user agent {:?}", e.user_agent);
+        assert!(
+            !served.web.disallowed(&e.host, &e.path),
+            "requested disallowed {}{}",
+            e.host,
+            e.path
+        );
+        assert!(
+            e.user_agent.starts_with("linkgraph/"),
+            "user agent {:?}",
+            e.user_agent
+        );
     }
     assert!(log.iter().any(|e| e.path == "/robots.txt"));
 
     // Politeness: no host ever got requests faster than --per-host-rps.
     let checked = assert_rate(&log[..run1_requests], rps) + assert_rate(&log[run1_requests..], rps);
-    assert!(checked > 100, "too few same-host request pairs to judge: {checked}");
+    assert!(
+        checked > 100,
+        "too few same-host request pairs to judge: {checked}"
+    );
 
     // 3. Another crawl on the same data dir has nothing left to do.
     let third = linkgraph_ok(crawl_args(&served, &data, rps, &[])).await;
@@ -180,7 +230,11 @@ async fn crawl_matches_ground_truth_politely_and_idempotently() {
     assert_eq!(summary_number(&fourth, "edges") as usize, truth.edges.len());
     assert_eq!(stored_edges(&data, &domains).await, want);
     for (domain, rows) in expected.iter().take(5) {
-        assert_eq!(&stored_refdomains(&data, domain).await, rows, "refdomains of {domain} after re-crawl");
+        assert_eq!(
+            &stored_refdomains(&data, domain).await,
+            rows,
+            "refdomains of {domain} after re-crawl"
+        );
     }
     // The popular domain really is popular.
     let popular = registrable_domain(served.web.hosts()[0].name.as_str());
@@ -192,17 +246,30 @@ async fn depth_and_host_budgets_bound_the_crawl() {
     let served = serve(10, 30, 11).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = linkgraph_ok(crawl_args(&served, &data, 100.0, &["--max-depth", "1", "--max-urls-per-host", "5"])).await;
+    let out = linkgraph_ok(crawl_args(
+        &served,
+        &data,
+        100.0,
+        &["--max-depth", "1", "--max-urls-per-host", "5"],
+    ))
+    .await;
     assert!(out.contains("frontier empty"), "{out}");
     let log = served.log.snapshot();
     let mut pages_per_host: HashMap<&str, usize> = HashMap::new();
     for e in log.iter().filter(|e| e.path != "/robots.txt") {
         *pages_per_host.entry(e.host.as_str()).or_default() += 1;
     }
-    assert!(pages_per_host.values().all(|n| *n <= 5), "{pages_per_host:?}");
+    assert!(
+        pages_per_host.values().all(|n| *n <= 5),
+        "{pages_per_host:?}"
+    );
     // Depth 1 from the seed: the seed page and what it links to, nothing more.
     let seed_host = served.web.hosts()[0].name.clone();
-    assert!(pages_per_host.get(seed_host.as_str()).is_some_and(|n| *n >= 2));
+    assert!(
+        pages_per_host
+            .get(seed_host.as_str())
+            .is_some_and(|n| *n >= 2)
+    );
     let total: usize = pages_per_host.values().sum();
     assert!(total < 60, "a depth-1 crawl fetched {total} pages");
 }
@@ -212,13 +279,72 @@ async fn bad_input_gets_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["refdomains", "example.com", "--data", missing.to_str().unwrap()], "does not exist"),
-        (vec!["backlinks", "http://example.com/", "--data", missing.to_str().unwrap()], "does not exist"),
-        (vec!["refdomains", "not a domain", "--data", "."], "not a domain name"),
-        (vec!["crawl", "--seeds", "/no/such/file", "--data", missing.to_str().unwrap()], "neither a URL nor a readable file"),
-        (vec!["crawl", "--seeds", "http://a.com/", "--data", missing.to_str().unwrap(), "--per-host-rps", "0"], "positive"),
-        (vec!["crawl", "--seeds", "http://a.com/", "--data", missing.to_str().unwrap(), "--resolve", "a.com"], "HOST=ADDR:PORT"),
-        (vec!["crawl", "--seeds", "ftp://a.com/", "--data", missing.to_str().unwrap()], "unsupported scheme"),
+        (
+            vec![
+                "refdomains",
+                "example.com",
+                "--data",
+                missing.to_str().unwrap(),
+            ],
+            "does not exist",
+        ),
+        (
+            vec![
+                "backlinks",
+                "http://example.com/",
+                "--data",
+                missing.to_str().unwrap(),
+            ],
+            "does not exist",
+        ),
+        (
+            vec!["refdomains", "not a domain", "--data", "."],
+            "not a domain name",
+        ),
+        (
+            vec![
+                "crawl",
+                "--seeds",
+                "/no/such/file",
+                "--data",
+                missing.to_str().unwrap(),
+            ],
+            "neither a URL nor a readable file",
+        ),
+        (
+            vec![
+                "crawl",
+                "--seeds",
+                "http://a.com/",
+                "--data",
+                missing.to_str().unwrap(),
+                "--per-host-rps",
+                "0",
+            ],
+            "positive",
+        ),
+        (
+            vec![
+                "crawl",
+                "--seeds",
+                "http://a.com/",
+                "--data",
+                missing.to_str().unwrap(),
+                "--resolve",
+                "a.com",
+            ],
+            "HOST=ADDR:PORT",
+        ),
+        (
+            vec![
+                "crawl",
+                "--seeds",
+                "ftp://a.com/",
+                "--data",
+                missing.to_str().unwrap(),
+            ],
+            "unsupported scheme",
+        ),
     ];
     for (args, want) in cases {
         let out = linkgraph(args.iter().map(|s| (*s).to_owned()).collect()).await;
@@ -232,7 +358,13 @@ async fn bad_input_gets_clear_errors() {
     let served = serve(3, 3, 1).await;
     let data = dir.path().join("data");
     linkgraph_ok(crawl_args(&served, &data, 100.0, &[])).await;
-    let out = linkgraph(vec!["refdomains".into(), "never-linked.example".into(), "--data".into(), data.display().to_string()]).await;
+    let out = linkgraph(vec![
+        "refdomains".into(),
+        "never-linked.example".into(),
+        "--data".into(),
+        data.display().to_string(),
+    ])
+    .await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown domain"));
 }
@@ -244,6 +376,10 @@ async fn without_allow_private_networks_the_guard_refuses_loopback() {
     let mut args = crawl_args(&served, &dir.path().join("data"), 100.0, &[]);
     args.retain(|a| a != "--allow-private-networks");
     let out = linkgraph_ok(args).await;
-    assert_eq!(served.log.len(), 0, "no request reached the loopback server");
+    assert_eq!(
+        served.log.len(),
+        0,
+        "no request reached the loopback server"
+    );
     assert!(out.contains("blocked 1"), "{out}");
 }

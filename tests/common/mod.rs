@@ -28,15 +28,29 @@ impl Drop for Served {
 
 /// Serves a simulated web of this shape on 127.0.0.1.
 pub async fn serve(hosts: usize, pages_per_host: usize, seed: u64) -> Served {
-    let web = Arc::new(SimWeb::new(SimConfig { hosts, pages_per_host, seed }));
+    let web = Arc::new(SimWeb::new(SimConfig {
+        hosts,
+        pages_per_host,
+        seed,
+    }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log = Arc::new(RequestLog::default());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(linkgraph_simweb::serve(listener, Arc::clone(&web), Some(Arc::clone(&log)), async {
-        let _ = rx.await;
-    }));
-    Served { web, addr, log, stop: Some(tx) }
+    tokio::spawn(linkgraph_simweb::serve(
+        listener,
+        Arc::clone(&web),
+        Some(Arc::clone(&log)),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Served {
+        web,
+        addr,
+        log,
+        stop: Some(tx),
+    }
 }
 
 /// Runs the `linkgraph` binary with `args` (off the async runtime).
@@ -97,7 +111,10 @@ pub fn summary_number(summary: &str, label: &str) -> u64 {
 
 /// "N new" from the edges line of a crawl summary.
 pub fn summary_new_edges(summary: &str) -> u64 {
-    let line = summary.lines().find(|l| l.trim_start().starts_with("edges")).unwrap();
+    let line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("edges"))
+        .unwrap();
     let words: Vec<&str> = line.split_whitespace().collect();
     let i = words.iter().position(|w| *w == "new").unwrap();
     words[i - 1].parse().unwrap()

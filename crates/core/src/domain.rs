@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 /// True when `host` is an IPv4 or IPv6 literal (brackets allowed).
 pub fn is_ip_host(host: &str) -> bool {
-    host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok()
 }
 
 /// The registrable domain of `host` ("eTLD+1") by the Public Suffix List.

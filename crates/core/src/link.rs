@@ -21,8 +21,11 @@ impl Rel {
     pub const SPONSORED: Rel = Rel(2);
     /// `rel="ugc"` (user-generated content).
     pub const UGC: Rel = Rel(4);
-    const ALL: [(Rel, &'static str); 3] =
-        [(Rel::NOFOLLOW, "nofollow"), (Rel::SPONSORED, "sponsored"), (Rel::UGC, "ugc")];
+    const ALL: [(Rel, &'static str); 3] = [
+        (Rel::NOFOLLOW, "nofollow"),
+        (Rel::SPONSORED, "sponsored"),
+        (Rel::UGC, "ugc"),
+    ];
 
     /// No qualifiers: a follow link.
     pub const fn follow() -> Rel {
@@ -46,11 +49,18 @@ impl Rel {
     }
     /// The flags' names, in a fixed order; empty for a follow link.
     pub fn names(self) -> Vec<&'static str> {
-        Rel::ALL.iter().filter(|(r, _)| self.contains(*r)).map(|(_, n)| *n).collect()
+        Rel::ALL
+            .iter()
+            .filter(|(r, _)| self.contains(*r))
+            .map(|(_, n)| *n)
+            .collect()
     }
     /// Parses one flag name.
     pub fn from_name(name: &str) -> Option<Rel> {
-        Rel::ALL.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(r, _)| *r)
+        Rel::ALL
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(r, _)| *r)
     }
 }
 
@@ -69,7 +79,10 @@ impl std::ops::BitOrAssign for Rel {
 
 /// Parses an HTML `rel` attribute value (space-separated, case-insensitive).
 pub fn parse_rel_attribute(value: &str) -> Rel {
-    value.split_ascii_whitespace().filter_map(Rel::from_name).fold(Rel::follow(), |a, b| a | b)
+    value
+        .split_ascii_whitespace()
+        .filter_map(Rel::from_name)
+        .fold(Rel::follow(), |a, b| a | b)
 }
 
 impl Serialize for Rel {
@@ -90,7 +103,9 @@ impl<'de> Deserialize<'de> for Rel {
 }
 
 /// Where on the page a link sits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Placement {
     /// The main content (anything not in the sections below).
@@ -135,7 +150,10 @@ impl Placement {
     }
     /// Rebuilds from [`Placement::code`]; unknown codes read as content.
     pub fn from_code(code: u8) -> Placement {
-        Placement::ALL.get(usize::from(code)).copied().unwrap_or_default()
+        Placement::ALL
+            .get(usize::from(code))
+            .copied()
+            .unwrap_or_default()
     }
 }
 
@@ -146,7 +164,9 @@ impl fmt::Display for Placement {
 }
 
 /// How the edge was found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkKind {
     /// An `<a href>` or `<area href>` in the page.
@@ -212,7 +232,9 @@ fn host_str(url: &str) -> &str {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     if hostport.starts_with('[') {
-        return hostport.split_once(']').map_or(hostport, |(h, _)| &hostport[..=h.len()]);
+        return hostport
+            .split_once(']')
+            .map_or(hostport, |(h, _)| &hostport[..=h.len()]);
     }
     hostport.split(':').next().unwrap_or(hostport)
 }
@@ -273,8 +295,14 @@ mod tests {
         assert!(link("http://www.a.co.uk/x", "https://shop.a.co.uk/").is_internal());
         assert!(!link("http://a.github.io/", "http://b.github.io/").is_internal());
         assert!(!link("http://a.com:8080/", "http://b.com/").is_internal());
-        assert_eq!(link("http://u@a.com:8080/p", "http://[::1]:80/").target_host(), "[::1]");
-        assert_eq!(link("http://u@a.com:8080/p", "http://b.com").source_host(), "a.com");
+        assert_eq!(
+            link("http://u@a.com:8080/p", "http://[::1]:80/").target_host(),
+            "[::1]"
+        );
+        assert_eq!(
+            link("http://u@a.com:8080/p", "http://b.com").source_host(),
+            "a.com"
+        );
     }
 
     #[test]

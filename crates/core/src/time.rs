@@ -51,14 +51,23 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339_ms(1_772_452_800_123), "2026-03-02T12:00:00.123Z");
-        assert_eq!(format_rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_ms(1_772_452_800_123),
+            "2026-03-02T12:00:00.123Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn round_trips_with_system_time() {
         let ms = 1_700_000_000_000;
         let t = system_time_from_ms(ms);
-        assert_eq!(t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).ok(), Some(1_700_000_000_000));
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).ok(),
+            Some(1_700_000_000_000)
+        );
     }
 }

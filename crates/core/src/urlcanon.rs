@@ -61,13 +61,19 @@ fn excerpt(s: &str) -> String {
 pub fn canonicalize(input: &str, base: Option<&Url>) -> Result<Url, UrlError> {
     let trimmed = input.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\u{0}');
     if trimmed.len() > MAX_URL_BYTES {
-        return Err(UrlError::TooLong { len: trimmed.len(), max: MAX_URL_BYTES });
+        return Err(UrlError::TooLong {
+            len: trimmed.len(),
+            max: MAX_URL_BYTES,
+        });
     }
     let parsed = match base {
         Some(b) => b.join(trimmed),
         None => Url::parse(trimmed),
     }
-    .map_err(|e| UrlError::Invalid { input: excerpt(trimmed), reason: e.to_string() })?;
+    .map_err(|e| UrlError::Invalid {
+        input: excerpt(trimmed),
+        reason: e.to_string(),
+    })?;
     canonicalize_url(parsed, trimmed)
 }
 
@@ -89,12 +95,18 @@ fn canonicalize_url(mut url: Url, input: &str) -> Result<Url, UrlError> {
     // The url crate already lower-cases scheme and host, converts IDN hosts to
     // punycode, drops the scheme's default port and resolves dot segments.
     match url.host_str() {
-        None | Some("") => return Err(UrlError::NoHost { input: excerpt(input) }),
+        None | Some("") => {
+            return Err(UrlError::NoHost {
+                input: excerpt(input),
+            });
+        }
         Some(h) if h.ends_with('.') => {
             // "example.com." names the same host as "example.com".
             let fixed = h.trim_end_matches('.').to_owned();
             if fixed.is_empty() {
-                return Err(UrlError::NoHost { input: excerpt(input) });
+                return Err(UrlError::NoHost {
+                    input: excerpt(input),
+                });
             }
             url.set_host(Some(&fixed)).map_err(|e| UrlError::Invalid {
                 input: excerpt(input),
@@ -124,7 +136,10 @@ fn canonicalize_url(mut url: Url, input: &str) -> Result<Url, UrlError> {
     }
     let len = url.as_str().len();
     if len > MAX_URL_BYTES {
-        return Err(UrlError::TooLong { len, max: MAX_URL_BYTES });
+        return Err(UrlError::TooLong {
+            len,
+            max: MAX_URL_BYTES,
+        });
     }
     Ok(url)
 }
@@ -177,11 +192,6 @@ fn hex_val(c: u8) -> Option<u8> {
     }
 }
 
-/// The host of a URL as the crawler keys it (no port), or `None` without one.
-pub fn host_of(url: &Url) -> Option<&str> {
-    url.host_str()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,7 +205,10 @@ mod tests {
     fn lowercases_scheme_and_host_and_drops_default_port_and_fragment() {
         assert_eq!(c("HTTP://Example.COM:80/a#frag"), "http://example.com/a");
         assert_eq!(c("https://example.com:443/"), "https://example.com/");
-        assert_eq!(c("https://example.com:8443/x"), "https://example.com:8443/x");
+        assert_eq!(
+            c("https://example.com:8443/x"),
+            "https://example.com:8443/x"
+        );
         assert_eq!(c("http://example.com"), "http://example.com/");
         assert_eq!(c("http://example.com./a"), "http://example.com/a");
     }
@@ -234,11 +247,23 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_crawlable() {
-        assert!(matches!(canonicalize_str("mailto:a@b.c"), Err(UrlError::UnsupportedScheme { .. })));
-        assert!(matches!(canonicalize_str("javascript:void(0)"), Err(UrlError::UnsupportedScheme { .. })));
-        assert!(matches!(canonicalize_str("not a url"), Err(UrlError::Invalid { .. })));
+        assert!(matches!(
+            canonicalize_str("mailto:a@b.c"),
+            Err(UrlError::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            canonicalize_str("javascript:void(0)"),
+            Err(UrlError::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            canonicalize_str("not a url"),
+            Err(UrlError::Invalid { .. })
+        ));
         let long = format!("http://a.com/{}", "x".repeat(MAX_URL_BYTES));
-        assert!(matches!(canonicalize_str(&long), Err(UrlError::TooLong { .. })));
+        assert!(matches!(
+            canonicalize_str(&long),
+            Err(UrlError::TooLong { .. })
+        ));
     }
 
     proptest! {

@@ -79,13 +79,20 @@ impl Default for FetcherConfig {
 
 /// The default User-Agent.
 pub fn default_user_agent() -> String {
-    format!("linkgraph/{} (+https://example.invalid/linkgraph)", env!("CARGO_PKG_VERSION"))
+    format!(
+        "linkgraph/{} (+https://example.invalid/linkgraph)",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// The product token robots.txt groups are matched against: the User-Agent
 /// up to its first `/` or space, e.g. `linkgraph`.
 pub fn product_token(user_agent: &str) -> String {
-    user_agent.split(['/', ' ']).next().unwrap_or(user_agent).to_ascii_lowercase()
+    user_agent
+        .split(['/', ' '])
+        .next()
+        .unwrap_or(user_agent)
+        .to_ascii_lowercase()
 }
 
 /// Why a fetcher could not be built.
@@ -182,7 +189,8 @@ impl Fetcher {
             res.fetched_at_ms = now_ms();
         }
         let outcome = res.outcome();
-        metrics::counter!("linkgraph_fetcher_pages_total", "outcome" => outcome.label()).increment(1);
+        metrics::counter!("linkgraph_fetcher_pages_total", "outcome" => outcome.label())
+            .increment(1);
         metrics::histogram!("linkgraph_fetcher_fetch_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         if outcome == FetchOutcome::RobotsDenied {
@@ -195,13 +203,21 @@ impl Fetcher {
 
     async fn fetch_inner(&self, req: &CrawlRequest) -> FetchResult {
         let fail = |outcome: FetchOutcome, error: String| {
-            let mut r = FetchResult { error, ..FetchResult::default() };
+            let mut r = FetchResult {
+                error,
+                ..FetchResult::default()
+            };
             r.set_outcome(outcome);
             r
         };
         let url = match Url::parse(&req.url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-            _ => return fail(FetchOutcome::NetworkError, format!("not a fetchable url: {:?}", req.url)),
+            _ => {
+                return fail(
+                    FetchOutcome::NetworkError,
+                    format!("not a fetchable url: {:?}", req.url),
+                );
+            }
         };
         let host = url.host_str().unwrap_or_default().to_owned();
         if req.redirect_hops > self.inner.cfg.max_redirects {
@@ -224,10 +240,16 @@ impl Fetcher {
         match verdict {
             RobotsVerdict::Allowed => {}
             RobotsVerdict::Disallowed => {
-                return fail(FetchOutcome::RobotsDenied, "disallowed by robots.txt".into());
+                return fail(
+                    FetchOutcome::RobotsDenied,
+                    "disallowed by robots.txt".into(),
+                );
             }
             RobotsVerdict::Unavailable(why) => {
-                return fail(FetchOutcome::RobotsDenied, format!("robots.txt unavailable: {why}"));
+                return fail(
+                    FetchOutcome::RobotsDenied,
+                    format!("robots.txt unavailable: {why}"),
+                );
             }
             RobotsVerdict::Blocked(why) => return fail(FetchOutcome::Blocked, why),
         }
@@ -246,37 +268,75 @@ impl Fetcher {
         let (entry, fresh) = self
             .inner
             .robots
-            .get_or_fetch(&origin, move || async move { this.fetch_robots(&robots_url, &h).await })
+            .get_or_fetch(&origin, move || async move {
+                this.fetch_robots(&robots_url, &h).await
+            })
             .await;
         let sitemaps = if fresh { entry.sitemaps() } else { Vec::new() };
         (entry.verdict(url.as_str()), sitemaps)
     }
 
+    /// Fetches robots.txt, following up to [`robots::MAX_ROBOTS_REDIRECTS`]
+    /// redirects (RFC 9309), each hop waiting on its own host's limiter.
     async fn fetch_robots(&self, robots_url: &str, host: &str) -> robots::Fetched {
         let cfg = &self.inner.cfg;
-        self.polite(host).await;
-        let resp = self.inner.client.get(robots_url).header(ACCEPT, "text/plain, */*;q=0.5").send().await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) if classify(&e) == FetchOutcome::Blocked => {
-                return robots::Fetched::blocked(error_chain(&e), cfg.robots_error_ttl);
-            }
-            Err(e) => return robots::Fetched::unreachable(error_chain(&e), cfg.robots_error_ttl),
+        let mut url = match Url::parse(robots_url) {
+            Ok(u) => u,
+            Err(e) => return robots::Fetched::unreachable(e.to_string(), cfg.robots_error_ttl),
         };
-        let status = resp.status().as_u16();
-        let mut resp = resp;
-        match status {
-            200..=299 => {
-                let body = read_capped(&mut resp, robots::MAX_ROBOTS_BYTES).await;
-                match body {
-                    Ok((bytes, _)) => robots::Fetched::parsed(&self.inner.token, &bytes, cfg.robots_ttl),
-                    Err(e) => robots::Fetched::unreachable(e, cfg.robots_error_ttl),
+        let mut hop_host = host.to_owned();
+        for _ in 0..=robots::MAX_ROBOTS_REDIRECTS {
+            self.polite(&hop_host).await;
+            let sent = self
+                .inner
+                .client
+                .get(url.as_str())
+                .header(ACCEPT, "text/plain, */*;q=0.5")
+                .send()
+                .await;
+            let mut resp = match sent {
+                Ok(r) => r,
+                Err(e) if classify(&e) == FetchOutcome::Blocked => {
+                    return robots::Fetched::blocked(error_chain(&e), cfg.robots_error_ttl);
+                }
+                Err(e) => {
+                    return robots::Fetched::unreachable(error_chain(&e), cfg.robots_error_ttl);
+                }
+            };
+            let status = resp.status().as_u16();
+            match status {
+                200..=299 => {
+                    return match read_capped(&mut resp, robots::MAX_ROBOTS_BYTES).await {
+                        Ok((bytes, _)) => {
+                            robots::Fetched::parsed(&self.inner.token, &bytes, cfg.robots_ttl)
+                        }
+                        Err(e) => robots::Fetched::unreachable(e, cfg.robots_error_ttl),
+                    };
+                }
+                300..=399 => {
+                    let loc = header_str(resp.headers(), LOCATION.as_str());
+                    match url.join(&loc) {
+                        Ok(next)
+                            if !loc.is_empty() && matches!(next.scheme(), "http" | "https") =>
+                        {
+                            hop_host = next.host_str().unwrap_or_default().to_owned();
+                            url = next;
+                        }
+                        // A redirect without a usable target: as if unavailable (4xx).
+                        _ => return robots::Fetched::allow_all(cfg.robots_ttl),
+                    }
+                }
+                400..=499 => return robots::Fetched::allow_all(cfg.robots_ttl),
+                _ => {
+                    return robots::Fetched::unreachable(
+                        format!("http status {status}"),
+                        cfg.robots_error_ttl,
+                    );
                 }
             }
-            // Redirects for robots.txt are left to issue #4; treat as absent.
-            300..=499 => robots::Fetched::allow_all(cfg.robots_ttl),
-            _ => robots::Fetched::unreachable(format!("http status {status}"), cfg.robots_error_ttl),
         }
+        // Too many redirects: RFC 9309 treats this like an unavailable (4xx) file.
+        robots::Fetched::allow_all(cfg.robots_ttl)
     }
 
     async fn get(&self, url: &Url) -> FetchResult {
@@ -338,7 +398,8 @@ impl Fetcher {
         }
         match read_capped(&mut resp, cfg.max_body_bytes).await {
             Ok((body, truncated)) => {
-                metrics::counter!("linkgraph_fetcher_downloaded_bytes_total").increment(body.len() as u64);
+                metrics::counter!("linkgraph_fetcher_downloaded_bytes_total")
+                    .increment(body.len() as u64);
                 out.body = body;
                 if truncated {
                     out.set_outcome(FetchOutcome::TooLarge);
@@ -362,20 +423,29 @@ impl Fetcher {
 }
 
 fn header_str(h: &HeaderMap, name: &str) -> String {
-    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// True for HTML media types, and for a missing Content-Type (we sniff).
 fn is_html_type(ct: &str) -> bool {
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime.is_empty() || mime == "text/html" || mime == "application/xhtml+xml"
 }
 
 /// Reads the body, keeping at most `cap` bytes; `true` when it was cut.
 async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<(Vec<u8>, bool), String> {
-    let mut body = Vec::with_capacity(resp.content_length().map_or(16 * 1024, |l| {
-        usize::try_from(l).unwrap_or(cap).min(cap)
-    }));
+    let mut body = Vec::with_capacity(
+        resp.content_length()
+            .map_or(16 * 1024, |l| usize::try_from(l).unwrap_or(cap).min(cap)),
+    );
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
@@ -400,7 +470,11 @@ fn classify(e: &reqwest::Error) -> FetchOutcome {
         }
         src = s.source();
     }
-    if e.is_timeout() { FetchOutcome::Timeout } else { FetchOutcome::NetworkError }
+    if e.is_timeout() {
+        FetchOutcome::Timeout
+    } else {
+        FetchOutcome::NetworkError
+    }
 }
 
 /// The error and its causes, joined: reqwest's top-level message alone

@@ -29,10 +29,9 @@ impl FromStr for ResolveRule {
         if host.is_empty() {
             return Err(format!("empty host in {s:?}"));
         }
-        let addr = addr
-            .trim()
-            .parse::<SocketAddr>()
-            .map_err(|e| format!("bad address {addr:?} in {s:?}: {e} (expected e.g. 127.0.0.1:8080)"))?;
+        let addr = addr.trim().parse::<SocketAddr>().map_err(|e| {
+            format!("bad address {addr:?} in {s:?}: {e} (expected e.g. 127.0.0.1:8080)")
+        })?;
         Ok(ResolveRule { host, addr })
     }
 }
@@ -101,7 +100,11 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
 /// Refuses `ip` for `host` unless private networks are allowed.
 pub fn check_ip(host: &str, ip: IpAddr, allow_private: bool) -> Result<(), Blocked> {
     match forbidden_class(ip) {
-        Some(class) if !allow_private => Err(Blocked { host: host.to_owned(), addr: ip, class }),
+        Some(class) if !allow_private => Err(Blocked {
+            host: host.to_owned(),
+            addr: ip,
+            class,
+        }),
         _ => Ok(()),
     }
 }
@@ -117,7 +120,10 @@ pub struct GuardedResolver {
 impl GuardedResolver {
     /// A resolver with these overrides and policy.
     pub fn new(rules: Vec<ResolveRule>, allow_private: bool) -> Self {
-        GuardedResolver { rules: Arc::new(rules), allow_private }
+        GuardedResolver {
+            rules: Arc::new(rules),
+            allow_private,
+        }
     }
 
     /// The override for `host`: an exact rule, else `*`.
@@ -170,7 +176,9 @@ mod tests {
 
     #[test]
     fn parses_rules() {
-        let r: ResolveRule = "WWW.Example.com=127.0.0.1:8080".parse().unwrap_or_else(|e| panic!("{e}"));
+        let r: ResolveRule = "WWW.Example.com=127.0.0.1:8080"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.host, "www.example.com");
         assert_eq!(r.addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert!("*=[::1]:80".parse::<ResolveRule>().is_ok());
@@ -182,13 +190,23 @@ mod tests {
     fn exact_rules_win_over_the_wildcard() {
         let g = GuardedResolver::new(
             vec![
-                "*=127.0.0.1:1".parse().unwrap_or_else(|e: String| panic!("{e}")),
-                "a.com=127.0.0.2:2".parse().unwrap_or_else(|e: String| panic!("{e}")),
+                "*=127.0.0.1:1"
+                    .parse()
+                    .unwrap_or_else(|e: String| panic!("{e}")),
+                "a.com=127.0.0.2:2"
+                    .parse()
+                    .unwrap_or_else(|e: String| panic!("{e}")),
             ],
             true,
         );
-        assert_eq!(g.override_for("a.com"), Some(SocketAddr::from(([127, 0, 0, 2], 2))));
-        assert_eq!(g.override_for("b.com"), Some(SocketAddr::from(([127, 0, 0, 1], 1))));
+        assert_eq!(
+            g.override_for("a.com"),
+            Some(SocketAddr::from(([127, 0, 0, 2], 2)))
+        );
+        assert_eq!(
+            g.override_for("b.com"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 1)))
+        );
     }
 
     #[test]
@@ -217,14 +235,19 @@ mod tests {
 
     #[tokio::test]
     async fn blocks_overrides_into_private_space_unless_allowed() {
-        let rule: ResolveRule = "*=127.0.0.1:9".parse().unwrap_or_else(|e: String| panic!("{e}"));
+        let rule: ResolveRule = "*=127.0.0.1:9"
+            .parse()
+            .unwrap_or_else(|e: String| panic!("{e}"));
         let name = || Name::from_str("example.com").unwrap_or_else(|e| panic!("{e}"));
         let strict = GuardedResolver::new(vec![rule.clone()], false);
         let err = strict.resolve(name()).await.err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("loopback")));
         let lax = GuardedResolver::new(vec![rule], true);
-        let addrs: Vec<SocketAddr> =
-            lax.resolve(name()).await.map(Iterator::collect).unwrap_or_default();
+        let addrs: Vec<SocketAddr> = lax
+            .resolve(name())
+            .await
+            .map(Iterator::collect)
+            .unwrap_or_default();
         assert_eq!(addrs, vec![SocketAddr::from(([127, 0, 0, 1], 9))]);
     }
 }

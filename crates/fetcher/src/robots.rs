@@ -13,6 +13,9 @@ use tokio::sync::OnceCell;
 /// The most robots.txt bytes parsed (RFC 9309 asks for at least 500 KiB).
 pub const MAX_ROBOTS_BYTES: usize = 500 * 1024;
 
+/// Redirect hops followed when fetching robots.txt (RFC 9309: at least five).
+pub const MAX_ROBOTS_REDIRECTS: usize = 5;
+
 /// What robots.txt says about one URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RobotsVerdict {
@@ -46,19 +49,31 @@ impl Fetched {
             Ok(r) => Kind::Rules(Box::new(r)),
             Err(_) => Kind::AllowAll,
         };
-        Fetched { kind, expires: Instant::now() + ttl }
+        Fetched {
+            kind,
+            expires: Instant::now() + ttl,
+        }
     }
     /// A 4xx (or absent) robots.txt: everything is allowed.
     pub fn allow_all(ttl: Duration) -> Self {
-        Fetched { kind: Kind::AllowAll, expires: Instant::now() + ttl }
+        Fetched {
+            kind: Kind::AllowAll,
+            expires: Instant::now() + ttl,
+        }
     }
     /// An unreachable or 5xx robots.txt: everything is disallowed for `ttl`.
     pub fn unreachable(why: String, ttl: Duration) -> Self {
-        Fetched { kind: Kind::Unreachable(why), expires: Instant::now() + ttl }
+        Fetched {
+            kind: Kind::Unreachable(why),
+            expires: Instant::now() + ttl,
+        }
     }
     /// The host's address is refused by the SSRF guard (cached like an error).
     pub fn blocked(why: String, ttl: Duration) -> Self {
-        Fetched { kind: Kind::Blocked(why), expires: Instant::now() + ttl }
+        Fetched {
+            kind: Kind::Blocked(why),
+            expires: Instant::now() + ttl,
+        }
     }
     /// The verdict for a full URL.
     pub fn verdict(&self, url: &str) -> RobotsVerdict {
@@ -103,7 +118,10 @@ pub struct RobotsCache {
 impl RobotsCache {
     /// A cache holding at most `capacity` origins.
     pub fn new(capacity: usize) -> Self {
-        RobotsCache { slots: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
+        RobotsCache {
+            slots: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Origins cached now.
@@ -138,7 +156,10 @@ impl RobotsCache {
                 }
                 slots.insert(
                     origin.to_owned(),
-                    Slot { cell: Arc::new(OnceCell::new()), inserted: now },
+                    Slot {
+                        cell: Arc::new(OnceCell::new()),
+                        inserted: now,
+                    },
                 );
             }
             match slots.get(origin) {
@@ -187,28 +208,55 @@ mod tests {
         assert_eq!(f.crawl_delay(), Some(2.0));
         assert_eq!(f.sitemaps(), vec!["http://a.com/sitemap.xml".to_string()]);
         let other = Fetched::parsed("otherbot", TXT, Duration::from_secs(60));
-        assert_eq!(other.verdict("http://a.com/private/x"), RobotsVerdict::Disallowed);
+        assert_eq!(
+            other.verdict("http://a.com/private/x"),
+            RobotsVerdict::Disallowed
+        );
     }
 
     #[test]
     fn unreachable_disallows_and_4xx_allows() {
         let u = Fetched::unreachable("503".into(), Duration::from_secs(1));
-        assert!(matches!(u.verdict("http://a.com/"), RobotsVerdict::Unavailable(_)));
-        assert_eq!(Fetched::allow_all(Duration::from_secs(1)).verdict("http://a.com/x"), RobotsVerdict::Allowed);
+        assert!(matches!(
+            u.verdict("http://a.com/"),
+            RobotsVerdict::Unavailable(_)
+        ));
+        assert_eq!(
+            Fetched::allow_all(Duration::from_secs(1)).verdict("http://a.com/x"),
+            RobotsVerdict::Allowed
+        );
     }
 
     #[tokio::test]
     async fn fetches_once_refetches_when_expired_and_stays_bounded() {
         let cache = RobotsCache::new(10);
-        let (_, first) = cache.get_or_fetch("http://a.com", || async { Fetched::allow_all(Duration::from_secs(60)) }).await;
-        let (_, second) = cache.get_or_fetch("http://a.com", || async { Fetched::allow_all(Duration::from_secs(60)) }).await;
+        let (_, first) = cache
+            .get_or_fetch("http://a.com", || async {
+                Fetched::allow_all(Duration::from_secs(60))
+            })
+            .await;
+        let (_, second) = cache
+            .get_or_fetch("http://a.com", || async {
+                Fetched::allow_all(Duration::from_secs(60))
+            })
+            .await;
         assert!(first && !second);
-        let (_, _) = cache.get_or_fetch("http://b.com", || async { Fetched::allow_all(Duration::ZERO) }).await;
-        let (_, again) = cache.get_or_fetch("http://b.com", || async { Fetched::allow_all(Duration::ZERO) }).await;
+        let (_, _) = cache
+            .get_or_fetch("http://b.com", || async {
+                Fetched::allow_all(Duration::ZERO)
+            })
+            .await;
+        let (_, again) = cache
+            .get_or_fetch("http://b.com", || async {
+                Fetched::allow_all(Duration::ZERO)
+            })
+            .await;
         assert!(again, "an expired entry is fetched again");
         for i in 0..100 {
             let o = format!("http://h{i}.com");
-            cache.get_or_fetch(&o, || async { Fetched::allow_all(Duration::from_secs(60)) }).await;
+            cache
+                .get_or_fetch(&o, || async { Fetched::allow_all(Duration::from_secs(60)) })
+                .await;
         }
         assert!(cache.len() <= 10);
     }

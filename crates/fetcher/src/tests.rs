@@ -14,7 +14,9 @@ type Log = Arc<Mutex<Vec<(Instant, String, String)>>>;
 
 /// Serves `route(host, path) -> raw response bytes` on a loopback port.
 async fn serve(route: fn(&str, &str) -> Vec<u8>) -> (SocketAddr, Log) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let log: Log = Arc::default();
     let log2 = Arc::clone(&log);
@@ -34,7 +36,10 @@ async fn serve(route: fn(&str, &str) -> Vec<u8>) -> (SocketAddr, Log) {
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 let host = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("host: ").or_else(|| l.strip_prefix("Host: ")))
+                    .find_map(|l| {
+                        l.strip_prefix("host: ")
+                            .or_else(|| l.strip_prefix("Host: "))
+                    })
                     .unwrap_or("")
                     .split(':')
                     .next()
@@ -62,9 +67,23 @@ fn resp(status: &str, headers: &str, body: &str) -> Vec<u8> {
 fn routes(host: &str, path: &str) -> Vec<u8> {
     match (host, path) {
         ("down.test", "/robots.txt") => resp("503 Service Unavailable", "", ""),
+        ("moved.test", "/robots.txt") => resp(
+            "301 Moved Permanently",
+            "Location: http://site.test/robots.txt\r\n",
+            "",
+        ),
+        ("loop.test", "/robots.txt") => resp("302 Found", "Location: /robots.txt\r\n", ""),
         (_, "/robots.txt") if host.starts_with("norobots") => resp("404 Not Found", "", ""),
-        (_, "/robots.txt") => resp("200 OK", "Content-Type: text/plain\r\n", "User-agent: *\nDisallow: /private/\n"),
-        (_, "/page") => resp("200 OK", "Content-Type: text/html; charset=utf-8\r\nX-Robots-Tag: nofollow\r\n", "<a href='/x'>x</a>"),
+        (_, "/robots.txt") => resp(
+            "200 OK",
+            "Content-Type: text/plain\r\n",
+            "User-agent: *\nDisallow: /private/\n",
+        ),
+        (_, "/page") => resp(
+            "200 OK",
+            "Content-Type: text/html; charset=utf-8\r\nX-Robots-Tag: nofollow\r\n",
+            "<a href='/x'>x</a>",
+        ),
         (_, "/big") => resp("200 OK", "Content-Type: text/html\r\n", &"a".repeat(10_000)),
         (_, "/pdf") => resp("200 OK", "Content-Type: application/pdf\r\n", "%PDF"),
         (_, "/moved") => resp("301 Moved Permanently", "Location: ../Target#frag\r\n", ""),
@@ -75,7 +94,10 @@ fn routes(host: &str, path: &str) -> Vec<u8> {
 
 fn fetcher(addr: SocketAddr, allow_private: bool, rps: f64) -> Fetcher {
     let cfg = FetcherConfig {
-        resolve: vec![ResolveRule { host: "*".into(), addr }],
+        resolve: vec![ResolveRule {
+            host: "*".into(),
+            addr,
+        }],
         allow_private_networks: allow_private,
         per_host_rps: rps,
         max_body_bytes: 4096,
@@ -87,11 +109,20 @@ fn fetcher(addr: SocketAddr, allow_private: bool, rps: f64) -> Fetcher {
 }
 
 fn req(url: &str) -> CrawlRequest {
-    CrawlRequest { url: url.into(), host: Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default(), ..CrawlRequest::default() }
+    CrawlRequest {
+        url: url.into(),
+        host: Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default(),
+        ..CrawlRequest::default()
+    }
 }
 
 fn paths(log: &Log) -> Vec<String> {
-    log.lock().map(|l| l.iter().map(|(_, h, p)| format!("{h}{p}")).collect()).unwrap_or_default()
+    log.lock()
+        .map(|l| l.iter().map(|(_, h, p)| format!("{h}{p}")).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -105,7 +136,11 @@ async fn fetches_html_and_honours_robots_from_the_servers_view() {
     assert!(ok.content_type.starts_with("text/html"));
     let denied = f.fetch(req("http://site.test/private/secret")).await;
     assert_eq!(denied.outcome(), FetchOutcome::RobotsDenied);
-    assert_eq!(paths(&log), vec!["site.test/robots.txt", "site.test/page"], "robots fetched once, private never");
+    assert_eq!(
+        paths(&log),
+        vec!["site.test/robots.txt", "site.test/page"],
+        "robots fetched once, private never"
+    );
 }
 
 #[tokio::test]
@@ -116,10 +151,37 @@ async fn robots_errors_disallow_and_robots_404_allows() {
     assert_eq!(down.outcome(), FetchOutcome::RobotsDenied);
     assert!(down.error.contains("503"), "{}", down.error);
     let open = f.fetch(req("http://norobots.test/private/x")).await;
-    assert_eq!(open.outcome(), FetchOutcome::HttpError, "404 page, but it was requested");
+    assert_eq!(
+        open.outcome(),
+        FetchOutcome::HttpError,
+        "404 page, but it was requested"
+    );
     assert_eq!(open.status, 404);
     assert!(!paths(&log).contains(&"down.test/page".to_string()));
     assert!(paths(&log).contains(&"norobots.test/private/x".to_string()));
+}
+
+#[tokio::test]
+async fn robots_redirects_are_followed_and_loops_end() {
+    let (addr, log) = serve(routes).await;
+    let f = fetcher(addr, true, 1000.0);
+    let denied = f.fetch(req("http://moved.test/private/x")).await;
+    assert_eq!(
+        denied.outcome(),
+        FetchOutcome::RobotsDenied,
+        "site.test's rules apply via the redirect"
+    );
+    let looped = f.fetch(req("http://loop.test/page")).await;
+    assert_eq!(
+        looped.outcome(),
+        FetchOutcome::Ok,
+        "a redirect loop counts as no robots.txt"
+    );
+    let robots_hits = paths(&log)
+        .iter()
+        .filter(|p| p.as_str() == "loop.test/robots.txt")
+        .count();
+    assert_eq!(robots_hits, 1 + robots::MAX_ROBOTS_REDIRECTS);
 }
 
 #[tokio::test]
@@ -127,14 +189,24 @@ async fn the_ssrf_guard_refuses_loopback_unless_allowed() {
     let (addr, log) = serve(routes).await;
     let f = fetcher(addr, false, 1000.0);
     let r = f.fetch(req("http://site.test/page")).await;
-    assert_eq!(r.outcome(), FetchOutcome::Blocked, "even robots.txt is not fetched");
+    assert_eq!(
+        r.outcome(),
+        FetchOutcome::Blocked,
+        "even robots.txt is not fetched"
+    );
     assert!(r.error.contains("allow-private-networks"), "{}", r.error);
     let ip = f.fetch(req(&format!("http://{addr}/page"))).await;
     assert_eq!(ip.outcome(), FetchOutcome::Blocked);
     assert!(ip.error.contains("loopback"), "{}", ip.error);
-    let meta = f.fetch(req("http://169.254.169.254/latest/meta-data/")).await;
+    let meta = f
+        .fetch(req("http://169.254.169.254/latest/meta-data/"))
+        .await;
     assert_eq!(meta.outcome(), FetchOutcome::Blocked);
-    assert!(paths(&log).is_empty(), "nothing reached the server: {:?}", paths(&log));
+    assert!(
+        paths(&log).is_empty(),
+        "nothing reached the server: {:?}",
+        paths(&log)
+    );
 }
 
 #[tokio::test]
@@ -142,7 +214,10 @@ async fn caps_bodies_reports_redirects_and_skips_non_html() {
     let (addr, _log) = serve(routes).await;
     let f = fetcher(addr, true, 1000.0);
     let big = f.fetch(req("http://site.test/big")).await;
-    assert_eq!((big.outcome(), big.body.len()), (FetchOutcome::TooLarge, 4096));
+    assert_eq!(
+        (big.outcome(), big.body.len()),
+        (FetchOutcome::TooLarge, 4096)
+    );
     let moved = f.fetch(req("http://site.test/moved")).await;
     assert_eq!(moved.outcome(), FetchOutcome::Redirect);
     assert_eq!(moved.location, "http://site.test/Target");
@@ -152,7 +227,10 @@ async fn caps_bodies_reports_redirects_and_skips_non_html() {
     let pdf = f.fetch(req("http://site.test/pdf")).await;
     assert_eq!((pdf.outcome(), pdf.body.len()), (FetchOutcome::NotHtml, 0));
     let gone = f.fetch(req("http://site.test/gone")).await;
-    assert_eq!((gone.outcome(), gone.status), (FetchOutcome::HttpError, 410));
+    assert_eq!(
+        (gone.outcome(), gone.status),
+        (FetchOutcome::HttpError, 410)
+    );
 }
 
 #[tokio::test]
@@ -175,7 +253,9 @@ async fn one_host_never_sees_more_than_the_rate() {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let f = f.clone();
-        tasks.push(tokio::spawn(async move { f.fetch(req(&format!("http://rate.test/p{i}"))).await }));
+        tasks.push(tokio::spawn(async move {
+            f.fetch(req(&format!("http://rate.test/p{i}"))).await
+        }));
     }
     // Another host is not held up by the first one's limit.
     let other = f.clone();
@@ -188,14 +268,25 @@ async fn one_host_never_sees_more_than_the_rate() {
     }
     let times: Vec<Instant> = log
         .lock()
-        .map(|l| l.iter().filter(|(_, h, _)| h == "rate.test").map(|(t, _, _)| *t).collect())
+        .map(|l| {
+            l.iter()
+                .filter(|(_, h, _)| h == "rate.test")
+                .map(|(t, _, _)| *t)
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(times.len(), 9, "robots.txt + 8 pages");
     let min_gap = Duration::from_secs_f64(1.0 / rps);
     for w in times.windows(2) {
         let gap = w[1].duration_since(w[0]);
         // Allow a little scheduling jitter on the server side.
-        assert!(gap + Duration::from_millis(10) >= min_gap, "gap {gap:?} < {min_gap:?}");
+        assert!(
+            gap + Duration::from_millis(10) >= min_gap,
+            "gap {gap:?} < {min_gap:?}"
+        );
     }
-    assert!(other_took < Duration::from_millis(300), "other host waited {other_took:?}");
+    assert!(
+        other_took < Duration::from_millis(300),
+        "other host waited {other_took:?}"
+    );
 }

@@ -125,9 +125,18 @@ impl Frontier {
     /// every queued URL.
     pub fn open(path: &Path, cfg: FrontierConfig) -> Result<Self, FrontierError> {
         let db = Database::builder(path)
+            .cache_size(16 << 20)
             .open()
-            .map_err(|source| FrontierError::Open { path: path.to_path_buf(), source })?;
-        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+            .map_err(|source| FrontierError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // Bounded memtables: fjall's default is 64 MiB per keyspace.
+        let ks = |name: &str| {
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(8 << 20)
+            })
+        };
         let mut f = Frontier {
             seen: ks("seen")?,
             queue: ks("queue")?,
@@ -148,7 +157,9 @@ impl Frontier {
         let now = Instant::now();
         for kv in self.queue.iter() {
             let (k, v) = kv.into_inner()?;
-            let Some(split) = k.iter().position(|b| *b == 0) else { continue };
+            let Some(split) = k.iter().position(|b| *b == 0) else {
+                continue;
+            };
             let host = String::from_utf8_lossy(&k[..split]).into_owned();
             let seq = k
                 .get(split + 1..)
@@ -178,7 +189,13 @@ impl Frontier {
                 .get(host.as_bytes())?
                 .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
                 .map_or(0, u64::from_be_bytes);
-            self.hosts.insert(host.to_owned(), HostState { admitted, ..HostState::default() });
+            self.hosts.insert(
+                host.to_owned(),
+                HostState {
+                    admitted,
+                    ..HostState::default()
+                },
+            );
         }
         // Just inserted or already present.
         Ok(self.hosts.entry(host.to_owned()).or_default())
@@ -186,7 +203,9 @@ impl Frontier {
 
     /// Puts `host` on the ready-heap if it has work and nothing in flight.
     fn schedule(&mut self, host: &str, now: Instant) {
-        let Some(h) = self.hosts.get_mut(host) else { return };
+        let Some(h) = self.hosts.get_mut(host) else {
+            return;
+        };
         if h.in_heap || h.in_flight.is_some() || h.pending.is_empty() {
             return;
         }
@@ -242,7 +261,11 @@ impl Frontier {
         let mut batch = self.db.batch();
         batch.insert(&self.seen, d.url.as_bytes(), b"".as_slice());
         batch.insert(&self.queue, queue_key(&d.host, seq), req.encode_to_vec());
-        batch.insert(&self.budgets, d.host.as_bytes(), admitted.to_be_bytes().as_slice());
+        batch.insert(
+            &self.budgets,
+            d.host.as_bytes(),
+            admitted.to_be_bytes().as_slice(),
+        );
         batch.commit()?;
         self.next_seq += 1;
         self.pending += 1;
@@ -260,9 +283,13 @@ impl Frontier {
             }
             let Reverse((_, _, host)) = self.ready.pop()?;
             let interval = self.cfg.host_interval;
-            let Some(h) = self.hosts.get_mut(&host) else { continue };
+            let Some(h) = self.hosts.get_mut(&host) else {
+                continue;
+            };
             h.in_heap = false;
-            let Some((seq, req)) = h.pending.pop_front() else { continue };
+            let Some((seq, req)) = h.pending.pop_front() else {
+                continue;
+            };
             h.in_flight = Some(seq);
             h.next_allowed = Some(now + interval);
             self.pending -= 1;
@@ -283,7 +310,9 @@ impl Frontier {
         for d in &fb.discovered {
             admissions.push(self.offer(d)?);
         }
-        let Some(req) = &fb.request else { return Ok(admissions) };
+        let Some(req) = &fb.request else {
+            return Ok(admissions);
+        };
         let now = Instant::now();
         if let Some(h) = self.hosts.get_mut(&req.host)
             && let Some(seq) = h.in_flight.take()
@@ -307,7 +336,10 @@ impl Frontier {
 
     /// Hosts with queued work.
     pub fn hosts_with_work(&self) -> usize {
-        self.hosts.values().filter(|h| !h.pending.is_empty()).count()
+        self.hosts
+            .values()
+            .filter(|h| !h.pending.is_empty())
+            .count()
     }
 
     /// Makes the frontier state durable.

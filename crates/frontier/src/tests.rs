@@ -5,23 +5,42 @@ fn open(dir: &Path, cfg: FrontierConfig) -> Frontier {
 }
 
 fn disc(url: &str, depth: u32) -> DiscoveredUrl {
-    let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
-    DiscoveredUrl { url: url.into(), host, depth, redirect_hops: 0, referrer: String::new() }
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    DiscoveredUrl {
+        url: url.into(),
+        host,
+        depth,
+        redirect_hops: 0,
+        referrer: String::new(),
+    }
 }
 
 fn done(req: &CrawlRequest, discovered: Vec<DiscoveredUrl>) -> FrontierFeedback {
-    FrontierFeedback { request: Some(req.clone()), discovered, ..FrontierFeedback::default() }
+    FrontierFeedback {
+        request: Some(req.clone()),
+        discovered,
+        ..FrontierFeedback::default()
+    }
 }
 
 fn fast() -> FrontierConfig {
-    FrontierConfig { host_interval: Duration::ZERO, ..FrontierConfig::default() }
+    FrontierConfig {
+        host_interval: Duration::ZERO,
+        ..FrontierConfig::default()
+    }
 }
 
 #[test]
 fn deduplicates_canonical_urls() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut f = open(dir.path(), fast());
-    assert_eq!(f.add_seed("HTTP://A.com:80/x#f").ok(), Some(Admission::Admitted));
+    assert_eq!(
+        f.add_seed("HTTP://A.com:80/x#f").ok(),
+        Some(Admission::Admitted)
+    );
     assert_eq!(f.add_seed("http://a.com/x").ok(), Some(Admission::Seen));
     assert!(f.add_seed("mailto:x@y.z").is_err());
     assert_eq!(f.pending(), 1);
@@ -31,31 +50,53 @@ fn deduplicates_canonical_urls() {
 fn one_request_in_flight_per_host_and_hosts_do_not_wait_for_each_other() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut f = open(dir.path(), fast());
-    for u in ["http://slow.com/1", "http://slow.com/2", "http://fast.com/1", "http://fast.com/2"] {
+    for u in [
+        "http://slow.com/1",
+        "http://slow.com/2",
+        "http://fast.com/1",
+        "http://fast.com/2",
+    ] {
         f.offer(&disc(u, 0)).unwrap_or_else(|e| panic!("{e}"));
     }
     let now = Instant::now();
     let a = f.next_ready(now).map(|r| r.url);
     let b = f.next_ready(now).map(|r| r.url);
-    assert_eq!((a.as_deref(), b.as_deref()), (Some("http://slow.com/1"), Some("http://fast.com/1")));
+    assert_eq!(
+        (a.as_deref(), b.as_deref()),
+        (Some("http://slow.com/1"), Some("http://fast.com/1"))
+    );
     assert!(f.next_ready(now).is_none(), "both hosts are busy");
     // fast.com finishes while slow.com is still in flight.
-    let fast1 = CrawlRequest { url: "http://fast.com/1".into(), host: "fast.com".into(), ..Default::default() };
-    f.complete(&done(&fast1, vec![])).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(f.next_ready(now).map(|r| r.url).as_deref(), Some("http://fast.com/2"));
+    let fast1 = CrawlRequest {
+        url: "http://fast.com/1".into(),
+        host: "fast.com".into(),
+        ..Default::default()
+    };
+    f.complete(&done(&fast1, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        f.next_ready(now).map(|r| r.url).as_deref(),
+        Some("http://fast.com/2")
+    );
     assert_eq!(f.in_flight(), 2);
 }
 
 #[test]
 fn a_host_waits_its_interval() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let cfg = FrontierConfig { host_interval: Duration::from_millis(500), ..FrontierConfig::default() };
+    let cfg = FrontierConfig {
+        host_interval: Duration::from_millis(500),
+        ..FrontierConfig::default()
+    };
     let mut f = open(dir.path(), cfg);
-    f.offer(&disc("http://a.com/1", 0)).unwrap_or_else(|e| panic!("{e}"));
-    f.offer(&disc("http://a.com/2", 0)).unwrap_or_else(|e| panic!("{e}"));
+    f.offer(&disc("http://a.com/1", 0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.offer(&disc("http://a.com/2", 0))
+        .unwrap_or_else(|e| panic!("{e}"));
     let t0 = Instant::now();
     let r1 = f.next_ready(t0).unwrap_or_else(|| panic!("ready"));
-    f.complete(&done(&r1, vec![])).unwrap_or_else(|e| panic!("{e}"));
+    f.complete(&done(&r1, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(f.next_ready(t0 + Duration::from_millis(100)).is_none());
     assert_eq!(f.next_wakeup(), Some(t0 + Duration::from_millis(500)));
     assert!(f.next_ready(t0 + Duration::from_millis(500)).is_some());
@@ -64,14 +105,27 @@ fn a_host_waits_its_interval() {
 #[test]
 fn depth_redirect_and_host_budgets() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let cfg = FrontierConfig { max_depth: Some(1), max_urls_per_host: 2, ..fast() };
+    let cfg = FrontierConfig {
+        max_depth: Some(1),
+        max_urls_per_host: 2,
+        ..fast()
+    };
     let mut f = open(dir.path(), cfg);
     let ok = |r: Result<Admission, FrontierError>| r.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(ok(f.offer(&disc("http://a.com/deep", 2))), Admission::TooDeep);
+    assert_eq!(
+        ok(f.offer(&disc("http://a.com/deep", 2))),
+        Admission::TooDeep
+    );
     // Too deep is not "seen": a shallower path may still admit it.
-    assert_eq!(ok(f.offer(&disc("http://a.com/deep", 1))), Admission::Admitted);
+    assert_eq!(
+        ok(f.offer(&disc("http://a.com/deep", 1))),
+        Admission::Admitted
+    );
     assert_eq!(ok(f.offer(&disc("http://a.com/2", 1))), Admission::Admitted);
-    assert_eq!(ok(f.offer(&disc("http://a.com/3", 1))), Admission::OverBudget);
+    assert_eq!(
+        ok(f.offer(&disc("http://a.com/3", 1))),
+        Admission::OverBudget
+    );
     let mut r = disc("http://b.com/r", 0);
     r.redirect_hops = 6;
     assert_eq!(ok(f.offer(&r)), Admission::TooManyRedirects);
@@ -85,20 +139,31 @@ fn resumes_queued_and_in_flight_work_after_reopening() {
         for u in ["http://a.com/1", "http://a.com/2", "http://b.com/1"] {
             f.offer(&disc(u, 0)).unwrap_or_else(|e| panic!("{e}"));
         }
-        let r = f.next_ready(Instant::now()).unwrap_or_else(|| panic!("ready"));
-        f.complete(&done(&r, vec![disc("http://c.com/new", 1)])).unwrap_or_else(|e| panic!("{e}"));
+        let r = f
+            .next_ready(Instant::now())
+            .unwrap_or_else(|| panic!("ready"));
+        f.complete(&done(&r, vec![disc("http://c.com/new", 1)]))
+            .unwrap_or_else(|e| panic!("{e}"));
         // b.com/1 is dispatched but never completed: a crash mid-fetch.
         let _ = f.next_ready(Instant::now());
         f.flush().unwrap_or_else(|e| panic!("{e}"));
     }
     let mut f = open(dir.path(), fast());
-    assert_eq!(f.pending(), 3, "a.com/2, the in-flight b.com/1 and c.com/new");
+    assert_eq!(
+        f.pending(),
+        3,
+        "a.com/2, the in-flight b.com/1 and c.com/new"
+    );
     let mut urls = Vec::new();
     while let Some(r) = f.next_ready(Instant::now()) {
-        f.complete(&done(&r, vec![disc("http://a.com/1", 1)])).unwrap_or_else(|e| panic!("{e}"));
+        f.complete(&done(&r, vec![disc("http://a.com/1", 1)]))
+            .unwrap_or_else(|e| panic!("{e}"));
         urls.push(r.url);
     }
     urls.sort();
-    assert_eq!(urls, vec!["http://a.com/2", "http://b.com/1", "http://c.com/new"]);
+    assert_eq!(
+        urls,
+        vec!["http://a.com/2", "http://b.com/1", "http://c.com/new"]
+    );
     assert_eq!((f.pending(), f.in_flight()), (0, 0));
 }

@@ -41,7 +41,11 @@ pub struct ParseLimits {
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits { max_links: 10_000, max_anchor_buffer: 4096, max_parser_memory: 8 << 20 }
+        ParseLimits {
+            max_links: 10_000,
+            max_anchor_buffer: 4096,
+            max_parser_memory: 8 << 20,
+        }
     }
 }
 
@@ -148,7 +152,8 @@ impl State {
 }
 
 fn attr(el: &Element<'_, '_>, name: &str) -> Option<String> {
-    el.get_attribute(name).map(|v| html_escape::decode_html_entities(&v).into_owned())
+    el.get_attribute(name)
+        .map(|v| html_escape::decode_html_entities(&v).into_owned())
 }
 
 fn push_capped(buf: &mut String, s: &str, cap: usize) {
@@ -192,9 +197,14 @@ pub fn robots_directives_nofollow(value: &str, token: &str) -> bool {
 }
 
 fn is_directive(s: &str) -> bool {
-    ["unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"]
-        .iter()
-        .any(|d| d.eq_ignore_ascii_case(s))
+    [
+        "unavailable_after",
+        "max-snippet",
+        "max-image-preview",
+        "max-video-preview",
+    ]
+    .iter()
+    .any(|d| d.eq_ignore_ascii_case(s))
 }
 
 /// Picks the encoding: header charset, then BOM, then (for lol_html to
@@ -244,18 +254,23 @@ fn meta_charset_prescan(body: &[u8]) -> Option<&'static Encoding> {
         let tag = &lower[start..end];
         if let Some(cs) = find(tag, b"charset=") {
             let v = &tag[cs + 8..];
-            let v = v.strip_prefix(b"\"").or_else(|| v.strip_prefix(b"'")).unwrap_or(v);
+            let v = v
+                .strip_prefix(b"\"")
+                .or_else(|| v.strip_prefix(b"'"))
+                .unwrap_or(v);
             let len = v
                 .iter()
                 .position(|c| matches!(c, b'"' | b'\'' | b';' | b' ' | b'/' | b'>'))
                 .unwrap_or(v.len());
             if let Some(enc) = Encoding::for_label(&v[..len]) {
                 // A page that declares UTF-16 in ASCII is really ASCII-compatible.
-                return Some(if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
-                    encoding_rs::UTF_8
-                } else {
-                    enc
-                });
+                return Some(
+                    if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
+                        encoding_rs::UTF_8
+                    } else {
+                        enc
+                    },
+                );
             }
         }
         from = end.max(start + 1);
@@ -320,17 +335,25 @@ pub fn extract_links(
                 let mut st = s_a.borrow_mut();
                 let link = RawLink {
                     href: attr(el, "href").unwrap_or_default(),
-                    rel: attr(el, "rel").map(|r| parse_rel_attribute(&r)).unwrap_or_default(),
+                    rel: attr(el, "rel")
+                        .map(|r| parse_rel_attribute(&r))
+                        .unwrap_or_default(),
                     ..RawLink::default()
                 };
-                st.current = if st.push(link) { Some(st.raw.len() - 1) } else { None };
+                st.current = if st.push(link) {
+                    Some(st.raw.len() - 1)
+                } else {
+                    None
+                };
                 Ok(())
             }))
             .append_element_content_handler(element!("area[href]", move |el| {
                 let mut st = s_area.borrow_mut();
                 let link = RawLink {
                     href: attr(el, "href").unwrap_or_default(),
-                    rel: attr(el, "rel").map(|r| parse_rel_attribute(&r)).unwrap_or_default(),
+                    rel: attr(el, "rel")
+                        .map(|r| parse_rel_attribute(&r))
+                        .unwrap_or_default(),
                     alt: attr(el, "alt").unwrap_or_default(),
                     ..RawLink::default()
                 };
@@ -413,7 +436,9 @@ pub fn extract_links(
         }
     };
 
-    let st = Rc::try_unwrap(state).map(RefCell::into_inner).unwrap_or_default();
+    let st = Rc::try_unwrap(state)
+        .map(RefCell::into_inner)
+        .unwrap_or_default();
     let base = st
         .base_href
         .as_deref()
@@ -421,7 +446,9 @@ pub fn extract_links(
         .filter(|b| matches!(b.scheme(), "http" | "https"))
         .unwrap_or_else(|| meta.url.clone());
     let nofollow_page = st.meta_nofollow
-        || meta.x_robots_tag.is_some_and(|v| robots_directives_nofollow(v, meta.product_token));
+        || meta
+            .x_robots_tag
+            .is_some_and(|v| robots_directives_nofollow(v, meta.product_token));
 
     let mut out = Extracted {
         nofollow_page,

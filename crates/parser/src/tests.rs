@@ -9,7 +9,12 @@ fn url(s: &str) -> Url {
 
 fn parse_with(html: &[u8], ct: Option<&str>, xrt: Option<&str>) -> Extracted {
     let page = url("http://www.example.com/dir/page.html");
-    let meta = PageMeta { url: &page, content_type: ct, x_robots_tag: xrt, product_token: TOKEN };
+    let meta = PageMeta {
+        url: &page,
+        content_type: ct,
+        x_robots_tag: xrt,
+        product_token: TOKEN,
+    };
     extract_links(meta, html, ParseLimits::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -74,20 +79,42 @@ fn placement_comes_from_enclosing_sections() {
 fn an_implicitly_closed_section_does_not_leak() {
     // The </div> closes the <nav> implicitly; the next link is content.
     let x = parse(r#"<div><nav><a href="/n">n</a></div><a href="/c">c</a>"#);
-    assert_eq!(find(&x, "http://www.example.com/n").placement, Placement::Nav);
-    assert_eq!(find(&x, "http://www.example.com/c").placement, Placement::Content);
+    assert_eq!(
+        find(&x, "http://www.example.com/n").placement,
+        Placement::Nav
+    );
+    assert_eq!(
+        find(&x, "http://www.example.com/c").placement,
+        Placement::Content
+    );
 }
 
 #[test]
 fn page_level_nofollow_from_meta_and_header() {
-    let x = parse(r#"<meta name="ROBOTS" content="noindex, NoFollow"><a href="http://a.com/">a</a>"#);
+    let x =
+        parse(r#"<meta name="ROBOTS" content="noindex, NoFollow"><a href="http://a.com/">a</a>"#);
     assert!(x.nofollow_page);
     assert!(x.links[0].rel.contains(Rel::NOFOLLOW));
-    let y = parse_with(b"<a href='http://a.com/' rel=ugc>a</a>", None, Some("nofollow"));
+    let y = parse_with(
+        b"<a href='http://a.com/' rel=ugc>a</a>",
+        None,
+        Some("nofollow"),
+    );
     assert_eq!(y.links[0].rel, Rel::NOFOLLOW | Rel::UGC);
-    let z = parse_with(b"<a href='http://a.com/'>a</a>", None, Some("googlebot: nofollow"));
-    assert!(!z.nofollow_page, "a directive scoped to another agent does not apply");
-    let w = parse_with(b"<a href='http://a.com/'>a</a>", None, Some("linkgraph: none"));
+    let z = parse_with(
+        b"<a href='http://a.com/'>a</a>",
+        None,
+        Some("googlebot: nofollow"),
+    );
+    assert!(
+        !z.nofollow_page,
+        "a directive scoped to another agent does not apply"
+    );
+    let w = parse_with(
+        b"<a href='http://a.com/'>a</a>",
+        None,
+        Some("linkgraph: none"),
+    );
     assert!(w.nofollow_page);
     let v = parse(r#"<meta name="robots" content="noindex"><a href="http://a.com/">a</a>"#);
     assert!(!v.nofollow_page);
@@ -151,32 +178,52 @@ fn first_occurrence_wins_and_the_cap_is_counted() {
     assert_eq!(x.links[0].anchor, "first");
     assert_eq!(x.links[0].placement, Placement::Nav);
 
-    let many: String = (0..50).map(|i| format!("<a href='/p{i}'>{i}</a>")).collect();
+    let many: String = (0..50)
+        .map(|i| format!("<a href='/p{i}'>{i}</a>"))
+        .collect();
     let page = url("http://www.example.com/");
-    let meta = PageMeta { url: &page, content_type: None, x_robots_tag: None, product_token: TOKEN };
-    let limits = ParseLimits { max_links: 10, ..ParseLimits::default() };
+    let meta = PageMeta {
+        url: &page,
+        content_type: None,
+        x_robots_tag: None,
+        product_token: TOKEN,
+    };
+    let limits = ParseLimits {
+        max_links: 10,
+        ..ParseLimits::default()
+    };
     let x = extract_links(meta, many.as_bytes(), limits).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((x.links.len(), x.dropped), (10, 40));
 }
 
 #[test]
 fn malformed_markup_still_yields_links() {
-    let x = parse("<a href=http://a.com/x>unquoted<a href='http://b.com/'>b</a><div><<<a href=\"/c\">c");
+    let x = parse(
+        "<a href=http://a.com/x>unquoted<a href='http://b.com/'>b</a><div><<<a href=\"/c\">c",
+    );
     assert!(x.links.iter().any(|l| l.target_url == "http://a.com/x"));
     assert!(x.links.iter().any(|l| l.target_url == "http://b.com/"));
-    assert!(x.links.iter().any(|l| l.target_url == "http://www.example.com/c"));
+    assert!(
+        x.links
+            .iter()
+            .any(|l| l.target_url == "http://www.example.com/c")
+    );
 }
 
 #[test]
 fn anchor_text_is_bounded() {
     let html = format!("<a href='http://a.com/'>{}</a>", "word ".repeat(100_000));
     let x = parse(&html);
-    assert_eq!(x.links[0].anchor.chars().count(), linkgraph_core::MAX_ANCHOR_CHARS);
+    assert_eq!(
+        x.links[0].anchor.chars().count(),
+        linkgraph_core::MAX_ANCHOR_CHARS
+    );
 }
 
 #[test]
 fn real_pages_parse_without_error() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/real-pages");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/real-pages");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         println!("skipped: corpus not found at {}", dir.display());
         return;
@@ -186,7 +233,12 @@ fn real_pages_parse_without_error() {
     for entry in entries.flatten() {
         let body = std::fs::read(entry.path()).unwrap_or_default();
         let x = parse_with(&body, None, None);
-        assert!(x.truncated_by.is_none(), "{}: {:?}", entry.path().display(), x.truncated_by);
+        assert!(
+            x.truncated_by.is_none(),
+            "{}: {:?}",
+            entry.path().display(),
+            x.truncated_by
+        );
         for l in &x.links {
             assert!(l.target_url.starts_with("http"), "{l:?}");
             assert!(l.anchor.chars().count() <= linkgraph_core::MAX_ANCHOR_CHARS);
@@ -200,7 +252,10 @@ fn real_pages_parse_without_error() {
 #[test]
 fn redirect_edges_point_from_the_redirecting_url() {
     let l = redirect_link(&url("http://a.com/old"), &url("http://b.com/new"));
-    assert_eq!((l.source_url.as_str(), l.kind), ("http://a.com/old", LinkKind::Redirect));
+    assert_eq!(
+        (l.source_url.as_str(), l.kind),
+        ("http://a.com/old", LinkKind::Redirect)
+    );
 }
 
 proptest! {

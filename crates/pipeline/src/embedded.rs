@@ -141,10 +141,18 @@ impl CrawlSummary {
 
 impl fmt::Display for CrawlSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let outcomes: Vec<String> = self.by_outcome.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let outcomes: Vec<String> = self
+            .by_outcome
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         writeln!(f, "crawl finished: {}", self.stop)?;
         writeln!(f, "  pages     {} ({})", self.pages, outcomes.join(", "))?;
-        writeln!(f, "  edges     {} written, {} new", self.edges, self.new_edges)?;
+        writeln!(
+            f,
+            "  edges     {} written, {} new",
+            self.edges, self.new_edges
+        )?;
         writeln!(
             f,
             "  time      {:.1} s, {:.1} pages/s, {:.1} edges/s",
@@ -188,8 +196,10 @@ pub async fn crawl(
     shutdown: impl Future<Output = ()>,
 ) -> Result<CrawlSummary, CrawlError> {
     let started = Instant::now();
-    std::fs::create_dir_all(&opts.data_dir)
-        .map_err(|source| CrawlError::DataDir { path: opts.data_dir.clone(), source })?;
+    std::fs::create_dir_all(&opts.data_dir).map_err(|source| CrawlError::DataDir {
+        path: opts.data_dir.clone(),
+        source,
+    })?;
     let store: Arc<dyn LinkStore> = Arc::new(FjallStore::open(&opts.data_dir.join("store"), true)?);
     let mut frontier = Frontier::open(&opts.data_dir.join("frontier"), opts.frontier.clone())?;
     let mut seeds_admitted = 0;
@@ -208,7 +218,12 @@ pub async fn crawl(
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let parse_permits = Arc::new(Semaphore::new(cpus));
     let concurrency = opts.concurrency.max(1);
-    info!(seeds = opts.seeds.len(), queued = frontier.pending(), concurrency, "crawl starting");
+    info!(
+        seeds = opts.seeds.len(),
+        queued = frontier.pending(),
+        concurrency,
+        "crawl starting"
+    );
 
     let live = Arc::new(Live::default());
     let progress = (opts.progress && std::io::stderr().is_terminal())
@@ -237,7 +252,9 @@ pub async fn crawl(
                 stop = Some(StopReason::MaxPages);
                 break;
             }
-            let Some(req) = frontier.next_ready(Instant::now()) else { break };
+            let Some(req) = frontier.next_ready(Instant::now()) else {
+                break;
+            };
             dispatched += 1;
             tasks.spawn(process(
                 req,
@@ -248,13 +265,16 @@ pub async fn crawl(
                 opts.parse_limits,
             ));
         }
-        live.queued.store(frontier.pending() as u64, Ordering::Relaxed);
+        live.queued
+            .store(frontier.pending() as u64, Ordering::Relaxed);
         metrics::gauge!("linkgraph_frontier_queued_urls").set(frontier.pending() as f64);
         metrics::gauge!("linkgraph_frontier_inflight_requests").set(tasks.len() as f64);
         if tasks.is_empty() && (stop.is_some() || frontier.pending() == 0) {
             break;
         }
-        let wake = frontier.next_wakeup().filter(|_| stop.is_none() && tasks.len() < concurrency);
+        let wake = frontier
+            .next_wakeup()
+            .filter(|_| stop.is_none() && tasks.len() < concurrency);
         tokio::select! {
             Some(joined) = tasks.join_next() => {
                 match joined {
@@ -323,13 +343,21 @@ async fn process(
     let fetched = fetcher.fetch(req).await;
     let outcome = fetched.outcome();
     let page = {
-        let _permit = parse_permits.acquire_owned().await.map_err(|e| CrawlError::Task(e.to_string()))?;
+        let _permit = parse_permits
+            .acquire_owned()
+            .await
+            .map_err(|e| CrawlError::Task(e.to_string()))?;
         tokio::task::spawn_blocking(move || stages::parse(fetched, &token, limits))
             .await
             .map_err(|e| CrawlError::Task(e.to_string()))?
     };
     let stats = store.write_page(stages::page_write(&page)).await?;
-    Ok(Done { feedback: stages::feedback(&page), outcome, edges: stats.edges, new_edges: stats.new_edges })
+    Ok(Done {
+        feedback: stages::feedback(&page),
+        outcome,
+        edges: stats.edges,
+        new_edges: stats.new_edges,
+    })
 }
 
 async fn report_progress(live: Arc<Live>, started: Instant) {

@@ -100,7 +100,12 @@ pub fn write_refdomains(
                     ]
                 })
                 .collect();
-            write_table(out, &["DOMAIN", "LINKS", "FOLLOW", "FIRST SEEN", "LAST SEEN"], &body, &[1, 2])
+            write_table(
+                out,
+                &["DOMAIN", "LINKS", "FOLLOW", "FIRST SEEN", "LAST SEEN"],
+                &body,
+                &[1, 2],
+            )
         }
     }
 }
@@ -120,13 +125,20 @@ struct BacklinkJson<'a> {
 /// Writes the header of a backlinks report (CSV only has one).
 pub fn write_backlinks_header(out: &mut impl Write, format: BacklinksFormat) -> io::Result<()> {
     if format == BacklinksFormat::Csv {
-        writeln!(out, "source_url,target_url,anchor,rel,placement,kind,first_seen,last_seen")?;
+        writeln!(
+            out,
+            "source_url,target_url,anchor,rel,placement,kind,first_seen,last_seen"
+        )?;
     }
     Ok(())
 }
 
 /// Writes one page of backlinks. Tables are aligned per page.
-pub fn write_backlinks(out: &mut impl Write, rows: &[Backlink], format: BacklinksFormat) -> io::Result<()> {
+pub fn write_backlinks(
+    out: &mut impl Write,
+    rows: &[Backlink],
+    format: BacklinksFormat,
+) -> io::Result<()> {
     match format {
         BacklinksFormat::Jsonl => {
             for b in rows {
@@ -181,7 +193,19 @@ pub fn write_backlinks(out: &mut impl Write, rows: &[Backlink], format: Backlink
                     ]
                 })
                 .collect();
-            write_table(out, &["SOURCE", "TARGET", "ANCHOR", "REL", "PLACEMENT", "FIRST SEEN"], &body, &[])
+            write_table(
+                out,
+                &[
+                    "SOURCE",
+                    "TARGET",
+                    "ANCHOR",
+                    "REL",
+                    "PLACEMENT",
+                    "FIRST SEEN",
+                ],
+                &body,
+                &[],
+            )
         }
     }
 }
@@ -195,7 +219,12 @@ fn ellipsize(s: &str, max: usize) -> String {
     out
 }
 
-fn write_table(out: &mut impl Write, head: &[&str], rows: &[Vec<String>], right: &[usize]) -> io::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    head: &[&str],
+    rows: &[Vec<String>],
+    right: &[usize],
+) -> io::Result<()> {
     let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -208,7 +237,11 @@ fn write_table(out: &mut impl Write, head: &[&str], rows: &[Vec<String>], right:
             .enumerate()
             .map(|(i, c)| {
                 let pad = widths[i].saturating_sub(c.chars().count());
-                if right.contains(&i) { format!("{}{c}", " ".repeat(pad)) } else { format!("{c}{}", " ".repeat(pad)) }
+                if right.contains(&i) {
+                    format!("{}{c}", " ".repeat(pad))
+                } else {
+                    format!("{c}{}", " ".repeat(pad))
+                }
             })
             .collect();
         parts.join("  ").trim_end().to_owned()
@@ -241,7 +274,13 @@ mod tests {
     use linkgraph_core::{Link, LinkKind, Placement, Rel};
 
     fn rd(domain: &str, links: u64) -> RefDomain {
-        RefDomain { domain: domain.into(), links, follow_links: links - 1, first_seen_ms: 0, last_seen_ms: 86_400_000 }
+        RefDomain {
+            domain: domain.into(),
+            links,
+            follow_links: links - 1,
+            first_seen_ms: 0,
+            last_seen_ms: 86_400_000,
+        }
     }
 
     fn text(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {

@@ -7,9 +7,11 @@
 //! store:   `ParsedPage -> PageWrite` ([`page_write`]), then
 //!          `ParsedPage -> FrontierFeedback` ([`feedback`]) once it is stored.
 
-use linkgraph_core::{Link, LinkKind};
+use linkgraph_core::Link;
 use linkgraph_parser::{PageMeta, ParseLimits, extract_links, redirect_link};
-use linkgraph_proto::{self as proto, DiscoveredUrl, FetchOutcome, FetchResult, FrontierFeedback, ParsedPage};
+use linkgraph_proto::{
+    self as proto, DiscoveredUrl, FetchOutcome, FetchResult, FrontierFeedback, ParsedPage,
+};
 use linkgraph_store::PageWrite;
 use url::Url;
 
@@ -48,7 +50,8 @@ pub fn parse(res: FetchResult, product_token: &str, limits: ParseLimits) -> Pars
         }
         (FetchOutcome::Redirect, Ok(url)) => {
             if let Ok(target) = Url::parse(&res.location) {
-                page.links.push(proto::Link::from(&redirect_link(&url, &target)));
+                page.links
+                    .push(proto::Link::from(&redirect_link(&url, &target)));
             }
         }
         (_, Err(e)) => page.error = format!("unparseable request url {:?}: {e}", req.url),
@@ -61,7 +64,11 @@ pub fn parse(res: FetchResult, product_token: &str, limits: ParseLimits) -> Pars
 /// What the store records for a parsed page.
 pub fn page_write(page: &ParsedPage) -> PageWrite {
     PageWrite {
-        url: page.request.as_ref().map(|r| r.url.clone()).unwrap_or_default(),
+        url: page
+            .request
+            .as_ref()
+            .map(|r| r.url.clone())
+            .unwrap_or_default(),
         status: page.status,
         outcome: page.outcome,
         fetched_at_ms: page.fetched_at_ms,
@@ -98,11 +105,6 @@ pub fn feedback(page: &ParsedPage) -> FrontierFeedback {
     }
 }
 
-/// True when the link is a redirect edge.
-pub fn is_redirect(l: &Link) -> bool {
-    l.kind == LinkKind::Redirect
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,7 +112,12 @@ mod tests {
 
     fn fetched(url: &str, outcome: FetchOutcome) -> FetchResult {
         let mut r = FetchResult {
-            request: Some(CrawlRequest { url: url.into(), host: "a.com".into(), depth: 2, ..Default::default() }),
+            request: Some(CrawlRequest {
+                url: url.into(),
+                host: "a.com".into(),
+                depth: 2,
+                ..Default::default()
+            }),
             status: 200,
             fetched_at_ms: 42,
             ..Default::default()
@@ -126,9 +133,16 @@ mod tests {
         let page = parse(r, "linkgraph", ParseLimits::default());
         assert_eq!(page.links.len(), 2);
         let w = page_write(&page);
-        assert_eq!((w.url.as_str(), w.fetched_at_ms, w.links.len()), ("http://a.com/p", 42, 2));
+        assert_eq!(
+            (w.url.as_str(), w.fetched_at_ms, w.links.len()),
+            ("http://a.com/p", 42, 2)
+        );
         let fb = feedback(&page);
-        let d: Vec<(&str, u32)> = fb.discovered.iter().map(|d| (d.url.as_str(), d.depth)).collect();
+        let d: Vec<(&str, u32)> = fb
+            .discovered
+            .iter()
+            .map(|d| (d.url.as_str(), d.depth))
+            .collect();
         assert_eq!(d, vec![("http://a.com/q", 3), ("http://b.com/", 3)]);
     }
 
@@ -138,14 +152,21 @@ mod tests {
         r.location = "http://a.com/new".into();
         let page = parse(r, "linkgraph", ParseLimits::default());
         let l = Link::from(page.links[0].clone());
-        assert!(is_redirect(&l));
+        assert_eq!(l.kind, linkgraph_core::LinkKind::Redirect);
         let fb = feedback(&page);
-        assert_eq!((fb.discovered[0].depth, fb.discovered[0].redirect_hops), (2, 1));
+        assert_eq!(
+            (fb.discovered[0].depth, fb.discovered[0].redirect_hops),
+            (2, 1)
+        );
     }
 
     #[test]
     fn failures_have_no_edges() {
-        let page = parse(fetched("http://a.com/x", FetchOutcome::HttpError), "linkgraph", ParseLimits::default());
+        let page = parse(
+            fetched("http://a.com/x", FetchOutcome::HttpError),
+            "linkgraph",
+            ParseLimits::default(),
+        );
         assert!(page.links.is_empty());
         assert!(feedback(&page).discovered.is_empty());
     }

@@ -66,7 +66,10 @@ impl FetchOutcome {
 
     /// True when the outcome is a failure to get a usable answer.
     pub fn is_error(self) -> bool {
-        !matches!(self, FetchOutcome::Ok | FetchOutcome::Redirect | FetchOutcome::NotHtml)
+        !matches!(
+            self,
+            FetchOutcome::Ok | FetchOutcome::Redirect | FetchOutcome::NotHtml
+        )
     }
 }
 
@@ -92,7 +95,9 @@ mod tests {
     #[test]
     fn placement_codes_match_the_core_model() {
         for p in core::Placement::ALL {
-            let wire = v1::Placement::try_from(i32::from(p.code())).ok().map(|w| w.as_str_name());
+            let wire = v1::Placement::try_from(i32::from(p.code()))
+                .ok()
+                .map(|w| w.as_str_name());
             let want = format!("PLACEMENT_{}", p.as_str().to_uppercase());
             assert_eq!(wire, Some(want.as_str()));
         }

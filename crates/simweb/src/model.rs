@@ -82,10 +82,19 @@ const ANCHORS: &[&str] = &[
     "the <full> story",
     "home   page \n  of the   project",
 ];
-const LATIN1_ANCHORS: &[&str] = &["Café Müller", "Straße & Söhne", "Crème brûlée recipes", "Ångström units"];
+const LATIN1_ANCHORS: &[&str] = &[
+    "Café Müller",
+    "Straße & Söhne",
+    "Crème brûlée recipes",
+    "Ångström units",
+];
 /// Hosts outside the simulated web (reserved `.example` names): their pages
 /// answer 404, like a dead link.
-const OUTSIDE: &[&str] = &["www.outside.example", "wiki.reference.example", "cdn.assets.example"];
+const OUTSIDE: &[&str] = &[
+    "www.outside.example",
+    "wiki.reference.example",
+    "cdn.assets.example",
+];
 
 /// One simulated host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,7 +176,11 @@ pub struct Truth {
 impl SimWeb {
     /// Builds the web for `cfg`.
     pub fn new(cfg: SimConfig) -> Self {
-        let cfg = SimConfig { hosts: cfg.hosts.max(2), pages_per_host: cfg.pages_per_host.max(2), ..cfg };
+        let cfg = SimConfig {
+            hosts: cfg.hosts.max(2),
+            pages_per_host: cfg.pages_per_host.max(2),
+            ..cfg
+        };
         let mut hosts = Vec::with_capacity(cfg.hosts);
         let mut d = 0u64;
         while hosts.len() < cfg.hosts {
@@ -180,19 +193,35 @@ impl SimWeb {
                 vec![domain.clone()]
             } else {
                 let n = 1 + rng.below(3);
-                SUBDOMAINS.iter().take(n).map(|s| format!("{s}.{domain}")).collect()
+                SUBDOMAINS
+                    .iter()
+                    .take(n)
+                    .map(|s| format!("{s}.{domain}"))
+                    .collect()
             };
             for name in names {
                 if hosts.len() == cfg.hosts {
                     break;
                 }
                 let linkgraph_group = rng.pct(33);
-                hosts.push(Host { name, domain: domain.clone(), linkgraph_group });
+                hosts.push(Host {
+                    name,
+                    domain: domain.clone(),
+                    linkgraph_group,
+                });
             }
             d += 1;
         }
-        let by_name = hosts.iter().enumerate().map(|(i, h)| (h.name.clone(), i)).collect();
-        SimWeb { cfg, hosts, by_name }
+        let by_name = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.clone(), i))
+            .collect();
+        SimWeb {
+            cfg,
+            hosts,
+            by_name,
+        }
     }
 
     /// The configuration (with minimums applied).
@@ -218,7 +247,8 @@ impl SimWeb {
     /// The robots.txt of a host, or `None` (404) for unknown hosts.
     pub fn robots_txt(&self, host: &str) -> Option<String> {
         let h = &self.hosts[*self.by_name.get(host)?];
-        let mut txt = String::from("# simulated robots.txt\nUser-agent: *\nDisallow: /private/\n\n");
+        let mut txt =
+            String::from("# simulated robots.txt\nUser-agent: *\nDisallow: /private/\n\n");
         if h.linkgraph_group {
             txt.push_str("User-agent: LinkGraph\nDisallow: /private/\nDisallow: /drafts/\n\n");
         }
@@ -228,13 +258,20 @@ impl SimWeb {
 
     /// True when robots.txt disallows `path` on `host` for linkgraph.
     pub fn disallowed(&self, host: &str, path: &str) -> bool {
-        let Some(&i) = self.by_name.get(host) else { return false };
-        path.starts_with("/private/") || (self.hosts[i].linkgraph_group && path.starts_with("/drafts/"))
+        let Some(&i) = self.by_name.get(host) else {
+            return false;
+        };
+        path.starts_with("/private/")
+            || (self.hosts[i].linkgraph_group && path.starts_with("/drafts/"))
     }
 
     fn article_url(&self, host: usize, page: usize) -> String {
         let name = &self.hosts[host].name;
-        if page == 0 { format!("http://{name}/") } else { format!("http://{name}/articles/{page}") }
+        if page == 0 {
+            format!("http://{name}/")
+        } else {
+            format!("http://{name}/articles/{page}")
+        }
     }
 
     /// A target host skewed toward low indices, so a few domains are popular.
@@ -255,7 +292,13 @@ impl SimWeb {
         }
         for _ in 0..3 {
             let k = 1 + rng.below(p - 1);
-            add(&mut links, format!("/articles/{k}"), &format!("Section {k}"), "", Placement::Nav);
+            add(
+                &mut links,
+                format!("/articles/{k}"),
+                &format!("Section {k}"),
+                "",
+                Placement::Nav,
+            );
         }
         let latin1 = if rng.pct(6) { Some(rng.pct(50)) } else { None };
         let base = (page > 0 && rng.pct(5)).then(|| format!("http://{name}/articles/"));
@@ -273,7 +316,13 @@ impl SimWeb {
         if page == 0 && kind == 0 {
             // Every home page links the next host's home: all hosts are reachable.
             let next_host = (host + 1) % self.cfg.hosts;
-            add(&mut links, format!("http://{}/", self.hosts[next_host].name), "Friends of the site", "", Placement::Content);
+            add(
+                &mut links,
+                format!("http://{}/", self.hosts[next_host].name),
+                "Friends of the site",
+                "",
+                Placement::Content,
+            );
         }
         let external = 2 + rng.below(5);
         for _ in 0..external {
@@ -311,34 +360,97 @@ impl SimWeb {
         // Special targets: redirects, 404s, robots-disallowed paths, skipped schemes.
         let k = 1 + rng.below(p - 1);
         if rng.pct(10) {
-            add(&mut links, format!("/old/{k}"), "Old permalink", "", Placement::Content);
+            add(
+                &mut links,
+                format!("/old/{k}"),
+                "Old permalink",
+                "",
+                Placement::Content,
+            );
         }
         if rng.pct(8) {
-            add(&mut links, format!("/go/{k}"), "Partner offer", "sponsored", Placement::Content);
+            add(
+                &mut links,
+                format!("/go/{k}"),
+                "Partner offer",
+                "sponsored",
+                Placement::Content,
+            );
         }
         if rng.pct(8) {
-            add(&mut links, format!("/missing/{k}"), "Broken link", "", Placement::Content);
+            add(
+                &mut links,
+                format!("/missing/{k}"),
+                "Broken link",
+                "",
+                Placement::Content,
+            );
         }
         if rng.pct(10) {
-            add(&mut links, format!("/private/{k}"), "Members only", "", Placement::Content);
+            add(
+                &mut links,
+                format!("/private/{k}"),
+                "Members only",
+                "",
+                Placement::Content,
+            );
         }
         if rng.pct(10) {
-            add(&mut links, format!("/drafts/{k}"), "Draft", "", Placement::Content);
+            add(
+                &mut links,
+                format!("/drafts/{k}"),
+                "Draft",
+                "",
+                Placement::Content,
+            );
         }
         if rng.pct(5) {
             let o = *rng.pick(OUTSIDE);
-            add(&mut links, format!("http://{o}/page/{k}"), "Elsewhere", "", Placement::Content);
+            add(
+                &mut links,
+                format!("http://{o}/page/{k}"),
+                "Elsewhere",
+                "",
+                Placement::Content,
+            );
         }
         if rng.pct(20) {
-            add(&mut links, "mailto:editor@example.invalid".into(), "Mail us", "", Placement::Content);
-            add(&mut links, "javascript:void(0)".into(), "Share", "", Placement::Content);
-            add(&mut links, "#top".into(), "Back to top", "", Placement::Content);
+            add(
+                &mut links,
+                "mailto:editor@example.invalid".into(),
+                "Mail us",
+                "",
+                Placement::Content,
+            );
+            add(
+                &mut links,
+                "javascript:void(0)".into(),
+                "Share",
+                "",
+                Placement::Content,
+            );
+            add(
+                &mut links,
+                "#top".into(),
+                "Back to top",
+                "",
+                Placement::Content,
+            );
         }
         if rng.pct(15) {
             // A duplicate target: only the first occurrence is an edge.
-            let dup = links.iter().find(|l| l.placement == Placement::Nav).map(|l| l.href.clone());
+            let dup = links
+                .iter()
+                .find(|l| l.placement == Placement::Nav)
+                .map(|l| l.href.clone());
             if let Some(href) = dup {
-                add(&mut links, href, "Duplicate", "nofollow", Placement::Content);
+                add(
+                    &mut links,
+                    href,
+                    "Duplicate",
+                    "nofollow",
+                    Placement::Content,
+                );
             }
         }
         // Spec order is document order: comments sit in <main>, before the sidebar.
@@ -346,19 +458,37 @@ impl SimWeb {
         if page > 0 && rng.pct(35) {
             for _ in 0..1 + rng.below(3) {
                 let th = rng.below(self.cfg.hosts);
-                add(&mut links, self.article_url(th, rng.below(p)), "my blog", "ugc nofollow", Placement::Comment);
+                add(
+                    &mut links,
+                    self.article_url(th, rng.below(p)),
+                    "my blog",
+                    "ugc nofollow",
+                    Placement::Comment,
+                );
             }
         }
         // Sidebar.
         for _ in 0..1 + rng.below(2) {
             let th = self.popular_host(&mut rng);
-            add(&mut links, self.article_url(th, rng.below(p)), "Related reading", "", Placement::Aside);
+            add(
+                &mut links,
+                self.article_url(th, rng.below(p)),
+                "Related reading",
+                "",
+                Placement::Aside,
+            );
         }
         // Footer.
         add(&mut links, "/".into(), "Home", "", Placement::Footer);
         if rng.pct(30) {
             let th = self.popular_host(&mut rng);
-            add(&mut links, format!("http://{}/", self.hosts[th].name), "Our partner", "", Placement::Footer);
+            add(
+                &mut links,
+                format!("http://{}/", self.hosts[th].name),
+                "Our partner",
+                "",
+                Placement::Footer,
+            );
         }
         PageSpec {
             title: format!("{name} page {page}"),
@@ -372,26 +502,40 @@ impl SimWeb {
 
     /// What `host` answers for `path` (`path` may carry a query, ignored).
     pub fn answer(&self, host: &str, path: &str) -> Answer {
-        let Some(&h) = self.by_name.get(host) else { return Answer::NotFound };
+        let Some(&h) = self.by_name.get(host) else {
+            return Answer::NotFound;
+        };
         let path = path.split(['?', '#']).next().unwrap_or("/");
         let p = self.cfg.pages_per_host;
-        let num = |prefix: &str| path.strip_prefix(prefix).and_then(|n| n.parse::<usize>().ok());
+        let num = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .and_then(|n| n.parse::<usize>().ok())
+        };
         if path == "/" {
             return self.render(h, 0, 0);
         }
         if let Some(k) = num("/articles/").filter(|k| (1..p).contains(k)) {
             return self.render(h, k, 0);
         }
-        if let Some(k) = num("/private/").or_else(|| num("/drafts/")).filter(|k| *k < p) {
+        if let Some(k) = num("/private/")
+            .or_else(|| num("/drafts/"))
+            .filter(|k| *k < p)
+        {
             return self.render(h, k, 1);
         }
         if let Some(k) = num("/old/").filter(|k| (1..p).contains(k)) {
-            return Answer::Redirect { status: 301, location: format!("/articles/{k}") };
+            return Answer::Redirect {
+                status: 301,
+                location: format!("/articles/{k}"),
+            };
         }
         if let Some(k) = num("/go/") {
             let mut rng = Rng::new(&[self.cfg.seed, 3, h as u64, k as u64]);
             let th = self.popular_host(&mut rng);
-            return Answer::Redirect { status: 302, location: self.article_url(th, rng.below(p)) };
+            return Answer::Redirect {
+                status: 302,
+                location: self.article_url(th, rng.below(p)),
+            };
         }
         Answer::NotFound
     }
@@ -402,7 +546,11 @@ impl SimWeb {
         let (body, content_type) = match spec.latin1 {
             Some(in_header) => {
                 let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&html);
-                let ct = if in_header { "text/html; charset=windows-1252" } else { "text/html" };
+                let ct = if in_header {
+                    "text/html; charset=windows-1252"
+                } else {
+                    "text/html"
+                };
                 (bytes.into_owned(), ct.to_owned())
             }
             None => (html.into_bytes(), "text/html; charset=utf-8".to_owned()),
@@ -410,19 +558,27 @@ impl SimWeb {
         Answer::Page {
             body,
             content_type,
-            x_robots_tag: spec.header_nofollow.then(|| "noarchive, nofollow".to_owned()),
+            x_robots_tag: spec
+                .header_nofollow
+                .then(|| "noarchive, nofollow".to_owned()),
         }
     }
 
     /// The edges of one 200 page, as a compliant crawler must record them.
     fn page_edges(&self, url: &Url, host: usize, page: usize, kind: u64) -> Vec<Link> {
         let spec = self.page_spec(host, page, kind);
-        let base = spec.base.as_deref().and_then(|b| Url::parse(b).ok()).unwrap_or_else(|| url.clone());
+        let base = spec
+            .base
+            .as_deref()
+            .and_then(|b| Url::parse(b).ok())
+            .unwrap_or_else(|| url.clone());
         let nofollow = spec.meta_nofollow || spec.header_nofollow;
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for l in &spec.links {
-            let Ok(target) = canonicalize(&l.href, Some(&base)) else { continue };
+            let Ok(target) = canonicalize(&l.href, Some(&base)) else {
+                continue;
+            };
             if target == *url || !seen.insert(target.as_str().to_owned()) {
                 continue;
             }
@@ -451,7 +607,10 @@ impl SimWeb {
     /// records every edge of every page answered 200.
     pub fn truth(&self) -> Truth {
         let seed = self.seed_url();
-        let mut truth = Truth { seed: seed.clone(), ..Truth::default() };
+        let mut truth = Truth {
+            seed: seed.clone(),
+            ..Truth::default()
+        };
         let mut seen: HashSet<String> = HashSet::from([seed.clone()]);
         let mut queue = VecDeque::from([seed]);
         while let Some(u) = queue.pop_front() {
@@ -470,12 +629,17 @@ impl SimWeb {
                     } else if let Some(n) = path.strip_prefix("/articles/") {
                         (n.parse().unwrap_or(0), 0)
                     } else {
-                        let n = path.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                        let n = path
+                            .rsplit('/')
+                            .next()
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0);
                         (n, 1)
                     };
                     self.page_edges(&url, h, page, kind)
                 }
-                (_, Answer::Redirect { location, .. }) => match canonicalize(&location, Some(&url)) {
+                (_, Answer::Redirect { location, .. }) => match canonicalize(&location, Some(&url))
+                {
                     Ok(t) => vec![Link {
                         source_url: u.clone(),
                         target_url: t.into(),
@@ -499,8 +663,20 @@ impl SimWeb {
     }
 }
 
-fn add(links: &mut Vec<LinkSpec>, href: String, text: &str, rel: &'static str, placement: Placement) {
-    links.push(LinkSpec { href, text: text.to_owned(), img_alt: None, rel, placement });
+fn add(
+    links: &mut Vec<LinkSpec>,
+    href: String,
+    text: &str,
+    rel: &'static str,
+    placement: Placement,
+) {
+    links.push(LinkSpec {
+        href,
+        text: text.to_owned(),
+        img_alt: None,
+        rel,
+        placement,
+    });
 }
 
 fn esc(s: &str) -> String {
@@ -536,9 +712,17 @@ fn render_html(spec: &PageSpec) -> String {
     h.push_str("<link rel=\"stylesheet\" href=\"/style.css\"></head>\n<body>");
     let section = |p: Placement| spec.links.iter().filter(move |l| l.placement == p);
     let a = |l: &LinkSpec| {
-        let rel = if l.rel.is_empty() { String::new() } else { format!(" rel=\"{}\"", l.rel) };
+        let rel = if l.rel.is_empty() {
+            String::new()
+        } else {
+            format!(" rel=\"{}\"", l.rel)
+        };
         let inner = match &l.img_alt {
-            Some(alt) => format!("<img src=\"/img/banner.png\" alt=\"{}\">{}", esc(alt), esc(&l.text)),
+            Some(alt) => format!(
+                "<img src=\"/img/banner.png\" alt=\"{}\">{}",
+                esc(alt),
+                esc(&l.text)
+            ),
             None => esc(&l.text),
         };
         format!("<a href=\"{}\"{rel}>{inner}</a>", esc(&l.href))
@@ -555,14 +739,20 @@ fn render_html(spec: &PageSpec) -> String {
     h.push_str(&esc(&spec.title));
     h.push_str("</h1>");
     for l in section(Placement::Content) {
-        h.push_str(&format!("<p>Some prose about the topic, then {} and more prose.</p>\n", a(l)));
+        h.push_str(&format!(
+            "<p>Some prose about the topic, then {} and more prose.</p>\n",
+            a(l)
+        ));
     }
     h.push_str("</article>");
     let comments: Vec<&LinkSpec> = section(Placement::Comment).collect();
     if !comments.is_empty() {
         h.push_str("<section id=\"comments\"><h2>Comments</h2>");
         for l in comments {
-            h.push_str(&format!("<div class=\"comment-body\"><p>Great post! Visit {}</p></div>", a(l)));
+            h.push_str(&format!(
+                "<div class=\"comment-body\"><p>Great post! Visit {}</p></div>",
+                a(l)
+            ));
         }
         h.push_str("</section>");
     }
@@ -583,16 +773,26 @@ mod tests {
     use super::*;
 
     fn web() -> SimWeb {
-        SimWeb::new(SimConfig { hosts: 30, pages_per_host: 8, seed: 7 })
+        SimWeb::new(SimConfig {
+            hosts: 30,
+            pages_per_host: 8,
+            seed: 7,
+        })
     }
 
     #[test]
     fn is_reproducible() {
         let (a, b) = (web(), web());
         assert_eq!(a.hosts(), b.hosts());
-        assert_eq!(a.answer(&a.hosts()[3].name, "/articles/2"), b.answer(&b.hosts()[3].name, "/articles/2"));
+        assert_eq!(
+            a.answer(&a.hosts()[3].name, "/articles/2"),
+            b.answer(&b.hosts()[3].name, "/articles/2")
+        );
         assert_eq!(a.truth(), b.truth());
-        let other = SimWeb::new(SimConfig { seed: 8, ..a.config() });
+        let other = SimWeb::new(SimConfig {
+            seed: 8,
+            ..a.config()
+        });
         assert_ne!(a.hosts(), other.hosts());
     }
 
@@ -600,12 +800,23 @@ mod tests {
     fn has_varied_suffixes_and_several_hosts_per_domain() {
         let w = web();
         let domains: HashSet<&str> = w.hosts().iter().map(|h| h.domain.as_str()).collect();
-        assert!(domains.len() < w.hosts().len(), "some domain has several hosts");
+        assert!(
+            domains.len() < w.hosts().len(),
+            "some domain has several hosts"
+        );
         for h in w.hosts() {
-            assert_eq!(linkgraph_core::registrable_domain(&h.name), h.domain, "{}", h.name);
+            assert_eq!(
+                linkgraph_core::registrable_domain(&h.name),
+                h.domain,
+                "{}",
+                h.name
+            );
         }
-        let suffixes: HashSet<&str> =
-            w.hosts().iter().map(|h| h.domain.split_once('.').map_or("", |(_, s)| s)).collect();
+        let suffixes: HashSet<&str> = w
+            .hosts()
+            .iter()
+            .map(|h| h.domain.split_once('.').map_or("", |(_, s)| s))
+            .collect();
         assert!(suffixes.len() >= 4, "{suffixes:?}");
     }
 
@@ -617,7 +828,11 @@ mod tests {
         for (h, host) in w.hosts().iter().enumerate() {
             for p in 0..8 {
                 let u = w.article_url(h, p);
-                assert!(sources.contains(u.as_str()), "{u} ({}) is reachable", host.name);
+                assert!(
+                    sources.contains(u.as_str()),
+                    "{u} ({}) is reachable",
+                    host.name
+                );
             }
         }
         assert!(t.pages >= 30 * 8);
@@ -632,8 +847,11 @@ mod tests {
         assert!(has(&|l| l.anchor.contains('é')), "latin-1 anchors");
         assert!(has(&|l| l.anchor.ends_with("logo")), "image alt anchors");
         assert!(!t.disallowed.is_empty());
-        let mut pairs: Vec<(&str, &str)> =
-            t.edges.iter().map(|l| (l.source_url.as_str(), l.target_url.as_str())).collect();
+        let mut pairs: Vec<(&str, &str)> = t
+            .edges
+            .iter()
+            .map(|l| (l.source_url.as_str(), l.target_url.as_str()))
+            .collect();
         let n = pairs.len();
         pairs.sort_unstable();
         pairs.dedup();
@@ -644,10 +862,16 @@ mod tests {
     fn robots_and_routes_agree() {
         let w = web();
         let h = &w.hosts()[0].name;
-        assert!(w.robots_txt(h).is_some_and(|t| t.contains("Disallow: /private/")));
+        assert!(
+            w.robots_txt(h)
+                .is_some_and(|t| t.contains("Disallow: /private/"))
+        );
         assert!(w.robots_txt("unknown.example").is_none());
         assert!(w.disallowed(h, "/private/1"));
-        assert!(matches!(w.answer(h, "/old/2"), Answer::Redirect { status: 301, .. }));
+        assert!(matches!(
+            w.answer(h, "/old/2"),
+            Answer::Redirect { status: 301, .. }
+        ));
         assert_eq!(w.answer(h, "/missing/2"), Answer::NotFound);
         assert_eq!(w.answer("nope.example", "/"), Answer::NotFound);
     }

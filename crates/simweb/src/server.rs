@@ -64,7 +64,11 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         .unwrap_or("")
         .to_ascii_lowercase();
     let host = host.rsplit_once(':').map_or(host.as_str(), |(h, p)| {
-        if p.chars().all(|c| c.is_ascii_digit()) { h } else { host.as_str() }
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host.as_str()
+        }
     });
     let path = req.uri().path();
     let builder = Response::builder().header(header::SERVER, "linkgraph-simweb");
@@ -74,12 +78,20 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
                 .body(Full::new(Bytes::from(txt))),
-            None => builder.status(StatusCode::NOT_FOUND).body(Full::new(Bytes::new())),
+            None => builder
+                .status(StatusCode::NOT_FOUND)
+                .body(Full::new(Bytes::new())),
         }
     } else {
         match web.answer(host, path) {
-            Answer::Page { body, content_type, x_robots_tag } => {
-                let mut b = builder.status(StatusCode::OK).header(header::CONTENT_TYPE, content_type);
+            Answer::Page {
+                body,
+                content_type,
+                x_robots_tag,
+            } => {
+                let mut b = builder
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, content_type);
                 if let Some(x) = x_robots_tag {
                     b = b.header("x-robots-tag", x);
                 }
@@ -128,7 +140,11 @@ pub async fn serve(
                             .next()
                             .unwrap_or("")
                             .to_ascii_lowercase(),
-                        path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+                        path: req
+                            .uri()
+                            .path_and_query()
+                            .map_or("/", |p| p.as_str())
+                            .to_owned(),
                         user_agent: req
                             .headers()
                             .get(header::USER_AGENT)

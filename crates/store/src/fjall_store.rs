@@ -28,11 +28,16 @@ use linkgraph_proto::{StoredBacklink, StoredPage, StoredRefdomain};
 use prost::Message;
 
 use crate::{
-    BacklinkPage, BacklinkQuery, Backlink, LinkStore, PageWrite, RefDomain, StoreError, Target,
+    Backlink, BacklinkPage, BacklinkQuery, LinkStore, PageWrite, RefDomain, StoreError, Target,
     WriteStats,
 };
 
 const SEP: u8 = 0;
+/// Memtable size per keyspace: bounds write-buffer RAM at 4 x 16 MiB
+/// (fjall's default is 64 MiB per keyspace).
+const MEMTABLE_BYTES: u64 = 16 << 20;
+/// Block cache for reads.
+const CACHE_BYTES: u64 = 32 << 20;
 
 struct Inner {
     db: Database,
@@ -64,7 +69,11 @@ fn key3(a: &str, b: &str, c: &str) -> Vec<u8> {
     k
 }
 
-fn decode<M: Message + Default>(table: &'static str, key: &[u8], v: &[u8]) -> Result<M, StoreError> {
+fn decode<M: Message + Default>(
+    table: &'static str,
+    key: &[u8],
+    v: &[u8],
+) -> Result<M, StoreError> {
     M::decode(v).map_err(|e| StoreError::Corrupt {
         table,
         key: String::from_utf8_lossy(key).into_owned(),
@@ -91,9 +100,18 @@ impl FjallStore {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
         let db = Database::builder(path)
+            .cache_size(CACHE_BYTES)
             .open()
-            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
-        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // Bounded memtables: fjall's default is 64 MiB per keyspace.
+        let ks = |name: &str| {
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+            })
+        };
         let inner = Inner {
             backlinks: ks("backlinks")?,
             refdomains: ks("refdomains")?,
@@ -102,12 +120,17 @@ impl FjallStore {
             db,
             write_lock: Mutex::new(()),
         };
-        Ok(FjallStore { inner: Arc::new(inner) })
+        Ok(FjallStore {
+            inner: Arc::new(inner),
+        })
     }
 
     fn write_page_sync(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
         let i = &self.inner;
-        let _guard = i.write_lock.lock().map_err(|e| StoreError::Task(e.to_string()))?;
+        let _guard = i
+            .write_lock
+            .lock()
+            .map_err(|e| StoreError::Task(e.to_string()))?;
         let t = page.fetched_at_ms;
         let mut batch = i.db.batch();
         let mut stats = WriteStats::default();
@@ -127,8 +150,17 @@ impl FjallStore {
         if !newer_exists {
             batch.insert(&i.pages, page_key, stored_page.encode_to_vec());
         }
-        if let Some(host) = page.url.split("://").nth(1).and_then(|r| r.split(['/', ':']).next()) {
-            batch.insert(&i.domains, registrable_domain(host).as_bytes(), b"".as_slice());
+        if let Some(host) = page
+            .url
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split(['/', ':']).next())
+        {
+            batch.insert(
+                &i.domains,
+                registrable_domain(host).as_bytes(),
+                b"".as_slice(),
+            );
         }
 
         // Refdomain deltas of this page, applied after the edge loop.
@@ -147,14 +179,18 @@ impl FjallStore {
                         stored_from(link, old.first_seen_ms.min(t), t)
                     } else {
                         // An older observation: keep the newer attributes.
-                        StoredBacklink { first_seen_ms: old.first_seen_ms.min(t), ..old.clone() }
+                        StoredBacklink {
+                            first_seen_ms: old.first_seen_ms.min(t),
+                            ..old.clone()
+                        }
                     };
                     row.last_seen_ms = row.last_seen_ms.max(old.last_seen_ms);
                     row
                 }
             };
-            let was_follow =
-                existing.as_ref().map(|o| Rel::from_bits(rel_bits(o.rel)).is_follow());
+            let was_follow = existing
+                .as_ref()
+                .map(|o| Rel::from_bits(rel_bits(o.rel)).is_follow());
             let follow_after = Rel::from_bits(rel_bits(row.rel)).is_follow();
             batch.insert(&i.backlinks, key, row.encode_to_vec());
             stats.edges += 1;
@@ -187,7 +223,11 @@ impl FjallStore {
             }
             let mut rd = match i.refdomains.get(&key)? {
                 Some(v) => decode::<StoredRefdomain>("refdomains", &key, &v)?,
-                None => StoredRefdomain { first_seen_ms: t, last_seen_ms: t, ..Default::default() },
+                None => StoredRefdomain {
+                    first_seen_ms: t,
+                    last_seen_ms: t,
+                    ..Default::default()
+                },
             };
             rd.links = rd.links.saturating_add_signed(add);
             rd.follow_links = rd.follow_links.saturating_add_signed(fdelta);
@@ -225,7 +265,10 @@ impl FjallStore {
         let (domain, prefix) = match &q.target {
             Target::Domain(d) => (d.as_str(), key2(d, "")),
             Target::Url(u) => {
-                let host = u.split("://").nth(1).and_then(|r| r.split(['/', ':', '?']).next());
+                let host = u
+                    .split("://")
+                    .nth(1)
+                    .and_then(|r| r.split(['/', ':', '?']).next());
                 let d = registrable_domain(host.unwrap_or(""));
                 (d, key3(d, u, ""))
             }
@@ -260,7 +303,11 @@ impl FjallStore {
                 anchor: row.anchor,
                 rel: Rel::from_bits(rel_bits(row.rel)),
                 placement: Placement::from_code(u8::try_from(row.placement).unwrap_or(0)),
-                kind: if row.kind == 1 { LinkKind::Redirect } else { LinkKind::Link },
+                kind: if row.kind == 1 {
+                    LinkKind::Redirect
+                } else {
+                    LinkKind::Link
+                },
             };
             if !q.include_internal && link.source_domain() == domain {
                 continue;
@@ -300,7 +347,9 @@ fn stored_from(link: &Link, first: i64, last: i64) -> StoredBacklink {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Task(e.to_string()))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
 #[async_trait]
@@ -371,13 +420,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         {
             let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
-            s.write_page(conformance::page("http://www.a.com/", 1000, &["http://b.com/x"]))
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            s.write_page(conformance::page(
+                "http://www.a.com/",
+                1000,
+                &["http://b.com/x"],
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
             s.flush().await.unwrap_or_else(|e| panic!("{e}"));
         }
         let s = FjallStore::open(dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
-        let rd = s.refdomains("b.com").await.unwrap_or_else(|e| panic!("{e}"));
+        let rd = s
+            .refdomains("b.com")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(rd.len(), 1);
         assert_eq!(rd[0].domain, "a.com");
     }
@@ -386,7 +442,10 @@ mod tests {
     fn a_missing_directory_is_not_created_for_reads() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let missing = dir.path().join("nope");
-        assert!(matches!(FjallStore::open(&missing, false), Err(StoreError::Missing(_))));
+        assert!(matches!(
+            FjallStore::open(&missing, false),
+            Err(StoreError::Missing(_))
+        ));
         assert!(!missing.exists());
     }
 
@@ -395,6 +454,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let url = format!("fjall://{}", dir.path().display());
         assert!(crate::open(&url, true).is_ok());
-        assert!(matches!(crate::open("mongo://x", true), Err(StoreError::BadUrl { .. })));
+        assert!(matches!(
+            crate::open("mongo://x", true),
+            Err(StoreError::BadUrl { .. })
+        ));
     }
 }

@@ -6,8 +6,8 @@
 //! writing it once (apart from `last_seen`), so at-least-once delivery never
 //! duplicates an edge.
 
-mod fjall_store;
 pub mod conformance;
+mod fjall_store;
 
 use std::path::PathBuf;
 
@@ -163,7 +163,12 @@ pub fn open(url: &str, create: bool) -> Result<std::sync::Arc<dyn LinkStore>, St
             });
         }
         None if !url.is_empty() => PathBuf::from(url),
-        None => return Err(StoreError::BadUrl { url: url.into(), reason: "empty".into() }),
+        None => {
+            return Err(StoreError::BadUrl {
+                url: url.into(),
+                reason: "empty".into(),
+            });
+        }
     };
     Ok(std::sync::Arc::new(FjallStore::open(&path, create)?))
 }

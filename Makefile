@@ -1,0 +1,39 @@
+# linkgraph — the README's two commands are `make demo` and `make test`.
+# Everything here installs what it needs and skips what is already there.
+
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: demo test lint unit bench build release check-tools clean
+
+## demo: serve a simulated web, crawl it, print a referring-domains report
+demo: release
+	BIN=target/release/linkgraph ./scripts/demo.sh
+
+## test: formatting, lints, and the whole test suite (unit, property, end-to-end)
+test: check-tools lint unit
+
+check-tools:
+	@command -v $(CARGO) >/dev/null || { echo "error: cargo is required (https://rustup.rs)"; exit 1; }
+	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "error: rustfmt is required: rustup component add rustfmt"; exit 1; }
+	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "error: clippy is required: rustup component add clippy"; exit 1; }
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --locked
+
+## bench: crawl a 100,000-page simulated web in release mode (pages/s, edges/s, peak RSS)
+bench:
+	$(CARGO) bench --locked --bench crawl_e2e
+
+build:
+	$(CARGO) build --workspace --locked
+
+release:
+	$(CARGO) build --release --locked --bin linkgraph
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,145 @@
+//! End-to-end crawl benchmark: the release `linkgraph crawl` against a
+//! simulated web of `LINKGRAPH_BENCH_HOSTS` x `LINKGRAPH_BENCH_PAGES` pages
+//! (default 1,000 x 100 = 100,000) on loopback.
+//!
+//! Baseline, measured in the same run against the same server: a plain
+//! reqwest client GETting every HTML page at the same concurrency, with no
+//! robots.txt, politeness, parsing or store. The ratio says how much of the
+//! raw HTTP throughput of this machine the full crawler keeps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use linkgraph_simweb::{SimConfig, SimWeb};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let hosts = env_usize("LINKGRAPH_BENCH_HOSTS", 1000);
+    let pages = env_usize("LINKGRAPH_BENCH_PAGES", 100);
+    let concurrency = env_usize("LINKGRAPH_BENCH_CONCURRENCY", 128);
+    let web = Arc::new(SimWeb::new(SimConfig {
+        hosts,
+        pages_per_host: pages,
+        seed: 1,
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(linkgraph_simweb::serve(
+        listener,
+        Arc::clone(&web),
+        None,
+        std::future::pending(),
+    ));
+    println!(
+        "simulated web: {hosts} hosts x {pages} pages = {} pages, concurrency {concurrency}",
+        hosts * pages
+    );
+
+    // Baseline: raw GETs of every HTML page.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(2);
+    for h in web.hosts() {
+        builder = builder.resolve(&h.name, addr);
+    }
+    let client = builder.build().unwrap();
+    let urls: Vec<String> = web
+        .hosts()
+        .iter()
+        .flat_map(|h| {
+            (0..pages).map(move |p| {
+                if p == 0 {
+                    format!("http://{}/", h.name)
+                } else {
+                    format!("http://{}/articles/{p}", h.name)
+                }
+            })
+        })
+        .collect();
+    let sem = Arc::new(Semaphore::new(concurrency));
+    let mut set = JoinSet::new();
+    let t0 = Instant::now();
+    for u in urls.clone() {
+        let (c, permit) = (
+            client.clone(),
+            Arc::clone(&sem).acquire_owned().await.unwrap(),
+        );
+        set.spawn(async move {
+            let _p = permit;
+            let r = c.get(&u).send().await.unwrap();
+            r.bytes().await.unwrap().len()
+        });
+    }
+    let mut bytes = 0usize;
+    while let Some(n) = set.join_next().await {
+        bytes += n.unwrap();
+    }
+    let base_secs = t0.elapsed().as_secs_f64();
+    let base_rps = urls.len() as f64 / base_secs;
+    println!(
+        "baseline (raw GET, no robots/politeness/parse/store): {} pages, {:.1} MiB in {base_secs:.1} s = {base_rps:.0} pages/s",
+        urls.len(),
+        bytes as f64 / 1048576.0
+    );
+
+    // The crawler, as a separate release process.
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+            .args(["crawl", "--seeds", &web.seed_url(), "--data"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--resolve",
+                &format!("*={addr}"),
+                "--allow-private-networks",
+            ])
+            .args([
+                "--per-host-rps",
+                "1000",
+                "--concurrency",
+                &concurrency.to_string(),
+                "--no-progress",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "crawl failed: {}\n{summary}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{summary}");
+    let pps: f64 = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("time"))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    println!(
+        "crawl / baseline throughput: {:.2} ({pps:.0} vs {base_rps:.0} requests/s)",
+        pps / base_rps
+    );
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Demo: serve a simulated web on loopback, crawl it into a fresh data
+# directory, and print who links to its most popular domain.
+set -euo pipefail
+
+BIN=${BIN:-target/release/linkgraph}
+HOSTS=${HOSTS:-60}
+PAGES=${PAGES:-25}
+SEED=${SEED:-42}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/linkgraph-demo.XXXXXX")
+trap 'kill "$SIMWEB_PID" 2>/dev/null || true; wait "$SIMWEB_PID" 2>/dev/null || true' EXIT
+
+"$BIN" simweb --listen 127.0.0.1:0 --hosts "$HOSTS" --pages-per-host "$PAGES" --seed "$SEED" \
+  --info "$WORK/info" >"$WORK/simweb.out" 2>&1 &
+SIMWEB_PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/info" ] && break; sleep 0.1; done
+[ -s "$WORK/info" ] || { echo "simweb did not start:"; cat "$WORK/simweb.out"; exit 1; }
+# shellcheck disable=SC1091
+. "$WORK/info"
+
+echo "== simulated web: $HOSTS hosts x $PAGES pages on $LISTEN, seed $SEED_URL"
+echo "== crawl (data in $WORK/data)"
+"$BIN" crawl --seeds "$SEED_URL" --data "$WORK/data" \
+  --resolve "*=$LISTEN" --allow-private-networks --per-host-rps 20 --concurrency 64
+echo
+echo "== linkgraph refdomains $POPULAR_DOMAIN --data $WORK/data"
+"$BIN" refdomains "$POPULAR_DOMAIN" --data "$WORK/data"
+echo
+echo "== first backlinks (linkgraph backlinks $POPULAR_DOMAIN --data $WORK/data --format jsonl)"
+"$BIN" backlinks "$POPULAR_DOMAIN" --data "$WORK/data" --format jsonl | head -n 3
