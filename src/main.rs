@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use linkgraph_core::{canonicalize, registrable_domain};
+use linkgraph_core::{
+    canonicalize, format_rfc3339_ms, parse_time, registrable_domain, set_clock_start,
+};
 use linkgraph_fetcher::{FetcherConfig, ResolveRule, default_user_agent};
-use linkgraph_frontier::FrontierConfig;
+use linkgraph_frontier::{FrontierConfig, RecrawlPolicy};
 use linkgraph_pipeline::report::{self, BacklinksFormat, RefdomainsFormat};
+use linkgraph_pipeline::velocity::{Bucket, velocity};
 use linkgraph_pipeline::{CrawlOptions, crawl};
 use linkgraph_simweb::{SimConfig, SimWeb};
-use linkgraph_store::{BacklinkQuery, FjallStore, LinkStore, Target};
+use linkgraph_store::{BacklinkQuery, FjallStore, LinkStore, Status, Target};
 
 #[derive(Parser)]
 #[command(
@@ -37,15 +40,30 @@ enum Command {
     Refdomains(RefdomainsArgs),
     /// List the backlinks of a registrable domain or of one URL.
     Backlinks(BacklinksArgs),
+    /// New and lost links and referring domains per day or week, with spikes.
+    Velocity(VelocityArgs),
     /// Serve a simulated web on a loopback address, for demos and tests.
     Simweb(SimwebArgs),
 }
 
 #[derive(Args)]
 struct CrawlArgs {
-    /// Seed URLs, or files with one URL per line ('#' starts a comment).
-    #[arg(long, required = true, num_args = 1.., env = "LINKGRAPH_SEEDS", value_delimiter = ',')]
+    /// Seed URLs, or files with one URL per line ('#' starts a comment). Optional when
+    /// the data directory already holds a crawl: it then resumes and recrawls what is due.
+    #[arg(long, num_args = 1.., env = "LINKGRAPH_SEEDS", value_delimiter = ',')]
     seeds: Vec<String>,
+    /// Keep crawling and recrawling until stopped (Ctrl-C or SIGTERM).
+    #[arg(long, env = "LINKGRAPH_CONTINUOUS")]
+    continuous: bool,
+    /// Revisit interval after a page's first fetch (e.g. 12h, 1d).
+    #[arg(long, env = "LINKGRAPH_RECRAWL_INITIAL", default_value = "1d", value_parser = humantime::parse_duration)]
+    recrawl_initial: Duration,
+    /// Shortest revisit interval (pages that keep changing).
+    #[arg(long, env = "LINKGRAPH_RECRAWL_MIN", default_value = "1h", value_parser = humantime::parse_duration)]
+    recrawl_min: Duration,
+    /// Longest revisit interval (pages that never change).
+    #[arg(long, env = "LINKGRAPH_RECRAWL_MAX", default_value = "30d", value_parser = humantime::parse_duration)]
+    recrawl_max: Duration,
     /// Data directory: the link store and the frontier state live here.
     #[arg(long, env = "LINKGRAPH_DATA")]
     data: PathBuf,
@@ -112,6 +130,54 @@ enum BlFormat {
     Csv,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum StatusArg {
+    Live,
+    Lost,
+    All,
+}
+
+impl From<StatusArg> for Status {
+    fn from(s: StatusArg) -> Status {
+        match s {
+            StatusArg::Live => Status::Live,
+            StatusArg::Lost => Status::Lost,
+            StatusArg::All => Status::All,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BucketArg {
+    Day,
+    Week,
+}
+
+#[derive(Args)]
+struct VelocityArgs {
+    /// The target registrable domain.
+    domain: String,
+    /// Data directory of a crawl.
+    #[arg(long, env = "LINKGRAPH_DATA")]
+    data: PathBuf,
+    /// Bucket width.
+    #[arg(long, value_enum, default_value_t = BucketArg::Day, env = "LINKGRAPH_BUCKET")]
+    bucket: BucketArg,
+    /// First day included (YYYY-MM-DD or RFC 3339); default: the first event.
+    #[arg(long, value_parser = parse_time_arg)]
+    from: Option<i64>,
+    /// Day after the last one included (YYYY-MM-DD or RFC 3339); default: after the last event.
+    #[arg(long, value_parser = parse_time_arg)]
+    to: Option<i64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RefFormat::Table, env = "LINKGRAPH_FORMAT")]
+    format: RefFormat,
+}
+
+fn parse_time_arg(s: &str) -> Result<i64, String> {
+    parse_time(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
+}
+
 #[derive(Args)]
 struct RefdomainsArgs {
     /// The target, taken as a registrable domain: links to any of its hosts count.
@@ -122,6 +188,9 @@ struct RefdomainsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = RefFormat::Table, env = "LINKGRAPH_FORMAT")]
     format: RefFormat,
+    /// Referring domains with live links, those whose links are all lost, or both.
+    #[arg(long, value_enum, default_value_t = StatusArg::Live, env = "LINKGRAPH_STATUS")]
+    status: StatusArg,
 }
 
 #[derive(Args)]
@@ -137,6 +206,9 @@ struct BacklinksArgs {
     /// Include links from the target's own registrable domain.
     #[arg(long, env = "LINKGRAPH_INCLUDE_INTERNAL")]
     include_internal: bool,
+    /// Live links, lost links, or both.
+    #[arg(long, value_enum, default_value_t = StatusArg::Live, env = "LINKGRAPH_STATUS")]
+    status: StatusArg,
 }
 
 #[derive(Args)]
@@ -164,6 +236,21 @@ struct SimwebArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    // LINKGRAPH_NOW starts every command's clock at another time: a testing
+    // and backfill aid. Everything recorded is stamped with that clock.
+    if let Ok(now) = std::env::var("LINKGRAPH_NOW") {
+        match parse_time(&now) {
+            Some(ms) => {
+                set_clock_start(ms);
+            }
+            None => {
+                eprintln!(
+                    "linkgraph: error: LINKGRAPH_NOW={now:?} is not an RFC 3339 time (e.g. 2026-03-02T12:00:00Z)"
+                );
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -202,6 +289,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Crawl(a) => run_crawl(a).await,
         Command::Refdomains(a) => run_refdomains(a).await,
         Command::Backlinks(a) => run_backlinks(a).await,
+        Command::Velocity(a) => run_velocity(a).await,
         Command::Simweb(a) => run_simweb(a).await,
     }
 }
@@ -250,7 +338,7 @@ fn read_seeds(values: &[String]) -> Result<Vec<String>> {
             seeds.push(line.to_owned());
         }
     }
-    if seeds.is_empty() {
+    if seeds.is_empty() && !values.is_empty() {
         bail!("no seed URLs found in {values:?}");
     }
     Ok(seeds)
@@ -285,7 +373,15 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
         max_urls_per_host: a.max_urls_per_host,
         host_interval: Duration::from_secs_f64(1.0 / a.per_host_rps),
         max_redirects: a.max_redirects,
+        recrawl: RecrawlPolicy {
+            initial: a.recrawl_initial,
+            min: a.recrawl_min,
+            max: a.recrawl_max,
+        },
     };
+    if a.recrawl_min.is_zero() || a.recrawl_min > a.recrawl_max {
+        bail!("--recrawl-min must be positive and at most --recrawl-max");
+    }
     let opts = CrawlOptions {
         seeds,
         data_dir: a.data,
@@ -298,6 +394,7 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
             ..Default::default()
         },
         progress: !a.no_progress,
+        continuous: a.continuous,
     };
     let summary = crawl(opts, shutdown_signal()).await?;
     println!("{summary}");
@@ -346,7 +443,7 @@ async fn run_refdomains(a: RefdomainsArgs) -> Result<()> {
             a.data.display()
         );
     }
-    let rows = store.refdomains(&domain).await?;
+    let rows = store.refdomains(&domain, a.status.into()).await?;
     let format = match a.format {
         RefFormat::Table => RefdomainsFormat::Table,
         RefFormat::Json => RefdomainsFormat::Json,
@@ -393,6 +490,7 @@ async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
             .backlinks(BacklinkQuery {
                 target: target.clone(),
                 include_internal: a.include_internal,
+                status: a.status.into(),
                 limit,
                 after,
             })
@@ -415,6 +513,84 @@ async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
             Err(e)
         }
     })?;
+    Ok(())
+}
+
+async fn run_velocity(a: VelocityArgs) -> Result<()> {
+    let domain = normalize_domain(&a.domain)?;
+    let store = open_store(&a.data)?;
+    if !store.knows_domain(&domain).await? {
+        bail!(
+            "unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}",
+            a.data.display()
+        );
+    }
+    if let (Some(f), Some(t)) = (a.from, a.to)
+        && f >= t
+    {
+        bail!("--from must be before --to");
+    }
+    let events = store
+        .events(&domain, a.from.unwrap_or(0), a.to.unwrap_or(i64::MAX))
+        .await?;
+    let bucket = match a.bucket {
+        BucketArg::Day => Bucket::Day,
+        BucketArg::Week => Bucket::Week,
+    };
+    let v = velocity(&domain, &events, bucket, a.from, a.to);
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        RefFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &v.to_json())?;
+            writeln!(out)?;
+        }
+        RefFormat::Csv => {
+            writeln!(
+                out,
+                "start,new_links,lost_links,new_refdomains,lost_refdomains,spike"
+            )?;
+            for p in &v.series {
+                let spike = v.spikes.iter().any(|s| s.start_ms == p.start_ms);
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{spike}",
+                    format_rfc3339_ms(p.start_ms),
+                    p.new_links,
+                    p.lost_links,
+                    p.new_refdomains,
+                    p.lost_refdomains
+                )?;
+            }
+        }
+        RefFormat::Table => {
+            writeln!(out, "link velocity of {domain} per {}", bucket.as_str())?;
+            writeln!(
+                out,
+                "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}",
+                "START", "NEW LINKS", "LOST LINKS", "NEW REFDOMAINS", "LOST REFDOMAINS"
+            )?;
+            for p in &v.series {
+                let mark = match v.spikes.iter().find(|s| s.start_ms == p.start_ms) {
+                    Some(s) => format!(
+                        "  <- spike (baseline {:.1}, score {:.1})",
+                        s.baseline, s.score
+                    ),
+                    None => String::new(),
+                };
+                let day = format_rfc3339_ms(p.start_ms);
+                writeln!(
+                    out,
+                    "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}{mark}",
+                    &day[..10],
+                    p.new_links,
+                    p.lost_links,
+                    p.new_refdomains,
+                    p.lost_refdomains
+                )?;
+            }
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -10,5 +10,5 @@ pub use domain::{is_ip_host, registrable_domain};
 pub use link::{
     Link, LinkKind, MAX_ANCHOR_CHARS, Placement, Rel, normalize_anchor, parse_rel_attribute,
 };
-pub use time::{format_rfc3339_ms, now_ms, system_time_from_ms};
+pub use time::{format_rfc3339_ms, now_ms, parse_time, set_clock_start, system_time_from_ms};
 pub use urlcanon::{MAX_URL_BYTES, UrlError, canonicalize, canonicalize_str};

@@ -1,13 +1,99 @@
 //! Wall-clock helpers: milliseconds since the Unix epoch and RFC 3339 output.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch, now.
+/// The clock's start when it is set (`LINKGRAPH_NOW`): (epoch ms, when set).
+static CLOCK_START: OnceLock<(i64, Instant)> = OnceLock::new();
+
+/// Starts the process clock at `ms` (epoch milliseconds); it then advances in
+/// real time. Every timestamp linkgraph records comes from [`now_ms`], so this
+/// is how tests and backfills run "on another day". Returns false if the
+/// clock was already set.
+pub fn set_clock_start(ms: i64) -> bool {
+    CLOCK_START.set((ms, Instant::now())).is_ok()
+}
+
+/// Milliseconds since the Unix epoch, now (by the process clock).
 pub fn now_ms() -> i64 {
+    if let Some((start, at)) = CLOCK_START.get() {
+        return start.saturating_add(i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX));
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Parses RFC 3339 (`2026-03-02T12:00:00Z`, offsets and fractions allowed)
+/// or a plain date (`2026-03-02`, midnight UTC) to epoch milliseconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, m as u32, d as u32);
+    if b.len() == 10 {
+        return Some(days * 86_400_000);
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 19 || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut frac_ms = 0;
+    if let Some(f) = rest.strip_prefix('.') {
+        let digits = f.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let ms_digits: String = f[..digits].chars().chain("000".chars()).take(3).collect();
+        frac_ms = ms_digits.parse::<i64>().ok()?;
+        rest = &f[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (oh, om) = rest.get(1..)?.split_once(':')?;
+            if oh.len() != 2 || om.len() != 2 {
+                return None;
+            }
+            sign * (oh.parse::<i64>().ok()? * 60 + om.parse::<i64>().ok()?)
+        }
+    };
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - offset_min * 60;
+    Some(secs * 1000 + frac_ms)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision.
@@ -59,6 +145,34 @@ mod tests {
             format_rfc3339_ms(951_782_400_000),
             "2000-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn parses_rfc3339_and_dates() {
+        assert_eq!(parse_time("2026-03-02T12:00:00Z"), Some(1_772_452_800_000));
+        assert_eq!(
+            parse_time("2026-03-02T12:00:00.123Z"),
+            Some(1_772_452_800_123)
+        );
+        assert_eq!(
+            parse_time("2026-03-02T13:00:00+01:00"),
+            Some(1_772_452_800_000)
+        );
+        assert_eq!(parse_time("2026-03-02"), Some(1_772_409_600_000));
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-03-02T25:00:00Z",
+            "yesterday",
+            "2026-03-02T12:00:00",
+            "2026-03-02T12:00:00.Z",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+        for ms in [0, 951_782_400_000, 1_772_452_800_123] {
+            assert_eq!(parse_time(&format_rfc3339_ms(ms)), Some(ms));
+        }
     }
 
     #[test]

@@ -16,6 +16,13 @@
 //!   a crawl that stops (limit, signal, crash) resumes where it left off and
 //!   re-fetches at most what was in flight.
 //!
+//! * **Recrawls**: every completed URL gets a next-fetch time. The revisit
+//!   interval halves when the page changed (content or outlinks) and doubles
+//!   when it did not, within `recrawl.min..=recrawl.max`; the next fetch comes
+//!   sooner still for pages that many domains link to (the interval is divided
+//!   by `1 + referring_domains / 5`, at most by 5). Failed fetches keep their
+//!   interval. [`Frontier::enqueue_due`] queues what is due.
+//!
 //! The frontier is synchronous and owns no tasks or sockets: the caller
 //! drives it with [`Frontier::next_ready`] and [`Frontier::complete`] and a
 //! clock, so it is tested without any I/O but its files.
@@ -27,7 +34,28 @@ use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use linkgraph_core::{canonicalize, now_ms};
-use linkgraph_proto::{CrawlRequest, DiscoveredUrl, FrontierFeedback, Message};
+use linkgraph_proto::{CrawlRequest, DiscoveredUrl, FetchOutcome, FrontierFeedback, Message};
+
+/// Revisit interval bounds. Defaults are documented on each field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecrawlPolicy {
+    /// Interval after the first fetch. Default 1 day.
+    pub initial: Duration,
+    /// Shortest interval. Default 1 hour.
+    pub min: Duration,
+    /// Longest interval. Default 30 days.
+    pub max: Duration,
+}
+
+impl Default for RecrawlPolicy {
+    fn default() -> Self {
+        RecrawlPolicy {
+            initial: Duration::from_secs(86_400),
+            min: Duration::from_secs(3_600),
+            max: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
 
 /// Frontier limits and politeness. Defaults are documented on each field.
 #[derive(Debug, Clone)]
@@ -40,6 +68,8 @@ pub struct FrontierConfig {
     pub host_interval: Duration,
     /// Most chained redirect hops. Default 5.
     pub max_redirects: u32,
+    /// Revisit interval bounds.
+    pub recrawl: RecrawlPolicy,
 }
 
 impl Default for FrontierConfig {
@@ -49,6 +79,7 @@ impl Default for FrontierConfig {
             max_urls_per_host: 10_000,
             host_interval: Duration::from_secs(1),
             max_redirects: 5,
+            recrawl: RecrawlPolicy::default(),
         }
     }
 }
@@ -104,12 +135,47 @@ pub struct Frontier {
     seen: Keyspace,
     queue: Keyspace,
     budgets: Keyspace,
+    schedule: Keyspace,
+    due: Keyspace,
     hosts: HashMap<String, HostState>,
     ready: BinaryHeap<Reverse<(Instant, u64, String)>>,
     next_seq: u64,
     pending: usize,
     in_flight: usize,
     cfg: FrontierConfig,
+}
+
+/// A URL's revisit state: 8-byte interval, 8-byte next fetch, 4-byte depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ScheduleEntry {
+    interval_ms: i64,
+    next_ms: i64,
+    depth: u32,
+}
+
+impl ScheduleEntry {
+    fn encode(self) -> [u8; 20] {
+        let mut b = [0u8; 20];
+        b[..8].copy_from_slice(&self.interval_ms.to_be_bytes());
+        b[8..16].copy_from_slice(&self.next_ms.to_be_bytes());
+        b[16..].copy_from_slice(&self.depth.to_be_bytes());
+        b
+    }
+    fn decode(b: &[u8]) -> Option<Self> {
+        Some(ScheduleEntry {
+            interval_ms: i64::from_be_bytes(b.get(..8)?.try_into().ok()?),
+            next_ms: i64::from_be_bytes(b.get(8..16)?.try_into().ok()?),
+            depth: u32::from_be_bytes(b.get(16..20)?.try_into().ok()?),
+        })
+    }
+}
+
+/// Due index key: next fetch time (8 bytes BE, so keys sort by time), URL.
+fn due_key(next_ms: i64, url: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + url.len());
+    k.extend_from_slice(&u64::try_from(next_ms.max(0)).unwrap_or(0).to_be_bytes());
+    k.extend_from_slice(url.as_bytes());
+    k
 }
 
 fn queue_key(host: &str, seq: u64) -> Vec<u8> {
@@ -141,6 +207,8 @@ impl Frontier {
             seen: ks("seen")?,
             queue: ks("queue")?,
             budgets: ks("budgets")?,
+            schedule: ks("schedule")?,
+            due: ks("due")?,
             db,
             hosts: HashMap::new(),
             ready: BinaryHeap::new(),
@@ -303,9 +371,14 @@ impl Frontier {
         self.ready.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// Records the outcome of a dispatched request: admits what it
-    /// discovered, then drops it from the queue. Returns the admissions.
-    pub fn complete(&mut self, fb: &FrontierFeedback) -> Result<Vec<Admission>, FrontierError> {
+    /// Records the outcome of a dispatched request at `now_ms` (wall clock):
+    /// admits what it discovered, schedules its next fetch, then drops it from
+    /// the queue. Returns the admissions.
+    pub fn complete(
+        &mut self,
+        fb: &FrontierFeedback,
+        now_ms: i64,
+    ) -> Result<Vec<Admission>, FrontierError> {
         let mut admissions = Vec::with_capacity(fb.discovered.len());
         for d in &fb.discovered {
             admissions.push(self.offer(d)?);
@@ -313,6 +386,7 @@ impl Frontier {
         let Some(req) = &fb.request else {
             return Ok(admissions);
         };
+        self.schedule_next(req, fb, now_ms)?;
         let now = Instant::now();
         if let Some(h) = self.hosts.get_mut(&req.host)
             && let Some(seq) = h.in_flight.take()
@@ -322,6 +396,107 @@ impl Frontier {
             self.schedule(&req.host, now);
         }
         Ok(admissions)
+    }
+
+    fn schedule_next(
+        &mut self,
+        req: &CrawlRequest,
+        fb: &FrontierFeedback,
+        now_ms: i64,
+    ) -> Result<(), FrontierError> {
+        let p = self.cfg.recrawl;
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let (min, max) = (ms(p.min), ms(p.max).max(ms(p.min)));
+        let prev = self
+            .schedule
+            .get(req.url.as_bytes())?
+            .and_then(|v| ScheduleEntry::decode(&v));
+        let definite = matches!(
+            FetchOutcome::try_from(fb.outcome),
+            Ok(FetchOutcome::Ok
+                | FetchOutcome::Redirect
+                | FetchOutcome::NotHtml
+                | FetchOutcome::TooLarge)
+        ) || matches!(fb.status, 404 | 410);
+        let base = match prev {
+            None => ms(p.initial),
+            Some(e) if !definite => e.interval_ms,
+            Some(e) if fb.changed => e.interval_ms / 2,
+            Some(e) => e.interval_ms.saturating_mul(2),
+        }
+        .clamp(min, max);
+        let boost = 1.0 + f64::from(fb.referring_domains.min(20)) / 5.0;
+        let wait = ((base as f64 / boost) as i64).max(min);
+        let entry = ScheduleEntry {
+            interval_ms: base,
+            next_ms: now_ms.saturating_add(wait),
+            depth: req.depth,
+        };
+        let mut batch = self.db.batch();
+        if let Some(old) = prev {
+            batch.remove(&self.due, due_key(old.next_ms, &req.url));
+        }
+        batch.insert(
+            &self.schedule,
+            req.url.as_bytes(),
+            entry.encode().as_slice(),
+        );
+        batch.insert(&self.due, due_key(entry.next_ms, &req.url), b"".as_slice());
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// Queues every known URL whose next fetch is at or before `now_ms`
+    /// (at most `limit`), bypassing de-duplication and budgets: they were
+    /// admitted before. Returns how many were queued.
+    pub fn enqueue_due(&mut self, now_ms: i64, limit: usize) -> Result<usize, FrontierError> {
+        let end = due_key(now_ms.saturating_add(1), "");
+        let mut due = Vec::new();
+        for kv in self.due.range(..end).take(limit) {
+            let k = kv.key()?;
+            let url = String::from_utf8_lossy(k.get(8..).unwrap_or_default()).into_owned();
+            due.push((k.to_vec(), url));
+        }
+        let now = Instant::now();
+        for (key, url) in &due {
+            let host = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned));
+            let depth = self
+                .schedule
+                .get(url.as_bytes())?
+                .and_then(|v| ScheduleEntry::decode(&v))
+                .map_or(0, |e| e.depth);
+            let Some(host) = host else {
+                self.due.remove(key.as_slice())?;
+                continue;
+            };
+            let seq = self.next_seq;
+            let req = CrawlRequest {
+                url: url.clone(),
+                host: host.clone(),
+                depth,
+                redirect_hops: 0,
+                referrer: String::new(),
+                enqueued_at_ms: now_ms,
+            };
+            let mut batch = self.db.batch();
+            batch.remove(&self.due, key.as_slice());
+            batch.insert(&self.queue, queue_key(&host, seq), req.encode_to_vec());
+            batch.commit()?;
+            self.next_seq += 1;
+            self.pending += 1;
+            self.host_mut(&host)?.pending.push_back((seq, req));
+            self.schedule(&host, now);
+        }
+        Ok(due.len())
+    }
+
+    /// When the earliest known URL is next due (epoch ms), if any.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        let k = self.due.first_key_value()?.key().ok()?;
+        let b: [u8; 8] = k.get(..8)?.try_into().ok()?;
+        i64::try_from(u64::from_be_bytes(b)).ok()
     }
 
     /// URLs queued and not dispatched.

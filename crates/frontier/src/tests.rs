@@ -26,6 +26,16 @@ fn done(req: &CrawlRequest, discovered: Vec<DiscoveredUrl>) -> FrontierFeedback 
     }
 }
 
+trait CompleteNow {
+    fn complete_now(&mut self, fb: &FrontierFeedback) -> Result<Vec<Admission>, FrontierError>;
+}
+
+impl CompleteNow for Frontier {
+    fn complete_now(&mut self, fb: &FrontierFeedback) -> Result<Vec<Admission>, FrontierError> {
+        self.complete(fb, 1_000_000)
+    }
+}
+
 fn fast() -> FrontierConfig {
     FrontierConfig {
         host_interval: Duration::ZERO,
@@ -72,7 +82,7 @@ fn one_request_in_flight_per_host_and_hosts_do_not_wait_for_each_other() {
         host: "fast.com".into(),
         ..Default::default()
     };
-    f.complete(&done(&fast1, vec![]))
+    f.complete_now(&done(&fast1, vec![]))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         f.next_ready(now).map(|r| r.url).as_deref(),
@@ -95,7 +105,7 @@ fn a_host_waits_its_interval() {
         .unwrap_or_else(|e| panic!("{e}"));
     let t0 = Instant::now();
     let r1 = f.next_ready(t0).unwrap_or_else(|| panic!("ready"));
-    f.complete(&done(&r1, vec![]))
+    f.complete_now(&done(&r1, vec![]))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(f.next_ready(t0 + Duration::from_millis(100)).is_none());
     assert_eq!(f.next_wakeup(), Some(t0 + Duration::from_millis(500)));
@@ -142,7 +152,7 @@ fn resumes_queued_and_in_flight_work_after_reopening() {
         let r = f
             .next_ready(Instant::now())
             .unwrap_or_else(|| panic!("ready"));
-        f.complete(&done(&r, vec![disc("http://c.com/new", 1)]))
+        f.complete_now(&done(&r, vec![disc("http://c.com/new", 1)]))
             .unwrap_or_else(|e| panic!("{e}"));
         // b.com/1 is dispatched but never completed: a crash mid-fetch.
         let _ = f.next_ready(Instant::now());
@@ -156,7 +166,7 @@ fn resumes_queued_and_in_flight_work_after_reopening() {
     );
     let mut urls = Vec::new();
     while let Some(r) = f.next_ready(Instant::now()) {
-        f.complete(&done(&r, vec![disc("http://a.com/1", 1)]))
+        f.complete_now(&done(&r, vec![disc("http://a.com/1", 1)]))
             .unwrap_or_else(|e| panic!("{e}"));
         urls.push(r.url);
     }
@@ -166,4 +176,82 @@ fn resumes_queued_and_in_flight_work_after_reopening() {
         vec!["http://a.com/2", "http://b.com/1", "http://c.com/new"]
     );
     assert_eq!((f.pending(), f.in_flight()), (0, 0));
+}
+
+const DAY: i64 = 86_400_000;
+
+fn finish(f: &mut Frontier, now_ms: i64, changed: bool, refdomains: u32) -> Vec<String> {
+    let mut urls = Vec::new();
+    while let Some(r) = f.next_ready(Instant::now()) {
+        let mut fb = done(&r, vec![]);
+        fb.outcome = FetchOutcome::Ok as i32;
+        fb.changed = changed;
+        fb.referring_domains = refdomains;
+        f.complete(&fb, now_ms).unwrap_or_else(|e| panic!("{e}"));
+        urls.push(r.url);
+    }
+    urls
+}
+
+#[test]
+fn recrawls_adapt_to_change_and_popularity() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut f = open(dir.path(), fast());
+    f.offer(&disc("http://a.com/1", 0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(finish(&mut f, 0, false, 0).len(), 1);
+    // Fetched at t=0: due after the initial interval (1 day), not before.
+    assert_eq!(f.next_due_ms(), Some(DAY));
+    assert_eq!(f.enqueue_due(DAY - 1, 100).unwrap_or(9), 0);
+    assert_eq!(f.enqueue_due(DAY, 100).unwrap_or(0), 1);
+    assert_eq!(f.enqueue_due(DAY, 100).unwrap_or(9), 0, "queued once");
+    // Unchanged: the interval doubles to 2 days.
+    finish(&mut f, DAY, false, 0);
+    assert_eq!(f.next_due_ms(), Some(3 * DAY));
+    f.enqueue_due(3 * DAY, 100).unwrap_or(0);
+    // Changed: it halves back to 1 day.
+    finish(&mut f, 3 * DAY, true, 0);
+    assert_eq!(f.next_due_ms(), Some(4 * DAY));
+    f.enqueue_due(4 * DAY, 100).unwrap_or(0);
+    // Changed again with 10 referring domains: 12 h, divided by 3.
+    finish(&mut f, 4 * DAY, true, 10);
+    assert_eq!(f.next_due_ms(), Some(4 * DAY + DAY / 6));
+}
+
+#[test]
+fn intervals_stay_within_bounds_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = FrontierConfig {
+        recrawl: RecrawlPolicy {
+            initial: Duration::from_secs(86_400),
+            min: Duration::from_secs(43_200),
+            max: Duration::from_secs(2 * 86_400),
+        },
+        ..fast()
+    };
+    {
+        let mut f = open(dir.path(), cfg.clone());
+        f.offer(&disc("http://a.com/1", 3))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut now = 0;
+        finish(&mut f, now, false, 0);
+        for _ in 0..5 {
+            now = f.next_due_ms().unwrap_or(0);
+            f.enqueue_due(now, 100).unwrap_or(0);
+            finish(&mut f, now, false, 0);
+        }
+        assert_eq!(f.next_due_ms(), Some(now + 2 * DAY), "capped at max");
+        f.flush().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut f = open(dir.path(), cfg);
+    let due = f.next_due_ms().unwrap_or(0);
+    assert_eq!(f.enqueue_due(due, 100).unwrap_or(0), 1);
+    let r = f
+        .next_ready(Instant::now())
+        .unwrap_or_else(|| panic!("queued"));
+    assert_eq!(
+        (r.url.as_str(), r.depth),
+        ("http://a.com/1", 3),
+        "depth is kept across recrawls"
+    );
 }

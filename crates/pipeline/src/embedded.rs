@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use linkgraph_core::now_ms;
 use linkgraph_fetcher::{Fetcher, FetcherConfig, FetcherError};
 use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
 use linkgraph_parser::ParseLimits;
@@ -26,6 +27,9 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::stages;
+
+/// Due URLs queued per look at the schedule.
+const DUE_BATCH: usize = 100_000;
 
 /// Everything a crawl needs.
 #[derive(Debug, Clone)]
@@ -46,6 +50,9 @@ pub struct CrawlOptions {
     pub parse_limits: ParseLimits,
     /// Show live progress on stderr when it is a terminal.
     pub progress: bool,
+    /// Keep crawling and recrawling until stopped, instead of stopping when
+    /// nothing is queued or due.
+    pub continuous: bool,
 }
 
 /// Why a crawl could not run or had to stop.
@@ -79,7 +86,7 @@ pub enum CrawlError {
 /// Why the crawl ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
-    /// Every queued URL was crawled.
+    /// Every queued and due URL was crawled.
     FrontierEmpty,
     /// `max_pages` URLs were dispatched.
     MaxPages,
@@ -106,8 +113,12 @@ pub struct CrawlSummary {
     pub by_outcome: BTreeMap<&'static str, u64>,
     /// Edges written (new or refreshed).
     pub edges: u64,
-    /// Edges not stored before.
+    /// Edges not stored before (or live again).
     pub new_edges: u64,
+    /// Live edges found lost.
+    pub lost_edges: u64,
+    /// Known URLs queued again because their next fetch was due.
+    pub recrawls: u64,
     /// Wall time.
     pub elapsed: Duration,
     /// Why it ended.
@@ -180,6 +191,7 @@ struct Done {
     outcome: FetchOutcome,
     edges: u64,
     new_edges: u64,
+    lost_edges: u64,
 }
 
 #[derive(Default)]
@@ -210,7 +222,8 @@ pub async fn crawl(
             Err(e) => warn!(seed = %s, error = %e, "skipping seed"),
         }
     }
-    if frontier.pending() == 0 && opts.seeds.is_empty() {
+    let mut recrawls = frontier.enqueue_due(now_ms(), DUE_BATCH)? as u64;
+    if frontier.pending() == 0 && opts.seeds.is_empty() && frontier.next_due_ms().is_none() {
         return Err(CrawlError::NothingToDo(opts.data_dir.clone()));
     }
     let fetcher = Fetcher::new(opts.fetcher.clone())?;
@@ -234,6 +247,8 @@ pub async fn crawl(
         by_outcome: BTreeMap::new(),
         edges: 0,
         new_edges: 0,
+        lost_edges: 0,
+        recrawls: 0,
         elapsed: Duration::ZERO,
         stop: StopReason::FrontierEmpty,
         queued_left: 0,
@@ -269,18 +284,39 @@ pub async fn crawl(
             .store(frontier.pending() as u64, Ordering::Relaxed);
         metrics::gauge!("linkgraph_frontier_queued_urls").set(frontier.pending() as f64);
         metrics::gauge!("linkgraph_frontier_inflight_requests").set(tasks.len() as f64);
-        if tasks.is_empty() && (stop.is_some() || frontier.pending() == 0) {
+        if tasks.is_empty() && frontier.pending() == 0 && stop.is_none() {
+            // Idle: queue what has come due; stop, or wait for the next due URL.
+            let queued = frontier.enqueue_due(now_ms(), DUE_BATCH)? as u64;
+            recrawls += queued;
+            if queued > 0 {
+                continue;
+            }
+            if !opts.continuous {
+                break;
+            }
+        }
+        if tasks.is_empty() && stop.is_some() {
             break;
         }
-        let wake = frontier
+        let mut wake = frontier
             .next_wakeup()
             .filter(|_| stop.is_none() && tasks.len() < concurrency);
+        if opts.continuous && stop.is_none() && frontier.pending() == 0 {
+            // Look for due URLs at most a minute apart.
+            let until_due = frontier
+                .next_due_ms()
+                .map_or(60_000, |d| (d - now_ms()).clamp(0, 60_000));
+            let at = Instant::now()
+                + Duration::from_millis(u64::try_from(until_due).unwrap_or(0).max(200));
+            wake = Some(wake.map_or(at, |w| w.min(at)));
+        }
         tokio::select! {
             Some(joined) = tasks.join_next() => {
                 match joined {
                     Ok(Ok(done)) => {
-                        frontier.complete(&done.feedback)?;
+                        frontier.complete(&done.feedback, now_ms())?;
                         summary.pages += 1;
+                        summary.lost_edges += done.lost_edges;
                         *summary.by_outcome.entry(done.outcome.label()).or_default() += 1;
                         summary.edges += done.edges;
                         summary.new_edges += done.new_edges;
@@ -319,6 +355,7 @@ pub async fn crawl(
         return Err(e);
     }
     summary.stop = stop.unwrap_or(StopReason::FrontierEmpty);
+    summary.recrawls = recrawls;
     summary.queued_left = frontier.pending();
     summary.elapsed = started.elapsed();
     summary.peak_rss_bytes = peak_rss_bytes();
@@ -353,10 +390,11 @@ async fn process(
     };
     let stats = store.write_page(stages::page_write(&page)).await?;
     Ok(Done {
-        feedback: stages::feedback(&page),
+        feedback: stages::feedback(&page, &stats),
         outcome,
         edges: stats.edges,
         new_edges: stats.new_edges,
+        lost_edges: stats.lost_edges,
     })
 }
 

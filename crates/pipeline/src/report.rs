@@ -35,6 +35,7 @@ struct RefdomainJson<'a> {
     follow_links: u64,
     first_seen: String,
     last_seen: String,
+    lost_at: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -64,6 +65,7 @@ pub fn write_refdomains(
                         follow_links: r.follow_links,
                         first_seen: format_rfc3339_ms(r.first_seen_ms),
                         last_seen: format_rfc3339_ms(r.last_seen_ms),
+                        lost_at: r.lost_at_ms.map(format_rfc3339_ms),
                     })
                     .collect(),
             };
@@ -71,7 +73,10 @@ pub fn write_refdomains(
             writeln!(out)
         }
         RefdomainsFormat::Csv => {
-            writeln!(out, "domain,links,follow_links,first_seen,last_seen")?;
+            writeln!(
+                out,
+                "domain,links,follow_links,first_seen,last_seen,lost_at"
+            )?;
             for r in rows {
                 write_csv_row(
                     out,
@@ -81,6 +86,7 @@ pub fn write_refdomains(
                         &r.follow_links.to_string(),
                         &format_rfc3339_ms(r.first_seen_ms),
                         &format_rfc3339_ms(r.last_seen_ms),
+                        &r.lost_at_ms.map(format_rfc3339_ms).unwrap_or_default(),
                     ],
                 )?;
             }
@@ -120,6 +126,7 @@ struct BacklinkJson<'a> {
     kind: &'static str,
     first_seen: String,
     last_seen: String,
+    lost_at: Option<String>,
 }
 
 /// Writes the header of a backlinks report (CSV only has one).
@@ -152,6 +159,7 @@ pub fn write_backlinks(
                     kind: l.kind.as_str(),
                     first_seen: format_rfc3339_ms(b.first_seen_ms),
                     last_seen: format_rfc3339_ms(b.last_seen_ms),
+                    lost_at: b.lost_at_ms.map(format_rfc3339_ms),
                 };
                 serde_json::to_writer(&mut *out, &j)?;
                 writeln!(out)?;
@@ -172,6 +180,7 @@ pub fn write_backlinks(
                         l.kind.as_str(),
                         &format_rfc3339_ms(b.first_seen_ms),
                         &format_rfc3339_ms(b.last_seen_ms),
+                        &b.lost_at_ms.map(format_rfc3339_ms).unwrap_or_default(),
                     ],
                 )?;
             }
@@ -280,6 +289,7 @@ mod tests {
             follow_links: links - 1,
             first_seen_ms: 0,
             last_seen_ms: 86_400_000,
+            lost_at_ms: None,
         }
     }
 
@@ -322,12 +332,14 @@ mod tests {
             },
             first_seen_ms: 0,
             last_seen_ms: 0,
+            lost_at_ms: Some(86_400_000),
         };
         let s = text(|o| write_backlinks(o, std::slice::from_ref(&b), BacklinksFormat::Jsonl));
         let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v["rel"], serde_json::json!(["nofollow", "ugc"]));
         assert_eq!(v["placement"], "comment");
         assert_eq!(v["anchor"], "a, \"b\"");
+        assert_eq!(v["lost_at"], "1970-01-02T00:00:00.000Z");
         let table = text(|o| write_backlinks(o, &[b], BacklinksFormat::Table));
         assert!(table.lines().count() == 2 && table.contains("nofollow,ugc"));
     }

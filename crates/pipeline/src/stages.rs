@@ -12,7 +12,7 @@ use linkgraph_parser::{PageMeta, ParseLimits, extract_links, redirect_link};
 use linkgraph_proto::{
     self as proto, DiscoveredUrl, FetchOutcome, FetchResult, FrontierFeedback, ParsedPage,
 };
-use linkgraph_store::PageWrite;
+use linkgraph_store::{LinkSetUpdate, PageWrite, WriteStats};
 use url::Url;
 
 /// Parses a fetch result into the page's edges. Never fails: a page that
@@ -25,6 +25,7 @@ pub fn parse(res: FetchResult, product_token: &str, limits: ParseLimits) -> Pars
         status: res.status,
         fetched_at_ms: res.fetched_at_ms,
         error: res.error.clone(),
+        content_hash: content_hash(&res.body),
         ..ParsedPage::default()
     };
     let url = Url::parse(&req.url);
@@ -61,9 +62,36 @@ pub fn parse(res: FetchResult, product_token: &str, limits: ParseLimits) -> Pars
     page
 }
 
+/// FNV-1a over the body: stable across builds, so "changed" survives upgrades.
+pub fn content_hash(body: &[u8]) -> u64 {
+    if body.is_empty() {
+        return 0;
+    }
+    body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Whether an outcome says what the page links to now. A 200 page, a
+/// redirect, a page that is no longer HTML, and a 404 or 410 replace the
+/// stored outlink set (the last three with none but the redirect); a
+/// temporary failure (5xx, other 4xx, timeout, robots unavailable) keeps it.
+pub fn link_set_update(outcome: FetchOutcome, status: u32) -> LinkSetUpdate {
+    match outcome {
+        FetchOutcome::Ok
+        | FetchOutcome::TooLarge
+        | FetchOutcome::Redirect
+        | FetchOutcome::NotHtml => LinkSetUpdate::Replace,
+        FetchOutcome::HttpError if matches!(status, 404 | 410) => LinkSetUpdate::Replace,
+        _ => LinkSetUpdate::Keep,
+    }
+}
+
 /// What the store records for a parsed page.
 pub fn page_write(page: &ParsedPage) -> PageWrite {
     PageWrite {
+        update: link_set_update(page.outcome(), page.status),
+        content_hash: page.content_hash,
         url: page
             .request
             .as_ref()
@@ -76,10 +104,10 @@ pub fn page_write(page: &ParsedPage) -> PageWrite {
     }
 }
 
-/// The frontier's feedback for a stored page: its outcome, and every link
-/// target as a discovered URL (redirect targets keep the depth and count a
-/// redirect hop).
-pub fn feedback(page: &ParsedPage) -> FrontierFeedback {
+/// The frontier's feedback for a stored page: its outcome, whether it
+/// changed, how many domains link to it, and every link target as a
+/// discovered URL (redirect targets keep the depth and count a redirect hop).
+pub fn feedback(page: &ParsedPage, stored: &WriteStats) -> FrontierFeedback {
     let req = page.request.clone().unwrap_or_default();
     let discovered = page
         .links
@@ -102,6 +130,8 @@ pub fn feedback(page: &ParsedPage) -> FrontierFeedback {
         status: page.status,
         fetched_at_ms: page.fetched_at_ms,
         discovered,
+        changed: stored.changed,
+        referring_domains: stored.referring_domains,
     }
 }
 
@@ -137,7 +167,7 @@ mod tests {
             (w.url.as_str(), w.fetched_at_ms, w.links.len()),
             ("http://a.com/p", 42, 2)
         );
-        let fb = feedback(&page);
+        let fb = feedback(&page, &WriteStats::default());
         let d: Vec<(&str, u32)> = fb
             .discovered
             .iter()
@@ -153,11 +183,41 @@ mod tests {
         let page = parse(r, "linkgraph", ParseLimits::default());
         let l = Link::from(page.links[0].clone());
         assert_eq!(l.kind, linkgraph_core::LinkKind::Redirect);
-        let fb = feedback(&page);
+        let fb = feedback(&page, &WriteStats::default());
         assert_eq!(
             (fb.discovered[0].depth, fb.discovered[0].redirect_hops),
             (2, 1)
         );
+    }
+
+    #[test]
+    fn only_definite_answers_replace_the_outlink_set() {
+        assert_eq!(
+            link_set_update(FetchOutcome::Ok, 200),
+            LinkSetUpdate::Replace
+        );
+        assert_eq!(
+            link_set_update(FetchOutcome::Redirect, 301),
+            LinkSetUpdate::Replace
+        );
+        assert_eq!(
+            link_set_update(FetchOutcome::HttpError, 410),
+            LinkSetUpdate::Replace
+        );
+        assert_eq!(
+            link_set_update(FetchOutcome::HttpError, 503),
+            LinkSetUpdate::Keep
+        );
+        assert_eq!(
+            link_set_update(FetchOutcome::Timeout, 0),
+            LinkSetUpdate::Keep
+        );
+        assert_eq!(
+            link_set_update(FetchOutcome::RobotsDenied, 0),
+            LinkSetUpdate::Keep
+        );
+        assert_ne!(content_hash(b"a"), content_hash(b"b"));
+        assert_eq!(content_hash(b""), 0);
     }
 
     #[test]
@@ -168,6 +228,10 @@ mod tests {
             ParseLimits::default(),
         );
         assert!(page.links.is_empty());
-        assert!(feedback(&page).discovered.is_empty());
+        assert!(
+            feedback(&page, &WriteStats::default())
+                .discovered
+                .is_empty()
+        );
     }
 }

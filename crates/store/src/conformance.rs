@@ -9,7 +9,7 @@
 
 use linkgraph_core::{Link, LinkKind, Placement, Rel};
 
-use crate::{BacklinkQuery, LinkStore, PageWrite, Target};
+use crate::{BacklinkQuery, EventKind, LinkSetUpdate, LinkStore, PageWrite, Status, Target};
 
 /// A 200 page at `url`, fetched at `t`, linking to `targets` (follow, content).
 pub fn page(url: &str, t: i64, targets: &[&str]) -> PageWrite {
@@ -18,6 +18,8 @@ pub fn page(url: &str, t: i64, targets: &[&str]) -> PageWrite {
         status: 200,
         outcome: 1,
         fetched_at_ms: t,
+        content_hash: 0,
+        update: LinkSetUpdate::Replace,
         links: targets
             .iter()
             .map(|to| link(url, to, Rel::follow()))
@@ -37,12 +39,22 @@ fn link(from: &str, to: &str, rel: Rel) -> Link {
 }
 
 async fn all_backlinks(s: &dyn LinkStore, target: Target, internal: bool) -> Vec<crate::Backlink> {
+    backlinks_with(s, target, internal, Status::Live).await
+}
+
+async fn backlinks_with(
+    s: &dyn LinkStore,
+    target: Target,
+    internal: bool,
+    status: Status,
+) -> Vec<crate::Backlink> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
         let q = BacklinkQuery {
             target: target.clone(),
             include_internal: internal,
+            status,
             limit: 2,
             after,
         };
@@ -63,6 +75,172 @@ pub async fn run_all(s: &dyn LinkStore) {
     follow_counts_track_attribute_changes(s).await;
     paging_returns_every_row_once(s).await;
     unknown_targets_are_empty(s).await;
+    lost_links_and_their_return(s).await;
+    gone_pages_lose_everything_and_failures_lose_nothing(s).await;
+    stale_observations_never_roll_back(s).await;
+}
+
+fn kinds(events: &[crate::LinkEvent]) -> Vec<(i64, &'static str, String)> {
+    events
+        .iter()
+        .map(|e| (e.at_ms, e.kind.as_str(), e.link.source_url.clone()))
+        .collect()
+}
+
+async fn lost_links_and_their_return(s: &dyn LinkStore) {
+    let src = "http://l1.com/page";
+    s.write_page(page(src, 1_000, &["http://lt.com/a", "http://lt.com/b"]))
+        .await
+        .unwrap();
+    s.write_page(page("http://l2.com/", 1_000, &["http://lt.com/a"]))
+        .await
+        .unwrap();
+    // Day 2: /b disappears from the page.
+    let st = s
+        .write_page(page(src, 2_000, &["http://lt.com/a"]))
+        .await
+        .unwrap();
+    assert_eq!((st.new_edges, st.lost_edges, st.changed), (0, 1, true));
+    let lost = backlinks_with(s, Target::Domain("lt.com".into()), false, Status::Lost).await;
+    assert_eq!(lost.len(), 1);
+    assert_eq!(
+        (lost[0].link.target_url.as_str(), lost[0].lost_at_ms),
+        ("http://lt.com/b", Some(2_000))
+    );
+    assert_eq!(
+        backlinks_with(s, Target::Domain("lt.com".into()), false, Status::Live)
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        backlinks_with(s, Target::Domain("lt.com".into()), false, Status::All)
+            .await
+            .len(),
+        3
+    );
+    // Day 3: l1.com drops its last link: the referring domain is lost.
+    s.write_page(page(src, 3_000, &[])).await.unwrap();
+    let rd_lost = s.refdomains("lt.com", Status::Lost).await.unwrap();
+    assert_eq!(rd_lost.len(), 1);
+    assert_eq!(
+        (
+            rd_lost[0].domain.as_str(),
+            rd_lost[0].links,
+            rd_lost[0].lost_at_ms
+        ),
+        ("l1.com", 0, Some(3_000))
+    );
+    let live: Vec<String> = s
+        .refdomains("lt.com", Status::Live)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.domain)
+        .collect();
+    assert_eq!(live, vec!["l2.com"]);
+    // Day 4: /b comes back: live again, first_seen kept, both events recorded.
+    let st = s
+        .write_page(page(src, 4_000, &["http://lt.com/b"]))
+        .await
+        .unwrap();
+    assert_eq!(st.new_edges, 1);
+    let b = backlinks_with(
+        s,
+        Target::Url("http://lt.com/b".into()),
+        false,
+        Status::Live,
+    )
+    .await;
+    assert_eq!(
+        (b[0].first_seen_ms, b[0].last_seen_ms, b[0].lost_at_ms),
+        (1_000, 4_000, None)
+    );
+    let ev = s.events("lt.com", 0, 10_000).await.unwrap();
+    assert_eq!(
+        kinds(&ev),
+        vec![
+            (1_000, "new_link", src.to_owned()),
+            (1_000, "new_link", src.to_owned()),
+            (1_000, "new_link", "http://l2.com/".to_owned()),
+            (1_000, "new_refdomain", "l1.com".to_owned()),
+            (1_000, "new_refdomain", "l2.com".to_owned()),
+            (2_000, "lost_link", src.to_owned()),
+            (3_000, "lost_link", src.to_owned()),
+            (3_000, "lost_refdomain", "l1.com".to_owned()),
+            (4_000, "new_link", src.to_owned()),
+            (4_000, "new_refdomain", "l1.com".to_owned()),
+        ]
+    );
+    assert_eq!(
+        s.events("lt.com", 2_000, 3_000).await.unwrap().len(),
+        1,
+        "the range is half-open"
+    );
+    assert_eq!(
+        ev.iter().filter(|e| e.kind == EventKind::NewLink).count(),
+        4
+    );
+}
+
+async fn gone_pages_lose_everything_and_failures_lose_nothing(s: &dyn LinkStore) {
+    let src = "http://g1.com/";
+    s.write_page(page(src, 100, &["http://gt.com/1", "http://gt.com/2"]))
+        .await
+        .unwrap();
+    // A 503: the page keeps its links.
+    let mut failed = page(src, 200, &[]);
+    failed.status = 503;
+    failed.update = LinkSetUpdate::Keep;
+    let st = s.write_page(failed).await.unwrap();
+    assert_eq!(st.lost_edges, 0);
+    assert_eq!(
+        all_backlinks(s, Target::Domain("gt.com".into()), false)
+            .await
+            .len(),
+        2
+    );
+    // A 410: every link is lost.
+    let mut gone = page(src, 300, &[]);
+    gone.status = 410;
+    let st = s.write_page(gone).await.unwrap();
+    assert_eq!(st.lost_edges, 2);
+    assert!(
+        all_backlinks(s, Target::Domain("gt.com".into()), false)
+            .await
+            .is_empty()
+    );
+    assert!(
+        s.refdomains("gt.com", Status::Live)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn stale_observations_never_roll_back(s: &dyn LinkStore) {
+    let src = "http://s1.com/";
+    s.write_page(page(src, 5_000, &["http://st.com/new"]))
+        .await
+        .unwrap();
+    // An older fetch of the page, processed late, had another link.
+    let st = s
+        .write_page(page(
+            src,
+            4_000,
+            &["http://st.com/old", "http://st.com/new"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((st.new_edges, st.lost_edges), (0, 0));
+    let rows = backlinks_with(s, Target::Domain("st.com".into()), false, Status::All).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].first_seen_ms, rows[0].last_seen_ms),
+        (4_000, 5_000)
+    );
+    let rd = s.refdomains("st.com", Status::Live).await.unwrap();
+    assert_eq!((rd[0].first_seen_ms, rd[0].last_seen_ms), (4_000, 5_000));
 }
 
 async fn edges_and_refdomains(s: &dyn LinkStore) {
@@ -86,7 +264,7 @@ async fn edges_and_refdomains(s: &dyn LinkStore) {
     s.write_page(page("http://t1.co.uk/x", 120, &["http://t1.co.uk/in"]))
         .await
         .unwrap();
-    let rd = s.refdomains("t1.co.uk").await.unwrap();
+    let rd = s.refdomains("t1.co.uk", Status::Live).await.unwrap();
     let got: Vec<(&str, u64, u64, i64, i64)> = rd
         .iter()
         .map(|r| {
@@ -125,7 +303,7 @@ async fn duplicates_are_idempotent(s: &dyn LinkStore) {
     let first = s.write_page(p.clone()).await.unwrap();
     let again = s.write_page(p).await.unwrap();
     assert_eq!((first.new_edges, again.new_edges), (2, 0));
-    let rd = s.refdomains("dt.com").await.unwrap();
+    let rd = s.refdomains("dt.com", Status::Live).await.unwrap();
     assert_eq!((rd.len(), rd[0].links, rd[0].follow_links), (1, 2, 2));
 }
 
@@ -145,7 +323,7 @@ async fn first_and_last_seen_under_reordering(s: &dyn LinkStore) {
         (bl.len(), bl[0].first_seen_ms, bl[0].last_seen_ms),
         (1, 3000, 5000)
     );
-    let rd = s.refdomains("ot.com").await.unwrap();
+    let rd = s.refdomains("ot.com", Status::Live).await.unwrap();
     assert_eq!(
         (rd[0].links, rd[0].first_seen_ms, rd[0].last_seen_ms),
         (1, 3000, 5000)
@@ -158,7 +336,7 @@ async fn follow_counts_track_attribute_changes(s: &dyn LinkStore) {
     p.fetched_at_ms = 200;
     p.links[0].rel = Rel::NOFOLLOW;
     s.write_page(p.clone()).await.unwrap();
-    let rd = s.refdomains("ft.com").await.unwrap();
+    let rd = s.refdomains("ft.com", Status::Live).await.unwrap();
     assert_eq!(
         (rd[0].links, rd[0].follow_links),
         (1, 0),
@@ -168,7 +346,7 @@ async fn follow_counts_track_attribute_changes(s: &dyn LinkStore) {
     p.fetched_at_ms = 150;
     p.links[0].rel = Rel::follow();
     s.write_page(p).await.unwrap();
-    let rd = s.refdomains("ft.com").await.unwrap();
+    let rd = s.refdomains("ft.com", Status::Live).await.unwrap();
     assert_eq!((rd[0].links, rd[0].follow_links), (1, 0));
     let bl = all_backlinks(s, Target::Domain("ft.com".into()), false).await;
     assert_eq!(bl[0].link.rel, Rel::NOFOLLOW);
@@ -194,10 +372,16 @@ async fn paging_returns_every_row_once(s: &dyn LinkStore) {
 }
 
 async fn unknown_targets_are_empty(s: &dyn LinkStore) {
-    assert!(s.refdomains("never-seen.example").await.unwrap().is_empty());
+    assert!(
+        s.refdomains("never-seen.example", Status::Live)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let q = BacklinkQuery {
         target: Target::Domain("never-seen.example".into()),
         include_internal: true,
+        status: Status::All,
         limit: 10,
         after: None,
     };

@@ -8,6 +8,13 @@
 //! | refdomains | target domain \0 source domain             | StoredRefdomain  |
 //! | pages      | URL                                        | StoredPage       |
 //! | domains    | registrable domain of a crawled page       | (empty)          |
+//! | outlinks   | source URL \0 target URL                   | (empty)          |
+//! | link_events| target domain \0 time (BE) kind source \0 target | StoredEvent |
+//!
+//! `outlinks` is each page's current outlink set: a new observation of the
+//! page is diffed against it, and links that disappeared are marked lost
+//! (`lost_at`) with a `lost_link` event; links that appear (or come back) get
+//! a `new_link` event. A referring domain is lost when its last live link is.
 //!
 //! A target domain's backlinks and referring domains are each one contiguous
 //! key range, so both queries are prefix scans. Canonical URLs and domains
@@ -24,16 +31,17 @@ use std::time::Instant;
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use linkgraph_core::{Link, LinkKind, Placement, Rel, registrable_domain};
-use linkgraph_proto::{StoredBacklink, StoredPage, StoredRefdomain};
+use linkgraph_proto::{StoredBacklink, StoredEvent, StoredPage, StoredRefdomain};
 use prost::Message;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::{
-    Backlink, BacklinkPage, BacklinkQuery, LinkStore, PageWrite, RefDomain, StoreError, Target,
-    WriteStats,
+    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkSetUpdate, LinkStore,
+    PageWrite, RefDomain, Status, StoreError, Target, WriteStats,
 };
 
 const SEP: u8 = 0;
-/// Memtable size per keyspace: bounds write-buffer RAM at 4 x 16 MiB
+/// Memtable size per keyspace: bounds write-buffer RAM at 6 x 16 MiB
 /// (fjall's default is 64 MiB per keyspace).
 const MEMTABLE_BYTES: u64 = 16 << 20;
 /// Block cache for reads.
@@ -45,6 +53,8 @@ struct Inner {
     refdomains: Keyspace,
     pages: Keyspace,
     domains: Keyspace,
+    outlinks: Keyspace,
+    events: Keyspace,
     write_lock: Mutex<()>,
 }
 
@@ -117,6 +127,8 @@ impl FjallStore {
             refdomains: ks("refdomains")?,
             pages: ks("pages")?,
             domains: ks("domains")?,
+            outlinks: ks("outlinks")?,
+            events: ks("link_events")?,
             db,
             write_lock: Mutex::new(()),
         };
@@ -132,26 +144,29 @@ impl FjallStore {
             .lock()
             .map_err(|e| StoreError::Task(e.to_string()))?;
         let t = page.fetched_at_ms;
+        let source = page.url.as_str();
         let mut batch = i.db.batch();
         let mut stats = WriteStats::default();
 
-        let page_key = page.url.as_bytes();
-        let stored_page = StoredPage {
-            status: page.status,
-            outcome: page.outcome,
-            fetched_at_ms: t,
-            links: u32::try_from(page.links.len()).unwrap_or(u32::MAX),
+        let page_key = source.as_bytes();
+        let prev = match i.pages.get(page_key)? {
+            Some(v) => Some(decode::<StoredPage>("pages", page_key, &v)?),
+            None => None,
         };
-        // Out-of-order delivery must not overwrite a newer page record.
-        let newer_exists = match i.pages.get(page_key)? {
-            Some(v) => decode::<StoredPage>("pages", page_key, &v)?.fetched_at_ms > t,
-            None => false,
-        };
-        if !newer_exists {
-            batch.insert(&i.pages, page_key, stored_page.encode_to_vec());
+        // Results can arrive out of order: an observation older than the one
+        // stored may only lower first_seen; it never rolls state back.
+        let stale = prev.as_ref().is_some_and(|p| p.fetched_at_ms > t);
+        if !stale {
+            let row = StoredPage {
+                status: page.status,
+                outcome: page.outcome,
+                fetched_at_ms: t,
+                links: u32::try_from(page.links.len()).unwrap_or(u32::MAX),
+                content_hash: page.content_hash,
+            };
+            batch.insert(&i.pages, page_key, row.encode_to_vec());
         }
-        if let Some(host) = page
-            .url
+        if let Some(host) = source
             .split("://")
             .nth(1)
             .and_then(|r| r.split(['/', ':']).next())
@@ -162,66 +177,156 @@ impl FjallStore {
                 b"".as_slice(),
             );
         }
+        if stale || page.update == LinkSetUpdate::Keep {
+            if stale {
+                for link in &page.links {
+                    let key = key3(link.target_domain(), &link.target_url, source);
+                    if let Some(v) = i.backlinks.get(&key)? {
+                        let mut row = decode::<StoredBacklink>("backlinks", &key, &v)?;
+                        if t < row.first_seen_ms {
+                            row.first_seen_ms = t;
+                            batch.insert(&i.backlinks, key, row.encode_to_vec());
+                        }
+                    }
+                    if link.is_internal() {
+                        continue;
+                    }
+                    let rd_key = key2(link.target_domain(), link.source_domain());
+                    if let Some(v) = i.refdomains.get(&rd_key)? {
+                        let mut rd = decode::<StoredRefdomain>("refdomains", &rd_key, &v)?;
+                        if t < rd.first_seen_ms {
+                            rd.first_seen_ms = t;
+                            batch.insert(&i.refdomains, rd_key, rd.encode_to_vec());
+                        }
+                    }
+                }
+            }
+            batch.commit()?;
+            stats.referring_domains = self.page_refdomains(source)?;
+            return Ok(stats);
+        }
 
-        // Refdomain deltas of this page, applied after the edge loop.
-        let mut deltas: Vec<(Vec<u8>, i64, i64)> = Vec::new();
+        // The page's previous outlink set, for the diff.
+        let out_prefix = key2(source, "");
+        let mut old: HashSet<String> = HashSet::new();
+        for kv in i.outlinks.prefix(&out_prefix) {
+            let k = kv.key()?;
+            old.insert(String::from_utf8_lossy(&k[out_prefix.len()..]).into_owned());
+        }
+        let new: HashSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
+
+        let mut rd: BTreeMap<(String, String), RdDelta> = BTreeMap::new();
+        let mut events: Vec<(Vec<u8>, StoredEvent)> = Vec::new();
         for link in &page.links {
             let target_domain = link.target_domain();
-            let key = key3(target_domain, &link.target_url, &link.source_url);
+            let key = key3(target_domain, &link.target_url, source);
             let existing = match i.backlinks.get(&key)? {
                 Some(v) => Some(decode::<StoredBacklink>("backlinks", &key, &v)?),
                 None => None,
             };
-            let row = match &existing {
-                None => stored_from(link, t, t),
-                Some(old) => {
-                    let mut row = if t >= old.last_seen_ms {
-                        stored_from(link, old.first_seen_ms.min(t), t)
+            let (row, appeared, was_follow) = match &existing {
+                None => (stored_from(link, t, t), true, None),
+                Some(o) if o.lost_at_ms != 0 => {
+                    // It came back: live again, first_seen kept.
+                    (
+                        stored_from(link, o.first_seen_ms.min(t), t.max(o.last_seen_ms)),
+                        true,
+                        None,
+                    )
+                }
+                Some(o) => {
+                    let mut row = if t >= o.last_seen_ms {
+                        stored_from(link, o.first_seen_ms.min(t), t)
                     } else {
-                        // An older observation: keep the newer attributes.
                         StoredBacklink {
-                            first_seen_ms: old.first_seen_ms.min(t),
-                            ..old.clone()
+                            first_seen_ms: o.first_seen_ms.min(t),
+                            ..o.clone()
                         }
                     };
-                    row.last_seen_ms = row.last_seen_ms.max(old.last_seen_ms);
-                    row
+                    row.last_seen_ms = row.last_seen_ms.max(o.last_seen_ms);
+                    (
+                        row,
+                        false,
+                        Some(Rel::from_bits(rel_bits(o.rel)).is_follow()),
+                    )
                 }
             };
-            let was_follow = existing
-                .as_ref()
-                .map(|o| Rel::from_bits(rel_bits(o.rel)).is_follow());
-            let follow_after = Rel::from_bits(rel_bits(row.rel)).is_follow();
-            batch.insert(&i.backlinks, key, row.encode_to_vec());
+            let follow_now = Rel::from_bits(rel_bits(row.rel)).is_follow();
             stats.edges += 1;
-            if existing.is_none() {
+            if appeared {
                 stats.new_edges += 1;
+                events.push(event(
+                    target_domain,
+                    t,
+                    EventKind::NewLink,
+                    source,
+                    &link.target_url,
+                    &row,
+                ));
             }
             if !link.is_internal() {
-                let rd_key = key2(target_domain, link.source_domain());
-                let added = existing.is_none();
-                // follow delta: +1 new follow edge; ±1 when an edge changed kind.
-                let follow_delta = match (was_follow, follow_after) {
-                    (None, true) => 1,
-                    (Some(false), true) => 1,
-                    (Some(true), false) => -1,
+                let d = rd
+                    .entry((target_domain.to_owned(), link.source_domain().to_owned()))
+                    .or_default();
+                d.seen = true;
+                if appeared {
+                    d.live += 1;
+                }
+                d.follow += match (was_follow, follow_now, appeared) {
+                    (_, true, true) | (Some(false), true, false) => 1,
+                    (Some(true), false, false) => -1,
                     _ => 0,
                 };
-                deltas.push((rd_key, i64::from(added), follow_delta));
             }
+            batch.insert(&i.backlinks, key, row.encode_to_vec());
         }
-        // Merge deltas per referring domain (a page has many links to one).
-        deltas.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut idx = 0;
-        while idx < deltas.len() {
-            let key = deltas[idx].0.clone();
-            let (mut add, mut fdelta) = (0i64, 0i64);
-            while idx < deltas.len() && deltas[idx].0 == key {
-                add += deltas[idx].1;
-                fdelta += deltas[idx].2;
-                idx += 1;
+        for gone in old.iter().filter(|u| !new.contains(u.as_str())) {
+            batch.remove(&i.outlinks, key2(source, gone));
+            let host = gone
+                .split("://")
+                .nth(1)
+                .and_then(|r| r.split(['/', ':', '?']).next());
+            let target_domain = registrable_domain(host.unwrap_or(""));
+            let key = key3(target_domain, gone, source);
+            let Some(v) = i.backlinks.get(&key)? else {
+                continue;
+            };
+            let mut row = decode::<StoredBacklink>("backlinks", &key, &v)?;
+            if row.lost_at_ms != 0 {
+                continue;
             }
-            let mut rd = match i.refdomains.get(&key)? {
+            row.lost_at_ms = t;
+            stats.lost_edges += 1;
+            events.push(event(
+                target_domain,
+                t,
+                EventKind::LostLink,
+                source,
+                gone,
+                &row,
+            ));
+            let source_domain = registrable_domain(host_of_url(source));
+            if source_domain != target_domain {
+                let d = rd
+                    .entry((target_domain.to_owned(), source_domain.to_owned()))
+                    .or_default();
+                d.live -= 1;
+                if Rel::from_bits(rel_bits(row.rel)).is_follow() {
+                    d.follow -= 1;
+                }
+            }
+            batch.insert(&i.backlinks, key, row.encode_to_vec());
+        }
+        for added in new.iter().filter(|u| !old.contains(**u)) {
+            batch.insert(&i.outlinks, key2(source, added), b"".as_slice());
+        }
+        stats.changed = prev.as_ref().is_some_and(|p| {
+            p.content_hash != page.content_hash || old.len() != new.len() || stats.new_edges > 0
+        });
+
+        for ((target_domain, source_domain), d) in rd {
+            let key = key2(&target_domain, &source_domain);
+            let mut row = match i.refdomains.get(&key)? {
                 Some(v) => decode::<StoredRefdomain>("refdomains", &key, &v)?,
                 None => StoredRefdomain {
                     first_seen_ms: t,
@@ -229,24 +334,80 @@ impl FjallStore {
                     ..Default::default()
                 },
             };
-            rd.links = rd.links.saturating_add_signed(add);
-            rd.follow_links = rd.follow_links.saturating_add_signed(fdelta);
-            rd.first_seen_ms = rd.first_seen_ms.min(t);
-            rd.last_seen_ms = rd.last_seen_ms.max(t);
-            batch.insert(&i.refdomains, key, rd.encode_to_vec());
+            let was_live = row.links > 0;
+            row.links = row.links.saturating_add_signed(d.live);
+            row.follow_links = row
+                .follow_links
+                .saturating_add_signed(d.follow)
+                .min(row.links);
+            if d.seen {
+                row.first_seen_ms = row.first_seen_ms.min(t);
+                row.last_seen_ms = row.last_seen_ms.max(t);
+            }
+            let live = row.links > 0;
+            let blank = StoredBacklink::default();
+            if live && !was_live {
+                row.lost_at_ms = 0;
+                events.push(event(
+                    &target_domain,
+                    t,
+                    EventKind::NewRefdomain,
+                    &source_domain,
+                    "",
+                    &blank,
+                ));
+            } else if was_live && !live {
+                row.lost_at_ms = t;
+                events.push(event(
+                    &target_domain,
+                    t,
+                    EventKind::LostRefdomain,
+                    &source_domain,
+                    "",
+                    &blank,
+                ));
+            }
+            batch.insert(&i.refdomains, key, row.encode_to_vec());
+        }
+        for (k, v) in events {
+            batch.insert(&i.events, k, v.encode_to_vec());
         }
         batch.commit()?;
+        stats.referring_domains = self.page_refdomains(source)?;
         Ok(stats)
     }
 
-    fn refdomains_sync(&self, domain: &str) -> Result<Vec<RefDomain>, StoreError> {
+    /// Registrable domains with a live link to `url` (other than its own),
+    /// counted over at most 10,000 backlinks.
+    fn page_refdomains(&self, url: &str) -> Result<u32, StoreError> {
+        let own = registrable_domain(host_of_url(url));
+        let prefix = key3(own, url, "");
+        let mut domains: HashSet<String> = HashSet::new();
+        for kv in self.inner.backlinks.prefix(&prefix).take(10_000) {
+            let (k, v) = kv.into_inner()?;
+            let row = decode::<StoredBacklink>("backlinks", &k, &v)?;
+            let src = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let d = registrable_domain(host_of_url(&src));
+            if row.lost_at_ms == 0 && d != own {
+                domains.insert(d.to_owned());
+            }
+        }
+        Ok(u32::try_from(domains.len()).unwrap_or(u32::MAX))
+    }
+
+    fn refdomains_sync(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError> {
         let prefix = key2(domain, "");
         let mut out = Vec::new();
         for kv in self.inner.refdomains.prefix(&prefix) {
             let (k, v) = kv.into_inner()?;
             let parts = split_key("refdomains", &k)?;
             let rd = decode::<StoredRefdomain>("refdomains", &k, &v)?;
-            if rd.links == 0 {
+            let lost_at = if rd.links == 0 {
+                rd.lost_at_ms.max(1)
+            } else {
+                0
+            };
+            if !status.admits(lost_at) {
                 continue;
             }
             out.push(RefDomain {
@@ -255,9 +416,64 @@ impl FjallStore {
                 follow_links: rd.follow_links,
                 first_seen_ms: rd.first_seen_ms,
                 last_seen_ms: rd.last_seen_ms,
+                lost_at_ms: (lost_at != 0).then_some(rd.lost_at_ms),
             });
         }
         out.sort_by(|a, b| b.links.cmp(&a.links).then_with(|| a.domain.cmp(&b.domain)));
+        Ok(out)
+    }
+
+    fn events_sync(
+        &self,
+        domain: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LinkEvent>, StoreError> {
+        let prefix = key2(domain, "");
+        let mut start = prefix.clone();
+        start.extend_from_slice(&time_be(from_ms));
+        let mut end = prefix.clone();
+        end.extend_from_slice(&time_be(to_ms));
+        let mut out = Vec::new();
+        for kv in self.inner.events.range(start..end) {
+            let (k, v) = kv.into_inner()?;
+            let corrupt = |reason: &str| StoreError::Corrupt {
+                table: "link_events",
+                key: String::from_utf8_lossy(&k).into_owned(),
+                reason: reason.into(),
+            };
+            let rest = k.get(prefix.len()..).ok_or_else(|| corrupt("short key"))?;
+            let (ts, rest) = rest
+                .split_at_checked(8)
+                .ok_or_else(|| corrupt("short key"))?;
+            let at_ms = i64::try_from(u64::from_be_bytes(
+                ts.try_into().map_err(|_| corrupt("time"))?,
+            ))
+            .map_err(|_| corrupt("time"))?;
+            let (kind, rest) = rest.split_first().ok_or_else(|| corrupt("no kind"))?;
+            let kind = EventKind::from_code(*kind).ok_or_else(|| corrupt("unknown kind"))?;
+            let text = String::from_utf8_lossy(rest);
+            let (src, dst) = text
+                .split_once('\0')
+                .ok_or_else(|| corrupt("no separator"))?;
+            let row = decode::<StoredEvent>("link_events", &k, &v)?;
+            out.push(LinkEvent {
+                at_ms,
+                kind,
+                link: Link {
+                    source_url: src.to_owned(),
+                    target_url: dst.to_owned(),
+                    anchor: row.anchor,
+                    rel: Rel::from_bits(rel_bits(row.rel)),
+                    placement: Placement::from_code(u8::try_from(row.placement).unwrap_or(0)),
+                    kind: if row.kind == 1 {
+                        LinkKind::Redirect
+                    } else {
+                        LinkKind::Link
+                    },
+                },
+            });
+        }
         Ok(out)
     }
 
@@ -309,7 +525,9 @@ impl FjallStore {
                     LinkKind::Link
                 },
             };
-            if !q.include_internal && link.source_domain() == domain {
+            if (!q.include_internal && link.source_domain() == domain)
+                || !q.status.admits(row.lost_at_ms)
+            {
                 continue;
             }
             if page.items.len() == limit {
@@ -323,10 +541,55 @@ impl FjallStore {
                 link,
                 first_seen_ms: row.first_seen_ms,
                 last_seen_ms: row.last_seen_ms,
+                lost_at_ms: (row.lost_at_ms != 0).then_some(row.lost_at_ms),
             });
         }
         Ok(page)
     }
+}
+
+#[derive(Default)]
+struct RdDelta {
+    live: i64,
+    follow: i64,
+    seen: bool,
+}
+
+fn time_be(ms: i64) -> [u8; 8] {
+    u64::try_from(ms.max(0)).unwrap_or(0).to_be_bytes()
+}
+
+/// An event row: target domain \0 time (8 bytes BE) kind (1 byte) source \0 target.
+fn event(
+    target_domain: &str,
+    t: i64,
+    kind: EventKind,
+    source: &str,
+    target: &str,
+    row: &StoredBacklink,
+) -> (Vec<u8>, StoredEvent) {
+    let mut k = Vec::with_capacity(target_domain.len() + source.len() + target.len() + 12);
+    k.extend_from_slice(target_domain.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(&time_be(t));
+    k.push(kind as u8);
+    k.extend_from_slice(source.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(target.as_bytes());
+    let v = StoredEvent {
+        anchor: row.anchor.clone(),
+        rel: row.rel,
+        placement: row.placement,
+        kind: row.kind,
+    };
+    (k, v)
+}
+
+fn host_of_url(url: &str) -> &str {
+    url.split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':', '?']).next())
+        .unwrap_or("")
 }
 
 fn rel_bits(v: u32) -> u8 {
@@ -341,6 +604,7 @@ fn stored_from(link: &Link, first: i64, last: i64) -> StoredBacklink {
         kind: u32::from(link.kind == LinkKind::Redirect),
         first_seen_ms: first,
         last_seen_ms: last,
+        lost_at_ms: 0,
     }
 }
 
@@ -373,9 +637,19 @@ impl LinkStore for FjallStore {
         res
     }
 
-    async fn refdomains(&self, domain: &str) -> Result<Vec<RefDomain>, StoreError> {
+    async fn refdomains(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError> {
         let (this, d) = (self.clone(), domain.to_owned());
-        blocking(move || this.refdomains_sync(&d)).await
+        blocking(move || this.refdomains_sync(&d, status)).await
+    }
+
+    async fn events(
+        &self,
+        domain: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LinkEvent>, StoreError> {
+        let (this, d) = (self.clone(), domain.to_owned());
+        blocking(move || this.events_sync(&d, from_ms, to_ms)).await
     }
 
     async fn backlinks(&self, query: BacklinkQuery) -> Result<BacklinkPage, StoreError> {
@@ -431,7 +705,7 @@ mod tests {
         }
         let s = FjallStore::open(dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
         let rd = s
-            .refdomains("b.com")
+            .refdomains("b.com", crate::Status::Live)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(rd.len(), 1);

@@ -56,6 +56,18 @@ pub enum StoreError {
     Task(String),
 }
 
+/// What a page observation says about its outlinks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinkSetUpdate {
+    /// `links` is the page's complete outlink set now (a 200 page, a redirect,
+    /// or a page that is gone with none): links not in it are lost.
+    #[default]
+    Replace,
+    /// The fetch failed temporarily (5xx, timeout, robots unavailable): the
+    /// page keeps the links it had.
+    Keep,
+}
+
 /// The outcome of one fetched page, with the links found on it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageWrite {
@@ -69,6 +81,10 @@ pub struct PageWrite {
     pub fetched_at_ms: i64,
     /// Its outlinks, unique by target URL.
     pub links: Vec<Link>,
+    /// Whether `links` replaces the stored outlink set.
+    pub update: LinkSetUpdate,
+    /// Hash of the body (0 when none).
+    pub content_hash: u64,
 }
 
 /// What a write changed.
@@ -78,6 +94,82 @@ pub struct WriteStats {
     pub new_edges: u64,
     /// Edges written (new or refreshed).
     pub edges: u64,
+    /// Edges that were live and are now lost.
+    pub lost_edges: u64,
+    /// The page's content or outlink set differs from its previous fetch.
+    pub changed: bool,
+    /// Registrable domains with a live link to this page's URL.
+    pub referring_domains: u32,
+}
+
+/// Which rows a query returns, by link status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Rows that are live now.
+    #[default]
+    Live,
+    /// Rows that were lost and have not come back.
+    Lost,
+    /// Both.
+    All,
+}
+
+impl Status {
+    /// True when a row lost at `lost_at_ms` (0 = live) passes the filter.
+    pub fn admits(self, lost_at_ms: i64) -> bool {
+        match self {
+            Status::Live => lost_at_ms == 0,
+            Status::Lost => lost_at_ms != 0,
+            Status::All => true,
+        }
+    }
+}
+
+/// What happened to the link graph of a target domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
+    /// A link appeared (or came back).
+    NewLink = 1,
+    /// A live link disappeared from its page, or its page is gone.
+    LostLink = 2,
+    /// A domain gained its first live link to the target domain.
+    NewRefdomain = 3,
+    /// A domain lost its last live link to the target domain.
+    LostRefdomain = 4,
+}
+
+impl EventKind {
+    fn from_code(c: u8) -> Option<EventKind> {
+        [
+            EventKind::NewLink,
+            EventKind::LostLink,
+            EventKind::NewRefdomain,
+            EventKind::LostRefdomain,
+        ]
+        .into_iter()
+        .find(|k| *k as u8 == c)
+    }
+    /// The lower-case name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::NewLink => "new_link",
+            EventKind::LostLink => "lost_link",
+            EventKind::NewRefdomain => "new_refdomain",
+            EventKind::LostRefdomain => "lost_refdomain",
+        }
+    }
+}
+
+/// One link event of a target domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEvent {
+    /// When it happened (ms), by the clock of the crawl that saw it.
+    pub at_ms: i64,
+    /// What happened.
+    pub kind: EventKind,
+    /// The link (for refdomain events: source URL holds the referring
+    /// domain, target URL is empty).
+    pub link: Link,
 }
 
 /// One referring domain of a target domain.
@@ -93,6 +185,8 @@ pub struct RefDomain {
     pub first_seen_ms: i64,
     /// Latest time any of those links was seen (ms).
     pub last_seen_ms: i64,
+    /// When its last live link was lost (ms); `None` while it has live links.
+    pub lost_at_ms: Option<i64>,
 }
 
 /// One stored backlink.
@@ -104,6 +198,8 @@ pub struct Backlink {
     pub first_seen_ms: i64,
     /// Latest time it was seen (ms).
     pub last_seen_ms: i64,
+    /// When it was found missing (ms); `None` while it is live.
+    pub lost_at_ms: Option<i64>,
 }
 
 /// What backlinks to list.
@@ -122,6 +218,8 @@ pub struct BacklinkQuery {
     pub target: Target,
     /// Include links from the target's own registrable domain.
     pub include_internal: bool,
+    /// Live, lost or all links.
+    pub status: Status,
     /// Rows per page (at least 1).
     pub limit: usize,
     /// The `next` cursor of the previous page.
@@ -142,8 +240,16 @@ pub struct BacklinkPage {
 pub trait LinkStore: Send + Sync {
     /// Records a fetched page and its outlinks; idempotent.
     async fn write_page(&self, page: PageWrite) -> Result<WriteStats, StoreError>;
-    /// The referring domains of `domain`, most links first.
-    async fn refdomains(&self, domain: &str) -> Result<Vec<RefDomain>, StoreError>;
+    /// The referring domains of `domain` with this status, most links first.
+    async fn refdomains(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError>;
+    /// The link events of `domain` in `[from_ms, to_ms)`, ordered by time,
+    /// then kind, then source and target.
+    async fn events(
+        &self,
+        domain: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LinkEvent>, StoreError>;
     /// One page of backlinks.
     async fn backlinks(&self, query: BacklinkQuery) -> Result<BacklinkPage, StoreError>;
     /// True when the store has seen `domain` as a link target or a crawled site.
