@@ -39,6 +39,7 @@ async fn run() {
         hosts,
         pages_per_host: pages,
         seed: 1,
+        ..SimConfig::default()
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

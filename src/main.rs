@@ -605,6 +605,7 @@ async fn run_simweb(a: SimwebArgs) -> Result<()> {
         hosts: a.hosts,
         pages_per_host: a.pages_per_host,
         seed: a.seed,
+        ..SimConfig::default()
     }));
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await

@@ -28,11 +28,18 @@ impl Drop for Served {
 
 /// Serves a simulated web of this shape on 127.0.0.1.
 pub async fn serve(hosts: usize, pages_per_host: usize, seed: u64) -> Served {
-    let web = Arc::new(SimWeb::new(SimConfig {
+    serve_config(SimConfig {
         hosts,
         pages_per_host,
         seed,
-    }));
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// Serves a simulated web of this configuration on 127.0.0.1.
+pub async fn serve_config(cfg: SimConfig) -> Served {
+    let web = Arc::new(SimWeb::new(cfg));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log = Arc::new(RequestLog::default());
@@ -55,10 +62,16 @@ pub async fn serve(hosts: usize, pages_per_host: usize, seed: u64) -> Served {
 
 /// Runs the `linkgraph` binary with `args` (off the async runtime).
 pub async fn linkgraph(args: Vec<String>) -> Output {
+    linkgraph_env(args, Vec::new()).await
+}
+
+/// Runs the `linkgraph` binary with `args` and extra environment variables.
+pub async fn linkgraph_env(args: Vec<String>, env: Vec<(String, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
             .args(&args)
             .env("LINKGRAPH_LOG", "warn")
+            .envs(env)
             .output()
             .unwrap()
     })
@@ -68,7 +81,12 @@ pub async fn linkgraph(args: Vec<String>) -> Output {
 
 /// Runs `linkgraph` and panics with its output unless it succeeds.
 pub async fn linkgraph_ok(args: Vec<String>) -> String {
-    let out = linkgraph(args.clone()).await;
+    linkgraph_ok_env(args, Vec::new()).await
+}
+
+/// Runs `linkgraph` with extra environment and panics unless it succeeds.
+pub async fn linkgraph_ok_env(args: Vec<String>, env: Vec<(String, String)>) -> String {
+    let out = linkgraph_env(args.clone(), env).await;
     assert!(
         out.status.success(),
         "linkgraph {args:?} failed: {}\nstdout: {}\nstderr: {}",
@@ -109,13 +127,44 @@ pub fn summary_number(summary: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {label:?} in summary:\n{summary}"))
 }
 
-/// "N new" from the edges line of a crawl summary.
-pub fn summary_new_edges(summary: &str) -> u64 {
+/// The number before `label` on the edges line, e.g. "12 lost".
+pub fn summary_edges(summary: &str, label: &str) -> u64 {
     let line = summary
         .lines()
         .find(|l| l.trim_start().starts_with("edges"))
-        .unwrap();
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let i = words.iter().position(|w| *w == "new").unwrap();
+        .unwrap_or_else(|| panic!("no edges line in summary:\n{summary}"));
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches(',').to_owned())
+        .collect();
+    let i = words
+        .iter()
+        .position(|w| w == label)
+        .unwrap_or_else(|| panic!("no {label:?} in {line:?}"));
     words[i - 1].parse().unwrap()
+}
+
+/// (domain, links, follow_links) per target domain, as a set of live edges implies.
+pub fn expected_refdomains(
+    live: &[linkgraph_core::Link],
+) -> std::collections::BTreeMap<String, Vec<(String, u64, u64)>> {
+    use std::collections::{BTreeMap, HashMap};
+    let mut acc: BTreeMap<String, HashMap<String, (u64, u64)>> = BTreeMap::new();
+    for l in live {
+        let (s, t) = (l.source_domain().to_owned(), l.target_domain().to_owned());
+        if s == t {
+            continue;
+        }
+        let e = acc.entry(t).or_default().entry(s).or_default();
+        e.0 += 1;
+        e.1 += u64::from(l.rel.is_follow());
+    }
+    acc.into_iter()
+        .map(|(t, m)| {
+            let mut v: Vec<(String, u64, u64)> =
+                m.into_iter().map(|(d, (n, f))| (d, n, f)).collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            (t, v)
+        })
+        .collect()
 }

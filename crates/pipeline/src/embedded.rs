@@ -161,9 +161,10 @@ impl fmt::Display for CrawlSummary {
         writeln!(f, "  pages     {} ({})", self.pages, outcomes.join(", "))?;
         writeln!(
             f,
-            "  edges     {} written, {} new",
-            self.edges, self.new_edges
+            "  edges     {} written, {} new, {} lost",
+            self.edges, self.new_edges, self.lost_edges
         )?;
+        writeln!(f, "  recrawls  {} due URLs queued", self.recrawls)?;
         writeln!(
             f,
             "  time      {:.1} s, {:.1} pages/s, {:.1} edges/s",

@@ -6,7 +6,7 @@
 mod model;
 mod server;
 
-pub use model::{Answer, Host, SimConfig, SimWeb, Truth, TruthEdge};
+pub use model::{Answer, Burst, EpochTruth, Host, SimConfig, SimWeb, Truth, TruthEdge};
 pub use server::{LoggedRequest, RequestLog, serve};
 
 use std::io::Write;

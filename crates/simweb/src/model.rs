@@ -1,14 +1,15 @@
 //! The simulated web's model: hosts, robots.txt, pages and their links, all
 //! pure functions of the seed, and the ground truth derived from them.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use linkgraph_core::{Link, LinkKind, Placement, Rel, canonicalize, normalize_anchor};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// Size and seed of a simulated web.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SimConfig {
     /// Number of hosts (at least 2).
     pub hosts: usize,
@@ -16,6 +17,25 @@ pub struct SimConfig {
     pub pages_per_host: usize,
     /// The seed every page derives from.
     pub seed: u64,
+    /// A burst: from this epoch on, every host's home page links to one host.
+    pub burst: Option<Burst>,
+}
+
+/// A sudden wave of new referring domains for one target, for spike tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Burst {
+    /// The epoch the links appear in (and stay).
+    pub epoch: u32,
+    /// Index of the target host in [`SimWeb::hosts`].
+    pub target: usize,
+}
+
+/// What an article page is in a given epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageState {
+    Live,
+    Gone,
+    RedirectTo(usize),
 }
 
 /// splitmix64: tiny, fast, and stable across versions and platforms.
@@ -119,6 +139,8 @@ pub enum Answer {
         /// An X-Robots-Tag header, if any.
         x_robots_tag: Option<String>,
     },
+    /// 410: the page was deleted.
+    Gone,
     /// A redirect.
     Redirect {
         /// 301 or 302.
@@ -149,12 +171,28 @@ struct PageSpec {
     latin1: Option<bool>, // Some(true): charset in header, Some(false): in meta
 }
 
-/// A seeded, reproducible simulated web.
-#[derive(Debug, Clone)]
+/// A seeded, reproducible simulated web. It changes by epochs: each epoch
+/// (cumulatively, and the same way for the same seed) removes some links,
+/// adds others, turns some links off in odd epochs and on again in even ones,
+/// deletes pages (410) and turns pages into redirects.
+#[derive(Debug)]
 pub struct SimWeb {
     cfg: SimConfig,
     hosts: Vec<Host>,
     by_name: HashMap<String, usize>,
+    epoch: AtomicU32,
+}
+
+/// What a crawler that knew `known` before must find in one epoch, and how
+/// that differs from the epoch before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochTruth {
+    /// The epoch.
+    pub epoch: u32,
+    /// The live edges (recrawling every known URL, then everything reachable).
+    pub truth: Truth,
+    /// Every URL the crawler knows after this epoch.
+    pub known: BTreeSet<String>,
 }
 
 /// One ground-truth edge.
@@ -221,7 +259,43 @@ impl SimWeb {
             cfg,
             hosts,
             by_name,
+            epoch: AtomicU32::new(0),
         }
+    }
+
+    /// The epoch being served.
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Serves epoch `e` from now on.
+    pub fn set_epoch(&self, e: u32) {
+        self.epoch.store(e, Ordering::SeqCst);
+    }
+
+    /// Moves to the next epoch and returns it.
+    pub fn advance(&self) -> u32 {
+        self.epoch.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn page_state(&self, host: usize, page: usize, epoch: u32) -> PageState {
+        let p = self.cfg.pages_per_host;
+        if page < 2 {
+            return PageState::Live;
+        }
+        for ep in 1..=epoch {
+            let mut r = Rng::new(&[self.cfg.seed, 7, host as u64, page as u64, u64::from(ep)]);
+            if r.pct(4) {
+                return PageState::Gone;
+            }
+            if r.pct(3) {
+                let to = 1 + r.below(p - 1);
+                if to != page {
+                    return PageState::RedirectTo(to);
+                }
+            }
+        }
+        PageState::Live
     }
 
     /// The configuration (with minimums applied).
@@ -280,7 +354,7 @@ impl SimWeb {
         ((u * u * u) * self.cfg.hosts as f64) as usize % self.cfg.hosts
     }
 
-    fn page_spec(&self, host: usize, page: usize, kind: u64) -> PageSpec {
+    fn page_spec(&self, host: usize, page: usize, kind: u64, epoch: u32) -> PageSpec {
         let p = self.cfg.pages_per_host;
         let mut rng = Rng::new(&[self.cfg.seed, 2, host as u64, page as u64, kind]);
         let name = &self.hosts[host].name;
@@ -490,6 +564,9 @@ impl SimWeb {
                 Placement::Footer,
             );
         }
+        if kind == 0 {
+            self.mutate(&mut links, host, page, epoch);
+        }
         PageSpec {
             title: format!("{name} page {page}"),
             links,
@@ -500,8 +577,76 @@ impl SimWeb {
         }
     }
 
-    /// What `host` answers for `path` (`path` may carry a query, ignored).
+    /// Applies epochs `1..=epoch` of link changes to an article's links.
+    fn mutate(&self, links: &mut Vec<LinkSpec>, host: usize, page: usize, epoch: u32) {
+        let p = self.cfg.pages_per_host;
+        let own = format!("http://{}/", self.hosts[host].name);
+        for ep in 1..=epoch {
+            let mut r = Rng::new(&[self.cfg.seed, 5, host as u64, page as u64, u64::from(ep)]);
+            if r.pct(15) {
+                let external: Vec<usize> = links
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| {
+                        l.placement == Placement::Content
+                            && l.href.starts_with("http://")
+                            && !l.href.starts_with(&own)
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                if !external.is_empty() {
+                    links.remove(external[r.below(external.len())]);
+                }
+            }
+            if r.pct(20) {
+                let th = self.popular_host(&mut r);
+                let rel = if r.pct(25) { "nofollow" } else { "" };
+                let href = self.article_url(th, r.below(p));
+                links.push(LinkSpec {
+                    href,
+                    text: format!("New mention {ep}"),
+                    img_alt: None,
+                    rel,
+                    placement: Placement::Content,
+                });
+            }
+            if let Some(b) = self.cfg.burst
+                && b.epoch == ep
+                && page == 0
+            {
+                let href = format!("http://{}/", self.hosts[b.target % self.cfg.hosts].name);
+                links.push(LinkSpec {
+                    href,
+                    text: "Everyone links here".into(),
+                    img_alt: None,
+                    rel: "",
+                    placement: Placement::Content,
+                });
+            }
+        }
+        // A flaky link: there in even epochs, gone in odd ones.
+        let mut f = Rng::new(&[self.cfg.seed, 6, host as u64, page as u64]);
+        if f.pct(10) && epoch.is_multiple_of(2) {
+            let th = self.popular_host(&mut f);
+            let href = self.article_url(th, f.below(p));
+            links.push(LinkSpec {
+                href,
+                text: "Sometimes here".into(),
+                img_alt: None,
+                rel: "",
+                placement: Placement::Content,
+            });
+        }
+    }
+
+    /// What `host` answers for `path` in the current epoch (`path` may carry
+    /// a query, ignored).
     pub fn answer(&self, host: &str, path: &str) -> Answer {
+        self.answer_at(host, path, self.epoch())
+    }
+
+    /// What `host` answers for `path` in epoch `epoch`.
+    pub fn answer_at(&self, host: &str, path: &str, epoch: u32) -> Answer {
         let Some(&h) = self.by_name.get(host) else {
             return Answer::NotFound;
         };
@@ -512,16 +657,23 @@ impl SimWeb {
                 .and_then(|n| n.parse::<usize>().ok())
         };
         if path == "/" {
-            return self.render(h, 0, 0);
+            return self.render(h, 0, 0, epoch);
         }
         if let Some(k) = num("/articles/").filter(|k| (1..p).contains(k)) {
-            return self.render(h, k, 0);
+            return match self.page_state(h, k, epoch) {
+                PageState::Live => self.render(h, k, 0, epoch),
+                PageState::Gone => Answer::Gone,
+                PageState::RedirectTo(to) => Answer::Redirect {
+                    status: 301,
+                    location: format!("/articles/{to}"),
+                },
+            };
         }
         if let Some(k) = num("/private/")
             .or_else(|| num("/drafts/"))
             .filter(|k| *k < p)
         {
-            return self.render(h, k, 1);
+            return self.render(h, k, 1, epoch);
         }
         if let Some(k) = num("/old/").filter(|k| (1..p).contains(k)) {
             return Answer::Redirect {
@@ -540,8 +692,8 @@ impl SimWeb {
         Answer::NotFound
     }
 
-    fn render(&self, host: usize, page: usize, kind: u64) -> Answer {
-        let spec = self.page_spec(host, page, kind);
+    fn render(&self, host: usize, page: usize, kind: u64, epoch: u32) -> Answer {
+        let spec = self.page_spec(host, page, kind, epoch);
         let html = render_html(&spec);
         let (body, content_type) = match spec.latin1 {
             Some(in_header) => {
@@ -565,8 +717,8 @@ impl SimWeb {
     }
 
     /// The edges of one 200 page, as a compliant crawler must record them.
-    fn page_edges(&self, url: &Url, host: usize, page: usize, kind: u64) -> Vec<Link> {
-        let spec = self.page_spec(host, page, kind);
+    fn page_edges(&self, url: &Url, host: usize, page: usize, kind: u64, epoch: u32) -> Vec<Link> {
+        let spec = self.page_spec(host, page, kind, epoch);
         let base = spec
             .base
             .as_deref()
@@ -575,7 +727,10 @@ impl SimWeb {
         let nofollow = spec.meta_nofollow || spec.header_nofollow;
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for l in &spec.links {
+        // Document order: the sections in the order the page renders them.
+        let mut ordered: Vec<&LinkSpec> = spec.links.iter().collect();
+        ordered.sort_by_key(|l| section_rank(l.placement));
+        for l in ordered {
             let Ok(target) = canonicalize(&l.href, Some(&base)) else {
                 continue;
             };
@@ -602,17 +757,27 @@ impl SimWeb {
         out
     }
 
-    /// The ground truth: a breadth-first walk from the seed that follows
-    /// every link and redirect, fetches nothing robots.txt disallows, and
-    /// records every edge of every page answered 200.
+    /// The ground truth of the current epoch for a first crawl: a
+    /// breadth-first walk from the seed that follows every link and
+    /// redirect, fetches nothing robots.txt disallows, and records every edge
+    /// of every page answered 200.
     pub fn truth(&self) -> Truth {
+        self.truth_at(self.epoch(), &BTreeSet::new()).truth
+    }
+
+    /// The ground truth of `epoch` for a crawler that already knows `known`
+    /// (and recrawls all of it): the walk starts from the seed and every
+    /// known URL.
+    pub fn truth_at(&self, epoch: u32, known: &BTreeSet<String>) -> EpochTruth {
         let seed = self.seed_url();
         let mut truth = Truth {
             seed: seed.clone(),
             ..Truth::default()
         };
-        let mut seen: HashSet<String> = HashSet::from([seed.clone()]);
-        let mut queue = VecDeque::from([seed]);
+        let mut seen: BTreeSet<String> = known.clone();
+        seen.insert(seed.clone());
+        let mut queue: VecDeque<String> = VecDeque::from([seed.clone()]);
+        queue.extend(known.iter().filter(|u| **u != seed).cloned());
         while let Some(u) = queue.pop_front() {
             let Ok(url) = Url::parse(&u) else { continue };
             let host = url.host_str().unwrap_or_default();
@@ -620,7 +785,10 @@ impl SimWeb {
                 truth.disallowed.push(u);
                 continue;
             }
-            let found: Vec<Link> = match (self.by_name.get(host), self.answer(host, url.path())) {
+            let found: Vec<Link> = match (
+                self.by_name.get(host),
+                self.answer_at(host, url.path(), epoch),
+            ) {
                 (Some(&h), Answer::Page { .. }) => {
                     truth.pages += 1;
                     let path = url.path();
@@ -629,14 +797,15 @@ impl SimWeb {
                     } else if let Some(n) = path.strip_prefix("/articles/") {
                         (n.parse().unwrap_or(0), 0)
                     } else {
-                        let n = path
-                            .rsplit('/')
-                            .next()
-                            .and_then(|n| n.parse().ok())
-                            .unwrap_or(0);
-                        (n, 1)
+                        (
+                            path.rsplit('/')
+                                .next()
+                                .and_then(|n| n.parse().ok())
+                                .unwrap_or(0),
+                            1,
+                        )
                     };
-                    self.page_edges(&url, h, page, kind)
+                    self.page_edges(&url, h, page, kind, epoch)
                 }
                 (_, Answer::Redirect { location, .. }) => match canonicalize(&location, Some(&url))
                 {
@@ -659,7 +828,22 @@ impl SimWeb {
                 truth.edges.push(l);
             }
         }
-        truth
+        EpochTruth {
+            epoch,
+            truth,
+            known: seen,
+        }
+    }
+}
+
+fn section_rank(p: Placement) -> u8 {
+    match p {
+        Placement::Header => 0,
+        Placement::Nav => 1,
+        Placement::Content => 2,
+        Placement::Comment => 3,
+        Placement::Aside => 4,
+        Placement::Footer => 5,
     }
 }
 
@@ -777,6 +961,7 @@ mod tests {
             hosts: 30,
             pages_per_host: 8,
             seed: 7,
+            ..SimConfig::default()
         })
     }
 
@@ -874,5 +1059,37 @@ mod tests {
         ));
         assert_eq!(w.answer(h, "/missing/2"), Answer::NotFound);
         assert_eq!(w.answer("nope.example", "/"), Answer::NotFound);
+    }
+
+    #[test]
+    fn epochs_change_the_web_reproducibly() {
+        let w = web();
+        let e0 = w.truth_at(0, &BTreeSet::new());
+        let e1 = w.truth_at(1, &e0.known);
+        let e2 = w.truth_at(2, &e1.known);
+        let pairs = |t: &Truth| -> BTreeSet<(String, String)> {
+            t.edges
+                .iter()
+                .map(|l| (l.source_url.clone(), l.target_url.clone()))
+                .collect()
+        };
+        let (p0, p1, p2) = (pairs(&e0.truth), pairs(&e1.truth), pairs(&e2.truth));
+        assert!(p0.difference(&p1).count() > 0, "epoch 1 loses links");
+        assert!(p1.difference(&p0).count() > 0, "epoch 1 gains links");
+        assert!(
+            p2.difference(&p1).any(|x| p0.contains(x)),
+            "some links come back in epoch 2"
+        );
+        assert!(e1.known.is_superset(&e0.known));
+        let gone = (1..20).any(|e| {
+            w.hosts().iter().any(|h| {
+                (2..8).any(|p| w.answer_at(&h.name, &format!("/articles/{p}"), e) == Answer::Gone)
+            })
+        });
+        assert!(gone, "pages get deleted");
+        assert_eq!(w.truth_at(1, &e0.known), web().truth_at(1, &e0.known));
+        w.set_epoch(1);
+        assert_eq!(w.truth(), w.truth_at(1, &BTreeSet::new()).truth);
+        assert_eq!(w.advance(), 2);
     }
 }

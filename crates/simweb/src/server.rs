@@ -72,7 +72,19 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     });
     let path = req.uri().path();
     let builder = Response::builder().header(header::SERVER, "linkgraph-simweb");
-    let resp = if path == "/robots.txt" {
+    let resp = if path == "/__simweb/epoch" || path == "/__simweb/advance" {
+        // Control: read the epoch, or move to the next one (never linked, so
+        // a crawler never finds it).
+        let e = if path == "/__simweb/advance" {
+            web.advance()
+        } else {
+            web.epoch()
+        };
+        builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Full::new(Bytes::from(format!("{e}\n"))))
+    } else if path == "/robots.txt" {
         match web.robots_txt(host) {
             Some(txt) => builder
                 .status(StatusCode::OK)
@@ -101,6 +113,10 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND))
                 .header(header::LOCATION, location)
                 .body(Full::new(Bytes::new())),
+            Answer::Gone => builder
+                .status(StatusCode::GONE)
+                .header(header::CONTENT_TYPE, "text/html")
+                .body(Full::new(Bytes::from_static(b"<h1>Gone</h1>"))),
             Answer::NotFound => builder
                 .status(StatusCode::NOT_FOUND)
                 .header(header::CONTENT_TYPE, "text/html")

@@ -1,0 +1,353 @@
+//! End to end, over time: crawl the simulated web through several epochs of
+//! change with `LINKGRAPH_NOW`, and check new and lost links, referring
+//! domains and velocity against the web's ground truth of each epoch.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use linkgraph_core::{Link, format_rfc3339_ms, parse_time};
+use linkgraph_simweb::{Burst, SimConfig};
+use serde_json::Value;
+
+const DAY: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+
+type Pair = (String, String);
+/// An edge with every attribute the store keeps.
+type Full = (String, String, String, Vec<String>, String, String);
+
+fn full(l: &Link) -> Full {
+    (
+        l.source_url.clone(),
+        l.target_url.clone(),
+        l.anchor.clone(),
+        l.rel.names().iter().map(|s| (*s).to_owned()).collect(),
+        l.placement.as_str().to_owned(),
+        l.kind.as_str().to_owned(),
+    )
+}
+
+fn full_json(v: &Value) -> Full {
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let rel = v["rel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    (
+        s("source_url"),
+        s("target_url"),
+        s("anchor"),
+        rel,
+        s("placement"),
+        s("kind"),
+    )
+}
+
+fn env_at(ms: i64) -> Vec<(String, String)> {
+    vec![("LINKGRAPH_NOW".into(), format_rfc3339_ms(ms))]
+}
+
+async fn stored(
+    data: &std::path::Path,
+    domains: &BTreeSet<String>,
+    status: &str,
+) -> BTreeSet<Full> {
+    let mut out = BTreeSet::new();
+    for d in domains {
+        let args = vec![
+            "backlinks".into(),
+            d.clone(),
+            "--data".into(),
+            data.display().to_string(),
+            "--include-internal".into(),
+            "--status".into(),
+            status.into(),
+            "--format".into(),
+            "jsonl".into(),
+        ];
+        let out_text = linkgraph(args).await;
+        if !out_text.status.success() {
+            continue; // a domain the store never saw
+        }
+        for line in String::from_utf8_lossy(&out_text.stdout).lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if status == "lost" {
+                assert!(v["lost_at"].is_string(), "{line}");
+            } else if status == "live" {
+                assert!(v["lost_at"].is_null(), "{line}");
+            }
+            assert!(out.insert(full_json(&v)), "duplicate {line}");
+        }
+    }
+    out
+}
+
+async fn live_refdomains(data: &std::path::Path, domain: &str) -> Vec<(String, u64, u64)> {
+    let args = vec![
+        "refdomains".into(),
+        domain.into(),
+        "--data".into(),
+        data.display().to_string(),
+        "--format".into(),
+        "json".into(),
+    ];
+    let v: Value = serde_json::from_str(&linkgraph_ok(args).await).unwrap();
+    v["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["domain"].as_str().unwrap().into(),
+                d["links"].as_u64().unwrap(),
+                d["follow_links"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// [new_links, lost_links, new_refdomains, lost_refdomains] per domain per day.
+type Expected = BTreeMap<String, BTreeMap<String, [u64; 4]>>;
+
+fn refdomain_sets(live: &BTreeMap<Pair, Link>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for l in live.values().filter(|l| !l.is_internal()) {
+        m.entry(l.target_domain().to_owned())
+            .or_default()
+            .insert(l.source_domain().to_owned());
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_and_lost_links_and_velocity_match_every_epoch() {
+    let served = serve(20, 10, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let base = parse_time("2026-03-02T12:00:00Z").unwrap();
+    let mut known = BTreeSet::new();
+    let mut prev: BTreeMap<Pair, Link> = BTreeMap::new();
+    let mut ever: BTreeSet<Pair> = BTreeSet::new();
+    let mut domains: BTreeSet<String> = BTreeSet::new();
+    let mut expected: Expected = BTreeMap::new();
+
+    for epoch in 0..4u32 {
+        served.web.set_epoch(epoch);
+        // 40 days apart: past every page's next fetch (the longest interval is 30 days).
+        let now = base + i64::from(epoch) * 40 * DAY;
+        let truth = served.web.truth_at(epoch, &known);
+        let mut args = crawl_args(&served, &data, 50.0, &[]);
+        if epoch > 0 {
+            // A plain crawl over the data dir: no seeds, it recrawls what is due.
+            let i = args.iter().position(|a| a == "--seeds").unwrap();
+            args.drain(i..i + 2);
+        }
+        let summary = linkgraph_ok_env(args, env_at(now)).await;
+        assert!(summary.contains("frontier empty"), "{summary}");
+        if epoch > 0 {
+            assert_eq!(
+                summary_number(&summary, "recrawls") as usize,
+                known.len(),
+                "every known URL recrawled once\n{summary}"
+            );
+        }
+        known = truth.known.clone();
+
+        let live: BTreeMap<Pair, Link> = truth
+            .truth
+            .edges
+            .iter()
+            .map(|l| ((l.source_url.clone(), l.target_url.clone()), l.clone()))
+            .collect();
+        let new: Vec<&Link> = live
+            .iter()
+            .filter(|(k, _)| !prev.contains_key(*k))
+            .map(|(_, l)| l)
+            .collect();
+        let lost: Vec<&Link> = prev
+            .iter()
+            .filter(|(k, _)| !live.contains_key(*k))
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(
+            summary_edges(&summary, "new") as usize,
+            new.len(),
+            "epoch {epoch}\n{summary}"
+        );
+        assert_eq!(
+            summary_edges(&summary, "lost") as usize,
+            lost.len(),
+            "epoch {epoch}\n{summary}"
+        );
+        if epoch > 0 {
+            assert!(
+                !new.is_empty() && !lost.is_empty(),
+                "epoch {epoch} changes something"
+            );
+        }
+
+        // Expected velocity of this epoch's day.
+        let day = format_rfc3339_ms(now - now.rem_euclid(DAY));
+        for l in new.iter().filter(|l| !l.is_internal()) {
+            expected
+                .entry(l.target_domain().into())
+                .or_default()
+                .entry(day.clone())
+                .or_default()[0] += 1;
+        }
+        for l in lost.iter().filter(|l| !l.is_internal()) {
+            expected
+                .entry(l.target_domain().into())
+                .or_default()
+                .entry(day.clone())
+                .or_default()[1] += 1;
+        }
+        let (before, after) = (refdomain_sets(&prev), refdomain_sets(&live));
+        let targets: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        let empty = BTreeSet::new();
+        for t in targets {
+            let (b, a) = (
+                before.get(t).unwrap_or(&empty),
+                after.get(t).unwrap_or(&empty),
+            );
+            let e = expected
+                .entry(t.clone())
+                .or_default()
+                .entry(day.clone())
+                .or_default();
+            e[2] += a.difference(b).count() as u64;
+            e[3] += b.difference(a).count() as u64;
+        }
+
+        // The stored live and lost links equal the truth, attribute for attribute.
+        domains.extend(live.values().map(|l| l.target_domain().to_owned()));
+        ever.extend(live.keys().cloned());
+        let want_live: BTreeSet<Full> = live.values().map(full).collect();
+        let got_live = stored(&data, &domains, "live").await;
+        let missing: Vec<_> = want_live.difference(&got_live).take(3).collect();
+        let extra: Vec<_> = got_live.difference(&want_live).take(3).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "epoch {epoch}: missing {missing:#?} extra {extra:#?}"
+        );
+        let want_lost: BTreeSet<Pair> = ever
+            .iter()
+            .filter(|p| !live.contains_key(*p))
+            .cloned()
+            .collect();
+        let got_lost: BTreeSet<Pair> = stored(&data, &domains, "lost")
+            .await
+            .into_iter()
+            .map(|f| (f.0, f.1))
+            .collect();
+        assert_eq!(got_lost, want_lost, "epoch {epoch}: lost links");
+        let live_list: Vec<Link> = live.values().cloned().collect();
+        for (domain, rows) in expected_refdomains(&live_list) {
+            assert_eq!(
+                live_refdomains(&data, &domain).await,
+                rows,
+                "epoch {epoch}: refdomains of {domain}"
+            );
+        }
+        prev = live;
+    }
+
+    // Velocity per day equals the truth's changes, for every target domain.
+    for (domain, days) in &expected {
+        let args = vec![
+            "velocity".into(),
+            domain.clone(),
+            "--data".into(),
+            data.display().to_string(),
+            "--format".into(),
+            "json".into(),
+        ];
+        let v: Value = serde_json::from_str(&linkgraph_ok(args).await).unwrap();
+        assert_eq!(v["target"], domain.as_str());
+        assert_eq!(v["bucket"], "day");
+        let mut got: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+        for p in v["series"].as_array().unwrap() {
+            let c = [
+                "new_links",
+                "lost_links",
+                "new_refdomains",
+                "lost_refdomains",
+            ]
+            .map(|k| p[k].as_u64().unwrap());
+            if c != [0; 4] {
+                got.insert(p["start"].as_str().unwrap().to_owned(), c);
+            }
+        }
+        let want: BTreeMap<String, [u64; 4]> = days
+            .iter()
+            .filter(|(_, c)| **c != [0; 4])
+            .map(|(d, c)| (d.clone(), *c))
+            .collect();
+        assert_eq!(got, want, "velocity of {domain}");
+    }
+    // The first epoch's events fall on the day LINKGRAPH_NOW names.
+    assert!(
+        expected
+            .values()
+            .any(|d| d.contains_key("2026-03-02T00:00:00.000Z"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_new_referring_domains_is_exactly_one_spike() {
+    // 100 hosts (about 50 domains), so the least-linked host starts with few
+    // referring domains and the burst stands out.
+    let target = 99;
+    let burst_epoch = 6;
+    let served = serve_config(SimConfig {
+        hosts: 100,
+        pages_per_host: 3,
+        seed: 5,
+        burst: Some(Burst {
+            epoch: burst_epoch,
+            target,
+        }),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let base = parse_time("2026-03-02T12:00:00Z").unwrap();
+    // Daily recrawls: a day and an hour apart, so every page is due each time.
+    let at = |d: u32| base + i64::from(d) * (DAY + HOUR);
+    for d in 0..10u32 {
+        served.web.set_epoch(d);
+        let args = crawl_args(
+            &served,
+            &data,
+            50.0,
+            &["--recrawl-initial", "1d", "--recrawl-max", "1d"],
+        );
+        linkgraph_ok_env(args, env_at(at(d))).await;
+    }
+    let domain = linkgraph_core::registrable_domain(&served.web.hosts()[target].name).to_owned();
+    // From the day after the first crawl: that day discovers everything at once.
+    let from = format_rfc3339_ms(at(1) - at(1).rem_euclid(DAY));
+    let args = vec![
+        "velocity".into(),
+        domain.clone(),
+        "--data".into(),
+        data.display().to_string(),
+        "--from".into(),
+        from[..10].to_owned(),
+        "--format".into(),
+        "json".into(),
+    ];
+    let v: Value = serde_json::from_str(&linkgraph_ok(args).await).unwrap();
+    let spikes = v["spikes"].as_array().unwrap();
+    let burst_day = format_rfc3339_ms(at(burst_epoch) - at(burst_epoch).rem_euclid(DAY));
+    assert_eq!(spikes.len(), 1, "{v:#}");
+    assert_eq!(spikes[0]["start"], burst_day.as_str(), "{v:#}");
+    assert!(spikes[0]["new_refdomains"].as_u64().unwrap() >= 20, "{v:#}");
+    assert_eq!(v["series"].as_array().unwrap().len(), 9, "days 1..=9");
+}
