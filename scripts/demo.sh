@@ -28,3 +28,22 @@ echo "== linkgraph refdomains $POPULAR_DOMAIN --data $WORK/data"
 echo
 echo "== first backlinks (linkgraph backlinks $POPULAR_DOMAIN --data $WORK/data --format jsonl)"
 "$BIN" backlinks "$POPULAR_DOMAIN" --data "$WORK/data" --format jsonl | head -n 3
+
+# Time passes: the simulated web moves to its next epoch (links added,
+# removed, pages deleted and redirected), and 40 days later every known page
+# is due for a recrawl.
+exec 3<>"/dev/tcp/${LISTEN%:*}/${LISTEN##*:}"
+printf 'GET /__simweb/advance HTTP/1.0\r\nHost: simweb\r\n\r\n' >&3
+cat <&3 >/dev/null
+exec 3<&-
+LATER=$(date -u -d '+40 days' +%Y-%m-%dT%H:%M:%SZ)
+echo
+echo "== 40 days later (LINKGRAPH_NOW=$LATER): recrawl what is due"
+LINKGRAPH_NOW=$LATER "$BIN" crawl --data "$WORK/data" \
+  --resolve "*=$LISTEN" --allow-private-networks --per-host-rps 20 --concurrency 64
+echo
+echo "== linkgraph velocity $POPULAR_DOMAIN --bucket week"
+LINKGRAPH_NOW=$LATER "$BIN" velocity "$POPULAR_DOMAIN" --data "$WORK/data" --bucket week
+echo
+echo "== lost backlinks (linkgraph backlinks $POPULAR_DOMAIN --status lost --format csv)"
+"$BIN" backlinks "$POPULAR_DOMAIN" --data "$WORK/data" --status lost --format csv | head -n 4

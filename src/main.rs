@@ -225,7 +225,8 @@ struct SimwebArgs {
     /// Seed of the generated web: the same seed serves the same web.
     #[arg(long, env = "LINKGRAPH_SIMWEB_SEED", default_value_t = 42)]
     seed: u64,
-    /// Write the ground truth here (JSON lines: a header, then one edge per line).
+    /// Write the ground truth here (JSON lines: a header, then one edge per line); each
+    /// epoch's changes go to FILE.epoch-N.jsonl when advanced (GET /__simweb/advance).
     #[arg(long, env = "LINKGRAPH_SIMWEB_TRUTH")]
     truth: Option<PathBuf>,
     /// Write shell-readable facts (listen address, seed URL, popular domain) here.
@@ -594,6 +595,42 @@ async fn run_velocity(a: VelocityArgs) -> Result<()> {
     Ok(())
 }
 
+fn write_file(
+    path: &Path,
+    f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    f(&mut w)
+        .and_then(|()| w.flush())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `TRUTH.epoch-N.jsonl` (the changes of epoch N) whenever the
+/// simulated web is advanced through `/__simweb/advance`.
+async fn write_epoch_truths(
+    web: Arc<SimWeb>,
+    path: PathBuf,
+    mut last: linkgraph_simweb::EpochTruth,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        while last.epoch < web.epoch() {
+            let next = web.truth_at(last.epoch + 1, &last.known);
+            let file = PathBuf::from(format!("{}.epoch-{}.jsonl", path.display(), next.epoch));
+            match write_file(&file, |w| {
+                linkgraph_simweb::write_epoch_changes(&last.truth, &next, w)
+            }) {
+                Ok(()) => eprintln!("simweb: epoch {} changes in {}", next.epoch, file.display()),
+                Err(e) => eprintln!("simweb: {e:#}"),
+            }
+            last = next;
+        }
+    }
+}
+
 async fn run_simweb(a: SimwebArgs) -> Result<()> {
     if !a.listen.ip().is_loopback() {
         bail!(
@@ -611,19 +648,17 @@ async fn run_simweb(a: SimwebArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     let addr = listener.local_addr()?;
-    if let Some(path) = &a.truth {
-        let truth = web.truth();
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let mut w = std::io::BufWriter::new(file);
-        linkgraph_simweb::write_truth(&truth, &mut w)?;
-        w.flush()?;
+    if let Some(path) = a.truth.clone() {
+        let first = web.truth_at(0, &Default::default());
+        write_file(&path, |w| linkgraph_simweb::write_truth(&first.truth, w))?;
         eprintln!(
-            "simweb: ground truth ({} edges, {} pages) in {}",
-            truth.edges.len(),
-            truth.pages,
+            "simweb: ground truth ({} edges, {} pages) in {}; each epoch's changes go to {}.epoch-N.jsonl",
+            first.truth.edges.len(),
+            first.truth.pages,
+            path.display(),
             path.display()
         );
+        tokio::spawn(write_epoch_truths(Arc::clone(&web), path, first));
     }
     if let Some(path) = &a.info {
         let info = format!(

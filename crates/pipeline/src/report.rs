@@ -134,7 +134,7 @@ pub fn write_backlinks_header(out: &mut impl Write, format: BacklinksFormat) -> 
     if format == BacklinksFormat::Csv {
         writeln!(
             out,
-            "source_url,target_url,anchor,rel,placement,kind,first_seen,last_seen"
+            "source_url,target_url,anchor,rel,placement,kind,first_seen,last_seen,lost_at"
         )?;
     }
     Ok(())
@@ -340,6 +340,16 @@ mod tests {
         assert_eq!(v["placement"], "comment");
         assert_eq!(v["anchor"], "a, \"b\"");
         assert_eq!(v["lost_at"], "1970-01-02T00:00:00.000Z");
+        let csv = text(|o| {
+            write_backlinks_header(o, BacklinksFormat::Csv)?;
+            write_backlinks(o, std::slice::from_ref(&b), BacklinksFormat::Csv)
+        });
+        let widths: Vec<usize> = csv.lines().map(|l| l.matches(',').count()).collect();
+        assert_eq!(
+            widths,
+            vec![8, 9],
+            "header and row have the same columns (the quoted anchor holds one comma)"
+        );
         let table = text(|o| write_backlinks(o, &[b], BacklinksFormat::Table));
         assert!(table.lines().count() == 2 && table.contains("nofollow,ugc"));
     }

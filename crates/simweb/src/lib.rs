@@ -2,6 +2,7 @@
 //! header, generated from a seed so every run is the same web. It knows its
 //! own ground truth (every edge a compliant crawler must find) and can log
 //! every request it serves, so tests check the crawler from the server's side.
+//! It changes by epochs (see [`SimWeb`]), with a ground truth for each.
 
 mod model;
 mod server;
@@ -23,6 +24,49 @@ pub fn write_truth(truth: &Truth, out: &mut impl Write) -> std::io::Result<()> {
     for e in &truth.edges {
         serde_json::to_writer(&mut *out, e)?;
         out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Writes what changed from `prev` (the live edges of the epoch before) to
+/// `cur` as JSON lines: a header `{"epoch", "new", "lost"}`, then one
+/// `{"change": "new"|"lost", ...edge}` per edge.
+pub fn write_epoch_changes(
+    prev: &Truth,
+    cur: &EpochTruth,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    use std::collections::BTreeMap;
+    let index = |t: &Truth| -> BTreeMap<(String, String), TruthEdge> {
+        t.edges
+            .iter()
+            .map(|l| ((l.source_url.clone(), l.target_url.clone()), l.clone()))
+            .collect()
+    };
+    let (before, after) = (index(prev), index(&cur.truth));
+    let new: Vec<&TruthEdge> = after
+        .iter()
+        .filter(|(k, _)| !before.contains_key(*k))
+        .map(|(_, l)| l)
+        .collect();
+    let lost: Vec<&TruthEdge> = before
+        .iter()
+        .filter(|(k, _)| !after.contains_key(*k))
+        .map(|(_, l)| l)
+        .collect();
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({"epoch": cur.epoch, "new": new.len(), "lost": lost.len()})
+    )?;
+    for (change, edges) in [("new", new), ("lost", lost)] {
+        for e in edges {
+            let mut v = serde_json::to_value(e)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("change".into(), change.into());
+            }
+            writeln!(out, "{v}")?;
+        }
     }
     Ok(())
 }
