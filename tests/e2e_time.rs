@@ -351,3 +351,86 @@ async fn a_burst_of_new_referring_domains_is_exactly_one_spike() {
     assert!(spikes[0]["new_refdomains"].as_u64().unwrap() >= 20, "{v:#}");
     assert_eq!(v["series"].as_array().unwrap().len(), 9, "days 1..=9");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_mode_keeps_recrawling_until_sigterm() {
+    let served = serve(8, 5, 9).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = crawl_args(
+        &served,
+        &data,
+        100.0,
+        &[
+            "--continuous",
+            "--recrawl-initial",
+            "2s",
+            "--recrawl-min",
+            "1s",
+            "--recrawl-max",
+            "2s",
+            "--no-progress",
+        ],
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+        .args(&args)
+        .env("LINKGRAPH_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let truth0 = served.web.truth_at(0, &BTreeSet::new());
+    // Let the first crawl finish, then change the web under the running crawler.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    served.web.set_epoch(1);
+    let truth1 = served.web.truth_at(1, &truth0.known);
+    let requests_at_switch = served.log.len();
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert!(
+        served.log.len() > requests_at_switch,
+        "it kept crawling after the frontier emptied"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(summary.contains("interrupted"), "{summary}");
+    assert!(summary_number(&summary, "recrawls") > 0, "{summary}");
+
+    // What it stored is the second epoch's truth, reached by recrawls alone.
+    let pairs = |t: &linkgraph_simweb::Truth| -> BTreeSet<Pair> {
+        t.edges
+            .iter()
+            .map(|l| (l.source_url.clone(), l.target_url.clone()))
+            .collect()
+    };
+    let (p0, p1) = (pairs(&truth0.truth), pairs(&truth1.truth));
+    assert_eq!(
+        summary_edges(&summary, "lost") as usize,
+        p0.difference(&p1).count(),
+        "{summary}"
+    );
+    assert_eq!(
+        summary_edges(&summary, "new") as usize,
+        p0.len() + p1.difference(&p0).count(),
+        "{summary}"
+    );
+    let domains: BTreeSet<String> = truth1
+        .truth
+        .edges
+        .iter()
+        .map(|l| l.target_domain().to_owned())
+        .collect();
+    let want: BTreeSet<Full> = truth1.truth.edges.iter().map(full).collect();
+    assert_eq!(stored(&data, &domains, "live").await, want);
+}
