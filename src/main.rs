@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use linkgraph_core::{
-    canonicalize, format_rfc3339_ms, parse_time, registrable_domain, set_clock_start,
+    UrlPolicy, canonicalize, format_rfc3339_ms, parse_time, registrable_domain, set_clock_start,
 };
-use linkgraph_fetcher::{FetcherConfig, ResolveRule, default_user_agent};
+use linkgraph_fetcher::{FetcherConfig, ResolveRule, Throughput, default_user_agent};
 use linkgraph_frontier::{FrontierConfig, RecrawlPolicy};
 use linkgraph_pipeline::report::{self, BacklinksFormat, RefdomainsFormat};
 use linkgraph_pipeline::velocity::{Bucket, velocity};
@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Crawl from seed URLs into a data directory (resumes a previous crawl there).
-    Crawl(CrawlArgs),
+    Crawl(Box<CrawlArgs>),
     /// List the referring domains of a registrable domain.
     Refdomains(RefdomainsArgs),
     /// List the backlinks of a registrable domain or of one URL.
@@ -73,9 +73,31 @@ struct CrawlArgs {
     /// Most link hops from a seed (unlimited when absent).
     #[arg(long, env = "LINKGRAPH_MAX_DEPTH")]
     max_depth: Option<u32>,
-    /// Most URLs admitted per host, ever.
+    /// Most URLs admitted per host, ever (seed hosts get all of it).
     #[arg(long, env = "LINKGRAPH_MAX_URLS_PER_HOST", default_value_t = 10_000)]
     max_urls_per_host: u64,
+    /// URL budget of a host that no other domain links to.
+    #[arg(long, env = "LINKGRAPH_HOST_BUDGET_BASE", default_value_t = 100)]
+    host_budget_base: u64,
+    /// URL budget added for every other domain seen linking to a host.
+    #[arg(
+        long,
+        env = "LINKGRAPH_HOST_BUDGET_PER_LINKING_DOMAIN",
+        default_value_t = 100
+    )]
+    host_budget_per_linking_domain: u64,
+    /// Query parameters stripped from URLs ('*' suffix = prefix match); default: tracking and session ids.
+    #[arg(long, env = "LINKGRAPH_STRIP_PARAMS", value_delimiter = ',', default_values_t = linkgraph_core::DEFAULT_STRIP_PARAMS.iter().map(|s| (*s).to_owned()))]
+    strip_params: Vec<String>,
+    /// Longest URL admitted, in bytes.
+    #[arg(long, env = "LINKGRAPH_MAX_URL_LENGTH", default_value_t = 1024)]
+    max_url_length: usize,
+    /// Most path segments in an admitted URL.
+    #[arg(long, env = "LINKGRAPH_MAX_PATH_DEPTH", default_value_t = 16)]
+    max_path_depth: usize,
+    /// Most times one path segment may occur in an admitted URL.
+    #[arg(long, env = "LINKGRAPH_MAX_SEGMENT_REPEATS", default_value_t = 2)]
+    max_segment_repeats: usize,
     /// Most requests per second any one host receives.
     #[arg(long, env = "LINKGRAPH_PER_HOST_RPS", default_value_t = 1.0)]
     per_host_rps: f64,
@@ -102,6 +124,15 @@ struct CrawlArgs {
     /// Seconds for a whole request, body included.
     #[arg(long, env = "LINKGRAPH_TIMEOUT", default_value_t = 30.0)]
     timeout: f64,
+    /// Seconds to wait for the next bytes of a response.
+    #[arg(long, env = "LINKGRAPH_READ_TIMEOUT", default_value_t = 10.0)]
+    read_timeout: f64,
+    /// Least average body throughput, in bytes per second, once the grace period has passed.
+    #[arg(long, env = "LINKGRAPH_MIN_THROUGHPUT", default_value_t = 1024)]
+    min_throughput: u64,
+    /// Seconds before the minimum throughput applies.
+    #[arg(long, env = "LINKGRAPH_THROUGHPUT_GRACE", default_value_t = 5.0)]
+    throughput_grace: f64,
     /// Largest decompressed body kept, in bytes; longer bodies are cut.
     #[arg(long, env = "LINKGRAPH_MAX_BODY_BYTES", default_value_t = 5 << 20)]
     max_body_bytes: usize,
@@ -287,7 +318,7 @@ fn init_tracing() {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Crawl(a) => run_crawl(a).await,
+        Command::Crawl(a) => run_crawl(*a).await,
         Command::Refdomains(a) => run_refdomains(a).await,
         Command::Backlinks(a) => run_backlinks(a).await,
         Command::Velocity(a) => run_velocity(a).await,
@@ -365,6 +396,11 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
         total_timeout: secs("timeout", a.timeout)?,
         max_body_bytes: a.max_body_bytes,
         max_redirects: a.max_redirects,
+        read_timeout: secs("read-timeout", a.read_timeout)?,
+        throughput: Throughput {
+            min_bytes_per_sec: a.min_throughput,
+            grace: secs("throughput-grace", a.throughput_grace)?,
+        },
         resolve: a.resolve,
         allow_private_networks: a.allow_private_networks,
         ..FetcherConfig::default()
@@ -372,6 +408,14 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
     let frontier = FrontierConfig {
         max_depth: a.max_depth,
         max_urls_per_host: a.max_urls_per_host,
+        host_budget_base: a.host_budget_base,
+        host_budget_per_linking_domain: a.host_budget_per_linking_domain,
+        url_policy: UrlPolicy {
+            strip_params: a.strip_params,
+            max_url_bytes: a.max_url_length,
+            max_path_depth: a.max_path_depth,
+            max_segment_repeats: a.max_segment_repeats,
+        },
         host_interval: Duration::from_secs_f64(1.0 / a.per_host_rps),
         max_redirects: a.max_redirects,
         recrawl: RecrawlPolicy {

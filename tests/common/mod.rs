@@ -8,7 +8,11 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 
+use std::collections::BTreeSet;
+
+use linkgraph_core::{Link, format_rfc3339_ms};
 use linkgraph_simweb::{RequestLog, SimConfig, SimWeb};
+use serde_json::Value;
 
 /// A simulated web running on a loopback port.
 pub struct Served {
@@ -167,4 +171,75 @@ pub fn expected_refdomains(
             (t, v)
         })
         .collect()
+}
+
+/// An edge with every attribute the store keeps.
+pub type Full = (String, String, String, Vec<String>, String, String);
+
+pub fn full(l: &Link) -> Full {
+    (
+        l.source_url.clone(),
+        l.target_url.clone(),
+        l.anchor.clone(),
+        l.rel.names().iter().map(|s| (*s).to_owned()).collect(),
+        l.placement.as_str().to_owned(),
+        l.kind.as_str().to_owned(),
+    )
+}
+
+pub fn full_json(v: &Value) -> Full {
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let rel = v["rel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    (
+        s("source_url"),
+        s("target_url"),
+        s("anchor"),
+        rel,
+        s("placement"),
+        s("kind"),
+    )
+}
+
+pub fn env_at(ms: i64) -> Vec<(String, String)> {
+    vec![("LINKGRAPH_NOW".into(), format_rfc3339_ms(ms))]
+}
+
+pub async fn stored(
+    data: &std::path::Path,
+    domains: &BTreeSet<String>,
+    status: &str,
+) -> BTreeSet<Full> {
+    let mut out = BTreeSet::new();
+    for d in domains {
+        let args = vec![
+            "backlinks".into(),
+            d.clone(),
+            "--data".into(),
+            data.display().to_string(),
+            "--include-internal".into(),
+            "--status".into(),
+            status.into(),
+            "--format".into(),
+            "jsonl".into(),
+        ];
+        let out_text = linkgraph(args).await;
+        if !out_text.status.success() {
+            continue; // a domain the store never saw
+        }
+        for line in String::from_utf8_lossy(&out_text.stdout).lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if status == "lost" {
+                assert!(v["lost_at"].is_string(), "{line}");
+            } else if status == "live" {
+                assert!(v["lost_at"].is_null(), "{line}");
+            }
+            assert!(out.insert(full_json(&v)), "duplicate {line}");
+        }
+    }
+    out
 }

@@ -4,6 +4,7 @@
 mod domain;
 mod link;
 mod time;
+mod trap;
 mod urlcanon;
 
 pub use domain::{is_ip_host, registrable_domain};
@@ -11,4 +12,5 @@ pub use link::{
     Link, LinkKind, MAX_ANCHOR_CHARS, Placement, Rel, normalize_anchor, parse_rel_attribute,
 };
 pub use time::{format_rfc3339_ms, now_ms, parse_time, set_clock_start, system_time_from_ms};
+pub use trap::{DEFAULT_STRIP_PARAMS, TrapReason, UrlPolicy};
 pub use urlcanon::{MAX_URL_BYTES, UrlError, canonicalize, canonicalize_str};

@@ -8,8 +8,9 @@
 //!   rate limiter keyed by host, so a host never sees more than
 //!   `per_host_rps` requests per second from this fetcher. Topics are keyed by
 //!   host, so in distributed mode this is the only limiter a host meets.
-//! * Connect and total timeouts, a cap on the decompressed body, and an SSRF
-//!   guard on every address ([`resolve`]).
+//! * Connect, read and total timeouts, a minimum body throughput, a cap on
+//!   the decompressed body (so compression bombs stop at the cap), binary
+//!   bodies refused as HTML, and an SSRF guard on every address ([`resolve`]).
 //! * Redirects are not followed here: a 3xx is reported with its canonical
 //!   target, which the frontier schedules like any URL, so each hop is
 //!   rate-limited, robots-checked and de-duplicated. The redirect limit is
@@ -57,6 +58,10 @@ pub struct FetcherConfig {
     pub robots_error_ttl: Duration,
     /// Origins whose robots.txt is cached at once. Default 100,000.
     pub robots_cache_capacity: usize,
+    /// Minimum body throughput: 1 KiB/s after a 5 s grace.
+    pub throughput: Throughput,
+    /// Longest wait for the next bytes of a response. Default 10 s.
+    pub read_timeout: Duration,
 }
 
 impl Default for FetcherConfig {
@@ -73,6 +78,11 @@ impl Default for FetcherConfig {
             robots_ttl: Duration::from_secs(24 * 3600),
             robots_error_ttl: Duration::from_secs(600),
             robots_cache_capacity: 100_000,
+            throughput: Throughput {
+                min_bytes_per_sec: 1024,
+                grace: Duration::from_secs(5),
+            },
+            read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -141,6 +151,7 @@ impl Fetcher {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.total_timeout)
+            .read_timeout(cfg.read_timeout)
             .pool_max_idle_per_host(2)
             .pool_idle_timeout(Duration::from_secs(30))
             .no_proxy()
@@ -306,11 +317,15 @@ impl Fetcher {
             let status = resp.status().as_u16();
             match status {
                 200..=299 => {
-                    return match read_capped(&mut resp, robots::MAX_ROBOTS_BYTES).await {
+                    return match read_capped(&mut resp, robots::MAX_ROBOTS_BYTES, cfg.throughput)
+                        .await
+                    {
                         Ok((bytes, _)) => {
                             robots::Fetched::parsed(&self.inner.token, &bytes, cfg.robots_ttl)
                         }
-                        Err(e) => robots::Fetched::unreachable(e, cfg.robots_error_ttl),
+                        Err(BodyError::Network(e) | BodyError::TooSlow(e)) => {
+                            robots::Fetched::unreachable(e, cfg.robots_error_ttl)
+                        }
                     };
                 }
                 300..=399 => {
@@ -396,10 +411,15 @@ impl Fetcher {
             out.set_outcome(FetchOutcome::NotHtml);
             return out;
         }
-        match read_capped(&mut resp, cfg.max_body_bytes).await {
+        match read_capped(&mut resp, cfg.max_body_bytes, cfg.throughput).await {
             Ok((body, truncated)) => {
                 metrics::counter!("linkgraph_fetcher_downloaded_bytes_total")
                     .increment(body.len() as u64);
+                if looks_binary(&body) {
+                    out.set_outcome(FetchOutcome::NotHtml);
+                    out.error = "binary body served as html".into();
+                    return out;
+                }
                 out.body = body;
                 if truncated {
                     out.set_outcome(FetchOutcome::TooLarge);
@@ -408,8 +428,12 @@ impl Fetcher {
                     out.set_outcome(FetchOutcome::Ok);
                 }
             }
-            Err(e) => {
+            Err(BodyError::Network(e)) => {
                 out.set_outcome(FetchOutcome::NetworkError);
+                out.error = e;
+            }
+            Err(BodyError::TooSlow(e)) => {
+                out.set_outcome(FetchOutcome::Timeout);
                 out.error = e;
             }
         }
@@ -441,13 +465,45 @@ fn is_html_type(ct: &str) -> bool {
 }
 
 /// Reads the body, keeping at most `cap` bytes; `true` when it was cut.
-async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<(Vec<u8>, bool), String> {
+/// Why a body could not be read whole.
+enum BodyError {
+    /// The connection failed mid-body.
+    Network(String),
+    /// The body arrived slower than the minimum throughput.
+    TooSlow(String),
+}
+
+/// Reads the body, keeping at most `cap` bytes (`true` when it was cut).
+/// After `rule.grace`, a body arriving slower than `rule.min_bytes_per_sec`
+/// is abandoned, so a server dripping bytes cannot hold a fetch slot.
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    cap: usize,
+    rule: Throughput,
+) -> Result<(Vec<u8>, bool), BodyError> {
+    let started = Instant::now();
     let mut body = Vec::with_capacity(
         resp.content_length()
             .map_or(16 * 1024, |l| usize::try_from(l).unwrap_or(cap).min(cap)),
     );
     loop {
-        match resp.chunk().await {
+        let elapsed = started.elapsed();
+        if elapsed > rule.grace
+            && (body.len() as f64) < rule.min_bytes_per_sec as f64 * elapsed.as_secs_f64()
+        {
+            return Err(BodyError::TooSlow(format!(
+                "body too slow: {} bytes in {:.1} s (minimum {} bytes/s)",
+                body.len(),
+                elapsed.as_secs_f64(),
+                rule.min_bytes_per_sec
+            )));
+        }
+        // Wake at least every second to apply the throughput rule.
+        let next = match tokio::time::timeout(Duration::from_secs(1), resp.chunk()).await {
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        match next {
             Ok(Some(chunk)) => {
                 let room = cap - body.len();
                 if chunk.len() > room {
@@ -457,9 +513,24 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<(Vec<u8
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok((body, false)),
-            Err(e) => return Err(error_chain(&e)),
+            Err(e) => return Err(BodyError::Network(error_chain(&e))),
         }
     }
+}
+
+/// The minimum-throughput rule for bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throughput {
+    /// Bytes per second a body must average once `grace` has passed.
+    pub min_bytes_per_sec: u64,
+    /// Time before the rule applies.
+    pub grace: Duration,
+}
+
+/// True when the start of a body looks binary (NUL bytes), whatever its
+/// Content-Type says.
+fn looks_binary(body: &[u8]) -> bool {
+    body[..body.len().min(1024)].contains(&0)
 }
 
 fn classify(e: &reqwest::Error) -> FetchOutcome {

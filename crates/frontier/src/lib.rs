@@ -9,8 +9,11 @@
 //!   out again no sooner than `host_interval` after its last dispatch. (The
 //!   fetcher's rate limiter enforces the hard bound; this schedule keeps
 //!   fetch slots from idling behind it.)
-//! * **Budgets**: `max_depth` link hops from a seed, `max_urls_per_host`
-//!   admissions per host, `max_redirects` chained redirect hops.
+//! * **Budgets and traps**: `max_depth` link hops from a seed, a per-host URL
+//!   budget that grows with the domains linking to the host (so an unlinked
+//!   trap host cannot take the crawl), `max_redirects` chained redirect hops,
+//!   and the trap rules of [`UrlPolicy`] (URL length, path depth, repeating
+//!   segments; tracking and session parameters are stripped).
 //! * **Durability**: the queue and seen set live in fjall in the data
 //!   directory. A queued URL is removed only when its outcome is reported, so
 //!   a crawl that stops (limit, signal, crash) resumes where it left off and
@@ -28,12 +31,12 @@
 //! clock, so it is tested without any I/O but its files.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use linkgraph_core::{canonicalize, now_ms};
+use linkgraph_core::{TrapReason, UrlPolicy, canonicalize, now_ms, registrable_domain};
 use linkgraph_proto::{CrawlRequest, DiscoveredUrl, FetchOutcome, FrontierFeedback, Message};
 
 /// Revisit interval bounds. Defaults are documented on each field.
@@ -62,8 +65,16 @@ impl Default for RecrawlPolicy {
 pub struct FrontierConfig {
     /// Most link hops from a seed; `None` for no limit. Default none.
     pub max_depth: Option<u32>,
-    /// Most URLs admitted per host, ever. Default 10,000.
+    /// Most URLs admitted per host, ever: seed hosts get all of it, other
+    /// hosts `host_budget_base` plus `host_budget_per_linking_domain` for every
+    /// other registrable domain seen linking to them. Default 10,000.
     pub max_urls_per_host: u64,
+    /// URL budget of a host no other domain links to. Default 100.
+    pub host_budget_base: u64,
+    /// Budget added per linking domain. Default 100.
+    pub host_budget_per_linking_domain: u64,
+    /// Trap rules: stripped parameters, URL length, path depth, repeats.
+    pub url_policy: UrlPolicy,
     /// Least time between two dispatches to one host. Default 1 s.
     pub host_interval: Duration,
     /// Most chained redirect hops. Default 5.
@@ -77,6 +88,9 @@ impl Default for FrontierConfig {
         FrontierConfig {
             max_depth: None,
             max_urls_per_host: 10_000,
+            host_budget_base: 100,
+            host_budget_per_linking_domain: 100,
+            url_policy: UrlPolicy::default(),
             host_interval: Duration::from_secs(1),
             max_redirects: 5,
             recrawl: RecrawlPolicy::default(),
@@ -118,6 +132,27 @@ pub enum Admission {
     OverBudget,
     /// Not a crawlable URL.
     Invalid,
+    /// A likely spider trap ([`UrlPolicy::trap`]).
+    Trap(TrapReason),
+}
+
+/// A host's URL budget: the maximum for seed hosts (`linkers` = None),
+/// otherwise a base that grows with the domains linking to the host.
+fn host_budget((max, base, per_domain): (u64, u64, u64), linkers: Option<usize>) -> u64 {
+    match linkers {
+        None => max,
+        Some(n) => base
+            .saturating_add(per_domain.saturating_mul(n as u64))
+            .min(max),
+    }
+}
+
+fn key_pair(a: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b.as_bytes());
+    k
 }
 
 #[derive(Default)]
@@ -127,7 +162,14 @@ struct HostState {
     next_allowed: Option<Instant>,
     admitted: u64,
     in_heap: bool,
+    /// Other registrable domains seen linking here (at most [`MAX_LINKERS`]);
+    /// `None` for a seed host, whose budget is the maximum.
+    linkers: Option<HashSet<String>>,
 }
+
+/// Linking domains tracked per host; past this many the budget is at its maximum anyway.
+const MAX_LINKERS: usize = 64;
+const SEED_MARK: &str = "\u{1}seed";
 
 /// The frontier. See the module docs.
 pub struct Frontier {
@@ -135,6 +177,7 @@ pub struct Frontier {
     seen: Keyspace,
     queue: Keyspace,
     budgets: Keyspace,
+    linkers: Keyspace,
     schedule: Keyspace,
     due: Keyspace,
     hosts: HashMap<String, HostState>,
@@ -207,6 +250,7 @@ impl Frontier {
             seen: ks("seen")?,
             queue: ks("queue")?,
             budgets: ks("budgets")?,
+            linkers: ks("linkers")?,
             schedule: ks("schedule")?,
             due: ks("due")?,
             db,
@@ -257,10 +301,24 @@ impl Frontier {
                 .get(host.as_bytes())?
                 .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
                 .map_or(0, u64::from_be_bytes);
+            let prefix = key_pair(host, "");
+            let mut linkers = Some(HashSet::new());
+            for kv in self.linkers.prefix(&prefix).take(MAX_LINKERS + 1) {
+                let k = kv.key()?;
+                let d = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                if d == SEED_MARK {
+                    linkers = None;
+                    break;
+                }
+                if let Some(l) = linkers.as_mut() {
+                    l.insert(d);
+                }
+            }
             self.hosts.insert(
                 host.to_owned(),
                 HostState {
                     admitted,
+                    linkers,
                     ..HostState::default()
                 },
             );
@@ -283,10 +341,16 @@ impl Frontier {
         self.ready.push(Reverse((at, tie, host.to_owned())));
     }
 
-    /// Adds a seed URL (depth 0).
+    /// Adds a seed URL (depth 0). A seed's host gets the full URL budget.
     pub fn add_seed(&mut self, url: &str) -> Result<Admission, FrontierError> {
-        let canon = canonicalize(url, None)?;
+        let mut canon = canonicalize(url, None)?;
+        self.cfg.url_policy.strip(&mut canon);
         let host = canon.host_str().unwrap_or_default().to_owned();
+        if self.host_mut(&host)?.linkers.is_some() {
+            self.linkers
+                .insert(key_pair(&host, SEED_MARK), b"".as_slice())?;
+            self.host_mut(&host)?.linkers = None;
+        }
         self.offer(&DiscoveredUrl {
             url: canon.into(),
             host,
@@ -307,13 +371,29 @@ impl Frontier {
         if d.redirect_hops > self.cfg.max_redirects {
             return Ok(Admission::TooManyRedirects);
         }
+        let Ok(url) = url::Url::parse(&d.url) else {
+            return Ok(Admission::Invalid);
+        };
+        if let Some(reason) = self.cfg.url_policy.trap(&url) {
+            metrics::counter!("linkgraph_frontier_rejected_urls_total", "reason" => reason.label())
+                .increment(1);
+            return Ok(Admission::Trap(reason));
+        }
+        self.note_linker(&d.host, &d.referrer)?;
         if self.seen.contains_key(d.url.as_bytes())? {
             return Ok(Admission::Seen);
         }
-        let budget = self.cfg.max_urls_per_host;
         let seq = self.next_seq;
+        let cfg = (
+            self.cfg.max_urls_per_host,
+            self.cfg.host_budget_base,
+            self.cfg.host_budget_per_linking_domain,
+        );
         let h = self.host_mut(&d.host)?;
+        let budget = host_budget(cfg, h.linkers.as_ref().map(HashSet::len));
         if h.admitted >= budget {
+            metrics::counter!("linkgraph_frontier_rejected_urls_total", "reason" => "host_budget")
+                .increment(1);
             return Ok(Admission::OverBudget);
         }
         h.admitted += 1;
@@ -340,6 +420,29 @@ impl Frontier {
         self.host_mut(&d.host)?.pending.push_back((seq, req));
         self.schedule(&d.host, Instant::now());
         Ok(Admission::Admitted)
+    }
+
+    /// Remembers that a page of another registrable domain links to `host`.
+    fn note_linker(&mut self, host: &str, referrer: &str) -> Result<(), FrontierError> {
+        let Some(ref_host) = url::Url::parse(referrer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+        else {
+            return Ok(());
+        };
+        let from = registrable_domain(&ref_host);
+        if from == registrable_domain(host) {
+            return Ok(());
+        }
+        let h = self.host_mut(host)?;
+        let Some(linkers) = h.linkers.as_mut() else {
+            return Ok(());
+        };
+        if linkers.len() >= MAX_LINKERS || !linkers.insert(from.to_owned()) {
+            return Ok(());
+        }
+        self.linkers.insert(key_pair(host, from), b"".as_slice())?;
+        Ok(())
     }
 
     /// The next request whose host may be contacted at `now`, if any.

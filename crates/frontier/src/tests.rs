@@ -255,3 +255,62 @@ fn intervals_stay_within_bounds_and_survive_reopening() {
         "depth is kept across recrawls"
     );
 }
+
+#[test]
+fn traps_are_rejected_and_budgets_grow_with_linking_domains() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = FrontierConfig {
+        max_urls_per_host: 10,
+        host_budget_base: 2,
+        host_budget_per_linking_domain: 3,
+        ..fast()
+    };
+    let mut f = open(dir.path(), cfg.clone());
+    let ok = |r: Result<Admission, FrontierError>| r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ok(f.offer(&disc("http://t.com/deep/a/a/a/", 1))),
+        Admission::Trap(TrapReason::RepeatingSegments)
+    );
+    // An unlinked host gets the base budget only.
+    assert_eq!(ok(f.offer(&disc("http://t.com/1", 1))), Admission::Admitted);
+    assert_eq!(ok(f.offer(&disc("http://t.com/2", 1))), Admission::Admitted);
+    assert_eq!(
+        ok(f.offer(&disc("http://t.com/3", 1))),
+        Admission::OverBudget
+    );
+    // A link from another domain raises it; links from the host's own domain do not.
+    let mut own = disc("http://t.com/3", 1);
+    own.referrer = "http://www.t.com/x".into();
+    assert_eq!(ok(f.offer(&own)), Admission::OverBudget);
+    let mut linked = disc("http://t.com/3", 1);
+    linked.referrer = "http://other.org/page".into();
+    assert_eq!(ok(f.offer(&linked)), Admission::Admitted);
+    // A seed's host gets the full budget, and keeps it after reopening.
+    assert_eq!(
+        f.add_seed("http://s.com/?utm_source=x&sid=9").ok(),
+        Some(Admission::Admitted)
+    );
+    assert_eq!(
+        f.next_ready(Instant::now()).map(|r| r.url),
+        Some("http://t.com/1".to_string())
+    );
+    assert_eq!(
+        f.next_ready(Instant::now()).map(|r| r.url),
+        Some("http://s.com/".to_string()),
+        "tracking stripped"
+    );
+    drop(f);
+    let mut f = open(dir.path(), cfg);
+    for i in 0..9 {
+        assert_eq!(
+            ok(f.offer(&disc(&format!("http://s.com/{i}"), 1))),
+            Admission::Admitted,
+            "{i}"
+        );
+    }
+    assert_eq!(
+        ok(f.offer(&disc("http://s.com/last", 1))),
+        Admission::OverBudget,
+        "the maximum still holds"
+    );
+}

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use linkgraph_core::now_ms;
+use linkgraph_core::{UrlPolicy, now_ms};
 use linkgraph_fetcher::{Fetcher, FetcherConfig, FetcherError};
 use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
 use linkgraph_parser::ParseLimits;
@@ -232,6 +232,7 @@ pub async fn crawl(
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let parse_permits = Arc::new(Semaphore::new(cpus));
     let concurrency = opts.concurrency.max(1);
+    let url_policy = Arc::new(opts.frontier.url_policy.clone());
     info!(
         seeds = opts.seeds.len(),
         queued = frontier.pending(),
@@ -279,6 +280,7 @@ pub async fn crawl(
                 Arc::clone(&parse_permits),
                 token.clone(),
                 opts.parse_limits,
+                Arc::clone(&url_policy),
             ));
         }
         live.queued
@@ -377,6 +379,7 @@ async fn process(
     parse_permits: Arc<Semaphore>,
     token: String,
     limits: ParseLimits,
+    policy: Arc<UrlPolicy>,
 ) -> Result<Done, CrawlError> {
     let fetched = fetcher.fetch(req).await;
     let outcome = fetched.outcome();
@@ -385,7 +388,7 @@ async fn process(
             .acquire_owned()
             .await
             .map_err(|e| CrawlError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(move || stages::parse(fetched, &token, limits))
+        tokio::task::spawn_blocking(move || stages::parse(fetched, &token, limits, &policy))
             .await
             .map_err(|e| CrawlError::Task(e.to_string()))?
     };

@@ -7,7 +7,7 @@
 //! store:   `ParsedPage -> PageWrite` ([`page_write`]), then
 //!          `ParsedPage -> FrontierFeedback` ([`feedback`]) once it is stored.
 
-use linkgraph_core::Link;
+use linkgraph_core::{Link, UrlPolicy};
 use linkgraph_parser::{PageMeta, ParseLimits, extract_links, redirect_link};
 use linkgraph_proto::{
     self as proto, DiscoveredUrl, FetchOutcome, FetchResult, FrontierFeedback, ParsedPage,
@@ -17,7 +17,12 @@ use url::Url;
 
 /// Parses a fetch result into the page's edges. Never fails: a page that
 /// cannot be parsed yields no links and says why in `error`.
-pub fn parse(res: FetchResult, product_token: &str, limits: ParseLimits) -> ParsedPage {
+pub fn parse(
+    res: FetchResult,
+    product_token: &str,
+    limits: ParseLimits,
+    policy: &UrlPolicy,
+) -> ParsedPage {
     let outcome = res.outcome();
     let req = res.request.clone().unwrap_or_default();
     let mut page = ParsedPage {
@@ -44,7 +49,10 @@ pub fn parse(res: FetchResult, product_token: &str, limits: ParseLimits) -> Pars
                     if let Some(why) = x.truncated_by {
                         page.error = format!("parsing stopped early: {why}");
                     }
-                    page.links = x.links.iter().map(proto::Link::from).collect();
+                    page.links = strip_targets(x.links, policy)
+                        .iter()
+                        .map(proto::Link::from)
+                        .collect();
                 }
                 Err(e) => page.error = e.to_string(),
             }
@@ -60,6 +68,25 @@ pub fn parse(res: FetchResult, product_token: &str, limits: ParseLimits) -> Pars
     }
     page.request = Some(req);
     page
+}
+
+/// Strips tracking and session parameters from link targets; links that
+/// then point to the same URL collapse to the first (document order), and a
+/// link that now points to its own page is dropped.
+fn strip_targets(links: Vec<Link>, policy: &UrlPolicy) -> Vec<Link> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(links.len());
+    for mut l in links {
+        if let Ok(mut u) = Url::parse(&l.target_url)
+            && policy.strip(&mut u)
+        {
+            l.target_url = u.into();
+        }
+        if l.target_url != l.source_url && seen.insert(l.target_url.clone()) {
+            out.push(l);
+        }
+    }
+    out
 }
 
 /// FNV-1a over the body: stable across builds, so "changed" survives upgrades.
@@ -160,7 +187,12 @@ mod tests {
     fn pages_become_edges_and_discoveries_one_hop_deeper() {
         let mut r = fetched("http://a.com/p", FetchOutcome::Ok);
         r.body = b"<a href='/q'>q</a><a href='http://b.com/' rel=nofollow>b</a>".to_vec();
-        let page = parse(r, "linkgraph", ParseLimits::default());
+        let page = parse(
+            r,
+            "linkgraph",
+            ParseLimits::default(),
+            &UrlPolicy::default(),
+        );
         assert_eq!(page.links.len(), 2);
         let w = page_write(&page);
         assert_eq!(
@@ -177,10 +209,33 @@ mod tests {
     }
 
     #[test]
+    fn tracking_parameters_are_stripped_from_targets() {
+        let mut r = fetched("http://a.com/p", FetchOutcome::Ok);
+        r.body = b"<a href='/q?utm_source=x'>one</a><a href='/q?sid=2'>two</a><a href='/p?fbclid=1'>self</a>".to_vec();
+        let page = parse(
+            r,
+            "linkgraph",
+            ParseLimits::default(),
+            &UrlPolicy::default(),
+        );
+        let targets: Vec<(&str, &str)> = page
+            .links
+            .iter()
+            .map(|l| (l.target_url.as_str(), l.anchor.as_str()))
+            .collect();
+        assert_eq!(targets, vec![("http://a.com/q", "one")]);
+    }
+
+    #[test]
     fn redirects_become_edges_and_count_a_hop() {
         let mut r = fetched("http://a.com/old", FetchOutcome::Redirect);
         r.location = "http://a.com/new".into();
-        let page = parse(r, "linkgraph", ParseLimits::default());
+        let page = parse(
+            r,
+            "linkgraph",
+            ParseLimits::default(),
+            &UrlPolicy::default(),
+        );
         let l = Link::from(page.links[0].clone());
         assert_eq!(l.kind, linkgraph_core::LinkKind::Redirect);
         let fb = feedback(&page, &WriteStats::default());
@@ -226,6 +281,7 @@ mod tests {
             fetched("http://a.com/x", FetchOutcome::HttpError),
             "linkgraph",
             ParseLimits::default(),
+            &UrlPolicy::default(),
         );
         assert!(page.links.is_empty());
         assert!(

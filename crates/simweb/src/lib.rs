@@ -4,6 +4,7 @@
 //! every request it serves, so tests check the crawler from the server's side.
 //! It changes by epochs (see [`SimWeb`]), with a ground truth for each.
 
+pub mod hostile;
 mod model;
 mod server;
 

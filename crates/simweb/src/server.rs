@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::hostile::{self, Body, full};
 use crate::model::{Answer, SimWeb};
 
 /// One request as the server saw it.
@@ -55,7 +55,7 @@ impl RequestLog {
     }
 }
 
-fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Body> {
     let host = req
         .headers()
         .get(header::HOST)
@@ -71,6 +71,9 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
     });
     let path = req.uri().path();
+    if hostile::is_hostile(host) {
+        return hostile::respond(req.uri().path_and_query().map_or("/", |p| p.as_str()));
+    }
     let builder = Response::builder().header(header::SERVER, "linkgraph-simweb");
     let resp = if path == "/__simweb/epoch" || path == "/__simweb/advance" {
         // Control: read the epoch, or move to the next one (never linked, so
@@ -83,16 +86,16 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         builder
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "text/plain")
-            .body(Full::new(Bytes::from(format!("{e}\n"))))
+            .body(full(Bytes::from(format!("{e}\n"))))
     } else if path == "/robots.txt" {
         match web.robots_txt(host) {
             Some(txt) => builder
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-                .body(Full::new(Bytes::from(txt))),
+                .body(full(Bytes::from(txt))),
             None => builder
                 .status(StatusCode::NOT_FOUND)
-                .body(Full::new(Bytes::new())),
+                .body(full(Bytes::new())),
         }
     } else {
         match web.answer(host, path) {
@@ -107,23 +110,23 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 if let Some(x) = x_robots_tag {
                     b = b.header("x-robots-tag", x);
                 }
-                b.body(Full::new(Bytes::from(body)))
+                b.body(full(Bytes::from(body)))
             }
             Answer::Redirect { status, location } => builder
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND))
                 .header(header::LOCATION, location)
-                .body(Full::new(Bytes::new())),
+                .body(full(Bytes::new())),
             Answer::Gone => builder
                 .status(StatusCode::GONE)
                 .header(header::CONTENT_TYPE, "text/html")
-                .body(Full::new(Bytes::from_static(b"<h1>Gone</h1>"))),
+                .body(full(Bytes::from_static(b"<h1>Gone</h1>"))),
             Answer::NotFound => builder
                 .status(StatusCode::NOT_FOUND)
                 .header(header::CONTENT_TYPE, "text/html")
-                .body(Full::new(Bytes::from_static(b"<h1>Not found</h1>"))),
+                .body(full(Bytes::from_static(b"<h1>Not found</h1>"))),
         }
     };
-    resp.unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    resp.unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
 /// Serves `web` on `listener` until `shutdown` resolves. Every request is

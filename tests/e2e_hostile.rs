@@ -1,0 +1,147 @@
+//! End to end against hostile hosts: slow drips, endless bodies, compression
+//! bombs, huge headers, binary bodies, broken encodings and markup, pages
+//! with 100,000 links or 10,000-character URLs, connection resets, redirect
+//! loops and chains, and spider traps. The crawl must end in bounded time
+//! and memory, count every failure by class, and lose nothing of the
+//! well-behaved web crawled alongside.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_hosts_cannot_hurt_the_crawl() {
+    let served = serve(12, 6, 21).await;
+    let truth = served.web.truth();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let budget = 300;
+    let mut args = crawl_args(
+        &served,
+        &data,
+        200.0,
+        &[
+            "--timeout",
+            "4",
+            "--read-timeout",
+            "2",
+            "--throughput-grace",
+            "1",
+            "--max-body-bytes",
+            "1048576",
+            "--max-urls-per-host",
+            &budget.to_string(),
+        ],
+    );
+    let i = args.iter().position(|a| a == "--seeds").unwrap();
+    args.insert(i + 2, "http://www.hostile.example/".into());
+    let started = Instant::now();
+    let summary = tokio::time::timeout(Duration::from_secs(180), linkgraph_ok(args))
+        .await
+        .expect("the crawl ends in bounded time");
+    let took = started.elapsed();
+    assert!(summary.contains("frontier empty"), "{summary}");
+
+    // Every failure is counted by class.
+    let pages_line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("pages"))
+        .unwrap();
+    let count = |class: &str| -> u64 {
+        pages_line
+            .split(['(', ',', ')'])
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix(class).and_then(|n| n.trim().parse().ok()))
+            .unwrap_or(0)
+    };
+    assert!(
+        count("timeout") >= 1,
+        "the slow drip times out: {pages_line}"
+    );
+    assert!(
+        count("too_large") >= 3,
+        "endless body and both bombs are cut: {pages_line}"
+    );
+    assert!(
+        count("network_error") >= 2,
+        "huge headers and the reset: {pages_line}"
+    );
+    assert!(count("not_html") >= 1, "the binary body: {pages_line}");
+
+    // Memory stays bounded: bombs and endless bodies stop at the cap.
+    let rss_mib: f64 = summary
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("peak RSS"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(rss_mib < 400.0, "peak RSS {rss_mib} MiB\n{summary}");
+    assert!(took < Duration::from_secs(120), "took {took:?}");
+
+    // Traps are bounded: session ids are stripped (one page), ever-deeper
+    // paths stop at the first repeated segment, the rest by the host budget.
+    let log = served.log.snapshot();
+    let hostile: Vec<&str> = log
+        .iter()
+        .filter(|r| r.host == "www.hostile.example")
+        .map(|r| r.path.as_str())
+        .collect();
+    assert!(
+        hostile.len() <= budget + 1,
+        "{} requests to the hostile host",
+        hostile.len()
+    );
+    let session: Vec<&str> = hostile
+        .iter()
+        .filter(|p| p.starts_with("/session"))
+        .copied()
+        .collect();
+    assert_eq!(
+        session,
+        vec!["/session"],
+        "session ids are stripped: one page, however many ids"
+    );
+    let deep = hostile.iter().filter(|p| p.starts_with("/deep/")).count();
+    assert!(
+        deep <= 2,
+        "at most /deep/a/ and /deep/a/a/: the third a is a repeat ({deep})"
+    );
+    let chain = hostile.iter().filter(|p| p.starts_with("/chain/")).count();
+    assert!(
+        chain <= 6,
+        "redirect chains stop at the hop limit ({chain})"
+    );
+
+    // Nothing of the well-behaved web was lost.
+    let domains: BTreeSet<String> = truth
+        .edges
+        .iter()
+        .map(|l| l.target_domain().to_owned())
+        .collect();
+    let want: BTreeSet<Full> = truth.edges.iter().map(full).collect();
+    assert_eq!(stored(&data, &domains, "live").await, want);
+    // And the hostile pages that had usable links were still parsed.
+    let hostile = stored(
+        &data,
+        &BTreeSet::from(["hostile.example".to_owned()]),
+        "live",
+    )
+    .await;
+    for target in ["/malformed-3", "/bad-encoding-target", "/no-type-target"] {
+        assert!(
+            hostile
+                .iter()
+                .any(|e| e.1 == format!("http://www.hostile.example{target}")),
+            "no link to {target}"
+        );
+    }
+    assert!(
+        !hostile.iter().any(|e| e.1.len() > 2048),
+        "10,000-character URLs are dropped"
+    );
+}
