@@ -136,6 +136,18 @@ struct CrawlArgs {
     /// Largest decompressed body kept, in bytes; longer bodies are cut.
     #[arg(long, env = "LINKGRAPH_MAX_BODY_BYTES", default_value_t = 5 << 20)]
     max_body_bytes: usize,
+    /// Longest back-off, in seconds, of a host that keeps failing.
+    #[arg(long, env = "LINKGRAPH_MAX_BACKOFF", default_value_t = 600.0)]
+    max_backoff: f64,
+    /// Consecutive temporary failures (5xx, 429, timeouts) after which a host is parked.
+    #[arg(long, env = "LINKGRAPH_PARK_AFTER", default_value_t = 8)]
+    park_after: u32,
+    /// Tries of a URL that fails temporarily.
+    #[arg(long, env = "LINKGRAPH_MAX_ATTEMPTS", default_value_t = 3)]
+    max_attempts: u32,
+    /// Largest robots.txt Crawl-delay honoured, in seconds.
+    #[arg(long, env = "LINKGRAPH_MAX_CRAWL_DELAY", default_value_t = 30.0)]
+    max_crawl_delay: f64,
     /// Most chained redirect hops followed from one URL.
     #[arg(long, env = "LINKGRAPH_MAX_REDIRECTS", default_value_t = 5)]
     max_redirects: u32,
@@ -397,6 +409,7 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
         max_body_bytes: a.max_body_bytes,
         max_redirects: a.max_redirects,
         read_timeout: secs("read-timeout", a.read_timeout)?,
+        max_crawl_delay: secs("max-crawl-delay", a.max_crawl_delay)?,
         throughput: Throughput {
             min_bytes_per_sec: a.min_throughput,
             grace: secs("throughput-grace", a.throughput_grace)?,
@@ -418,6 +431,10 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
         },
         host_interval: Duration::from_secs_f64(1.0 / a.per_host_rps),
         max_redirects: a.max_redirects,
+        max_backoff: secs("max-backoff", a.max_backoff)?,
+        park_after: a.park_after.max(1),
+        park_for: Duration::from_secs(3600),
+        max_attempts: a.max_attempts.max(1),
         recrawl: RecrawlPolicy {
             initial: a.recrawl_initial,
             min: a.recrawl_min,

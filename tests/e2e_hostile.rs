@@ -91,8 +91,10 @@ async fn hostile_hosts_cannot_hurt_the_crawl() {
         .filter(|r| r.host == "www.hostile.example")
         .map(|r| r.path.as_str())
         .collect();
+    // The budget counts URLs; the slow drip, the reset and the huge headers
+    // fail temporarily and get two more tries each; plus robots.txt.
     assert!(
-        hostile.len() <= budget + 1,
+        hostile.len() <= budget + 1 + 3 * 2,
         "{} requests to the hostile host",
         hostile.len()
     );
@@ -143,5 +145,89 @@ async fn hostile_hosts_cannot_hurt_the_crawl() {
     assert!(
         !hostile.iter().any(|e| e.1.len() > 2048),
         "10,000-character URLs are dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_that_say_slow_down_are_obeyed() {
+    let served = serve(2, 2, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut args = crawl_args(
+        &served,
+        &data,
+        100.0,
+        &[
+            "--park-after",
+            "5",
+            "--max-attempts",
+            "3",
+            "--max-backoff",
+            "5",
+        ],
+    );
+    let i = args.iter().position(|a| a == "--seeds").unwrap();
+    args.splice(
+        i + 1..i + 2,
+        [
+            "http://busy.hostile.example/p/1",
+            "http://busy.hostile.example/p/2",
+            "http://down.hostile.example/p/1",
+            "http://down.hostile.example/p/2",
+            "http://down.hostile.example/p/3",
+            "http://polite.hostile.example/",
+        ]
+        .map(String::from),
+    );
+    let summary = tokio::time::timeout(Duration::from_secs(120), linkgraph_ok(args))
+        .await
+        .unwrap();
+    assert!(summary.contains("frontier empty"), "{summary}");
+    assert!(summary.contains("2 hosts parked"), "{summary}");
+    assert!(
+        summary_number(&summary, "queued") >= 1,
+        "parked URLs stay queued for the next run\n{summary}"
+    );
+
+    let log = served.log.snapshot();
+    let times = |host: &str| -> Vec<std::time::Instant> {
+        log.iter()
+            .filter(|r| r.host == host && r.path != "/robots.txt")
+            .map(|r| r.at)
+            .collect()
+    };
+    let gaps =
+        |t: &[std::time::Instant]| -> Vec<Duration> { t.windows(2).map(|w| w[1] - w[0]).collect() };
+    let jitter = Duration::from_millis(50);
+
+    // 429 + Retry-After: 1 → one try per second at most, then parked after 5 failures.
+    let busy = times("busy.hostile.example");
+    assert_eq!(busy.len(), 5, "3 tries of /p/1, 2 of /p/2, then parked");
+    assert!(
+        gaps(&busy)
+            .iter()
+            .all(|g| *g + jitter >= Duration::from_secs(1)),
+        "{:?}",
+        gaps(&busy)
+    );
+
+    // 503 without Retry-After → exponential back-off, then parked.
+    let down = times("down.hostile.example");
+    assert_eq!(down.len(), 5, "parked after 5 failures");
+    let g = gaps(&down);
+    assert!(
+        g.windows(2).all(|w| w[1] + jitter >= w[0] * 2 - jitter * 2),
+        "back-off doubles: {g:?}"
+    );
+
+    // Crawl-delay: 1 → a second between requests.
+    let polite = times("polite.hostile.example");
+    assert_eq!(polite.len(), 5, "/ and /p/1..4");
+    assert!(
+        gaps(&polite)
+            .iter()
+            .all(|g| *g + jitter >= Duration::from_secs(1)),
+        "{:?}",
+        gaps(&polite)
     );
 }

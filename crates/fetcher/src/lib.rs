@@ -62,6 +62,8 @@ pub struct FetcherConfig {
     pub throughput: Throughput,
     /// Longest wait for the next bytes of a response. Default 10 s.
     pub read_timeout: Duration,
+    /// Largest robots.txt Crawl-delay honoured. Default 30 s.
+    pub max_crawl_delay: Duration,
 }
 
 impl Default for FetcherConfig {
@@ -83,6 +85,7 @@ impl Default for FetcherConfig {
                 grace: Duration::from_secs(5),
             },
             read_timeout: Duration::from_secs(10),
+            max_crawl_delay: Duration::from_secs(30),
         }
     }
 }
@@ -247,7 +250,7 @@ impl Fetcher {
         }
 
         // robots.txt first (itself a polite request to the host).
-        let (verdict, sitemaps) = self.robots_verdict(&url, &host).await;
+        let (verdict, sitemaps, crawl_delay) = self.robots_verdict(&url, &host).await;
         match verdict {
             RobotsVerdict::Allowed => {}
             RobotsVerdict::Disallowed => {
@@ -268,10 +271,18 @@ impl Fetcher {
         self.polite(&host).await;
         let mut res = self.get(&url).await;
         res.sitemaps = sitemaps;
+        res.crawl_delay_ms = crawl_delay.map_or(0, |d| {
+            let capped = Duration::from_secs_f32(d.max(0.0)).min(self.inner.cfg.max_crawl_delay);
+            u64::try_from(capped.as_millis()).unwrap_or(u64::MAX)
+        });
         res
     }
 
-    async fn robots_verdict(&self, url: &Url, host: &str) -> (RobotsVerdict, Vec<String>) {
+    async fn robots_verdict(
+        &self,
+        url: &Url,
+        host: &str,
+    ) -> (RobotsVerdict, Vec<String>, Option<f32>) {
         let origin = url.origin().ascii_serialization();
         let this = self.clone();
         let robots_url = format!("{origin}/robots.txt");
@@ -284,7 +295,7 @@ impl Fetcher {
             })
             .await;
         let sitemaps = if fresh { entry.sitemaps() } else { Vec::new() };
-        (entry.verdict(url.as_str()), sitemaps)
+        (entry.verdict(url.as_str()), sitemaps, entry.crawl_delay())
     }
 
     /// Fetches robots.txt, following up to [`robots::MAX_ROBOTS_REDIRECTS`]
@@ -405,6 +416,11 @@ impl Fetcher {
         if !status.is_success() {
             out.set_outcome(FetchOutcome::HttpError);
             out.error = format!("http status {}", status.as_u16());
+            if matches!(status.as_u16(), 429 | 503) {
+                let header = header_str(&headers, "retry-after");
+                out.retry_after_ms =
+                    retry_after_ms(&header, std::time::SystemTime::now()).unwrap_or(0);
+            }
             return out;
         }
         if !is_html_type(&out.content_type) {
@@ -527,6 +543,26 @@ pub struct Throughput {
     pub grace: Duration,
 }
 
+/// Parses a Retry-After value (delay-seconds or an HTTP date) into a wait in
+/// ms, capped at an hour.
+pub fn retry_after_ms(value: &str, now: std::time::SystemTime) -> Option<u64> {
+    const CAP_MS: u64 = 3_600_000;
+    let v = value.trim();
+    if v.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(secs.saturating_mul(1000).min(CAP_MS));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    let wait = at.duration_since(now).unwrap_or_default();
+    Some(
+        u64::try_from(wait.as_millis())
+            .unwrap_or(u64::MAX)
+            .min(CAP_MS),
+    )
+}
+
 /// True when the start of a body looks binary (NUL bytes), whatever its
 /// Content-Type says.
 fn looks_binary(body: &[u8]) -> bool {
@@ -566,3 +602,31 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::retry_after_ms;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn parses_seconds_and_http_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
+        assert_eq!(retry_after_ms("120", now), Some(120_000));
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(30_000)
+        );
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(0),
+            "a past date means now"
+        );
+        assert_eq!(
+            retry_after_ms("99999999", now),
+            Some(3_600_000),
+            "capped at an hour"
+        );
+        assert_eq!(retry_after_ms("soon", now), None);
+        assert_eq!(retry_after_ms("", now), None);
+    }
+}

@@ -81,6 +81,14 @@ pub struct FrontierConfig {
     pub max_redirects: u32,
     /// Revisit interval bounds.
     pub recrawl: RecrawlPolicy,
+    /// Longest back-off of a failing host. Default 10 min.
+    pub max_backoff: Duration,
+    /// Consecutive failures after which a host is parked. Default 8.
+    pub park_after: u32,
+    /// How long a parked host rests (continuous crawls). Default 1 h.
+    pub park_for: Duration,
+    /// Tries of a URL that fails temporarily. Default 3.
+    pub max_attempts: u32,
 }
 
 impl Default for FrontierConfig {
@@ -94,6 +102,10 @@ impl Default for FrontierConfig {
             host_interval: Duration::from_secs(1),
             max_redirects: 5,
             recrawl: RecrawlPolicy::default(),
+            max_backoff: Duration::from_secs(600),
+            park_after: 8,
+            park_for: Duration::from_secs(3600),
+            max_attempts: 3,
         }
     }
 }
@@ -165,6 +177,12 @@ struct HostState {
     /// Other registrable domains seen linking here (at most [`MAX_LINKERS`]);
     /// `None` for a seed host, whose budget is the maximum.
     linkers: Option<HashSet<String>>,
+    /// Consecutive temporary failures (5xx, 429, timeouts, resets).
+    failures: u32,
+    /// Parked after too many failures: off the schedule until `next_allowed`.
+    parked: bool,
+    /// robots.txt Crawl-delay, when longer than the host interval.
+    crawl_delay: Option<Duration>,
 }
 
 /// Linking domains tracked per host; past this many the budget is at its maximum anyway.
@@ -405,6 +423,7 @@ impl Frontier {
             redirect_hops: d.redirect_hops,
             referrer: d.referrer.clone(),
             enqueued_at_ms: now_ms(),
+            attempt: 0,
         };
         let mut batch = self.db.batch();
         batch.insert(&self.seen, d.url.as_bytes(), b"".as_slice());
@@ -462,7 +481,7 @@ impl Frontier {
                 continue;
             };
             h.in_flight = Some(seq);
-            h.next_allowed = Some(now + interval);
+            h.next_allowed = Some(now + h.crawl_delay.map_or(interval, |d| d.max(interval)));
             self.pending -= 1;
             self.in_flight += 1;
             return Some(req);
@@ -489,16 +508,95 @@ impl Frontier {
         let Some(req) = &fb.request else {
             return Ok(admissions);
         };
-        self.schedule_next(req, fb, now_ms)?;
         let now = Instant::now();
-        if let Some(h) = self.hosts.get_mut(&req.host)
-            && let Some(seq) = h.in_flight.take()
-        {
+        let retry = self.note_outcome(req, fb, now);
+        let Some(seq) = self
+            .hosts
+            .get_mut(&req.host)
+            .and_then(|h| h.in_flight.take())
+        else {
+            return Ok(admissions);
+        };
+        self.in_flight -= 1;
+        if retry {
+            // Try again later: the queue entry stays, with one more attempt.
+            let again = CrawlRequest {
+                attempt: req.attempt + 1,
+                ..req.clone()
+            };
+            self.queue
+                .insert(queue_key(&req.host, seq), again.encode_to_vec())?;
+            if let Some(h) = self.hosts.get_mut(&req.host) {
+                h.pending.push_front((seq, again));
+            }
+            self.pending += 1;
+        } else {
+            self.schedule_next(req, fb, now_ms)?;
             self.queue.remove(queue_key(&req.host, seq))?;
-            self.in_flight -= 1;
-            self.schedule(&req.host, now);
         }
+        self.schedule(&req.host, now);
         Ok(admissions)
+    }
+
+    /// Applies what a fetch said about its host: Crawl-delay, Retry-After,
+    /// exponential back-off after temporary failures, parking. Returns true
+    /// when the URL should be tried again.
+    fn note_outcome(&mut self, req: &CrawlRequest, fb: &FrontierFeedback, now: Instant) -> bool {
+        let cfg = &self.cfg;
+        let temporary = match FetchOutcome::try_from(fb.outcome) {
+            Ok(FetchOutcome::Timeout | FetchOutcome::NetworkError) => true,
+            Ok(FetchOutcome::HttpError) => fb.status == 429 || fb.status >= 500,
+            _ => false,
+        };
+        let Some(h) = self.hosts.get_mut(&req.host) else {
+            return false;
+        };
+        if fb.crawl_delay_ms > 0 {
+            // Learned with this response: it already applies to the next request.
+            let delay = Duration::from_millis(fb.crawl_delay_ms);
+            h.crawl_delay = Some(delay);
+            h.next_allowed = Some(h.next_allowed.map_or(now + delay, |n| n.max(now + delay)));
+        }
+        if !temporary {
+            h.failures = 0;
+            h.parked = false;
+            return false;
+        }
+        h.failures += 1;
+        let base = cfg.host_interval.max(Duration::from_millis(100));
+        let exp = base.saturating_mul(1 << h.failures.min(16));
+        let wait = exp
+            .max(Duration::from_millis(fb.retry_after_ms))
+            .min(cfg.max_backoff);
+        let wait = if h.failures >= cfg.park_after {
+            if !h.parked {
+                h.parked = true;
+                metrics::counter!("linkgraph_frontier_parked_hosts_total").increment(1);
+                tracing::warn!(host = %req.host, failures = h.failures, "host keeps failing; parked");
+            }
+            cfg.park_for.max(wait)
+        } else {
+            wait
+        };
+        h.next_allowed = Some(h.next_allowed.map_or(now + wait, |n| n.max(now + wait)));
+        req.attempt + 1 < cfg.max_attempts
+    }
+
+    /// Queued URLs on hosts that are not parked: the work a crawl that stops
+    /// when idle still has to do.
+    pub fn active_pending(&self) -> usize {
+        let parked: usize = self
+            .hosts
+            .values()
+            .filter(|h| h.parked)
+            .map(|h| h.pending.len())
+            .sum();
+        self.pending - parked
+    }
+
+    /// Hosts parked after repeated failures.
+    pub fn parked_hosts(&self) -> usize {
+        self.hosts.values().filter(|h| h.parked).count()
     }
 
     fn schedule_next(
@@ -582,6 +680,7 @@ impl Frontier {
                 redirect_hops: 0,
                 referrer: String::new(),
                 enqueued_at_ms: now_ms,
+                attempt: 0,
             };
             let mut batch = self.db.batch();
             batch.remove(&self.due, key.as_slice());

@@ -125,6 +125,8 @@ pub struct CrawlSummary {
     pub stop: StopReason,
     /// URLs still queued.
     pub queued_left: usize,
+    /// Hosts parked after repeated failures (their URLs stay queued).
+    pub parked_hosts: usize,
     /// Seeds admitted (not seen before).
     pub seeds_admitted: usize,
     /// Peak resident memory of the process, when known.
@@ -175,7 +177,11 @@ impl fmt::Display for CrawlSummary {
         if let Some(rss) = self.peak_rss_bytes {
             writeln!(f, "  peak RSS  {:.1} MiB", rss as f64 / (1024.0 * 1024.0))?;
         }
-        write!(f, "  queued    {} URLs left", self.queued_left)
+        write!(
+            f,
+            "  queued    {} URLs left, {} hosts parked",
+            self.queued_left, self.parked_hosts
+        )
     }
 }
 
@@ -254,6 +260,7 @@ pub async fn crawl(
         elapsed: Duration::ZERO,
         stop: StopReason::FrontierEmpty,
         queued_left: 0,
+        parked_hosts: 0,
         seeds_admitted,
         peak_rss_bytes: None,
     };
@@ -287,7 +294,7 @@ pub async fn crawl(
             .store(frontier.pending() as u64, Ordering::Relaxed);
         metrics::gauge!("linkgraph_frontier_queued_urls").set(frontier.pending() as f64);
         metrics::gauge!("linkgraph_frontier_inflight_requests").set(tasks.len() as f64);
-        if tasks.is_empty() && frontier.pending() == 0 && stop.is_none() {
+        if tasks.is_empty() && frontier.active_pending() == 0 && stop.is_none() {
             // Idle: queue what has come due; stop, or wait for the next due URL.
             let queued = frontier.enqueue_due(now_ms(), DUE_BATCH)? as u64;
             recrawls += queued;
@@ -304,7 +311,7 @@ pub async fn crawl(
         let mut wake = frontier
             .next_wakeup()
             .filter(|_| stop.is_none() && tasks.len() < concurrency);
-        if opts.continuous && stop.is_none() && frontier.pending() == 0 {
+        if opts.continuous && stop.is_none() && frontier.active_pending() == 0 {
             // Look for due URLs at most a minute apart.
             let until_due = frontier
                 .next_due_ms()
@@ -360,6 +367,7 @@ pub async fn crawl(
     summary.stop = stop.unwrap_or(StopReason::FrontierEmpty);
     summary.recrawls = recrawls;
     summary.queued_left = frontier.pending();
+    summary.parked_hosts = frontier.parked_hosts();
     summary.elapsed = started.elapsed();
     summary.peak_rss_bytes = peak_rss_bytes();
     Ok(summary)

@@ -31,6 +31,8 @@ pub fn parse(
         fetched_at_ms: res.fetched_at_ms,
         error: res.error.clone(),
         content_hash: content_hash(&res.body),
+        retry_after_ms: res.retry_after_ms,
+        crawl_delay_ms: res.crawl_delay_ms,
         ..ParsedPage::default()
     };
     let url = Url::parse(&req.url);
@@ -159,6 +161,8 @@ pub fn feedback(page: &ParsedPage, stored: &WriteStats) -> FrontierFeedback {
         discovered,
         changed: stored.changed,
         referring_domains: stored.referring_domains,
+        retry_after_ms: page.retry_after_ms,
+        crawl_delay_ms: page.crawl_delay_ms,
     }
 }
 

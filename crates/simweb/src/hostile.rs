@@ -20,6 +20,14 @@
 //! | `/session?sid=S` | a session-id trap: every page links itself with a new id |
 //! | `/deep/...` | an ever-deeper path trap |
 //! | `/no-type` | HTML without a Content-Type |
+//!
+//! Whole hosts that send politeness signals:
+//!
+//! | host | behaviour |
+//! |---|---|
+//! | `busy.hostile.example` | every page answers 429 with `Retry-After: 1` |
+//! | `down.hostile.example` | every page answers 503 |
+//! | `polite.hostile.example` | robots.txt says `Crawl-delay: 1`; `/` links `/p/1`..`/p/4` |
 
 use std::convert::Infallible;
 use std::sync::OnceLock;
@@ -115,8 +123,37 @@ fn bomb(encoding: &str) -> Bytes {
     }
 }
 
-/// The answer of a hostile host for `path` (with query).
-pub fn respond(path_and_query: &str) -> Response<Body> {
+/// Whole hosts that send politeness signals, or `None` for other hosts.
+fn signal_host(host: &str, path: &str) -> Option<Result<Response<Body>, http::Error>> {
+    let r = match (host, path) {
+        ("polite.hostile.example", "/robots.txt") => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(full("User-agent: *\nCrawl-delay: 1\n")),
+        ("busy.hostile.example" | "down.hostile.example", "/robots.txt") => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(full(Bytes::new())),
+        ("busy.hostile.example", _) => Response::builder()
+            .status(StatusCode::TOO_MANY_REQUESTS)
+            .header(header::RETRY_AFTER, "1")
+            .body(full(Bytes::new())),
+        ("down.hostile.example", _) => Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .body(full(Bytes::new())),
+        ("polite.hostile.example", "/") => {
+            html().body(full(page((1..=4).map(|i| format!("/p/{i}")))))
+        }
+        ("polite.hostile.example", _) => html().body(full(page(["/".to_owned()]))),
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// The answer of the hostile host `host` for `path` (with query).
+pub fn respond(host: &str, path_and_query: &str) -> Response<Body> {
+    if let Some(r) = signal_host(host, path_and_query.split('?').next().unwrap_or("/")) {
+        return r.unwrap_or_else(|_| Response::new(full(Bytes::new())));
+    }
     let (path, query) = path_and_query
         .split_once('?')
         .unwrap_or((path_and_query, ""));

@@ -72,7 +72,7 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Body> {
     });
     let path = req.uri().path();
     if hostile::is_hostile(host) {
-        return hostile::respond(req.uri().path_and_query().map_or("/", |p| p.as_str()));
+        return hostile::respond(host, req.uri().path_and_query().map_or("/", |p| p.as_str()));
     }
     let builder = Response::builder().header(header::SERVER, "linkgraph-simweb");
     let resp = if path == "/__simweb/epoch" || path == "/__simweb/advance" {
