@@ -120,6 +120,30 @@ async fn new_and_lost_links_and_velocity_match_every_epoch() {
                 !new.is_empty() && !lost.is_empty(),
                 "epoch {epoch} changes something"
             );
+            assert!(
+                summary.contains("not_modified"),
+                "unchanged pages answer 304 to conditional recrawls\n{summary}"
+            );
+            // Every live link was seen again in this epoch, 304s included.
+            let day = format_rfc3339_ms(now)[..10].to_owned();
+            for d in &domains {
+                let args = vec![
+                    "backlinks".into(),
+                    d.clone(),
+                    "--data".into(),
+                    data.display().to_string(),
+                    "--include-internal".into(),
+                    "--format".into(),
+                    "jsonl".into(),
+                ];
+                for line in linkgraph_ok(args).await.lines() {
+                    let v: Value = serde_json::from_str(line).unwrap();
+                    assert!(
+                        v["last_seen"].as_str().unwrap().starts_with(&day),
+                        "epoch {epoch}: {line}"
+                    );
+                }
+            }
         }
 
         // Expected velocity of this epoch's day.

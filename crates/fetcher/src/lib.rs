@@ -26,7 +26,10 @@ use std::time::{Duration, Instant};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use linkgraph_core::{canonicalize, is_ip_host, now_ms};
 use linkgraph_proto::{CrawlRequest, FetchOutcome, FetchResult};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION};
+use reqwest::header::{
+    ACCEPT, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+    LOCATION,
+};
 use tracing::{debug, instrument};
 use url::Url;
 
@@ -269,7 +272,7 @@ impl Fetcher {
         }
 
         self.polite(&host).await;
-        let mut res = self.get(&url).await;
+        let mut res = self.get(&url, req).await;
         res.sitemaps = sitemaps;
         res.crawl_delay_ms = crawl_delay.map_or(0, |d| {
             let capped = Duration::from_secs_f32(d.max(0.0)).min(self.inner.cfg.max_crawl_delay);
@@ -365,16 +368,22 @@ impl Fetcher {
         robots::Fetched::allow_all(cfg.robots_ttl)
     }
 
-    async fn get(&self, url: &Url) -> FetchResult {
+    async fn get(&self, url: &Url, req: &CrawlRequest) -> FetchResult {
         let cfg = &self.inner.cfg;
         let mut out = FetchResult::default();
-        let sent = self
+        let mut request = self
             .inner
             .client
             .get(url.as_str())
-            .header(ACCEPT, "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
-            .send()
-            .await;
+            .header(ACCEPT, "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5");
+        // A recrawl is conditional when the last answer had validators.
+        if !req.if_none_match.is_empty() {
+            request = request.header(IF_NONE_MATCH, req.if_none_match.as_str());
+        }
+        if !req.if_modified_since.is_empty() {
+            request = request.header(IF_MODIFIED_SINCE, req.if_modified_since.as_str());
+        }
+        let sent = request.send().await;
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => {
@@ -395,6 +404,12 @@ impl Fetcher {
             .collect::<Vec<_>>()
             .join(", ");
 
+        if status == reqwest::StatusCode::NOT_MODIFIED {
+            out.set_outcome(FetchOutcome::NotModified);
+            return out;
+        }
+        out.etag = header_str(&headers, ETAG.as_str());
+        out.last_modified = header_str(&headers, LAST_MODIFIED.as_str());
         if status.is_redirection() {
             let loc = header_str(&headers, LOCATION.as_str());
             match canonicalize(&loc, Some(url)) {

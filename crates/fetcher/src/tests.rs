@@ -88,6 +88,12 @@ fn routes(host: &str, path: &str) -> Vec<u8> {
         (_, "/pdf") => resp("200 OK", "Content-Type: application/pdf\r\n", "%PDF"),
         (_, "/moved") => resp("301 Moved Permanently", "Location: ../Target#frag\r\n", ""),
         (_, "/gone") => resp("410 Gone", "", ""),
+        (_, "/etag") => resp(
+            "200 OK",
+            "Content-Type: text/html\r\nETag: \"v1\"\r\nLast-Modified: Mon, 02 Mar 2026 00:00:00 GMT\r\n",
+            "<p>v1</p>",
+        ),
+        (_, "/etag-304") => resp("304 Not Modified", "ETag: \"v1\"\r\n", ""),
         _ => resp("404 Not Found", "Content-Type: text/html\r\n", "nope"),
     }
 }
@@ -289,4 +295,25 @@ async fn one_host_never_sees_more_than_the_rate() {
         other_took < Duration::from_millis(300),
         "other host waited {other_took:?}"
     );
+}
+
+#[tokio::test]
+async fn conditional_recrawls_send_validators_and_read_304() {
+    let (addr, _log) = serve(routes).await;
+    let f = fetcher(addr, true, 1000.0);
+    let first = f.fetch(req("http://site.test/etag")).await;
+    assert_eq!(first.outcome(), FetchOutcome::Ok);
+    assert_eq!(
+        (first.etag.as_str(), first.last_modified.as_str()),
+        ("\"v1\"", "Mon, 02 Mar 2026 00:00:00 GMT")
+    );
+    let mut again = req("http://site.test/etag-304");
+    again.if_none_match = first.etag.clone();
+    let r = f.fetch(again).await;
+    assert_eq!(
+        r.outcome(),
+        FetchOutcome::NotModified,
+        "a 304 is not a redirect"
+    );
+    assert!(!r.outcome().is_error());
 }

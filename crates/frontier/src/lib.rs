@@ -206,28 +206,49 @@ pub struct Frontier {
     cfg: FrontierConfig,
 }
 
-/// A URL's revisit state: 8-byte interval, 8-byte next fetch, 4-byte depth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A URL's revisit state: 8-byte interval, 8-byte next fetch, 4-byte depth,
+/// then the validators of its last 200 answer (2-byte length + bytes each;
+/// absent in entries written before validators existed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct ScheduleEntry {
     interval_ms: i64,
     next_ms: i64,
     depth: u32,
+    etag: String,
+    last_modified: String,
 }
 
 impl ScheduleEntry {
-    fn encode(self) -> [u8; 20] {
-        let mut b = [0u8; 20];
-        b[..8].copy_from_slice(&self.interval_ms.to_be_bytes());
-        b[8..16].copy_from_slice(&self.next_ms.to_be_bytes());
-        b[16..].copy_from_slice(&self.depth.to_be_bytes());
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(24 + self.etag.len() + self.last_modified.len());
+        b.extend_from_slice(&self.interval_ms.to_be_bytes());
+        b.extend_from_slice(&self.next_ms.to_be_bytes());
+        b.extend_from_slice(&self.depth.to_be_bytes());
+        for v in [&self.etag, &self.last_modified] {
+            let v = &v.as_bytes()[..v.len().min(1024)];
+            b.extend_from_slice(&u16::try_from(v.len()).unwrap_or(0).to_be_bytes());
+            b.extend_from_slice(v);
+        }
         b
     }
     fn decode(b: &[u8]) -> Option<Self> {
-        Some(ScheduleEntry {
+        let mut e = ScheduleEntry {
             interval_ms: i64::from_be_bytes(b.get(..8)?.try_into().ok()?),
             next_ms: i64::from_be_bytes(b.get(8..16)?.try_into().ok()?),
             depth: u32::from_be_bytes(b.get(16..20)?.try_into().ok()?),
-        })
+            ..ScheduleEntry::default()
+        };
+        let mut rest = b.get(20..).unwrap_or_default();
+        for slot in [&mut e.etag, &mut e.last_modified] {
+            let Some(len) = rest.get(..2).and_then(|l| <[u8; 2]>::try_from(l).ok()) else {
+                break;
+            };
+            let len = usize::from(u16::from_be_bytes(len));
+            let v = rest.get(2..2 + len)?;
+            *slot = String::from_utf8_lossy(v).into_owned();
+            rest = &rest[2 + len..];
+        }
+        Some(e)
     }
 }
 
@@ -423,7 +444,7 @@ impl Frontier {
             redirect_hops: d.redirect_hops,
             referrer: d.referrer.clone(),
             enqueued_at_ms: now_ms(),
-            attempt: 0,
+            ..CrawlRequest::default()
         };
         let mut batch = self.db.batch();
         batch.insert(&self.seen, d.url.as_bytes(), b"".as_slice());
@@ -617,9 +638,10 @@ impl Frontier {
             Ok(FetchOutcome::Ok
                 | FetchOutcome::Redirect
                 | FetchOutcome::NotHtml
-                | FetchOutcome::TooLarge)
+                | FetchOutcome::TooLarge
+                | FetchOutcome::NotModified)
         ) || matches!(fb.status, 404 | 410);
-        let base = match prev {
+        let base = match &prev {
             None => ms(p.initial),
             Some(e) if !definite => e.interval_ms,
             Some(e) if fb.changed => e.interval_ms / 2,
@@ -628,13 +650,20 @@ impl Frontier {
         .clamp(min, max);
         let boost = 1.0 + f64::from(fb.referring_domains.min(20)) / 5.0;
         let wait = ((base as f64 / boost) as i64).max(min);
+        // Keep the validators of the last 200; a 304 keeps the old ones.
+        let (etag, last_modified) = match (&prev, fb.outcome == FetchOutcome::NotModified as i32) {
+            (Some(p), true) => (p.etag.clone(), p.last_modified.clone()),
+            _ => (fb.etag.clone(), fb.last_modified.clone()),
+        };
         let entry = ScheduleEntry {
             interval_ms: base,
             next_ms: now_ms.saturating_add(wait),
             depth: req.depth,
+            etag,
+            last_modified,
         };
         let mut batch = self.db.batch();
-        if let Some(old) = prev {
+        if let Some(old) = &prev {
             batch.remove(&self.due, due_key(old.next_ms, &req.url));
         }
         batch.insert(
@@ -663,11 +692,11 @@ impl Frontier {
             let host = url::Url::parse(url)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_owned));
-            let depth = self
+            let entry = self
                 .schedule
                 .get(url.as_bytes())?
                 .and_then(|v| ScheduleEntry::decode(&v))
-                .map_or(0, |e| e.depth);
+                .unwrap_or_default();
             let Some(host) = host else {
                 self.due.remove(key.as_slice())?;
                 continue;
@@ -676,11 +705,11 @@ impl Frontier {
             let req = CrawlRequest {
                 url: url.clone(),
                 host: host.clone(),
-                depth,
-                redirect_hops: 0,
-                referrer: String::new(),
+                depth: entry.depth,
                 enqueued_at_ms: now_ms,
-                attempt: 0,
+                if_none_match: entry.etag,
+                if_modified_since: entry.last_modified,
+                ..CrawlRequest::default()
             };
             let mut batch = self.db.batch();
             batch.remove(&self.due, key.as_slice());

@@ -33,6 +33,8 @@ pub fn parse(
         content_hash: content_hash(&res.body),
         retry_after_ms: res.retry_after_ms,
         crawl_delay_ms: res.crawl_delay_ms,
+        etag: res.etag.clone(),
+        last_modified: res.last_modified.clone(),
         ..ParsedPage::default()
     };
     let url = Url::parse(&req.url);
@@ -112,6 +114,7 @@ pub fn link_set_update(outcome: FetchOutcome, status: u32) -> LinkSetUpdate {
         | FetchOutcome::Redirect
         | FetchOutcome::NotHtml => LinkSetUpdate::Replace,
         FetchOutcome::HttpError if matches!(status, 404 | 410) => LinkSetUpdate::Replace,
+        FetchOutcome::NotModified => LinkSetUpdate::Unchanged,
         _ => LinkSetUpdate::Keep,
     }
 }
@@ -163,6 +166,8 @@ pub fn feedback(page: &ParsedPage, stored: &WriteStats) -> FrontierFeedback {
         referring_domains: stored.referring_domains,
         retry_after_ms: page.retry_after_ms,
         crawl_delay_ms: page.crawl_delay_ms,
+        etag: page.etag.clone(),
+        last_modified: page.last_modified.clone(),
     }
 }
 

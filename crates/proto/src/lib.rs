@@ -61,6 +61,7 @@ impl FetchOutcome {
             FetchOutcome::Blocked => "blocked",
             FetchOutcome::NotHtml => "not_html",
             FetchOutcome::RedirectLimit => "redirect_limit",
+            FetchOutcome::NotModified => "not_modified",
         }
     }
 
@@ -68,7 +69,10 @@ impl FetchOutcome {
     pub fn is_error(self) -> bool {
         !matches!(
             self,
-            FetchOutcome::Ok | FetchOutcome::Redirect | FetchOutcome::NotHtml
+            FetchOutcome::Ok
+                | FetchOutcome::Redirect
+                | FetchOutcome::NotHtml
+                | FetchOutcome::NotModified
         )
     }
 }

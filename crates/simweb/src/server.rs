@@ -104,13 +104,34 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Body> {
                 content_type,
                 x_robots_tag,
             } => {
-                let mut b = builder
-                    .status(StatusCode::OK)
-                    .header(header::CONTENT_TYPE, content_type);
-                if let Some(x) = x_robots_tag {
-                    b = b.header("x-robots-tag", x);
+                // An ETag of the body: a conditional request for an unchanged
+                // page gets a 304.
+                let etag = format!(
+                    "\"{:016x}\"",
+                    body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+                    })
+                );
+                let matches = req
+                    .headers()
+                    .get(header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+                if matches {
+                    builder
+                        .status(StatusCode::NOT_MODIFIED)
+                        .header(header::ETAG, etag)
+                        .body(full(Bytes::new()))
+                } else {
+                    let mut b = builder
+                        .status(StatusCode::OK)
+                        .header(header::CONTENT_TYPE, content_type)
+                        .header(header::ETAG, etag);
+                    if let Some(x) = x_robots_tag {
+                        b = b.header("x-robots-tag", x);
+                    }
+                    b.body(full(Bytes::from(body)))
                 }
-                b.body(full(Bytes::from(body)))
             }
             Answer::Redirect { status, location } => builder
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND))

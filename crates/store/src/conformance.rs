@@ -200,6 +200,21 @@ async fn gone_pages_lose_everything_and_failures_lose_nothing(s: &dyn LinkStore)
             .len(),
         2
     );
+    // A 304: nothing lost, every link seen again.
+    let mut same = page(src, 250, &[]);
+    same.status = 304;
+    same.update = LinkSetUpdate::Unchanged;
+    let st = s.write_page(same).await.unwrap();
+    assert_eq!((st.lost_edges, st.new_edges, st.changed), (0, 0, false));
+    let rows = all_backlinks(s, Target::Domain("gt.com".into()), false).await;
+    assert!(
+        rows.len() == 2 && rows.iter().all(|b| b.last_seen_ms == 250),
+        "{rows:?}"
+    );
+    assert_eq!(
+        s.refdomains("gt.com", Status::Live).await.unwrap()[0].last_seen_ms,
+        250
+    );
     // A 410: every link is lost.
     let mut gone = page(src, 300, &[]);
     gone.status = 410;

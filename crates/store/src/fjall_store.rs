@@ -177,7 +177,51 @@ impl FjallStore {
                 b"".as_slice(),
             );
         }
-        if stale || page.update == LinkSetUpdate::Keep {
+        if !stale && page.update == LinkSetUpdate::Unchanged {
+            // A 304: every current outlink was seen again now.
+            let out_prefix = key2(source, "");
+            let mut touched: HashSet<Vec<u8>> = HashSet::new();
+            for kv in i.outlinks.prefix(&out_prefix) {
+                let k = kv.key()?;
+                let target = String::from_utf8_lossy(&k[out_prefix.len()..]).into_owned();
+                let target_domain = registrable_domain(host_of_url(&target));
+                let key = key3(target_domain, &target, source);
+                if let Some(v) = i.backlinks.get(&key)? {
+                    let mut row = decode::<StoredBacklink>("backlinks", &key, &v)?;
+                    if row.lost_at_ms == 0 && row.last_seen_ms < t {
+                        row.last_seen_ms = t;
+                        batch.insert(&i.backlinks, key, row.encode_to_vec());
+                    }
+                }
+                let source_domain = registrable_domain(host_of_url(source));
+                if source_domain != target_domain {
+                    touched.insert(key2(target_domain, source_domain));
+                }
+            }
+            for key in touched {
+                if let Some(v) = i.refdomains.get(&key)? {
+                    let mut rd = decode::<StoredRefdomain>("refdomains", &key, &v)?;
+                    if rd.links > 0 && rd.last_seen_ms < t {
+                        rd.last_seen_ms = t;
+                        batch.insert(&i.refdomains, key, rd.encode_to_vec());
+                    }
+                }
+            }
+            if let Some(p) = &prev {
+                // The stored page keeps its hash and link count.
+                let row = StoredPage {
+                    fetched_at_ms: t,
+                    status: page.status,
+                    outcome: page.outcome,
+                    ..*p
+                };
+                batch.insert(&i.pages, page_key, row.encode_to_vec());
+            }
+            batch.commit()?;
+            stats.referring_domains = self.page_refdomains(source)?;
+            return Ok(stats);
+        }
+        if stale || page.update != LinkSetUpdate::Replace {
             if stale {
                 for link in &page.links {
                     let key = key3(link.target_domain(), &link.target_url, source);

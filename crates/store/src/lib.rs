@@ -66,6 +66,9 @@ pub enum LinkSetUpdate {
     /// The fetch failed temporarily (5xx, timeout, robots unavailable): the
     /// page keeps the links it had.
     Keep,
+    /// The server said the page is unchanged (304): it keeps its links, and
+    /// they were seen again now.
+    Unchanged,
 }
 
 /// The outcome of one fetched page, with the links found on it.
