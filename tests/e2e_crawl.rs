@@ -361,3 +361,65 @@ async fn without_allow_private_networks_the_guard_refuses_loopback() {
     );
     assert!(out.contains("blocked 1"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_the_next_crawl_resumes_without_loss_or_duplicates() {
+    let served = serve(16, 8, 17).await;
+    let truth = served.web.truth();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Slow enough to be stopped halfway.
+    let args = crawl_args(&served, &data, 4.0, &["--no-progress"]);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+        .args(&args)
+        .env("LINKGRAPH_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let first = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{first}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(first.contains("interrupted"), "{first}");
+    assert!(
+        summary_number(&first, "queued") > 0,
+        "stopped halfway\n{first}"
+    );
+
+    let second = linkgraph_ok(crawl_args(&served, &data, 50.0, &[])).await;
+    assert!(second.contains("frontier empty"), "{second}");
+    let new_edges = summary_edges(&first, "new") + summary_edges(&second, "new");
+    assert_eq!(
+        new_edges as usize,
+        truth.edges.len(),
+        "no edge stored twice"
+    );
+    // In-flight requests were finished before exiting: no URL fetched twice.
+    let log = served.log.snapshot();
+    let pages: Vec<String> = log
+        .iter()
+        .filter(|r| r.path != "/robots.txt")
+        .map(|r| format!("{}{}", r.host, r.path))
+        .collect();
+    let unique: BTreeSet<&String> = pages.iter().collect();
+    assert_eq!(pages.len(), unique.len(), "a URL was fetched twice");
+    let domains: BTreeSet<String> = truth
+        .edges
+        .iter()
+        .map(|l| l.target_domain().to_owned())
+        .collect();
+    let want: BTreeSet<Full> = truth.edges.iter().map(full).collect();
+    assert_eq!(stored(&data, &domains, "live").await, want, "no URL lost");
+}
