@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test lint unit bench build release check-tools clean
+.PHONY: demo test lint unit bench bench-frontier build release check-tools clean
 
 ## demo: serve a simulated web, crawl it, print a referring-domains report
 demo: release
@@ -28,6 +28,11 @@ unit:
 ## bench: crawl a 100,000-page simulated web in release mode (pages/s, edges/s, peak RSS)
 bench:
 	$(CARGO) bench --locked --bench crawl_e2e
+
+## bench-frontier: frontier RAM per known URL at 1M and 10M URLs, and peak RSS draining it
+bench-frontier:
+	$(CARGO) bench --locked --bench frontier_mem
+	LINKGRAPH_BENCH_URLS=10000000 LINKGRAPH_BENCH_HOSTS=100000 $(CARGO) bench --locked --bench frontier_mem
 
 build:
 	$(CARGO) build --workspace --locked

@@ -3,9 +3,12 @@
 //! Every connection the fetcher makes goes through [`GuardedResolver`]; IP
 //! literals in URLs, which skip DNS, are checked with [`check_ip`] first.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -109,12 +112,81 @@ pub fn check_ip(host: &str, ip: IpAddr, allow_private: bool) -> Result<(), Block
     }
 }
 
-/// A DNS resolver that applies `--resolve` rules, then the system resolver,
-/// and drops forbidden addresses.
+/// A cached lookup: addresses, when it expires, when it was last used.
+type DnsEntry = (Vec<SocketAddr>, Instant, Instant);
+
+/// A bounded DNS cache: LRU eviction past `capacity`, entries trusted for `ttl`.
+#[derive(Debug)]
+pub struct DnsCache {
+    entries: Mutex<HashMap<String, DnsEntry>>,
+    capacity: usize,
+    ttl: Duration,
+    hits: AtomicU64,
+}
+
+impl DnsCache {
+    /// A cache of at most `capacity` names, each trusted for `ttl`.
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        DnsCache {
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            ttl,
+            hits: AtomicU64::new(0),
+        }
+    }
+    /// Names cached now.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Lookups answered from the cache so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+    fn get(&self, name: &str) -> Option<Vec<SocketAddr>> {
+        let mut e = self.entries.lock().ok()?;
+        let now = Instant::now();
+        let (addrs, expires, used) = e.get_mut(name)?;
+        if *expires <= now {
+            e.remove(name);
+            return None;
+        }
+        *used = now;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(addrs.clone())
+    }
+    /// Remembers the addresses of `name`.
+    pub fn insert(&self, name: &str, addrs: Vec<SocketAddr>) {
+        let Ok(mut e) = self.entries.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if e.len() >= self.capacity && !e.contains_key(name) {
+            e.retain(|_, (_, expires, _)| *expires > now);
+            if e.len() >= self.capacity {
+                // Drop the least recently used tenth.
+                let mut used: Vec<(Instant, String)> =
+                    e.iter().map(|(k, (_, _, u))| (*u, k.clone())).collect();
+                used.sort_unstable();
+                for (_, k) in used.into_iter().take((self.capacity / 10).max(1)) {
+                    e.remove(&k);
+                }
+            }
+        }
+        e.insert(name.to_owned(), (addrs, now + self.ttl, now));
+    }
+}
+
+/// A DNS resolver that applies `--resolve` rules, then a bounded cache over
+/// the system resolver (10,000 names, 5 minutes), and drops forbidden addresses.
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
     rules: Arc<Vec<ResolveRule>>,
     allow_private: bool,
+    cache: Arc<DnsCache>,
 }
 
 impl GuardedResolver {
@@ -123,7 +195,13 @@ impl GuardedResolver {
         GuardedResolver {
             rules: Arc::new(rules),
             allow_private,
+            cache: Arc::new(DnsCache::new(10_000, Duration::from_secs(300))),
         }
+    }
+
+    /// The DNS cache (for diagnostics and tests).
+    pub fn cache(&self) -> &DnsCache {
+        &self.cache
     }
 
     /// The override for `host`: an exact rule, else `*`.
@@ -144,8 +222,18 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> = match this.override_for(&host) {
                 Some(a) => vec![a],
-                // Port 0: the connector uses the URL's port.
-                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+                None => match this.cache.get(&host) {
+                    Some(a) => a,
+                    None => {
+                        // Port 0: the connector uses the URL's port.
+                        let a: Vec<SocketAddr> =
+                            tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+                        if !a.is_empty() {
+                            this.cache.insert(&host, a.clone());
+                        }
+                        a
+                    }
+                },
             };
             let mut allowed = Vec::with_capacity(addrs.len());
             let mut first_block = None;
@@ -249,5 +337,34 @@ mod tests {
             .map(Iterator::collect)
             .unwrap_or_default();
         assert_eq!(addrs, vec![SocketAddr::from(([127, 0, 0, 1], 9))]);
+    }
+
+    #[tokio::test]
+    async fn system_lookups_are_cached_and_the_cache_is_bounded() {
+        let g = GuardedResolver::new(Vec::new(), true);
+        let name = || Name::from_str("localhost").unwrap_or_else(|e| panic!("{e}"));
+        let first: Vec<SocketAddr> = g
+            .resolve(name())
+            .await
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        let second: Vec<SocketAddr> = g
+            .resolve(name())
+            .await
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        assert!(!first.is_empty() && first == second);
+        assert_eq!(g.cache().hits(), 1);
+        let small = DnsCache::new(10, Duration::from_secs(60));
+        for i in 0..100 {
+            small.insert(
+                &format!("h{i}.example"),
+                vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            );
+        }
+        assert!(small.len() <= 10);
+        let expired = DnsCache::new(10, Duration::ZERO);
+        expired.insert("a.example", vec![SocketAddr::from(([127, 0, 0, 1], 0))]);
+        assert!(expired.get("a.example").is_none(), "entries expire");
     }
 }

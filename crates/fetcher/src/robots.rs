@@ -1,6 +1,6 @@
 //! The robots.txt cache: one entry per origin, fetched once by the first
 //! request that needs it while concurrent requests wait, trusted until it
-//! expires, and bounded in size.
+//! expires, and bounded in size (least recently used entries go first).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -106,7 +106,8 @@ impl Fetched {
 
 struct Slot {
     cell: Arc<OnceCell<Arc<Fetched>>>,
-    inserted: Instant,
+    /// Last lookup, for least-recently-used eviction.
+    used: Instant,
 }
 
 /// A bounded cache of robots.txt files keyed by origin.
@@ -158,12 +159,15 @@ impl RobotsCache {
                     origin.to_owned(),
                     Slot {
                         cell: Arc::new(OnceCell::new()),
-                        inserted: now,
+                        used: now,
                     },
                 );
             }
-            match slots.get(origin) {
-                Some(s) => Arc::clone(&s.cell),
+            match slots.get_mut(origin) {
+                Some(s) => {
+                    s.used = now;
+                    Arc::clone(&s.cell)
+                }
                 None => Arc::new(OnceCell::new()),
             }
         };
@@ -178,14 +182,14 @@ impl RobotsCache {
     }
 }
 
-/// Drops expired entries, then the oldest tenth, so inserts stay amortized O(1).
+/// Drops expired entries, then the least recently used tenth, so inserts
+/// stay amortized O(1).
 fn evict(slots: &mut HashMap<String, Slot>, now: Instant, capacity: usize) {
     slots.retain(|_, s| !s.cell.get().is_some_and(|f| f.expired(now)));
     if slots.len() < capacity {
         return;
     }
-    let mut ages: Vec<(Instant, String)> =
-        slots.iter().map(|(k, s)| (s.inserted, k.clone())).collect();
+    let mut ages: Vec<(Instant, String)> = slots.iter().map(|(k, s)| (s.used, k.clone())).collect();
     ages.sort_unstable();
     for (_, k) in ages.into_iter().take((capacity / 10).max(1)) {
         slots.remove(&k);
@@ -259,5 +263,32 @@ mod tests {
                 .await;
         }
         assert!(cache.len() <= 10);
+    }
+
+    #[tokio::test]
+    async fn evicts_the_least_recently_used() {
+        let cache = RobotsCache::new(10);
+        let ttl = Duration::from_secs(60);
+        for i in 0..10 {
+            cache
+                .get_or_fetch(&format!("http://h{i}.com"), || async move {
+                    Fetched::allow_all(ttl)
+                })
+                .await;
+        }
+        // h0 is the oldest entry, but it was just used; h1 is the least recently used.
+        cache
+            .get_or_fetch("http://h0.com", || async move { Fetched::allow_all(ttl) })
+            .await;
+        cache
+            .get_or_fetch("http://h10.com", || async move { Fetched::allow_all(ttl) })
+            .await;
+        let (_, h0_refetched) = cache
+            .get_or_fetch("http://h0.com", || async move { Fetched::allow_all(ttl) })
+            .await;
+        let (_, h1_refetched) = cache
+            .get_or_fetch("http://h1.com", || async move { Fetched::allow_all(ttl) })
+            .await;
+        assert!(!h0_refetched && h1_refetched);
     }
 }

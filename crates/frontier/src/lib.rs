@@ -31,7 +31,7 @@
 //! clock, so it is tested without any I/O but its files.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -169,14 +169,22 @@ fn key_pair(a: &str, b: &str) -> Vec<u8> {
 
 #[derive(Default)]
 struct HostState {
+    /// The first few queued requests (at most [`WINDOW`] plus retries); the
+    /// rest stay on disk and are read back as the window drains.
     pending: VecDeque<(u64, CrawlRequest)>,
+    /// Queued requests of this host, in memory or on disk (not in flight).
+    queued: usize,
+    /// The highest sequence number read into `pending`: on-disk entries
+    /// above it are not in memory yet.
+    loaded_upto: u64,
     in_flight: Option<u64>,
     next_allowed: Option<Instant>,
     admitted: u64,
     in_heap: bool,
-    /// Other registrable domains seen linking here (at most [`MAX_LINKERS`]);
-    /// `None` for a seed host, whose budget is the maximum.
-    linkers: Option<HashSet<String>>,
+    /// How many other registrable domains were seen linking here (counted up
+    /// to [`MAX_LINKERS`]; the set itself is on disk); `None` for a seed host,
+    /// whose budget is the maximum.
+    linkers: Option<usize>,
     /// Consecutive temporary failures (5xx, 429, timeouts, resets).
     failures: u32,
     /// Parked after too many failures: off the schedule until `next_allowed`.
@@ -187,6 +195,10 @@ struct HostState {
 
 /// Linking domains tracked per host; past this many the budget is at its maximum anyway.
 const MAX_LINKERS: usize = 64;
+/// Queued requests held in memory per host; the rest wait on disk.
+const WINDOW: usize = 8;
+/// Hosts kept in memory before idle ones are dropped (their state is on disk).
+const MAX_HOSTS_IN_MEMORY: usize = 50_000;
 const SEED_MARK: &str = "\u{1}seed";
 
 /// The frontier. See the module docs.
@@ -316,14 +328,24 @@ impl Frontier {
                 .get(split + 1..)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map_or(0, u64::from_be_bytes);
+            self.next_seq = self.next_seq.max(seq + 1);
+            let h = self.host_mut(&host)?;
+            if h.queued > h.pending.len() || h.pending.len() >= WINDOW {
+                // Beyond the window: counted, read back later.
+                h.queued += 1;
+                self.pending += 1;
+                continue;
+            }
             let Ok(req) = CrawlRequest::decode(&*v) else {
                 // An undecodable entry cannot be fetched; drop it, loudly.
                 tracing::warn!(host, seq, "dropping undecodable frontier entry");
                 self.queue.remove(&*k)?;
                 continue;
             };
-            self.next_seq = self.next_seq.max(seq + 1);
-            self.host_mut(&host)?.pending.push_back((seq, req));
+            let h = self.host_mut(&host)?;
+            h.pending.push_back((seq, req));
+            h.loaded_upto = seq;
+            h.queued += 1;
             self.pending += 1;
         }
         let hosts: Vec<String> = self.hosts.keys().cloned().collect();
@@ -341,17 +363,14 @@ impl Frontier {
                 .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
                 .map_or(0, u64::from_be_bytes);
             let prefix = key_pair(host, "");
-            let mut linkers = Some(HashSet::new());
+            let mut linkers = Some(0);
             for kv in self.linkers.prefix(&prefix).take(MAX_LINKERS + 1) {
                 let k = kv.key()?;
-                let d = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                if d == SEED_MARK {
+                if &k[prefix.len()..] == SEED_MARK.as_bytes() {
                     linkers = None;
                     break;
                 }
-                if let Some(l) = linkers.as_mut() {
-                    l.insert(d);
-                }
+                linkers = linkers.map(|n| n + 1);
             }
             self.hosts.insert(
                 host.to_owned(),
@@ -429,7 +448,7 @@ impl Frontier {
             self.cfg.host_budget_per_linking_domain,
         );
         let h = self.host_mut(&d.host)?;
-        let budget = host_budget(cfg, h.linkers.as_ref().map(HashSet::len));
+        let budget = host_budget(cfg, h.linkers);
         if h.admitted >= budget {
             metrics::counter!("linkgraph_frontier_rejected_urls_total", "reason" => "host_budget")
                 .increment(1);
@@ -456,8 +475,7 @@ impl Frontier {
         );
         batch.commit()?;
         self.next_seq += 1;
-        self.pending += 1;
-        self.host_mut(&d.host)?.pending.push_back((seq, req));
+        self.push_back(&d.host, seq, req)?;
         self.schedule(&d.host, Instant::now());
         Ok(Admission::Admitted)
     }
@@ -474,15 +492,78 @@ impl Frontier {
         if from == registrable_domain(host) {
             return Ok(());
         }
-        let h = self.host_mut(host)?;
-        let Some(linkers) = h.linkers.as_mut() else {
+        let Some(n) = self.host_mut(host)?.linkers else {
             return Ok(());
         };
-        if linkers.len() >= MAX_LINKERS || !linkers.insert(from.to_owned()) {
+        let key = key_pair(host, from);
+        if n >= MAX_LINKERS || self.linkers.contains_key(&key)? {
             return Ok(());
         }
-        self.linkers.insert(key_pair(host, from), b"".as_slice())?;
+        self.linkers.insert(key, b"".as_slice())?;
+        self.host_mut(host)?.linkers = Some(n + 1);
         Ok(())
+    }
+
+    /// Queues a request at the back of its host's queue (already on disk):
+    /// into the memory window when everything before it is there too.
+    fn push_back(&mut self, host: &str, seq: u64, req: CrawlRequest) -> Result<(), FrontierError> {
+        let h = self.host_mut(host)?;
+        if h.queued == h.pending.len() && h.pending.len() < WINDOW {
+            h.pending.push_back((seq, req));
+            h.loaded_upto = seq;
+        }
+        h.queued += 1;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Reads the next requests of `host` from disk when its window is empty.
+    fn refill(&mut self, host: &str) -> Result<(), FrontierError> {
+        let Some(h) = self.hosts.get(host) else {
+            return Ok(());
+        };
+        if !h.pending.is_empty() || h.queued == 0 {
+            return Ok(());
+        }
+        let start = queue_key(host, h.loaded_upto.saturating_add(1));
+        let end = queue_key(host, u64::MAX);
+        let mut loaded = Vec::with_capacity(WINDOW);
+        for kv in self.queue.range(start..=end).take(WINDOW) {
+            let (k, v) = kv.into_inner()?;
+            let seq = k
+                .get(k.len().saturating_sub(8)..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            match CrawlRequest::decode(&*v) {
+                Ok(req) => loaded.push((seq, req)),
+                Err(_) => {
+                    tracing::warn!(host, seq, "dropping undecodable frontier entry");
+                    self.queue.remove(&*k)?;
+                    if let Some(h) = self.hosts.get_mut(host) {
+                        h.queued = h.queued.saturating_sub(1);
+                        h.loaded_upto = seq;
+                    }
+                    self.pending = self.pending.saturating_sub(1);
+                }
+            }
+        }
+        if let Some(h) = self.hosts.get_mut(host) {
+            for (seq, req) in loaded {
+                h.loaded_upto = seq;
+                h.pending.push_back((seq, req));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops idle hosts from memory once there are many; everything they
+    /// need later (budget, linking domains, queue) is on disk.
+    fn evict_idle_hosts(&mut self) {
+        if self.hosts.len() <= MAX_HOSTS_IN_MEMORY {
+            return;
+        }
+        self.hosts
+            .retain(|_, h| h.queued > 0 || h.in_flight.is_some() || h.in_heap || h.parked);
     }
 
     /// The next request whose host may be contacted at `now`, if any.
@@ -502,9 +583,13 @@ impl Frontier {
                 continue;
             };
             h.in_flight = Some(seq);
+            h.queued = h.queued.saturating_sub(1);
             h.next_allowed = Some(now + h.crawl_delay.map_or(interval, |d| d.max(interval)));
             self.pending -= 1;
             self.in_flight += 1;
+            if let Err(e) = self.refill(&host) {
+                tracing::warn!(host, error = %e, "cannot read queued requests back from disk");
+            }
             return Some(req);
         }
     }
@@ -549,6 +634,7 @@ impl Frontier {
                 .insert(queue_key(&req.host, seq), again.encode_to_vec())?;
             if let Some(h) = self.hosts.get_mut(&req.host) {
                 h.pending.push_front((seq, again));
+                h.queued += 1;
             }
             self.pending += 1;
         } else {
@@ -556,6 +642,7 @@ impl Frontier {
             self.queue.remove(queue_key(&req.host, seq))?;
         }
         self.schedule(&req.host, now);
+        self.evict_idle_hosts();
         Ok(admissions)
     }
 
@@ -610,7 +697,7 @@ impl Frontier {
             .hosts
             .values()
             .filter(|h| h.parked)
-            .map(|h| h.pending.len())
+            .map(|h| h.queued)
             .sum();
         self.pending - parked
     }
@@ -716,8 +803,7 @@ impl Frontier {
             batch.insert(&self.queue, queue_key(&host, seq), req.encode_to_vec());
             batch.commit()?;
             self.next_seq += 1;
-            self.pending += 1;
-            self.host_mut(&host)?.pending.push_back((seq, req));
+            self.push_back(&host, seq, req)?;
             self.schedule(&host, now);
         }
         Ok(due.len())
@@ -742,10 +828,7 @@ impl Frontier {
 
     /// Hosts with queued work.
     pub fn hosts_with_work(&self) -> usize {
-        self.hosts
-            .values()
-            .filter(|h| !h.pending.is_empty())
-            .count()
+        self.hosts.values().filter(|h| h.queued > 0).count()
     }
 
     /// Makes the frontier state durable.

@@ -1,0 +1,115 @@
+//! Frontier memory benchmark: RSS per known URL after admitting
+//! `LINKGRAPH_BENCH_URLS` URLs (default 1,000,000) over
+//! `LINKGRAPH_BENCH_HOSTS` hosts (default 10,000), then peak RSS while every
+//! URL is dispatched and completed, as over a long crawl.
+//!
+//! Run: `cargo bench --bench frontier_mem` (and with LINKGRAPH_BENCH_URLS=10000000).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Instant;
+
+use linkgraph_frontier::{Frontier, FrontierConfig};
+use linkgraph_proto::{DiscoveredUrl, FetchOutcome, FrontierFeedback};
+
+fn rss_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / 1048576.0
+}
+
+fn main() {
+    let n = env_u64("LINKGRAPH_BENCH_URLS", 1_000_000);
+    let hosts = env_u64("LINKGRAPH_BENCH_HOSTS", 10_000).max(1);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = FrontierConfig {
+        max_urls_per_host: u64::MAX,
+        host_budget_base: u64::MAX,
+        host_interval: std::time::Duration::ZERO,
+        ..FrontierConfig::default()
+    };
+    let mut f = Frontier::open(&dir.path().join("frontier"), cfg).unwrap();
+    let rss0 = rss_bytes("VmRSS:");
+    let t0 = Instant::now();
+    for i in 0..n {
+        let h = i % hosts;
+        let host = format!("www.host{h}.example");
+        let url = format!("http://{host}/section/{}/page-{i}.html", i % 97);
+        let d = DiscoveredUrl {
+            url,
+            host,
+            depth: 1,
+            redirect_hops: 0,
+            referrer: String::new(),
+        };
+        f.offer(&d).unwrap();
+    }
+    let admit_secs = t0.elapsed().as_secs_f64();
+    let rss1 = rss_bytes("VmRSS:");
+    println!(
+        "frontier: {n} URLs over {hosts} hosts admitted in {admit_secs:.1} s ({:.0} URLs/s)",
+        n as f64 / admit_secs
+    );
+    println!(
+        "  RSS {:.1} MiB -> {:.1} MiB: {:.1} bytes of RSS per known URL",
+        mib(rss0),
+        mib(rss1),
+        (rss1.saturating_sub(rss0)) as f64 / n as f64
+    );
+
+    let t1 = Instant::now();
+    let mut peak = rss1;
+    let mut done = 0u64;
+    while let Some(req) = f.next_ready(Instant::now()) {
+        let fb = FrontierFeedback {
+            request: Some(req),
+            outcome: FetchOutcome::Ok as i32,
+            status: 200,
+            ..FrontierFeedback::default()
+        };
+        f.complete(&fb, 0).unwrap();
+        done += 1;
+        if done.is_multiple_of(100_000) {
+            peak = peak.max(rss_bytes("VmRSS:"));
+        }
+    }
+    f.flush().unwrap();
+    let disk: u64 = walk(dir.path());
+    println!(
+        "  crawled all {done} in {:.1} s; peak RSS {:.1} MiB (process VmHWM {:.1} MiB); {:.1} bytes on disk per URL",
+        t1.elapsed().as_secs_f64(),
+        mib(peak.max(rss_bytes("VmRSS:"))),
+        mib(rss_bytes("VmHWM:")),
+        disk as f64 / n as f64
+    );
+    assert_eq!(done, n, "every admitted URL was dispatched once");
+}
+
+fn walk(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
