@@ -120,6 +120,8 @@ async fn run() {
                 &concurrency.to_string(),
                 "--no-progress",
             ])
+            // Every simulated host is 127.0.0.1: no per-IP cap.
+            .args(["--per-ip-concurrency", "0"])
             .output()
             .unwrap()
     })

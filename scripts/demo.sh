@@ -21,7 +21,7 @@ for _ in $(seq 1 100); do [ -s "$WORK/info" ] && break; sleep 0.1; done
 echo "== simulated web: $HOSTS hosts x $PAGES pages on $LISTEN, seed $SEED_URL"
 echo "== crawl (data in $WORK/data)"
 "$BIN" crawl --seeds "$SEED_URL" --data "$WORK/data" \
-  --resolve "*=$LISTEN" --allow-private-networks --per-host-rps 20 --concurrency 64
+  --resolve "*=$LISTEN" --allow-private-networks --per-host-rps 20 --concurrency 64 --per-ip-concurrency 0
 echo
 echo "== linkgraph refdomains $POPULAR_DOMAIN --data $WORK/data"
 "$BIN" refdomains "$POPULAR_DOMAIN" --data "$WORK/data"
@@ -40,7 +40,7 @@ LATER=$(date -u -d '+40 days' +%Y-%m-%dT%H:%M:%SZ)
 echo
 echo "== 40 days later (LINKGRAPH_NOW=$LATER): recrawl what is due"
 LINKGRAPH_NOW=$LATER "$BIN" crawl --data "$WORK/data" \
-  --resolve "*=$LISTEN" --allow-private-networks --per-host-rps 20 --concurrency 64
+  --resolve "*=$LISTEN" --allow-private-networks --per-host-rps 20 --concurrency 64 --per-ip-concurrency 0
 echo
 echo "== linkgraph velocity $POPULAR_DOMAIN --bucket week"
 LINKGRAPH_NOW=$LATER "$BIN" velocity "$POPULAR_DOMAIN" --data "$WORK/data" --bucket week

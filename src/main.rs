@@ -136,6 +136,10 @@ struct CrawlArgs {
     /// Largest decompressed body kept, in bytes; longer bodies are cut.
     #[arg(long, env = "LINKGRAPH_MAX_BODY_BYTES", default_value_t = 5 << 20)]
     max_body_bytes: usize,
+    /// Requests in flight at once to one IP address across all its hosts (0 = no cap,
+    /// e.g. for a simulated web where every host is 127.0.0.1).
+    #[arg(long, env = "LINKGRAPH_PER_IP_CONCURRENCY", default_value_t = 8)]
+    per_ip_concurrency: usize,
     /// Longest back-off, in seconds, of a host that keeps failing.
     #[arg(long, env = "LINKGRAPH_MAX_BACKOFF", default_value_t = 600.0)]
     max_backoff: f64,
@@ -410,6 +414,7 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
         max_redirects: a.max_redirects,
         read_timeout: secs("read-timeout", a.read_timeout)?,
         max_crawl_delay: secs("max-crawl-delay", a.max_crawl_delay)?,
+        per_ip_concurrency: a.per_ip_concurrency,
         throughput: Throughput {
             min_bytes_per_sec: a.min_throughput,
             grace: secs("throughput-grace", a.throughput_grace)?,

@@ -67,6 +67,10 @@ pub struct FetcherConfig {
     pub read_timeout: Duration,
     /// Largest robots.txt Crawl-delay honoured. Default 30 s.
     pub max_crawl_delay: Duration,
+    /// Requests in flight at once to one IP address, across all the hosts
+    /// it serves; 0 turns the cap off (e.g. a simulated web on loopback).
+    /// Default 8.
+    pub per_ip_concurrency: usize,
 }
 
 impl Default for FetcherConfig {
@@ -89,6 +93,7 @@ impl Default for FetcherConfig {
             },
             read_timeout: Duration::from_secs(10),
             max_crawl_delay: Duration::from_secs(30),
+            per_ip_concurrency: 8,
         }
     }
 }
@@ -138,6 +143,9 @@ struct Inner {
     resolver: GuardedResolver,
     cfg: FetcherConfig,
     token: String,
+    /// One semaphore per IP address, when the per-IP cap is on.
+    ip_slots:
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Fetcher {
@@ -177,6 +185,7 @@ impl Fetcher {
                 resolver,
                 cfg,
                 token,
+                ip_slots: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -189,6 +198,28 @@ impl Fetcher {
     /// The robots.txt product token in use.
     pub fn product_token(&self) -> &str {
         &self.inner.token
+    }
+
+    /// Waits for a slot on the IP address `host` resolves to (per-IP cap).
+    async fn ip_permit(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let cap = self.inner.cfg.per_ip_concurrency;
+        if cap == 0 {
+            return None;
+        }
+        let ip = self.inner.resolver.first_ip(host).await?;
+        let sem = {
+            let mut slots = self.inner.ip_slots.lock().ok()?;
+            if slots.len() > 10_000 {
+                // Forget idle addresses.
+                slots.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < cap);
+            }
+            Arc::clone(
+                slots
+                    .entry(ip)
+                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(cap))),
+            )
+        };
+        sem.acquire_owned().await.ok()
     }
 
     /// Waits until `host` may receive another request.
@@ -271,6 +302,7 @@ impl Fetcher {
             RobotsVerdict::Blocked(why) => return fail(FetchOutcome::Blocked, why),
         }
 
+        let _ip_slot = self.ip_permit(&host).await;
         self.polite(&host).await;
         let mut res = self.get(&url, req).await;
         res.sitemaps = sitemaps;

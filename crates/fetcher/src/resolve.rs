@@ -199,6 +199,26 @@ impl GuardedResolver {
         }
     }
 
+    /// The first address `host` resolves to (overrides, cache, then DNS),
+    /// for per-IP politeness; `None` when it does not resolve.
+    pub async fn first_ip(&self, host: &str) -> Option<IpAddr> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Some(ip);
+        }
+        if let Some(a) = self.override_for(host) {
+            return Some(a.ip());
+        }
+        if let Some(a) = self.cache.get(host) {
+            return a.first().map(SocketAddr::ip);
+        }
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await.ok()?.collect();
+        if !addrs.is_empty() {
+            self.cache.insert(host, addrs.clone());
+        }
+        addrs.first().map(SocketAddr::ip)
+    }
+
     /// The DNS cache (for diagnostics and tests).
     pub fn cache(&self) -> &DnsCache {
         &self.cache

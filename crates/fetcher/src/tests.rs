@@ -317,3 +317,68 @@ async fn conditional_recrawls_send_validators_and_read_304() {
     );
     assert!(!r.outcome().is_error());
 }
+
+#[tokio::test]
+async fn hosts_sharing_an_ip_share_its_concurrency_cap() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A server that answers after 150 ms and records the most connections it served at once.
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (now2, max2) = (Arc::clone(&now), Arc::clone(&max));
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (now, max) = (Arc::clone(&now2), Arc::clone(&max2));
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = String::from_utf8_lossy(&buf);
+                let robots = head.starts_with("GET /robots.txt");
+                if !robots {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    max.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                let _ = sock
+                    .write_all(&resp(
+                        if robots { "404 Not Found" } else { "200 OK" },
+                        "Content-Type: text/html\r\n",
+                        "<p>x</p>",
+                    ))
+                    .await;
+                let _ = sock.shutdown().await;
+                if !robots {
+                    now.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let cfg = FetcherConfig {
+        resolve: vec![ResolveRule {
+            host: "*".into(),
+            addr,
+        }],
+        allow_private_networks: true,
+        per_host_rps: 1000.0,
+        per_ip_concurrency: 2,
+        ..FetcherConfig::default()
+    };
+    let f = Fetcher::new(cfg).unwrap_or_else(|e| panic!("{e}"));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let f = f.clone();
+            tokio::spawn(async move { f.fetch(req(&format!("http://h{i}.test/page"))).await })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.outcome(), FetchOutcome::Ok, "{}", r.error);
+    }
+    assert_eq!(
+        max.load(Ordering::SeqCst),
+        2,
+        "eight hosts on one IP, never more than two at once"
+    );
+}
