@@ -54,8 +54,7 @@ fn main() {
             url,
             host,
             depth: 1,
-            redirect_hops: 0,
-            referrer: String::new(),
+            ..DiscoveredUrl::default()
         };
         f.offer(&d).unwrap();
     }

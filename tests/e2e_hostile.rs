@@ -222,7 +222,16 @@ async fn servers_that_say_slow_down_are_obeyed() {
 
     // Crawl-delay: 1 → a second between requests.
     let polite = times("polite.hostile.example");
-    assert_eq!(polite.len(), 5, "/ and /p/1..4");
+    assert_eq!(
+        polite.len(),
+        7,
+        "/, /p/1..4, the sitemap robots.txt names, and the page only it lists"
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.host == "polite.hostile.example" && r.path == "/p/orphan"),
+        "a page linked from nowhere is found through the sitemap"
+    );
     assert!(
         gaps(&polite)
             .iter()

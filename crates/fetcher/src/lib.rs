@@ -470,7 +470,7 @@ impl Fetcher {
             }
             return out;
         }
-        if !is_html_type(&out.content_type) {
+        if !req.sitemap && !is_html_type(&out.content_type) {
             out.set_outcome(FetchOutcome::NotHtml);
             return out;
         }
@@ -478,7 +478,7 @@ impl Fetcher {
             Ok((body, truncated)) => {
                 metrics::counter!("linkgraph_fetcher_downloaded_bytes_total")
                     .increment(body.len() as u64);
-                if looks_binary(&body) {
+                if !req.sitemap && looks_binary(&body) {
                     out.set_outcome(FetchOutcome::NotHtml);
                     out.error = "binary body served as html".into();
                     return out;

@@ -228,6 +228,7 @@ struct ScheduleEntry {
     depth: u32,
     etag: String,
     last_modified: String,
+    sitemap: bool,
 }
 
 impl ScheduleEntry {
@@ -241,6 +242,7 @@ impl ScheduleEntry {
             b.extend_from_slice(&u16::try_from(v.len()).unwrap_or(0).to_be_bytes());
             b.extend_from_slice(v);
         }
+        b.push(u8::from(self.sitemap));
         b
     }
     fn decode(b: &[u8]) -> Option<Self> {
@@ -260,6 +262,7 @@ impl ScheduleEntry {
             *slot = String::from_utf8_lossy(v).into_owned();
             rest = &rest[2 + len..];
         }
+        e.sitemap = rest.first() == Some(&1);
         Some(e)
     }
 }
@@ -412,9 +415,7 @@ impl Frontier {
         self.offer(&DiscoveredUrl {
             url: canon.into(),
             host,
-            depth: 0,
-            redirect_hops: 0,
-            referrer: String::new(),
+            ..DiscoveredUrl::default()
         })
     }
 
@@ -463,6 +464,7 @@ impl Frontier {
             redirect_hops: d.redirect_hops,
             referrer: d.referrer.clone(),
             enqueued_at_ms: now_ms(),
+            sitemap: d.sitemap,
             ..CrawlRequest::default()
         };
         let mut batch = self.db.batch();
@@ -748,6 +750,7 @@ impl Frontier {
             depth: req.depth,
             etag,
             last_modified,
+            sitemap: req.sitemap,
         };
         let mut batch = self.db.batch();
         if let Some(old) = &prev {
@@ -796,6 +799,7 @@ impl Frontier {
                 enqueued_at_ms: now_ms,
                 if_none_match: entry.etag,
                 if_modified_since: entry.last_modified,
+                sitemap: entry.sitemap,
                 ..CrawlRequest::default()
             };
             let mut batch = self.db.batch();

@@ -13,8 +13,7 @@ fn disc(url: &str, depth: u32) -> DiscoveredUrl {
         url: url.into(),
         host,
         depth,
-        redirect_hops: 0,
-        referrer: String::new(),
+        ..DiscoveredUrl::default()
     }
 }
 

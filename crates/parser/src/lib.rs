@@ -517,3 +517,103 @@ pub fn redirect_link(source: &Url, target: &Url) -> Link {
 
 #[cfg(test)]
 mod tests;
+
+/// The URLs an XML sitemap lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sitemap {
+    /// Canonical http(s) URLs from `<loc>` entries, at most the cap.
+    pub urls: Vec<String>,
+    /// A `<sitemapindex>`: the URLs are sitemaps themselves.
+    pub is_index: bool,
+    /// Entries skipped: unparseable, not http(s), or over the cap.
+    pub skipped: u32,
+}
+
+/// The most URLs one sitemap may list (the sitemaps.org limit).
+pub const MAX_SITEMAP_URLS: usize = 50_000;
+
+/// Reads the `<loc>` entries of a sitemap or sitemap index (sitemaps.org),
+/// relative to `base`. Tolerant: a truncated or malformed file yields the
+/// entries found before the damage.
+pub fn extract_sitemap(body: &[u8], base: &Url, max: usize) -> Sitemap {
+    let text = String::from_utf8_lossy(body);
+    let mut out = Sitemap {
+        is_index: text.contains("<sitemapindex"),
+        ..Sitemap::default()
+    };
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find("<loc>") {
+        let after = &rest[start + 5..];
+        let Some(end) = after.find("</loc>") else {
+            break;
+        };
+        let raw = after[..end].trim();
+        let raw = raw
+            .strip_prefix("<![CDATA[")
+            .and_then(|r| r.strip_suffix("]]>"))
+            .unwrap_or(raw);
+        let decoded = html_escape::decode_html_entities(raw);
+        match canonicalize(decoded.trim(), Some(base)) {
+            Ok(u) if out.urls.len() < max => out.urls.push(u.into()),
+            _ => out.skipped += 1,
+        }
+        rest = &after[end + 6..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod sitemap_tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("http://a.com/sitemap.xml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn reads_urlsets_and_indexes() {
+        let xml =
+            br#"<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+            <url><loc> http://a.com/one?x=1&amp;y=2 </loc><lastmod>2026-01-01</lastmod></url>
+            <url><loc><![CDATA[http://a.com/two]]></loc></url>
+            <url><loc>mailto:x@y.z</loc></url><url><loc>/relative</loc></url></urlset>"#;
+        let s = extract_sitemap(xml, &base(), MAX_SITEMAP_URLS);
+        assert_eq!(
+            s.urls,
+            vec![
+                "http://a.com/one?x=1&y=2",
+                "http://a.com/two",
+                "http://a.com/relative"
+            ]
+        );
+        assert!(!s.is_index);
+        assert_eq!(s.skipped, 1);
+        let idx = extract_sitemap(
+            b"<sitemapindex><sitemap><loc>http://a.com/s1.xml</loc></sitemap></sitemapindex>",
+            &base(),
+            10,
+        );
+        assert!(idx.is_index);
+        assert_eq!(idx.urls, vec!["http://a.com/s1.xml"]);
+    }
+
+    #[test]
+    fn is_bounded_and_tolerant() {
+        let many: String = (0..100)
+            .map(|i| format!("<url><loc>http://a.com/{i}</loc></url>"))
+            .collect();
+        let s = extract_sitemap(many.as_bytes(), &base(), 10);
+        assert_eq!((s.urls.len(), s.skipped), (10, 90));
+        let cut = extract_sitemap(
+            b"<urlset><url><loc>http://a.com/1</loc></url><url><loc>http://a.com/2",
+            &base(),
+            10,
+        );
+        assert_eq!(cut.urls, vec!["http://a.com/1"]);
+        assert!(
+            extract_sitemap(&[0xff, 0x00, 0x3c], &base(), 10)
+                .urls
+                .is_empty()
+        );
+    }
+}

@@ -8,7 +8,9 @@
 //!          `ParsedPage -> FrontierFeedback` ([`feedback`]) once it is stored.
 
 use linkgraph_core::{Link, UrlPolicy};
-use linkgraph_parser::{PageMeta, ParseLimits, extract_links, redirect_link};
+use linkgraph_parser::{
+    MAX_SITEMAP_URLS, PageMeta, ParseLimits, extract_links, extract_sitemap, redirect_link,
+};
 use linkgraph_proto::{
     self as proto, DiscoveredUrl, FetchOutcome, FetchResult, FrontierFeedback, ParsedPage,
 };
@@ -35,10 +37,18 @@ pub fn parse(
         crawl_delay_ms: res.crawl_delay_ms,
         etag: res.etag.clone(),
         last_modified: res.last_modified.clone(),
+        robots_sitemaps: res.sitemaps.clone(),
         ..ParsedPage::default()
     };
     let url = Url::parse(&req.url);
     match (outcome, url) {
+        // A sitemap lists URLs to discover; it has no links of its own.
+        (FetchOutcome::Ok | FetchOutcome::TooLarge, Ok(url)) if req.sitemap => {
+            let map = extract_sitemap(&res.body, &url, MAX_SITEMAP_URLS);
+            page.sitemap_index = map.is_index;
+            page.links_dropped = map.skipped;
+            page.sitemap_urls = map.urls;
+        }
         (FetchOutcome::Ok | FetchOutcome::TooLarge, Ok(url)) => {
             let meta = PageMeta {
                 url: &url,
@@ -121,8 +131,14 @@ pub fn link_set_update(outcome: FetchOutcome, status: u32) -> LinkSetUpdate {
 
 /// What the store records for a parsed page.
 pub fn page_write(page: &ParsedPage) -> PageWrite {
+    let sitemap = page.request.as_ref().is_some_and(|r| r.sitemap);
     PageWrite {
-        update: link_set_update(page.outcome(), page.status),
+        // A sitemap is recorded as fetched, with no links of its own.
+        update: if sitemap {
+            LinkSetUpdate::Keep
+        } else {
+            link_set_update(page.outcome(), page.status)
+        },
         content_hash: page.content_hash,
         url: page
             .request
@@ -153,8 +169,29 @@ pub fn feedback(page: &ParsedPage, stored: &WriteStats) -> FrontierFeedback {
                 depth: if redirect { req.depth } else { req.depth + 1 },
                 redirect_hops: if redirect { req.redirect_hops + 1 } else { 0 },
                 referrer: req.url.clone(),
+                sitemap: false,
             })
         })
+        .chain(page.sitemap_urls.iter().filter_map(|u| {
+            Some(DiscoveredUrl {
+                url: u.clone(),
+                host: Url::parse(u).ok()?.host_str()?.to_owned(),
+                depth: req.depth + 1,
+                referrer: req.url.clone(),
+                sitemap: page.sitemap_index,
+                ..DiscoveredUrl::default()
+            })
+        }))
+        .chain(page.robots_sitemaps.iter().filter_map(|u| {
+            let url = linkgraph_core::canonicalize(u, None).ok()?;
+            Some(DiscoveredUrl {
+                host: url.host_str()?.to_owned(),
+                url: url.into(),
+                depth: req.depth,
+                sitemap: true,
+                ..DiscoveredUrl::default()
+            })
+        }))
         .collect();
     FrontierFeedback {
         request: Some(req),

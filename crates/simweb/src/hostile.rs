@@ -27,7 +27,7 @@
 //! |---|---|
 //! | `busy.hostile.example` | every page answers 429 with `Retry-After: 1` |
 //! | `down.hostile.example` | every page answers 503 |
-//! | `polite.hostile.example` | robots.txt says `Crawl-delay: 1`; `/` links `/p/1`..`/p/4` |
+//! | `polite.hostile.example` | robots.txt says `Crawl-delay: 1` and names a sitemap listing `/p/orphan` (linked from nowhere); `/` links `/p/1`..`/p/4` |
 
 use std::convert::Infallible;
 use std::sync::OnceLock;
@@ -129,7 +129,15 @@ fn signal_host(host: &str, path: &str) -> Option<Result<Response<Body>, http::Er
         ("polite.hostile.example", "/robots.txt") => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "text/plain")
-            .body(full("User-agent: *\nCrawl-delay: 1\n")),
+            .body(full(
+                "User-agent: *\nCrawl-delay: 1\nSitemap: http://polite.hostile.example/sitemap.xml\n",
+            )),
+        ("polite.hostile.example", "/sitemap.xml") => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/xml")
+            .body(full(
+                "<urlset><url><loc>http://polite.hostile.example/p/orphan</loc></url></urlset>",
+            )),
         ("busy.hostile.example" | "down.hostile.example", "/robots.txt") => Response::builder()
             .status(StatusCode::NOT_FOUND)
             .body(full(Bytes::new())),

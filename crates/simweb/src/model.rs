@@ -675,6 +675,13 @@ impl SimWeb {
         {
             return self.render(h, k, 1, epoch);
         }
+        if path == "/sitemap.xml" {
+            return Answer::Page {
+                body: self.sitemap_xml(h).into_bytes(),
+                content_type: "application/xml".into(),
+                x_robots_tag: None,
+            };
+        }
         if let Some(k) = num("/old/").filter(|k| (1..p).contains(k)) {
             return Answer::Redirect {
                 status: 301,
@@ -714,6 +721,21 @@ impl SimWeb {
                 .header_nofollow
                 .then(|| "noarchive, nofollow".to_owned()),
         }
+    }
+
+    /// The host's sitemap: its home page and every article.
+    fn sitemap_xml(&self, host: usize) -> String {
+        let mut x = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+        );
+        for p in 0..self.cfg.pages_per_host {
+            x.push_str(&format!(
+                "  <url><loc>{}</loc></url>\n",
+                self.article_url(host, p)
+            ));
+        }
+        x.push_str("</urlset>\n");
+        x
     }
 
     /// The edges of one 200 page, as a compliant crawler must record them.
@@ -778,11 +800,29 @@ impl SimWeb {
         seen.insert(seed.clone());
         let mut queue: VecDeque<String> = VecDeque::from([seed.clone()]);
         queue.extend(known.iter().filter(|u| **u != seed).cloned());
+        let mut touched: HashSet<String> = HashSet::new();
         while let Some(u) = queue.pop_front() {
             let Ok(url) = Url::parse(&u) else { continue };
             let host = url.host_str().unwrap_or_default();
+            // The crawler reads robots.txt on its first request to a host,
+            // and with it the host's sitemap, which it then fetches.
+            if touched.insert(host.to_owned()) && self.by_name.contains_key(host) {
+                let map = format!("http://{host}/sitemap.xml");
+                if seen.insert(map.clone()) {
+                    queue.push_back(map);
+                }
+            }
             if self.disallowed(host, url.path()) {
                 truth.disallowed.push(u);
+                continue;
+            }
+            if let (Some(&h), "/sitemap.xml") = (self.by_name.get(host), url.path()) {
+                for p in 0..self.cfg.pages_per_host {
+                    let listed = self.article_url(h, p);
+                    if seen.insert(listed.clone()) {
+                        queue.push_back(listed);
+                    }
+                }
                 continue;
             }
             let found: Vec<Link> = match (
