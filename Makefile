@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test lint unit bench bench-frontier build release check-tools clean
+.PHONY: demo test lint unit bench bench-frontier fuzz build release check-tools clean
 
 ## demo: serve a simulated web, crawl it, print a referring-domains report
 demo: release
@@ -33,6 +33,13 @@ bench:
 bench-frontier:
 	$(CARGO) bench --locked --bench frontier_mem
 	LINKGRAPH_BENCH_URLS=10000000 LINKGRAPH_BENCH_HOSTS=100000 $(CARGO) bench --locked --bench frontier_mem
+
+## fuzz: run every cargo-fuzz target for FUZZ_SECONDS (default 120) each
+FUZZ_SECONDS ?= 120
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in robots canonicalize extract_links; do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 build:
 	$(CARGO) build --workspace --locked

@@ -34,7 +34,7 @@ use tracing::{debug, instrument};
 use url::Url;
 
 pub use resolve::{Blocked, GuardedResolver, ResolveRule, check_ip};
-pub use robots::{RobotsCache, RobotsVerdict};
+pub use robots::{Fetched as RobotsFile, MAX_ROBOTS_BYTES, RobotsCache, RobotsVerdict};
 
 /// Fetcher settings. Defaults are documented on each field.
 #[derive(Debug, Clone)]
