@@ -99,6 +99,10 @@ impl Fetched {
             _ => None,
         }
     }
+    /// True for an unreachable or 5xx robots.txt.
+    fn is_error(&self) -> bool {
+        matches!(self.kind, Kind::Unreachable(_))
+    }
     fn expired(&self, now: Instant) -> bool {
         now >= self.expires
     }
@@ -108,6 +112,8 @@ struct Slot {
     cell: Arc<OnceCell<Arc<Fetched>>>,
     /// Last lookup, for least-recently-used eviction.
     used: Instant,
+    /// Consecutive failed fetches of this origin's robots.txt before this one.
+    failures: u32,
 }
 
 /// A bounded cache of robots.txt files keyed by origin.
@@ -148,10 +154,12 @@ impl RobotsCache {
                 Ok(s) => s,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            let stale = slots
-                .get(origin)
-                .is_some_and(|s| s.cell.get().is_some_and(|f| f.expired(now)));
-            if stale || !slots.contains_key(origin) {
+            let stale = slots.get(origin).and_then(|s| {
+                let f = s.cell.get()?;
+                f.expired(now)
+                    .then(|| if f.is_error() { s.failures + 1 } else { 0 })
+            });
+            if stale.is_some() || !slots.contains_key(origin) {
                 if slots.len() >= self.capacity {
                     evict(&mut slots, now, self.capacity);
                 }
@@ -160,22 +168,33 @@ impl RobotsCache {
                     Slot {
                         cell: Arc::new(OnceCell::new()),
                         used: now,
+                        failures: stale.unwrap_or(0),
                     },
                 );
             }
             match slots.get_mut(origin) {
                 Some(s) => {
                     s.used = now;
-                    Arc::clone(&s.cell)
+                    (Arc::clone(&s.cell), s.failures)
                 }
-                None => Arc::new(OnceCell::new()),
+                None => (Arc::new(OnceCell::new()), 0),
             }
         };
+        let (cell, failures) = cell;
         let ran = AtomicBool::new(false);
         let entry = cell
             .get_or_init(|| {
                 ran.store(true, Ordering::Relaxed);
-                async { Arc::new(fetch().await) }
+                async move {
+                    let started = Instant::now();
+                    let mut f = fetch().await;
+                    if f.is_error() {
+                        // Retried with back-off: each consecutive failure doubles the wait.
+                        let ttl = f.expires.saturating_duration_since(started);
+                        f.expires = started + ttl * (1u32 << failures.min(6));
+                    }
+                    Arc::new(f)
+                }
             })
             .await;
         (Arc::clone(entry), ran.load(Ordering::Relaxed))
@@ -290,5 +309,27 @@ mod tests {
             .get_or_fetch("http://h1.com", || async move { Fetched::allow_all(ttl) })
             .await;
         assert!(!h0_refetched && h1_refetched);
+    }
+
+    #[tokio::test]
+    async fn unreachable_robots_are_retried_with_back_off() {
+        let cache = RobotsCache::new(10);
+        let base = Duration::from_millis(40);
+        let down = || async move { Fetched::unreachable("503".into(), base) };
+        let (_, first) = cache.get_or_fetch("http://d.com", down).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (_, second) = cache.get_or_fetch("http://d.com", down).await;
+        assert!(first && second, "retried once the first wait passed");
+        // The second failure waits twice as long: still cached after 50 ms.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (_, third) = cache.get_or_fetch("http://d.com", down).await;
+        assert!(!third, "backing off");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (_, fourth) = cache
+            .get_or_fetch("http://d.com", || async {
+                Fetched::allow_all(Duration::from_secs(60))
+            })
+            .await;
+        assert!(fourth);
     }
 }
