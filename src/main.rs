@@ -482,6 +482,17 @@ fn normalize_domain(input: &str) -> Result<String> {
     Ok(registrable_domain(host).to_owned())
 }
 
+/// Fails with a clear message when the store has never seen `domain`.
+async fn ensure_known(store: &FjallStore, domain: &str, data: &Path) -> Result<()> {
+    if !store.knows_domain(domain).await? {
+        bail!(
+            "unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}",
+            data.display()
+        );
+    }
+    Ok(())
+}
+
 fn open_store(data: &Path) -> Result<FjallStore> {
     if !data.is_dir() {
         bail!(
@@ -504,12 +515,7 @@ fn open_store(data: &Path) -> Result<FjallStore> {
 async fn run_refdomains(a: RefdomainsArgs) -> Result<()> {
     let domain = normalize_domain(&a.domain)?;
     let store = open_store(&a.data)?;
-    if !store.knows_domain(&domain).await? {
-        bail!(
-            "unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}",
-            a.data.display()
-        );
-    }
+    ensure_known(&store, &domain, &a.data).await?;
     let rows = store.refdomains(&domain, a.status.into()).await?;
     let format = match a.format {
         RefFormat::Table => RefdomainsFormat::Table,
@@ -532,12 +538,7 @@ async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
         (Target::Domain(d.clone()), d)
     };
     let store = open_store(&a.data)?;
-    if !store.knows_domain(&domain).await? {
-        bail!(
-            "unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}",
-            a.data.display()
-        );
-    }
+    ensure_known(&store, &domain, &a.data).await?;
     let format = match a.format {
         BlFormat::Table => BacklinksFormat::Table,
         BlFormat::Jsonl => BacklinksFormat::Jsonl,
@@ -586,12 +587,7 @@ async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
 async fn run_velocity(a: VelocityArgs) -> Result<()> {
     let domain = normalize_domain(&a.domain)?;
     let store = open_store(&a.data)?;
-    if !store.knows_domain(&domain).await? {
-        bail!(
-            "unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}",
-            a.data.display()
-        );
-    }
+    ensure_known(&store, &domain, &a.data).await?;
     if let (Some(f), Some(t)) = (a.from, a.to)
         && f >= t
     {

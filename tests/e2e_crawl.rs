@@ -10,93 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use common::*;
-use linkgraph_core::{Link, registrable_domain};
-use serde_json::Value;
-
-/// An edge as compared: every attribute the store keeps.
-type EdgeKey = (String, String, String, Vec<String>, String, String);
-
-fn key_of(l: &Link) -> EdgeKey {
-    (
-        l.source_url.clone(),
-        l.target_url.clone(),
-        l.anchor.clone(),
-        l.rel.names().iter().map(|s| (*s).to_owned()).collect(),
-        l.placement.as_str().to_owned(),
-        l.kind.as_str().to_owned(),
-    )
-}
-
-fn key_of_json(v: &Value) -> EdgeKey {
-    let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-    let rel = v["rel"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_owned())
-        .collect();
-    (
-        s("source_url"),
-        s("target_url"),
-        s("anchor"),
-        rel,
-        s("placement"),
-        s("kind"),
-    )
-}
-
-async fn stored_edges(data: &std::path::Path, domains: &BTreeSet<String>) -> BTreeSet<EdgeKey> {
-    let mut out = BTreeSet::new();
-    for d in domains {
-        let jsonl = linkgraph_ok(vec![
-            "backlinks".into(),
-            d.clone(),
-            "--data".into(),
-            data.display().to_string(),
-            "--include-internal".into(),
-            "--format".into(),
-            "jsonl".into(),
-        ])
-        .await;
-        for line in jsonl.lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            assert!(out.insert(key_of_json(&v)), "duplicate edge {line}");
-        }
-    }
-    out
-}
-
-async fn stored_refdomains(data: &std::path::Path, domain: &str) -> Vec<(String, u64, u64)> {
-    let json = linkgraph_ok(vec![
-        "refdomains".into(),
-        domain.into(),
-        "--data".into(),
-        data.display().to_string(),
-        "--format".into(),
-        "json".into(),
-    ])
-    .await;
-    let v: Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["target"], domain);
-    let rows: Vec<(String, u64, u64)> = v["domains"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            assert!(d["first_seen"].as_str().unwrap().ends_with('Z'));
-            (
-                d["domain"].as_str().unwrap().into(),
-                d["links"].as_u64().unwrap(),
-                d["follow_links"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        v["referring_domains"].as_u64().unwrap() as usize,
-        rows.len()
-    );
-    rows
-}
+use linkgraph_core::registrable_domain;
 
 /// Checks that no host saw two requests closer than 1/rps in `log`.
 fn assert_rate(entries: &[linkgraph_simweb::LoggedRequest], rps: f64) -> usize {
@@ -154,8 +68,8 @@ async fn crawl_matches_ground_truth_politely_and_idempotently() {
         .iter()
         .map(|l| l.target_domain().to_owned())
         .collect();
-    let want: BTreeSet<EdgeKey> = truth.edges.iter().map(key_of).collect();
-    let got = stored_edges(&data, &domains).await;
+    let want: BTreeSet<Full> = truth.edges.iter().map(full).collect();
+    let got = stored(&data, &domains, "live").await;
     let missing: Vec<_> = want.difference(&got).take(5).collect();
     let extra: Vec<_> = got.difference(&want).take(5).collect();
     assert!(
@@ -167,7 +81,7 @@ async fn crawl_matches_ground_truth_politely_and_idempotently() {
     let expected = expected_refdomains(&truth.edges);
     for (domain, rows) in &expected {
         assert_eq!(
-            &stored_refdomains(&data, domain).await,
+            &refdomains_json(&data, domain).await,
             rows,
             "refdomains of {domain}"
         );
@@ -206,10 +120,10 @@ async fn crawl_matches_ground_truth_politely_and_idempotently() {
     let fourth = linkgraph_ok(crawl_args(&served, &data, 50.0, &[])).await;
     assert_eq!(summary_edges(&fourth, "new"), 0, "{fourth}");
     assert_eq!(summary_number(&fourth, "edges") as usize, truth.edges.len());
-    assert_eq!(stored_edges(&data, &domains).await, want);
+    assert_eq!(stored(&data, &domains, "live").await, want);
     for (domain, rows) in expected.iter().take(5) {
         assert_eq!(
-            &stored_refdomains(&data, domain).await,
+            &refdomains_json(&data, domain).await,
             rows,
             "refdomains of {domain} after re-crawl"
         );
@@ -370,28 +284,9 @@ async fn sigterm_stops_cleanly_and_the_next_crawl_resumes_without_loss_or_duplic
     let data = dir.path().join("data");
     // Slow enough to be stopped halfway.
     let args = crawl_args(&served, &data, 4.0, &["--no-progress"]);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
-        .args(&args)
-        .env("LINKGRAPH_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_linkgraph(&args);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let first = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{first}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let first = sigterm(child).await;
     assert!(first.contains("interrupted"), "{first}");
     assert!(
         summary_number(&first, "queued") > 0,

@@ -18,30 +18,6 @@ const HOUR: i64 = 3_600_000;
 
 type Pair = (String, String);
 
-async fn live_refdomains(data: &std::path::Path, domain: &str) -> Vec<(String, u64, u64)> {
-    let args = vec![
-        "refdomains".into(),
-        domain.into(),
-        "--data".into(),
-        data.display().to_string(),
-        "--format".into(),
-        "json".into(),
-    ];
-    let v: Value = serde_json::from_str(&linkgraph_ok(args).await).unwrap();
-    v["domains"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["domain"].as_str().unwrap().into(),
-                d["links"].as_u64().unwrap(),
-                d["follow_links"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 /// [new_links, lost_links, new_refdomains, lost_refdomains] per domain per day.
 type Expected = BTreeMap<String, BTreeMap<String, [u64; 4]>>;
 
@@ -204,7 +180,7 @@ async fn new_and_lost_links_and_velocity_match_every_epoch() {
         let live_list: Vec<Link> = live.values().cloned().collect();
         for (domain, rows) in expected_refdomains(&live_list) {
             assert_eq!(
-                live_refdomains(&data, &domain).await,
+                refdomains_json(&data, &domain).await,
                 rows,
                 "epoch {epoch}: refdomains of {domain}"
             );
@@ -326,13 +302,7 @@ async fn continuous_mode_keeps_recrawling_until_sigterm() {
             "--no-progress",
         ],
     );
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
-        .args(&args)
-        .env("LINKGRAPH_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_linkgraph(&args);
     let truth0 = served.web.truth_at(0, &BTreeSet::new());
     // Let the first crawl finish, then change the web under the running crawler.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
@@ -344,20 +314,7 @@ async fn continuous_mode_keeps_recrawling_until_sigterm() {
         served.log.len() > requests_at_switch,
         "it kept crawling after the frontier emptied"
     );
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let summary = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{summary}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let summary = sigterm(child).await;
     assert!(summary.contains("interrupted"), "{summary}");
     assert!(summary_number(&summary, "recrawls") > 0, "{summary}");
 

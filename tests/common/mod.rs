@@ -243,3 +243,65 @@ pub async fn stored(
     }
     out
 }
+
+/// `linkgraph refdomains DOMAIN --format json` as (domain, links, follow_links) rows.
+pub async fn refdomains_json(data: &Path, domain: &str) -> Vec<(String, u64, u64)> {
+    let args = vec![
+        "refdomains".into(),
+        domain.into(),
+        "--data".into(),
+        data.display().to_string(),
+        "--format".into(),
+        "json".into(),
+    ];
+    let v: Value = serde_json::from_str(&linkgraph_ok(args).await).unwrap();
+    assert_eq!(v["target"], domain);
+    let rows: Vec<(String, u64, u64)> = v["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert!(d["first_seen"].as_str().unwrap().ends_with('Z'));
+            (
+                d["domain"].as_str().unwrap().into(),
+                d["links"].as_u64().unwrap(),
+                d["follow_links"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        v["referring_domains"].as_u64().unwrap() as usize,
+        rows.len()
+    );
+    rows
+}
+
+/// Starts `linkgraph` with `args` in the background, output captured.
+pub fn spawn_linkgraph(args: &[String]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+        .args(args)
+        .env("LINKGRAPH_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGTERM to `child`, waits, and returns its stdout; panics unless it exits 0.
+pub async fn sigterm(child: std::process::Child) -> String {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
