@@ -166,6 +166,13 @@ fn normalize_percent(s: &str) -> String {
                 continue;
             }
         }
+        if b[i] == b'%' {
+            // A stray '%' is escaped itself: left bare, it could merge with
+            // a decoded neighbour into a new escape ("%%32E" -> "%2E").
+            out.push_str("%25");
+            i += 1;
+            continue;
+        }
         // Copy one whole character: escapes are ASCII, so boundaries hold.
         let ch_len = utf8_len(b[i]);
         out.push_str(&s[i..i + ch_len]);
@@ -226,6 +233,17 @@ mod tests {
         assert_eq!(c("http://a.com/?q=%7e%2f"), "http://a.com/?q=~%2F");
         assert_eq!(c("http://a.com/caf%C3%A9"), "http://a.com/caf%C3%A9");
         assert_eq!(c("http://a.com/café"), "http://a.com/caf%C3%A9");
+    }
+
+    #[test]
+    fn stray_percent_signs_are_escaped_so_decoding_cannot_forge_an_escape() {
+        // Found by the canonicalize fuzzer: "%%32E" decoded to "%2E", which a
+        // second pass decoded again.
+        let base = Url::parse("http://a.com/a/b/c").unwrap_or_else(|e| panic!("{e}"));
+        let once = canonicalize("%%32Ee$$", Some(&base)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(once.as_str(), "http://a.com/a/b/%252Ee$$");
+        assert_eq!(canonicalize(once.as_str(), None).ok(), Some(once));
+        assert_eq!(c("http://a.com/100%"), "http://a.com/100%25");
     }
 
     #[test]
