@@ -215,6 +215,8 @@ pub struct Frontier {
     next_seq: u64,
     pending: usize,
     in_flight: usize,
+    /// Host count above which idle hosts are dropped from memory.
+    evict_at: usize,
     cfg: FrontierConfig,
 }
 
@@ -313,6 +315,7 @@ impl Frontier {
             next_seq: 0,
             pending: 0,
             in_flight: 0,
+            evict_at: MAX_HOSTS_IN_MEMORY,
             cfg,
         };
         f.reload()?;
@@ -561,11 +564,14 @@ impl Frontier {
     /// Drops idle hosts from memory once there are many; everything they
     /// need later (budget, linking domains, queue) is on disk.
     fn evict_idle_hosts(&mut self) {
-        if self.hosts.len() <= MAX_HOSTS_IN_MEMORY {
+        // Amortized: after a pass, wait until the map has doubled again, so a
+        // crawl where every host has work does not rescan it on every URL.
+        if self.hosts.len() <= self.evict_at {
             return;
         }
         self.hosts
             .retain(|_, h| h.queued > 0 || h.in_flight.is_some() || h.in_heap || h.parked);
+        self.evict_at = MAX_HOSTS_IN_MEMORY.max(self.hosts.len().saturating_mul(2));
     }
 
     /// The next request whose host may be contacted at `now`, if any.
