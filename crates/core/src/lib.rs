@@ -10,7 +10,8 @@ mod urlcanon;
 pub use domain::{is_ip_host, registrable_domain};
 pub use link::{
     Link, LinkKind, MAX_ANCHOR_CHARS, Placement, Rel, normalize_anchor, parse_rel_attribute,
+    url_host,
 };
-pub use time::{format_rfc3339_ms, now_ms, parse_time, set_clock_start, system_time_from_ms};
+pub use time::{fnv1a64, format_rfc3339_ms, now_ms, parse_time, set_clock_start};
 pub use trap::{DEFAULT_STRIP_PARAMS, TrapReason, UrlPolicy};
 pub use urlcanon::{MAX_URL_BYTES, UrlError, canonicalize, canonicalize_str};

@@ -206,11 +206,11 @@ pub struct Link {
 impl Link {
     /// The host of the source URL.
     pub fn source_host(&self) -> &str {
-        host_str(&self.source_url)
+        url_host(&self.source_url)
     }
     /// The host of the target URL.
     pub fn target_host(&self) -> &str {
-        host_str(&self.target_url)
+        url_host(&self.target_url)
     }
     /// The registrable domain of the source.
     pub fn source_domain(&self) -> &str {
@@ -226,8 +226,9 @@ impl Link {
     }
 }
 
-/// The host part of an absolute URL string, without port or credentials.
-fn host_str(url: &str) -> &str {
+/// The host part of an absolute URL string, without port or credentials
+/// (IPv6 hosts keep their brackets); cheap, with no full parse.
+pub fn url_host(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

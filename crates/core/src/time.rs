@@ -1,7 +1,7 @@
 //! Wall-clock helpers: milliseconds since the Unix epoch and RFC 3339 output.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The clock's start when it is set (`LINKGRAPH_NOW`): (epoch ms, when set).
 static CLOCK_START: OnceLock<(i64, Instant)> = OnceLock::new();
@@ -125,9 +125,12 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// A `SystemTime` from epoch milliseconds (clamped at the epoch).
-pub fn system_time_from_ms(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+/// FNV-1a, 64-bit: a tiny hash that is stable across builds and platforms
+/// (content hashes and ETags must survive upgrades).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -176,12 +179,8 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_with_system_time() {
-        let ms = 1_700_000_000_000;
-        let t = system_time_from_ms(ms);
-        assert_eq!(
-            t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).ok(),
-            Some(1_700_000_000_000)
-        );
+    fn fnv1a_matches_the_reference_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -190,11 +190,6 @@ impl Fetcher {
         })
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &FetcherConfig {
-        &self.inner.cfg
-    }
-
     /// The robots.txt product token in use.
     pub fn product_token(&self) -> &str {
         &self.inner.token
@@ -501,11 +496,6 @@ impl Fetcher {
             }
         }
         out
-    }
-
-    /// The resolver in use (for diagnostics and tests).
-    pub fn resolver(&self) -> &GuardedResolver {
-        &self.inner.resolver
     }
 }
 

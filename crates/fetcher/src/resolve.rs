@@ -206,17 +206,24 @@ impl GuardedResolver {
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Some(ip);
         }
+        self.lookup(host).await.ok()?.first().map(SocketAddr::ip)
+    }
+
+    /// The addresses of `host`: its `--resolve` override, else the cache,
+    /// else the system resolver (cached). Not yet filtered by the guard.
+    async fn lookup(&self, host: &str) -> std::io::Result<Vec<SocketAddr>> {
         if let Some(a) = self.override_for(host) {
-            return Some(a.ip());
+            return Ok(vec![a]);
         }
         if let Some(a) = self.cache.get(host) {
-            return a.first().map(SocketAddr::ip);
+            return Ok(a);
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await.ok()?.collect();
+        // Port 0: the connector uses the URL's port.
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
         if !addrs.is_empty() {
             self.cache.insert(host, addrs.clone());
         }
-        addrs.first().map(SocketAddr::ip)
+        Ok(addrs)
     }
 
     /// The DNS cache (for diagnostics and tests).
@@ -240,21 +247,7 @@ impl Resolve for GuardedResolver {
         let this = self.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = match this.override_for(&host) {
-                Some(a) => vec![a],
-                None => match this.cache.get(&host) {
-                    Some(a) => a,
-                    None => {
-                        // Port 0: the connector uses the URL's port.
-                        let a: Vec<SocketAddr> =
-                            tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-                        if !a.is_empty() {
-                            this.cache.insert(&host, a.clone());
-                        }
-                        a
-                    }
-                },
-            };
+            let addrs = this.lookup(&host).await?;
             let mut allowed = Vec::with_capacity(addrs.len());
             let mut first_block = None;
             for a in addrs {

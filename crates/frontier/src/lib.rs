@@ -36,7 +36,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use linkgraph_core::{TrapReason, UrlPolicy, canonicalize, now_ms, registrable_domain};
+use linkgraph_core::{TrapReason, UrlPolicy, canonicalize, now_ms, registrable_domain, url_host};
 use linkgraph_proto::{CrawlRequest, DiscoveredUrl, FetchOutcome, FrontierFeedback, Message};
 
 /// Revisit interval bounds. Defaults are documented on each field.
@@ -487,21 +487,19 @@ impl Frontier {
 
     /// Remembers that a page of another registrable domain links to `host`.
     fn note_linker(&mut self, host: &str, referrer: &str) -> Result<(), FrontierError> {
-        let Some(ref_host) = url::Url::parse(referrer)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-        else {
-            return Ok(());
-        };
-        let from = registrable_domain(&ref_host);
-        if from == registrable_domain(host) {
-            return Ok(());
-        }
+        // Cheap checks first: this runs for every discovered link.
         let Some(n) = self.host_mut(host)?.linkers else {
             return Ok(());
         };
+        if n >= MAX_LINKERS || referrer.is_empty() {
+            return Ok(());
+        }
+        let from = registrable_domain(url_host(referrer));
+        if from == registrable_domain(host) {
+            return Ok(());
+        }
         let key = key_pair(host, from);
-        if n >= MAX_LINKERS || self.linkers.contains_key(&key)? {
+        if self.linkers.contains_key(&key)? {
             return Ok(());
         }
         self.linkers.insert(key, b"".as_slice())?;
@@ -834,11 +832,6 @@ impl Frontier {
     /// Requests dispatched and not completed.
     pub fn in_flight(&self) -> usize {
         self.in_flight
-    }
-
-    /// Hosts with queued work.
-    pub fn hosts_with_work(&self) -> usize {
-        self.hosts.values().filter(|h| h.queued > 0).count()
     }
 
     /// Makes the frontier state durable.

@@ -127,8 +127,6 @@ pub struct CrawlSummary {
     pub queued_left: usize,
     /// Hosts parked after repeated failures (their URLs stay queued).
     pub parked_hosts: usize,
-    /// Seeds admitted (not seen before).
-    pub seeds_admitted: usize,
     /// Peak resident memory of the process, when known.
     pub peak_rss_bytes: Option<u64>,
 }
@@ -141,14 +139,6 @@ impl CrawlSummary {
     /// Edges written per second.
     pub fn edges_per_sec(&self) -> f64 {
         self.edges as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-    /// URLs whose outcome is an error class.
-    pub fn errors(&self) -> u64 {
-        self.by_outcome
-            .iter()
-            .filter(|(k, _)| !matches!(**k, "ok" | "redirect" | "not_html"))
-            .map(|(_, v)| *v)
-            .sum()
     }
 }
 
@@ -221,12 +211,9 @@ pub async fn crawl(
     })?;
     let store: Arc<dyn LinkStore> = Arc::new(FjallStore::open(&opts.data_dir.join("store"), true)?);
     let mut frontier = Frontier::open(&opts.data_dir.join("frontier"), opts.frontier.clone())?;
-    let mut seeds_admitted = 0;
     for s in &opts.seeds {
-        match frontier.add_seed(s) {
-            Ok(linkgraph_frontier::Admission::Admitted) => seeds_admitted += 1,
-            Ok(_) => {}
-            Err(e) => warn!(seed = %s, error = %e, "skipping seed"),
+        if let Err(e) = frontier.add_seed(s) {
+            warn!(seed = %s, error = %e, "skipping seed");
         }
     }
     let mut recrawls = frontier.enqueue_due(now_ms(), DUE_BATCH)? as u64;
@@ -261,7 +248,6 @@ pub async fn crawl(
         stop: StopReason::FrontierEmpty,
         queued_left: 0,
         parked_hosts: 0,
-        seeds_admitted,
         peak_rss_bytes: None,
     };
     let mut tasks: JoinSet<Result<Done, CrawlError>> = JoinSet::new();

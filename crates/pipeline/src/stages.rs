@@ -108,9 +108,7 @@ pub fn content_hash(body: &[u8]) -> u64 {
     if body.is_empty() {
         return 0;
     }
-    body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    linkgraph_core::fnv1a64(body)
 }
 
 /// Whether an outcome says what the page links to now. A 200 page, a

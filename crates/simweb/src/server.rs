@@ -106,12 +106,7 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Body> {
             } => {
                 // An ETag of the body: a conditional request for an unchanged
                 // page gets a 304.
-                let etag = format!(
-                    "\"{:016x}\"",
-                    body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-                    })
-                );
+                let etag = format!("\"{:016x}\"", linkgraph_core::fnv1a64(&body));
                 let matches = req
                     .headers()
                     .get(header::IF_NONE_MATCH)

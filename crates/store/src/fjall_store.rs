@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use linkgraph_core::{Link, LinkKind, Placement, Rel, registrable_domain};
+use linkgraph_core::{Link, LinkKind, Placement, Rel, registrable_domain, url_host};
 use linkgraph_proto::{StoredBacklink, StoredEvent, StoredPage, StoredRefdomain};
 use prost::Message;
 use std::collections::{BTreeMap, HashSet};
@@ -137,7 +137,15 @@ impl FjallStore {
         })
     }
 
+    /// Applies a page under the write lock, then counts the page's referring
+    /// domains (a read, outside the lock).
     fn write_page_sync(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
+        let mut stats = self.write_locked(page)?;
+        stats.referring_domains = self.page_refdomains(&page.url)?;
+        Ok(stats)
+    }
+
+    fn write_locked(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
         let i = &self.inner;
         let _guard = i
             .write_lock
@@ -166,17 +174,11 @@ impl FjallStore {
             };
             batch.insert(&i.pages, page_key, row.encode_to_vec());
         }
-        if let Some(host) = source
-            .split("://")
-            .nth(1)
-            .and_then(|r| r.split(['/', ':']).next())
-        {
-            batch.insert(
-                &i.domains,
-                registrable_domain(host).as_bytes(),
-                b"".as_slice(),
-            );
-        }
+        batch.insert(
+            &i.domains,
+            registrable_domain(url_host(source)).as_bytes(),
+            b"".as_slice(),
+        );
         if !stale && page.update == LinkSetUpdate::Unchanged {
             // A 304: every current outlink was seen again now.
             let out_prefix = key2(source, "");
@@ -184,7 +186,7 @@ impl FjallStore {
             for kv in i.outlinks.prefix(&out_prefix) {
                 let k = kv.key()?;
                 let target = String::from_utf8_lossy(&k[out_prefix.len()..]).into_owned();
-                let target_domain = registrable_domain(host_of_url(&target));
+                let target_domain = registrable_domain(url_host(&target));
                 let key = key3(target_domain, &target, source);
                 if let Some(v) = i.backlinks.get(&key)? {
                     let mut row = decode::<StoredBacklink>("backlinks", &key, &v)?;
@@ -193,7 +195,7 @@ impl FjallStore {
                         batch.insert(&i.backlinks, key, row.encode_to_vec());
                     }
                 }
-                let source_domain = registrable_domain(host_of_url(source));
+                let source_domain = registrable_domain(url_host(source));
                 if source_domain != target_domain {
                     touched.insert(key2(target_domain, source_domain));
                 }
@@ -218,7 +220,6 @@ impl FjallStore {
                 batch.insert(&i.pages, page_key, row.encode_to_vec());
             }
             batch.commit()?;
-            stats.referring_domains = self.page_refdomains(source)?;
             return Ok(stats);
         }
         if stale || page.update != LinkSetUpdate::Replace {
@@ -246,7 +247,6 @@ impl FjallStore {
                 }
             }
             batch.commit()?;
-            stats.referring_domains = self.page_refdomains(source)?;
             return Ok(stats);
         }
 
@@ -326,11 +326,7 @@ impl FjallStore {
         }
         for gone in old.iter().filter(|u| !new.contains(u.as_str())) {
             batch.remove(&i.outlinks, key2(source, gone));
-            let host = gone
-                .split("://")
-                .nth(1)
-                .and_then(|r| r.split(['/', ':', '?']).next());
-            let target_domain = registrable_domain(host.unwrap_or(""));
+            let target_domain = registrable_domain(url_host(gone));
             let key = key3(target_domain, gone, source);
             let Some(v) = i.backlinks.get(&key)? else {
                 continue;
@@ -349,7 +345,7 @@ impl FjallStore {
                 gone,
                 &row,
             ));
-            let source_domain = registrable_domain(host_of_url(source));
+            let source_domain = registrable_domain(url_host(source));
             if source_domain != target_domain {
                 let d = rd
                     .entry((target_domain.to_owned(), source_domain.to_owned()))
@@ -417,21 +413,20 @@ impl FjallStore {
             batch.insert(&i.events, k, v.encode_to_vec());
         }
         batch.commit()?;
-        stats.referring_domains = self.page_refdomains(source)?;
         Ok(stats)
     }
 
     /// Registrable domains with a live link to `url` (other than its own),
     /// counted over at most 10,000 backlinks.
     fn page_refdomains(&self, url: &str) -> Result<u32, StoreError> {
-        let own = registrable_domain(host_of_url(url));
+        let own = registrable_domain(url_host(url));
         let prefix = key3(own, url, "");
         let mut domains: HashSet<String> = HashSet::new();
         for kv in self.inner.backlinks.prefix(&prefix).take(10_000) {
             let (k, v) = kv.into_inner()?;
             let row = decode::<StoredBacklink>("backlinks", &k, &v)?;
             let src = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let d = registrable_domain(host_of_url(&src));
+            let d = registrable_domain(url_host(&src));
             if row.lost_at_ms == 0 && d != own {
                 domains.insert(d.to_owned());
             }
@@ -504,18 +499,7 @@ impl FjallStore {
             out.push(LinkEvent {
                 at_ms,
                 kind,
-                link: Link {
-                    source_url: src.to_owned(),
-                    target_url: dst.to_owned(),
-                    anchor: row.anchor,
-                    rel: Rel::from_bits(rel_bits(row.rel)),
-                    placement: Placement::from_code(u8::try_from(row.placement).unwrap_or(0)),
-                    kind: if row.kind == 1 {
-                        LinkKind::Redirect
-                    } else {
-                        LinkKind::Link
-                    },
-                },
+                link: stored_link(src, dst, row.anchor, row.rel, row.placement, row.kind),
             });
         }
         Ok(out)
@@ -525,11 +509,7 @@ impl FjallStore {
         let (domain, prefix) = match &q.target {
             Target::Domain(d) => (d.as_str(), key2(d, "")),
             Target::Url(u) => {
-                let host = u
-                    .split("://")
-                    .nth(1)
-                    .and_then(|r| r.split(['/', ':', '?']).next());
-                let d = registrable_domain(host.unwrap_or(""));
+                let d = registrable_domain(url_host(u));
                 (d, key3(d, u, ""))
             }
         };
@@ -557,18 +537,7 @@ impl FjallStore {
                 });
             };
             let row = decode::<StoredBacklink>("backlinks", &k, &v)?;
-            let link = Link {
-                source_url: source.clone(),
-                target_url: target.clone(),
-                anchor: row.anchor,
-                rel: Rel::from_bits(rel_bits(row.rel)),
-                placement: Placement::from_code(u8::try_from(row.placement).unwrap_or(0)),
-                kind: if row.kind == 1 {
-                    LinkKind::Redirect
-                } else {
-                    LinkKind::Link
-                },
-            };
+            let link = stored_link(source, target, row.anchor, row.rel, row.placement, row.kind);
             if (!q.include_internal && link.source_domain() == domain)
                 || !q.status.admits(row.lost_at_ms)
             {
@@ -629,11 +598,27 @@ fn event(
     (k, v)
 }
 
-fn host_of_url(url: &str) -> &str {
-    url.split("://")
-        .nth(1)
-        .and_then(|r| r.split(['/', ':', '?']).next())
-        .unwrap_or("")
+/// A link rebuilt from its key parts and stored columns.
+fn stored_link(
+    source: &str,
+    target: &str,
+    anchor: String,
+    rel: u32,
+    placement: u32,
+    kind: u32,
+) -> Link {
+    Link {
+        source_url: source.to_owned(),
+        target_url: target.to_owned(),
+        anchor,
+        rel: Rel::from_bits(rel_bits(rel)),
+        placement: Placement::from_code(u8::try_from(placement).unwrap_or(0)),
+        kind: if kind == 1 {
+            LinkKind::Redirect
+        } else {
+            LinkKind::Link
+        },
+    }
 }
 
 fn rel_bits(v: u32) -> u8 {
