@@ -657,11 +657,7 @@ impl Frontier {
     /// when the URL should be tried again.
     fn note_outcome(&mut self, req: &CrawlRequest, fb: &FrontierFeedback, now: Instant) -> bool {
         let cfg = &self.cfg;
-        let temporary = match FetchOutcome::try_from(fb.outcome) {
-            Ok(FetchOutcome::Timeout | FetchOutcome::NetworkError) => true,
-            Ok(FetchOutcome::HttpError) => fb.status == 429 || fb.status >= 500,
-            _ => false,
-        };
+        let temporary = fb.outcome().is_temporary(fb.status);
         let Some(h) = self.hosts.get_mut(&req.host) else {
             return false;
         };
@@ -726,14 +722,7 @@ impl Frontier {
             .schedule
             .get(req.url.as_bytes())?
             .and_then(|v| ScheduleEntry::decode(&v));
-        let definite = matches!(
-            FetchOutcome::try_from(fb.outcome),
-            Ok(FetchOutcome::Ok
-                | FetchOutcome::Redirect
-                | FetchOutcome::NotHtml
-                | FetchOutcome::TooLarge
-                | FetchOutcome::NotModified)
-        ) || matches!(fb.status, 404 | 410);
+        let definite = fb.outcome().is_definite(fb.status);
         let base = match &prev {
             None => ms(p.initial),
             Some(e) if !definite => e.interval_ms,

@@ -116,14 +116,12 @@ pub fn content_hash(body: &[u8]) -> u64 {
 /// stored outlink set (the last three with none but the redirect); a
 /// temporary failure (5xx, other 4xx, timeout, robots unavailable) keeps it.
 pub fn link_set_update(outcome: FetchOutcome, status: u32) -> LinkSetUpdate {
-    match outcome {
-        FetchOutcome::Ok
-        | FetchOutcome::TooLarge
-        | FetchOutcome::Redirect
-        | FetchOutcome::NotHtml => LinkSetUpdate::Replace,
-        FetchOutcome::HttpError if matches!(status, 404 | 410) => LinkSetUpdate::Replace,
-        FetchOutcome::NotModified => LinkSetUpdate::Unchanged,
-        _ => LinkSetUpdate::Keep,
+    if outcome == FetchOutcome::NotModified {
+        LinkSetUpdate::Unchanged
+    } else if outcome.is_definite(status) {
+        LinkSetUpdate::Replace
+    } else {
+        LinkSetUpdate::Keep
     }
 }
 

@@ -65,6 +65,30 @@ impl FetchOutcome {
         }
     }
 
+    /// A temporary failure, worth retrying later: timeouts, network errors,
+    /// 429 and 5xx. The page keeps its links and the host backs off.
+    pub fn is_temporary(self, status: u32) -> bool {
+        match self {
+            FetchOutcome::Timeout | FetchOutcome::NetworkError => true,
+            FetchOutcome::HttpError => status == 429 || status >= 500,
+            _ => false,
+        }
+    }
+
+    /// A definite answer about what the page is now: 200 (whole or cut),
+    /// a redirect, not HTML, 304 unchanged, or gone (404/410).
+    pub fn is_definite(self, status: u32) -> bool {
+        match self {
+            FetchOutcome::Ok
+            | FetchOutcome::TooLarge
+            | FetchOutcome::Redirect
+            | FetchOutcome::NotHtml
+            | FetchOutcome::NotModified => true,
+            FetchOutcome::HttpError => matches!(status, 404 | 410),
+            _ => false,
+        }
+    }
+
     /// True when the outcome is a failure to get a usable answer.
     pub fn is_error(self) -> bool {
         !matches!(
