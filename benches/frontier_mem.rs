@@ -57,6 +57,14 @@ fn main() {
             ..DiscoveredUrl::default()
         };
         f.offer(&d).unwrap();
+        if (i + 1).is_multiple_of(1_000_000) {
+            eprintln!(
+                "  admitted {} in {:.1} s, RSS {:.1} MiB",
+                i + 1,
+                t0.elapsed().as_secs_f64(),
+                mib(rss_bytes("VmRSS:"))
+            );
+        }
     }
     let admit_secs = t0.elapsed().as_secs_f64();
     let rss1 = rss_bytes("VmRSS:");

@@ -177,7 +177,8 @@ struct HostState {
     /// The highest sequence number read into `pending`: on-disk entries
     /// above it are not in memory yet.
     loaded_upto: u64,
-    in_flight: Option<u64>,
+    /// The dispatched request: its queue sequence number and URL.
+    in_flight: Option<(u64, String)>,
     next_allowed: Option<Instant>,
     admitted: u64,
     in_heap: bool,
@@ -296,10 +297,17 @@ impl Frontier {
                 path: path.to_path_buf(),
                 source,
             })?;
-        // Bounded memtables: fjall's default is 64 MiB per keyspace.
+        // Bounded memtables: fjall's default is 64 MiB per keyspace. Filter
+        // blocks are pinned at every level (fjall pins L0 only): admission
+        // does a point read per discovered URL, mostly misses, and with
+        // unpinned filters each miss re-read and re-checksummed a
+        // multi-megabyte filter block once the URLs outgrew the block cache.
+        // Pinned, they cost about 1.25 bytes of RAM per key.
         let ks = |name: &str| {
             db.keyspace(name, || {
-                KeyspaceCreateOptions::default().max_memtable_size(8 << 20)
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(8 << 20)
+                    .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true))
             })
         };
         let mut f = Frontier {
@@ -588,7 +596,7 @@ impl Frontier {
             let Some((seq, req)) = h.pending.pop_front() else {
                 continue;
             };
-            h.in_flight = Some(seq);
+            h.in_flight = Some((seq, req.url.clone()));
             h.queued = h.queued.saturating_sub(1);
             h.next_allowed = Some(now + h.crawl_delay.map_or(interval, |d| d.max(interval)));
             self.pending -= 1;
@@ -620,15 +628,20 @@ impl Frontier {
         let Some(req) = &fb.request else {
             return Ok(admissions);
         };
-        let now = Instant::now();
-        let retry = self.note_outcome(req, fb, now);
-        let Some(seq) = self
-            .hosts
-            .get_mut(&req.host)
-            .and_then(|h| h.in_flight.take())
+        // Feedback is delivered at least once: a duplicate, or one for a
+        // request dispatched before a restart, answers nothing in flight.
+        let Some(h) = self.hosts.get_mut(&req.host) else {
+            return Ok(admissions);
+        };
+        let Some(seq) = h
+            .in_flight
+            .take_if(|(_, url)| *url == req.url)
+            .map(|(seq, _)| seq)
         else {
             return Ok(admissions);
         };
+        let now = Instant::now();
+        let retry = self.note_outcome(req, fb, now);
         self.in_flight -= 1;
         if retry {
             // Try again later: the queue entry stays, with one more attempt.

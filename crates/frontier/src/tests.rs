@@ -354,3 +354,30 @@ fn long_host_queues_wait_on_disk_and_come_back_in_order() {
     assert_eq!(got, want, "FIFO per host, nothing lost, nothing twice");
     assert_eq!((f.pending(), f.in_flight()), (0, 0));
 }
+
+#[test]
+fn duplicate_feedback_completes_nothing_else() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut f = open(dir.path(), fast());
+    f.add_seed("http://a.com/1")
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.add_seed("http://a.com/2")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = f
+        .next_ready(Instant::now())
+        .unwrap_or_else(|| panic!("ready"));
+    f.complete_now(&done(&first, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = f
+        .next_ready(Instant::now())
+        .unwrap_or_else(|| panic!("ready"));
+    assert_eq!(f.in_flight(), 1);
+    // The first request's feedback, delivered again while the second is out.
+    f.complete_now(&done(&first, vec![disc("http://b.com/", 1)]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.in_flight(), 1, "the second request is still in flight");
+    assert_eq!(f.pending(), 1, "the duplicate's discoveries still count");
+    f.complete_now(&done(&second, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.in_flight(), 0);
+}
