@@ -19,7 +19,7 @@ use linkgraph_pipeline::report::{self, BacklinksFormat, RefdomainsFormat};
 use linkgraph_pipeline::velocity::{Bucket, velocity};
 use linkgraph_pipeline::{CrawlOptions, crawl};
 use linkgraph_simweb::{SimConfig, SimWeb};
-use linkgraph_store::{BacklinkQuery, FjallStore, LinkStore, Status, Target};
+use linkgraph_store::{BacklinkQuery, LinkStore, ScyllaStore, ScyllaUri, Status, Target};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +44,46 @@ enum Command {
     Velocity(VelocityArgs),
     /// Serve a simulated web on a loopback address, for demos and tests.
     Simweb(SimwebArgs),
+    /// Manage a link store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Create the store's schema (idempotent): the keyspace and tables of
+    /// deploy/scylla/schema.cql for scylla://, the data directory for fjall://.
+    Init(StoreInitArgs),
+}
+
+#[derive(Args)]
+struct StoreInitArgs {
+    /// The store: scylla://HOST:PORT[,HOST:PORT]/KEYSPACE or fjall:///DIR.
+    #[arg(long, env = "LINKGRAPH_STORE")]
+    store: String,
+    /// Replicas per datacenter of a new keyspace (NetworkTopologyStrategy).
+    #[arg(long, env = "LINKGRAPH_SCYLLA_RF", default_value_t = 3)]
+    replication_factor: u32,
+    /// Partitions per target domain in a new keyspace (fixed once created):
+    /// 16 for a large crawl, 256 for the whole web.
+    #[arg(long, env = "LINKGRAPH_SCYLLA_BUCKETS", default_value_t = linkgraph_store::scylla::DEFAULT_BUCKETS)]
+    buckets: u32,
+}
+
+/// Where a read command finds the link store.
+#[derive(Args)]
+struct StoreSel {
+    /// Data directory of a crawl (its embedded store).
+    #[arg(
+        long,
+        env = "LINKGRAPH_DATA",
+        required_unless_present = "store",
+        conflicts_with = "store"
+    )]
+    data: Option<PathBuf>,
+    /// A store URL instead of --data: scylla://HOST:PORT/KEYSPACE or fjall:///DIR.
+    #[arg(long, env = "LINKGRAPH_STORE")]
+    store: Option<String>,
 }
 
 #[derive(Args)]
@@ -67,6 +107,10 @@ struct CrawlArgs {
     /// Data directory: the link store and the frontier state live here.
     #[arg(long, env = "LINKGRAPH_DATA")]
     data: PathBuf,
+    /// Write the link graph to this store instead of DATA/store:
+    /// scylla://HOST:PORT/KEYSPACE (see `linkgraph store init`).
+    #[arg(long, env = "LINKGRAPH_STORE")]
+    store: Option<String>,
     /// Stop after this many URLs in this run (unlimited when absent).
     #[arg(long, env = "LINKGRAPH_MAX_PAGES")]
     max_pages: Option<u64>,
@@ -204,9 +248,8 @@ enum BucketArg {
 struct VelocityArgs {
     /// The target registrable domain.
     domain: String,
-    /// Data directory of a crawl.
-    #[arg(long, env = "LINKGRAPH_DATA")]
-    data: PathBuf,
+    #[command(flatten)]
+    sel: StoreSel,
     /// Bucket width.
     #[arg(long, value_enum, default_value_t = BucketArg::Day, env = "LINKGRAPH_BUCKET")]
     bucket: BucketArg,
@@ -229,9 +272,8 @@ fn parse_time_arg(s: &str) -> Result<i64, String> {
 struct RefdomainsArgs {
     /// The target, taken as a registrable domain: links to any of its hosts count.
     domain: String,
-    /// Data directory of a crawl.
-    #[arg(long, env = "LINKGRAPH_DATA")]
-    data: PathBuf,
+    #[command(flatten)]
+    sel: StoreSel,
     /// Output format.
     #[arg(long, value_enum, default_value_t = RefFormat::Table, env = "LINKGRAPH_FORMAT")]
     format: RefFormat,
@@ -244,9 +286,8 @@ struct RefdomainsArgs {
 struct BacklinksArgs {
     /// A registrable domain (all its hosts), or one absolute URL.
     target: String,
-    /// Data directory of a crawl.
-    #[arg(long, env = "LINKGRAPH_DATA")]
-    data: PathBuf,
+    #[command(flatten)]
+    sel: StoreSel,
     /// Output format.
     #[arg(long, value_enum, default_value_t = BlFormat::Table, env = "LINKGRAPH_FORMAT")]
     format: BlFormat,
@@ -339,6 +380,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Backlinks(a) => run_backlinks(a).await,
         Command::Velocity(a) => run_velocity(a).await,
         Command::Simweb(a) => run_simweb(a).await,
+        Command::Store(StoreCommand::Init(a)) => run_store_init(a).await,
     }
 }
 
@@ -452,6 +494,7 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
     let opts = CrawlOptions {
         seeds,
         data_dir: a.data,
+        store_url: a.store,
         max_pages: a.max_pages,
         concurrency: a.concurrency,
         frontier,
@@ -483,17 +526,29 @@ fn normalize_domain(input: &str) -> Result<String> {
 }
 
 /// Fails with a clear message when the store has never seen `domain`.
-async fn ensure_known(store: &FjallStore, domain: &str, data: &Path) -> Result<()> {
+async fn ensure_known(store: &dyn LinkStore, domain: &str, sel: &StoreSel) -> Result<()> {
     if !store.knows_domain(domain).await? {
+        let place = match (&sel.store, &sel.data) {
+            (Some(url), _) => url.clone(),
+            (None, Some(d)) => d.display().to_string(),
+            (None, None) => String::new(),
+        };
         bail!(
-            "unknown domain {domain:?}: no page of it was crawled and no link to it was found in {}",
-            data.display()
+            "unknown domain {domain:?}: no page of it was crawled and no link to it was found in {place}"
         );
     }
     Ok(())
 }
 
-fn open_store(data: &Path) -> Result<FjallStore> {
+async fn open_store(sel: &StoreSel) -> Result<Arc<dyn LinkStore>> {
+    if let Some(url) = &sel.store {
+        return linkgraph_store::open(url, false)
+            .await
+            .with_context(|| format!("cannot open the link store {url}"));
+    }
+    let Some(data) = &sel.data else {
+        bail!("give --data DIR or --store URL");
+    };
     if !data.is_dir() {
         bail!(
             "data directory {} does not exist or is not a directory",
@@ -508,14 +563,16 @@ fn open_store(data: &Path) -> Result<FjallStore> {
             data.display()
         );
     }
-    FjallStore::open(&path, false)
+    let url = format!("fjall://{}", path.display());
+    linkgraph_store::open(&url, false)
+        .await
         .with_context(|| format!("cannot read the link store in {}", data.display()))
 }
 
 async fn run_refdomains(a: RefdomainsArgs) -> Result<()> {
     let domain = normalize_domain(&a.domain)?;
-    let store = open_store(&a.data)?;
-    ensure_known(&store, &domain, &a.data).await?;
+    let store = open_store(&a.sel).await?;
+    ensure_known(store.as_ref(), &domain, &a.sel).await?;
     let rows = store.refdomains(&domain, a.status.into()).await?;
     let format = match a.format {
         RefFormat::Table => RefdomainsFormat::Table,
@@ -537,8 +594,8 @@ async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
         let d = normalize_domain(&a.target)?;
         (Target::Domain(d.clone()), d)
     };
-    let store = open_store(&a.data)?;
-    ensure_known(&store, &domain, &a.data).await?;
+    let store = open_store(&a.sel).await?;
+    ensure_known(store.as_ref(), &domain, &a.sel).await?;
     let format = match a.format {
         BlFormat::Table => BacklinksFormat::Table,
         BlFormat::Jsonl => BacklinksFormat::Jsonl,
@@ -586,8 +643,8 @@ async fn run_backlinks(a: BacklinksArgs) -> Result<()> {
 
 async fn run_velocity(a: VelocityArgs) -> Result<()> {
     let domain = normalize_domain(&a.domain)?;
-    let store = open_store(&a.data)?;
-    ensure_known(&store, &domain, &a.data).await?;
+    let store = open_store(&a.sel).await?;
+    ensure_known(store.as_ref(), &domain, &a.sel).await?;
     if let (Some(f), Some(t)) = (a.from, a.to)
         && f >= t
     {
@@ -742,5 +799,30 @@ async fn run_simweb(a: SimwebArgs) -> Result<()> {
     );
     std::io::stdout().flush()?;
     linkgraph_simweb::serve(listener, web, None, shutdown_signal()).await;
+    Ok(())
+}
+
+async fn run_store_init(a: StoreInitArgs) -> Result<()> {
+    if a.store.starts_with("scylla://") {
+        let uri = ScyllaUri::parse(&a.store)?;
+        let buckets = ScyllaStore::init(&uri, a.replication_factor, a.buckets)
+            .await
+            .with_context(|| format!("cannot initialize {}", a.store))?;
+        if buckets != a.buckets {
+            eprintln!(
+                "note: keyspace {} already exists with {buckets} buckets per domain; kept",
+                uri.keyspace
+            );
+        }
+        println!(
+            "store {} ready: keyspace {}, {buckets} buckets per domain",
+            a.store, uri.keyspace
+        );
+        return Ok(());
+    }
+    linkgraph_store::open(&a.store, true)
+        .await
+        .with_context(|| format!("cannot initialize {}", a.store))?;
+    println!("store {} ready", a.store);
     Ok(())
 }

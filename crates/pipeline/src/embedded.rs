@@ -38,6 +38,8 @@ pub struct CrawlOptions {
     pub seeds: Vec<String>,
     /// The data directory (created if missing).
     pub data_dir: PathBuf,
+    /// The link store URL; `None` for the embedded store in `data_dir/store`.
+    pub store_url: Option<String>,
     /// Stop after dispatching this many URLs in this run.
     pub max_pages: Option<u64>,
     /// Requests in flight at once, across hosts.
@@ -209,7 +211,10 @@ pub async fn crawl(
         path: opts.data_dir.clone(),
         source,
     })?;
-    let store: Arc<dyn LinkStore> = Arc::new(FjallStore::open(&opts.data_dir.join("store"), true)?);
+    let store: Arc<dyn LinkStore> = match &opts.store_url {
+        Some(url) => linkgraph_store::open(url, true).await?,
+        None => Arc::new(FjallStore::open(&opts.data_dir.join("store"), true)?),
+    };
     let mut frontier = Frontier::open(&opts.data_dir.join("frontier"), opts.frontier.clone())?;
     for s in &opts.seeds {
         if let Err(e) = frontier.add_seed(s) {

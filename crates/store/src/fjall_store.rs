@@ -599,7 +599,7 @@ fn event(
 }
 
 /// A link rebuilt from its key parts and stored columns.
-fn stored_link(
+pub(crate) fn stored_link(
     source: &str,
     target: &str,
     anchor: String,
@@ -752,13 +752,17 @@ mod tests {
         assert!(!missing.exists());
     }
 
-    #[test]
-    fn store_urls_pick_the_backend() {
+    #[tokio::test]
+    async fn store_urls_pick_the_backend() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let url = format!("fjall://{}", dir.path().display());
-        assert!(crate::open(&url, true).is_ok());
+        assert!(crate::open(&url, true).await.is_ok());
         assert!(matches!(
-            crate::open("mongo://x", true),
+            crate::open("mongo://x", true).await,
+            Err(StoreError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            crate::open("scylla://127.0.0.1:9042/bad-name", true).await,
             Err(StoreError::BadUrl { .. })
         ));
     }

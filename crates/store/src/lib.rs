@@ -1,13 +1,15 @@
 //! The link store: the [`LinkStore`] trait every backend implements, its
 //! query types, and the embedded backend on fjall ([`FjallStore`]).
 //!
-//! Backends are chosen by URL (`fjall:///var/lib/linkgraph`); see [`open`].
+//! Backends are chosen by URL (`fjall:///var/lib/linkgraph`,
+//! `scylla://host:9042/keyspace`); see [`open`].
 //! Every write is idempotent: writing the same page twice leaves the store as
 //! writing it once (apart from `last_seen`), so at-least-once delivery never
 //! duplicates an edge.
 
 pub mod conformance;
 mod fjall_store;
+pub mod scylla;
 
 use std::path::PathBuf;
 
@@ -15,6 +17,7 @@ use async_trait::async_trait;
 use linkgraph_core::Link;
 
 pub use fjall_store::FjallStore;
+pub use scylla::{ScyllaStore, ScyllaUri};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,19 @@ pub enum StoreError {
         /// The decoder's error.
         reason: String,
     },
+    /// A ScyllaDB request failed (after the driver's retries).
+    #[error("scylla {op} failed")]
+    Scylla {
+        /// What was being done.
+        op: &'static str,
+        /// The driver's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The keyspace has no linkgraph schema.
+    #[error(
+        "keyspace {0:?} is not initialized: run `linkgraph store init --store scylla://HOST:PORT/{0}`"
+    )]
+    NotInitialized(String),
     /// A blocking task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),
@@ -261,14 +277,21 @@ pub trait LinkStore: Send + Sync {
     async fn flush(&self) -> Result<(), StoreError>;
 }
 
-/// Opens a store by URL: `fjall:///path`, or a bare path for the embedded store.
-pub fn open(url: &str, create: bool) -> Result<std::sync::Arc<dyn LinkStore>, StoreError> {
+/// Opens a store by URL: `fjall:///path` (or a bare path) for the embedded
+/// store, `scylla://HOST:PORT[,HOST:PORT]/KEYSPACE` for ScyllaDB (initialized
+/// with `linkgraph store init`). `create` applies to the embedded store.
+pub async fn open(url: &str, create: bool) -> Result<std::sync::Arc<dyn LinkStore>, StoreError> {
     let path = match url.split_once("://") {
         Some(("fjall", rest)) if !rest.is_empty() => PathBuf::from(rest),
+        Some(("scylla", _)) => {
+            return Ok(std::sync::Arc::new(
+                ScyllaStore::connect(&ScyllaUri::parse(url)?).await?,
+            ));
+        }
         Some((scheme, _)) => {
             return Err(StoreError::BadUrl {
                 url: url.into(),
-                reason: format!("unknown backend {scheme:?} (this build supports fjall://)"),
+                reason: format!("unknown backend {scheme:?} (expected fjall:// or scylla://)"),
             });
         }
         None if !url.is_empty() => PathBuf::from(url),
@@ -279,5 +302,8 @@ pub fn open(url: &str, create: bool) -> Result<std::sync::Arc<dyn LinkStore>, St
             });
         }
     };
-    Ok(std::sync::Arc::new(FjallStore::open(&path, create)?))
+    let store = tokio::task::spawn_blocking(move || FjallStore::open(&path, create))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
+    Ok(std::sync::Arc::new(store))
 }

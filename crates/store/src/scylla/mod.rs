@@ -1,0 +1,791 @@
+//! The ScyllaDB backend: the web-scale link store, through the `scylla`
+//! driver. The schema and its reasoning live in `deploy/scylla/schema.cql`;
+//! the write path is planned by pure functions in [`plan`] and executed
+//! here.
+//!
+//! * Every statement is prepared (token-aware routing follows from the bound
+//!   partition key) and marked idempotent, so the driver retries it safely:
+//!   its timestamps and values come from the observation, not the writer.
+//! * Unlogged batches only ever group statements of one partition.
+//! * In-flight statements are bounded by a semaphore per store.
+//! * Reads and writes use the driver's default consistency, LOCAL_QUORUM.
+
+pub mod plan;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use linkgraph_core::{registrable_domain, url_host};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlValue;
+use tokio::sync::Semaphore;
+
+use crate::fjall_store::stored_link;
+use crate::{
+    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, PageWrite, RefDomain,
+    Status, StoreError, Target, WriteStats,
+};
+use plan::{Outlink, Prior, Stmt, Write};
+
+/// The schema, applied by [`ScyllaStore::init`].
+pub const SCHEMA: &str = include_str!("../../../../deploy/scylla/schema.cql");
+/// Statements in flight per store, across all pages.
+const MAX_IN_FLIGHT: usize = 256;
+/// Batches of one page write in flight at once.
+const PAGE_PARALLELISM: usize = 32;
+/// Statements per unlogged batch.
+const MAX_BATCH: usize = 64;
+/// Backlinks per bucket read when counting a page's referring domains.
+const PAGE_REFDOMAIN_SCAN: i32 = 1000;
+/// Bucket count `store init` uses unless told otherwise.
+pub const DEFAULT_BUCKETS: u32 = 16;
+
+/// Where a Scylla store lives: `scylla://HOST:PORT[,HOST:PORT...]/KEYSPACE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScyllaUri {
+    /// Contact points.
+    pub nodes: Vec<String>,
+    /// The keyspace.
+    pub keyspace: String,
+}
+
+impl ScyllaUri {
+    /// Parses a `scylla://` URL.
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let bad = |reason: &str| StoreError::BadUrl {
+            url: url.into(),
+            reason: reason.into(),
+        };
+        let rest = url
+            .strip_prefix("scylla://")
+            .ok_or_else(|| bad("expected scylla://HOST:PORT/KEYSPACE"))?;
+        let (hosts, keyspace) = rest
+            .split_once('/')
+            .ok_or_else(|| bad("no keyspace (scylla://HOST:PORT/KEYSPACE)"))?;
+        let nodes: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                if h.rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                {
+                    h.to_owned()
+                } else {
+                    format!("{h}:9042")
+                }
+            })
+            .collect();
+        if nodes.is_empty() {
+            return Err(bad("no host"));
+        }
+        let valid = !keyspace.is_empty()
+            && keyspace.len() <= 48
+            && keyspace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !keyspace.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(bad(
+                "keyspace must be 1-48 letters, digits or underscores, not starting with a digit",
+            ));
+        }
+        Ok(ScyllaUri {
+            nodes,
+            keyspace: keyspace.to_owned(),
+        })
+    }
+}
+
+fn cql_err<E: std::error::Error + Send + Sync + 'static>(
+    op: &'static str,
+) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Scylla {
+        op,
+        source: Box::new(e),
+    }
+}
+
+async fn session(uri: &ScyllaUri) -> Result<Session, StoreError> {
+    SessionBuilder::new()
+        .known_nodes(&uri.nodes)
+        .connection_timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .map_err(cql_err("connect"))
+}
+
+/// The ScyllaDB link store.
+#[derive(Clone)]
+pub struct ScyllaStore {
+    session: Arc<Session>,
+    stmts: Arc<HashMap<Stmt, PreparedStatement>>,
+    buckets: u32,
+    in_flight: Arc<Semaphore>,
+}
+
+/// A backlinks row as read.
+type BacklinkRow = (
+    String,
+    String,
+    Option<String>,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+impl ScyllaStore {
+    /// Creates the keyspace and tables (idempotent) and fixes the bucket
+    /// count on first init. Returns the bucket count in effect, which is the
+    /// first init's if the store existed.
+    pub async fn init(
+        uri: &ScyllaUri,
+        replication_factor: u32,
+        buckets: u32,
+    ) -> Result<u32, StoreError> {
+        let s = session(uri).await?;
+        let statements = plan::schema_statements(SCHEMA, &uri.keyspace, replication_factor);
+        let (keyspace, tables) = statements
+            .split_first()
+            .ok_or_else(|| StoreError::Task("schema.cql holds no statements".into()))?;
+        s.query_unpaged(keyspace.as_str(), &[])
+            .await
+            .map_err(cql_err("create keyspace"))?;
+        s.use_keyspace(&uri.keyspace, false)
+            .await
+            .map_err(cql_err("use keyspace"))?;
+        for stmt in tables {
+            s.query_unpaged(stmt.as_str(), &[])
+                .await
+                .map_err(cql_err("create table"))?;
+        }
+        s.await_schema_agreement()
+            .await
+            .map_err(cql_err("schema agreement"))?;
+        s.query_unpaged(
+            "INSERT INTO store_meta (name, value) VALUES ('buckets', ?) IF NOT EXISTS",
+            (i64::from(buckets.max(1)),),
+        )
+        .await
+        .map_err(cql_err("write store_meta"))?;
+        read_buckets(&s, &uri.keyspace).await
+    }
+
+    /// Connects to an initialized keyspace and prepares every statement.
+    pub async fn connect(uri: &ScyllaUri) -> Result<Self, StoreError> {
+        let s = session(uri).await?;
+        s.use_keyspace(&uri.keyspace, false)
+            .await
+            .map_err(|_| StoreError::NotInitialized(uri.keyspace.clone()))?;
+        let buckets = read_buckets(&s, &uri.keyspace).await?;
+        let mut stmts = HashMap::new();
+        for stmt in Stmt::ALL {
+            let mut p = s.prepare(stmt.cql()).await.map_err(cql_err("prepare"))?;
+            p.set_is_idempotent(true);
+            stmts.insert(stmt, p);
+        }
+        Ok(ScyllaStore {
+            session: Arc::new(s),
+            stmts: Arc::new(stmts),
+            buckets,
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        })
+    }
+
+    /// Drops the keyspace (tests use a fresh one each run).
+    pub async fn drop_keyspace(uri: &ScyllaUri) -> Result<(), StoreError> {
+        let s = session(uri).await?;
+        s.query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", uri.keyspace), &[])
+            .await
+            .map_err(cql_err("drop keyspace"))?;
+        Ok(())
+    }
+
+    fn prepared(&self, stmt: Stmt) -> Result<&PreparedStatement, StoreError> {
+        self.stmts
+            .get(&stmt)
+            .ok_or_else(|| StoreError::Task(format!("statement {stmt:?} not prepared")))
+    }
+
+    /// Executes one single-partition group: a plain statement, or an
+    /// unlogged batch.
+    async fn run(&self, group: Vec<Write>) -> Result<(), StoreError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        if let [one] = group.as_slice() {
+            self.session
+                .execute_unpaged(self.prepared(one.stmt)?, &one.values)
+                .await
+                .map_err(cql_err("write"))?;
+            return Ok(());
+        }
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values: Vec<Vec<CqlValue>> = Vec::with_capacity(group.len());
+        for w in group {
+            batch.append_statement(self.prepared(w.stmt)?.clone());
+            values.push(w.values);
+        }
+        self.session
+            .batch(&batch, values)
+            .await
+            .map_err(cql_err("batch"))?;
+        Ok(())
+    }
+
+    async fn run_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        stream::iter(plan::batches(writes, MAX_BATCH))
+            .map(|g| self.run(g))
+            .buffer_unordered(PAGE_PARALLELISM)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn rows<R>(&self, stmt: Stmt, values: Vec<CqlValue>) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let pager = self
+            .session
+            .execute_iter(self.prepared(stmt)?.clone(), values)
+            .await
+            .map_err(cql_err("read"))?;
+        pager
+            .rows_stream::<R>()
+            .map_err(cql_err("read"))?
+            .try_collect()
+            .await
+            .map_err(cql_err("read"))
+    }
+
+    async fn read_prior(&self, url: &str) -> Result<Prior, StoreError> {
+        type Row = (
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<i32>,
+            Option<String>,
+            Option<i32>,
+            Option<i32>,
+        );
+        let rows: Vec<Row> = self
+            .rows(Stmt::ReadPage, vec![CqlValue::Text(url.to_owned())])
+            .await?;
+        let mut prior = Prior::default();
+        for (fetched_at, hash, target, rel, anchor, placement, kind) in rows {
+            prior.fetched_at_ms = prior.fetched_at_ms.or(fetched_at);
+            if let Some(h) = hash {
+                prior.content_hash = u64::from_ne_bytes(h.to_ne_bytes());
+            }
+            if let Some(target) = target {
+                prior.outlinks.push(Outlink {
+                    target,
+                    rel: small(rel),
+                    anchor: anchor.unwrap_or_default(),
+                    placement: small(placement),
+                    kind: small(kind),
+                });
+            }
+        }
+        Ok(prior)
+    }
+
+    /// Whether a page of `tr.source_domain` other than `page` links
+    /// `tr.target_domain` now (one bounded read).
+    async fn others_live(&self, tr: &plan::Transition, page: &str) -> Result<bool, StoreError> {
+        let rows: Vec<(String,)> = self
+            .rows(
+                Stmt::ReadRefLive,
+                vec![
+                    CqlValue::Text(tr.target_domain.clone()),
+                    CqlValue::Int(plan::bucket(&tr.source_domain, self.buckets)),
+                    CqlValue::Text(tr.source_domain.clone()),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().any(|(u,)| u != page))
+    }
+
+    async fn write_inner(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
+        let prior = self.read_prior(&page.url).await?;
+        let mut p = plan::plan(page, &prior, self.buckets);
+        // Few per page (one per target domain gained or lost); the
+        // store-wide semaphore bounds them with everything else.
+        let decided = futures_util::future::try_join_all(
+            p.transitions
+                .iter()
+                .map(|tr| self.others_live(tr, &page.url)),
+        )
+        .await?;
+        for (tr, others) in p.transitions.iter().zip(decided) {
+            if let Some(ev) = plan::transition_events(tr, others, page.fetched_at_ms, self.buckets)
+            {
+                p.graph.extend(ev);
+            }
+        }
+        // The page's partition goes last: see `plan::Plan`.
+        self.run_all(p.graph).await?;
+        self.run_all(p.page).await?;
+        let mut stats = p.stats;
+        stats.referring_domains = self.page_refdomains(&page.url).await?;
+        Ok(stats)
+    }
+
+    /// Registrable domains with a live link to `url` (other than its own),
+    /// counted over at most 1,000 backlinks per bucket.
+    async fn page_refdomains(&self, url: &str) -> Result<u32, StoreError> {
+        let own = registrable_domain(url_host(url));
+        let per_bucket: Vec<Vec<BacklinkRow>> = stream::iter(0..self.buckets)
+            .map(|b| {
+                self.rows(
+                    Stmt::ReadBacklinksUrl,
+                    vec![
+                        CqlValue::Text(own.to_owned()),
+                        CqlValue::Int(i32::try_from(b).unwrap_or(0)),
+                        CqlValue::Text(url.to_owned()),
+                        CqlValue::Text(String::new()),
+                        CqlValue::Int(PAGE_REFDOMAIN_SCAN),
+                    ],
+                )
+            })
+            .buffer_unordered(PAGE_PARALLELISM)
+            .try_collect()
+            .await?;
+        let domains: HashSet<&str> = per_bucket
+            .iter()
+            .flatten()
+            .filter(|r| r.8.unwrap_or(0) == 0)
+            .map(|r| registrable_domain(url_host(&r.1)))
+            .filter(|d| *d != own)
+            .collect();
+        Ok(u32::try_from(domains.len()).unwrap_or(u32::MAX))
+    }
+
+    async fn refdomains_inner(
+        &self,
+        domain: &str,
+        status: Status,
+    ) -> Result<Vec<RefDomain>, StoreError> {
+        type Row = (
+            String,
+            Option<i32>,
+            Option<i32>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let per_bucket: Vec<Vec<Row>> = stream::iter(0..self.buckets)
+            .map(|b| {
+                self.rows(
+                    Stmt::ReadRefdomains,
+                    vec![
+                        CqlValue::Text(domain.to_owned()),
+                        CqlValue::Int(i32::try_from(b).unwrap_or(0)),
+                    ],
+                )
+            })
+            .buffer_unordered(PAGE_PARALLELISM)
+            .try_collect()
+            .await?;
+        Ok(aggregate_refdomains(
+            per_bucket.into_iter().flatten().map(|r| RefPageRow {
+                source_domain: r.0,
+                links: u64::try_from(r.1.unwrap_or(0)).unwrap_or(0),
+                follow_links: u64::try_from(r.2.unwrap_or(0)).unwrap_or(0),
+                first_seen_ms: r.3,
+                last_seen_ms: r.4,
+                lost_at_ms: r.5.unwrap_or(0),
+            }),
+            status,
+        ))
+    }
+
+    async fn events_inner(
+        &self,
+        domain: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LinkEvent>, StoreError> {
+        if to_ms <= from_ms {
+            return Ok(Vec::new());
+        }
+        let days: Vec<(i32,)> = self
+            .rows(
+                Stmt::ReadEventDays,
+                vec![
+                    CqlValue::Text(domain.to_owned()),
+                    CqlValue::Int(plan::day(from_ms)),
+                    CqlValue::Int(plan::day(to_ms - 1)),
+                ],
+            )
+            .await?;
+        type Row = (
+            i64,
+            i32,
+            String,
+            String,
+            Option<String>,
+            Option<i32>,
+            Option<i32>,
+            Option<i32>,
+        );
+        let parts = days
+            .into_iter()
+            .flat_map(|(d,)| (0..self.buckets).map(move |b| (d, i32::try_from(b).unwrap_or(0))));
+        let per_part: Vec<Vec<Row>> = stream::iter(parts)
+            .map(|(d, b)| {
+                self.rows(
+                    Stmt::ReadEvents,
+                    vec![
+                        CqlValue::Text(domain.to_owned()),
+                        CqlValue::Int(d),
+                        CqlValue::Int(b),
+                        CqlValue::BigInt(from_ms),
+                        CqlValue::BigInt(to_ms),
+                    ],
+                )
+            })
+            .buffer_unordered(PAGE_PARALLELISM)
+            .try_collect()
+            .await?;
+        let mut out = Vec::new();
+        for (at, kind, src, dst, anchor, rel, placement, kind_code) in
+            per_part.into_iter().flatten()
+        {
+            let kind = u8::try_from(kind)
+                .ok()
+                .and_then(EventKind::from_code)
+                .ok_or_else(|| StoreError::Corrupt {
+                    table: "link_events",
+                    key: format!("{domain} {at} {src}"),
+                    reason: format!("unknown event kind {kind}"),
+                })?;
+            out.push(LinkEvent {
+                at_ms: at,
+                kind,
+                link: stored_link(
+                    &src,
+                    &dst,
+                    anchor.unwrap_or_default(),
+                    u32::from(small(rel)),
+                    u32::from(small(placement)),
+                    u32::from(small(kind_code)),
+                ),
+            });
+        }
+        out.sort_by(|a, b| {
+            (a.at_ms, a.kind, &a.link.source_url, &a.link.target_url).cmp(&(
+                b.at_ms,
+                b.kind,
+                &b.link.source_url,
+                &b.link.target_url,
+            ))
+        });
+        Ok(out)
+    }
+
+    async fn fetch_chunk(
+        &self,
+        q: &BacklinkQuery,
+        domain: &str,
+        c: &mut BucketCursor,
+        chunk: i32,
+    ) -> Result<(), StoreError> {
+        let (stmt, mut values) = match &q.target {
+            Target::Domain(_) => (
+                Stmt::ReadBacklinksDomain,
+                vec![
+                    CqlValue::Text(domain.to_owned()),
+                    CqlValue::Int(c.bucket),
+                    CqlValue::Text(c.after.0.clone()),
+                    CqlValue::Text(c.after.1.clone()),
+                ],
+            ),
+            Target::Url(u) => (
+                Stmt::ReadBacklinksUrl,
+                vec![
+                    CqlValue::Text(domain.to_owned()),
+                    CqlValue::Int(c.bucket),
+                    CqlValue::Text(u.clone()),
+                    CqlValue::Text(c.after.1.clone()),
+                ],
+            ),
+        };
+        values.push(CqlValue::Int(chunk));
+        let rows: Vec<BacklinkRow> = self.rows(stmt, values).await?;
+        c.done = rows.len() < usize::try_from(chunk).unwrap_or(0);
+        if let Some(last) = rows.last() {
+            c.after = (last.0.clone(), last.1.clone());
+        }
+        c.buf.extend(rows.into_iter().map(backlink_of));
+        Ok(())
+    }
+
+    async fn backlinks_inner(&self, q: &BacklinkQuery) -> Result<BacklinkPage, StoreError> {
+        let domain = match &q.target {
+            Target::Domain(d) => d.clone(),
+            Target::Url(u) => registrable_domain(url_host(u)).to_owned(),
+        };
+        let after = q
+            .after
+            .as_deref()
+            .and_then(|c| c.split_once('\0'))
+            .map(|(t, s)| (t.to_owned(), s.to_owned()))
+            .unwrap_or_default();
+        let limit = q.limit.max(1);
+        let chunk = i32::try_from((limit + 1).clamp(16, 1000)).unwrap_or(1000);
+        let mut cursors: Vec<BucketCursor> = (0..self.buckets)
+            .map(|b| BucketCursor {
+                bucket: i32::try_from(b).unwrap_or(0),
+                buf: VecDeque::new(),
+                after: after.clone(),
+                done: false,
+            })
+            .collect();
+        let mut page = BacklinkPage::default();
+        loop {
+            for c in cursors.iter_mut().filter(|c| c.buf.is_empty() && !c.done) {
+                self.fetch_chunk(q, &domain, c, chunk).await?;
+            }
+            // The smallest head across buckets, by (target URL, source URL).
+            let Some(next) = cursors
+                .iter_mut()
+                .filter(|c| !c.buf.is_empty())
+                .min_by(|a, b| key_of(a.buf.front()).cmp(&key_of(b.buf.front())))
+            else {
+                return Ok(page);
+            };
+            let Some(row) = next.buf.pop_front() else {
+                return Ok(page);
+            };
+            let lost = row.lost_at_ms.unwrap_or(0);
+            if (!q.include_internal && row.link.source_domain() == domain) || !q.status.admits(lost)
+            {
+                continue;
+            }
+            if page.items.len() == limit {
+                page.next = page
+                    .items
+                    .last()
+                    .map(|b| format!("{}\0{}", b.link.target_url, b.link.source_url));
+                return Ok(page);
+            }
+            page.items.push(row);
+        }
+    }
+}
+
+struct BucketCursor {
+    bucket: i32,
+    buf: VecDeque<Backlink>,
+    after: (String, String),
+    done: bool,
+}
+
+fn key_of(b: Option<&Backlink>) -> (&str, &str) {
+    b.map_or(("", ""), |b| {
+        (b.link.target_url.as_str(), b.link.source_url.as_str())
+    })
+}
+
+fn small(v: Option<i32>) -> u8 {
+    v.and_then(|v| u8::try_from(v).ok()).unwrap_or(0)
+}
+
+fn backlink_of(r: BacklinkRow) -> Backlink {
+    let (target, source, anchor, rel, placement, kind, first, last, lost) = r;
+    Backlink {
+        link: stored_link(
+            &source,
+            &target,
+            anchor.unwrap_or_default(),
+            u32::from(small(rel)),
+            u32::from(small(placement)),
+            u32::from(small(kind)),
+        ),
+        first_seen_ms: first.or(last).unwrap_or(0),
+        last_seen_ms: last.unwrap_or(0),
+        lost_at_ms: lost.filter(|l| *l != 0),
+    }
+}
+
+/// One refdomain_pages row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefPageRow {
+    /// The referring domain.
+    pub source_domain: String,
+    /// Live links from the page.
+    pub links: u64,
+    /// Of those, follow links.
+    pub follow_links: u64,
+    /// Earliest time the page linked the target domain.
+    pub first_seen_ms: Option<i64>,
+    /// Latest time it did.
+    pub last_seen_ms: Option<i64>,
+    /// When its last link went (0 while live).
+    pub lost_at_ms: i64,
+}
+
+/// Sums per-page rows into referring domains, as the embedded store keeps
+/// them: counts add up, first seen is the earliest, last seen the latest, and
+/// a domain with no live links is lost at its latest loss. Most links first.
+pub fn aggregate_refdomains(
+    rows: impl Iterator<Item = RefPageRow>,
+    status: Status,
+) -> Vec<RefDomain> {
+    let mut by: BTreeMap<String, RefDomain> = BTreeMap::new();
+    for r in rows {
+        let e = by
+            .entry(r.source_domain.clone())
+            .or_insert_with(|| RefDomain {
+                domain: r.source_domain.clone(),
+                links: 0,
+                follow_links: 0,
+                first_seen_ms: i64::MAX,
+                last_seen_ms: i64::MIN,
+                lost_at_ms: Some(0),
+            });
+        e.links += r.links;
+        e.follow_links += r.follow_links;
+        if let Some(f) = r.first_seen_ms.or(r.last_seen_ms) {
+            e.first_seen_ms = e.first_seen_ms.min(f);
+        }
+        if let Some(l) = r.last_seen_ms {
+            e.last_seen_ms = e.last_seen_ms.max(l);
+        }
+        e.lost_at_ms = e.lost_at_ms.map(|l| l.max(r.lost_at_ms));
+    }
+    let mut out: Vec<RefDomain> = by
+        .into_values()
+        .filter_map(|mut d| {
+            if d.first_seen_ms == i64::MAX {
+                d.first_seen_ms = 0;
+            }
+            if d.last_seen_ms == i64::MIN {
+                d.last_seen_ms = d.first_seen_ms;
+            }
+            let lost_at = if d.links == 0 {
+                d.lost_at_ms.unwrap_or(0).max(1)
+            } else {
+                0
+            };
+            d.lost_at_ms = (lost_at != 0).then_some(lost_at);
+            status.admits(lost_at).then_some(d)
+        })
+        .collect();
+    out.sort_by(|a, b| b.links.cmp(&a.links).then_with(|| a.domain.cmp(&b.domain)));
+    out
+}
+
+async fn read_buckets(s: &Session, keyspace: &str) -> Result<u32, StoreError> {
+    let res = s
+        .query_unpaged("SELECT value FROM store_meta WHERE name = 'buckets'", &[])
+        .await
+        .map_err(|_| StoreError::NotInitialized(keyspace.to_owned()))?;
+    let rows = res.into_rows_result().map_err(cql_err("read store_meta"))?;
+    let (v,): (i64,) = rows
+        .maybe_first_row::<(i64,)>()
+        .map_err(cql_err("read store_meta"))?
+        .ok_or_else(|| StoreError::NotInitialized(keyspace.to_owned()))?;
+    u32::try_from(v)
+        .ok()
+        .filter(|b| *b > 0)
+        .ok_or_else(|| StoreError::Corrupt {
+            table: "store_meta",
+            key: "buckets".into(),
+            reason: format!("bucket count {v} is not a positive 32-bit number"),
+        })
+}
+
+fn observe<T>(op: &'static str, started: Instant, res: &Result<T, StoreError>) {
+    metrics::histogram!("linkgraph_store_read_duration_seconds", "backend" => "scylla", "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    if res.is_err() {
+        metrics::counter!("linkgraph_store_errors_total", "backend" => "scylla", "op" => op)
+            .increment(1);
+    }
+}
+
+#[async_trait]
+impl LinkStore for ScyllaStore {
+    async fn write_page(&self, page: PageWrite) -> Result<WriteStats, StoreError> {
+        let started = Instant::now();
+        let res = self.write_inner(&page).await;
+        metrics::histogram!("linkgraph_store_write_duration_seconds", "backend" => "scylla")
+            .record(started.elapsed().as_secs_f64());
+        match &res {
+            Ok(s) => {
+                metrics::counter!("linkgraph_store_edges_written_total", "backend" => "scylla")
+                    .increment(s.edges);
+            }
+            Err(e) => {
+                tracing::warn!(url = %page.url, error = %e, "scylla write failed");
+                metrics::counter!("linkgraph_store_errors_total", "backend" => "scylla", "op" => "write")
+                    .increment(1);
+            }
+        }
+        res
+    }
+
+    async fn refdomains(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError> {
+        let started = Instant::now();
+        let res = self.refdomains_inner(domain, status).await;
+        observe("refdomains", started, &res);
+        res
+    }
+
+    async fn events(
+        &self,
+        domain: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LinkEvent>, StoreError> {
+        let started = Instant::now();
+        let res = self.events_inner(domain, from_ms, to_ms).await;
+        observe("events", started, &res);
+        res
+    }
+
+    async fn backlinks(&self, query: BacklinkQuery) -> Result<BacklinkPage, StoreError> {
+        let started = Instant::now();
+        let res = self.backlinks_inner(&query).await;
+        observe("backlinks", started, &res);
+        res
+    }
+
+    async fn knows_domain(&self, domain: &str) -> Result<bool, StoreError> {
+        let started = Instant::now();
+        let res = self
+            .rows::<(String,)>(Stmt::ReadDomain, vec![CqlValue::Text(domain.to_owned())])
+            .await
+            .map(|r| !r.is_empty());
+        observe("knows_domain", started, &res);
+        res
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // Every write returned only once acknowledged at LOCAL_QUORUM, which
+        // is durable in the replicas' commit logs.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,830 @@
+//! The Scylla write path as pure functions: the CQL of every statement, and
+//! the statements one page observation turns into, given what the page's
+//! partition held before. No I/O here, so the plan is unit-tested without a
+//! server; `super` executes it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use linkgraph_core::{Link, LinkKind, Placement, Rel, fnv1a64, registrable_domain, url_host};
+use scylla::value::CqlValue;
+
+use crate::{EventKind, LinkSetUpdate, PageWrite, WriteStats};
+
+/// first_seen cells are written at `INVERTED_BASE - t(us)`: the earliest
+/// observation gets the highest write timestamp, so last-write-wins keeps
+/// the earliest time, whatever order the writes arrive in and however often
+/// they repeat. The alternatives cost more: write-once cells need an LWT
+/// (`IF first_seen = null`, a Paxos round per edge), and a read-before-write
+/// races with concurrent writers. The price: these cells can only be
+/// overwritten by a timestamp above 2^62, so rows are never deleted (lost
+/// links keep `lost_at` as history) and a purge uses TTL or TRUNCATE.
+pub const INVERTED_BASE: i64 = 1 << 62;
+
+/// Write timestamp (us) of an observation at `t_ms`.
+pub fn ts(t_ms: i64) -> i64 {
+    t_ms.saturating_mul(1000)
+}
+
+/// Write timestamp (us) of a first_seen cell observed at `t_ms`.
+pub fn first_seen_ts(t_ms: i64) -> i64 {
+    INVERTED_BASE - ts(t_ms.max(0))
+}
+
+/// Days since the Unix epoch of `t_ms` (the link_events partition).
+pub fn day(t_ms: i64) -> i32 {
+    let d = t_ms
+        .div_euclid(86_400_000)
+        .clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+    i32::try_from(d).unwrap_or(0)
+}
+
+/// The bucket of a row keyed by `source` (a URL or, for refdomain rows, a
+/// domain). Stable across builds and machines: FNV-1a.
+pub fn bucket(source: &str, buckets: u32) -> i32 {
+    i32::try_from(fnv1a64(source.as_bytes()) % u64::from(buckets.max(1))).unwrap_or(0)
+}
+
+/// Every statement the store prepares. Each is idempotent: timestamps and
+/// values come from the observation, never from the clock of the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stmt {
+    /// Page fetch state (static columns) of a 200/4xx/5xx observation.
+    PageState,
+    /// Page fetch state of a 304: hash and link count are kept.
+    PageSeen,
+    /// One current outlink of a page.
+    OutlinkPut,
+    /// An outlink that is gone from the page.
+    OutlinkDelete,
+    /// A live edge with its latest attributes.
+    BacklinkPut,
+    /// first_seen of an edge (inverted timestamp).
+    BacklinkFirstSeen,
+    /// last_seen of an edge seen again unchanged (304).
+    BacklinkLastSeen,
+    /// An edge found missing from its page.
+    BacklinkLost,
+    /// A page's live link counts to a target domain.
+    RefPagePut,
+    /// first_seen of a page's links to a target domain (inverted timestamp).
+    RefPageFirstSeen,
+    /// last_seen of a page's links to a target domain (304).
+    RefPageLastSeen,
+    /// A page that no longer links a target domain.
+    RefPageLost,
+    /// The page links the target domain now.
+    RefLivePut,
+    /// The page no longer links the target domain.
+    RefLiveDelete,
+    /// A link or refdomain event.
+    Event,
+    /// A day with events for a target domain.
+    EventDay,
+    /// A known registrable domain.
+    Domain,
+    /// Reads a page's partition: state and current outlinks.
+    ReadPage,
+    /// Reads whether a source domain has live pages linking a target domain.
+    ReadRefLive,
+    /// Reads a backlinks partition from a (target URL, source URL) cursor.
+    ReadBacklinksDomain,
+    /// Reads one target URL's backlinks in a bucket from a source URL cursor.
+    ReadBacklinksUrl,
+    /// Reads the referring pages of a target domain in a bucket.
+    ReadRefdomains,
+    /// Reads the days with events of a target domain.
+    ReadEventDays,
+    /// Reads one events partition in a time range.
+    ReadEvents,
+    /// Reads whether a domain is known.
+    ReadDomain,
+}
+
+impl Stmt {
+    /// Every statement, for preparing them all at open.
+    pub const ALL: [Stmt; 25] = [
+        Stmt::PageState,
+        Stmt::PageSeen,
+        Stmt::OutlinkPut,
+        Stmt::OutlinkDelete,
+        Stmt::BacklinkPut,
+        Stmt::BacklinkFirstSeen,
+        Stmt::BacklinkLastSeen,
+        Stmt::BacklinkLost,
+        Stmt::RefPagePut,
+        Stmt::RefPageFirstSeen,
+        Stmt::RefPageLastSeen,
+        Stmt::RefPageLost,
+        Stmt::RefLivePut,
+        Stmt::RefLiveDelete,
+        Stmt::Event,
+        Stmt::EventDay,
+        Stmt::Domain,
+        Stmt::ReadPage,
+        Stmt::ReadRefLive,
+        Stmt::ReadBacklinksDomain,
+        Stmt::ReadBacklinksUrl,
+        Stmt::ReadRefdomains,
+        Stmt::ReadEventDays,
+        Stmt::ReadEvents,
+        Stmt::ReadDomain,
+    ];
+
+    /// The CQL text. Bind order is the order of the `?` markers.
+    pub fn cql(self) -> &'static str {
+        match self {
+            Stmt::PageState => {
+                "UPDATE pages USING TIMESTAMP ? SET status = ?, outcome = ?, fetched_at = ?, \
+                 links = ?, content_hash = ? WHERE url = ?"
+            }
+            Stmt::PageSeen => {
+                "UPDATE pages USING TIMESTAMP ? SET status = ?, outcome = ?, fetched_at = ? \
+                 WHERE url = ?"
+            }
+            Stmt::OutlinkPut => {
+                "UPDATE pages USING TIMESTAMP ? SET rel = ?, anchor = ?, placement = ?, kind = ? \
+                 WHERE url = ? AND target_url = ?"
+            }
+            Stmt::OutlinkDelete => {
+                "DELETE FROM pages USING TIMESTAMP ? WHERE url = ? AND target_url = ?"
+            }
+            Stmt::BacklinkPut => {
+                "UPDATE backlinks USING TIMESTAMP ? SET anchor = ?, rel = ?, placement = ?, \
+                 kind = ?, last_seen = ?, lost_at = 0 \
+                 WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url = ?"
+            }
+            Stmt::BacklinkFirstSeen => {
+                "UPDATE backlinks USING TIMESTAMP ? SET first_seen = ? \
+                 WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url = ?"
+            }
+            Stmt::BacklinkLastSeen => {
+                "UPDATE backlinks USING TIMESTAMP ? SET last_seen = ? \
+                 WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url = ?"
+            }
+            Stmt::BacklinkLost => {
+                "UPDATE backlinks USING TIMESTAMP ? SET lost_at = ? \
+                 WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url = ?"
+            }
+            Stmt::RefPagePut => {
+                "UPDATE refdomain_pages USING TIMESTAMP ? SET links = ?, follow_links = ?, \
+                 last_seen = ?, lost_at = 0 \
+                 WHERE target_domain = ? AND bucket = ? AND source_domain = ? AND source_url = ?"
+            }
+            Stmt::RefPageFirstSeen => {
+                "UPDATE refdomain_pages USING TIMESTAMP ? SET first_seen = ? \
+                 WHERE target_domain = ? AND bucket = ? AND source_domain = ? AND source_url = ?"
+            }
+            Stmt::RefPageLastSeen => {
+                "UPDATE refdomain_pages USING TIMESTAMP ? SET last_seen = ? \
+                 WHERE target_domain = ? AND bucket = ? AND source_domain = ? AND source_url = ?"
+            }
+            Stmt::RefPageLost => {
+                "UPDATE refdomain_pages USING TIMESTAMP ? SET links = 0, follow_links = 0, \
+                 lost_at = ? \
+                 WHERE target_domain = ? AND bucket = ? AND source_domain = ? AND source_url = ?"
+            }
+            Stmt::RefLivePut => {
+                "INSERT INTO refdomain_live (target_domain, bucket, source_domain, source_url) \
+                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+            }
+            Stmt::RefLiveDelete => {
+                "DELETE FROM refdomain_live USING TIMESTAMP ? \
+                 WHERE target_domain = ? AND bucket = ? AND source_domain = ? AND source_url = ?"
+            }
+            Stmt::Event => {
+                "INSERT INTO link_events (target_domain, day, bucket, at, kind, source_url, \
+                 target_url, anchor, rel, placement, link_kind) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            }
+            Stmt::EventDay => "INSERT INTO event_days (target_domain, day) VALUES (?, ?)",
+            Stmt::Domain => "INSERT INTO domains (domain) VALUES (?)",
+            Stmt::ReadPage => {
+                "SELECT fetched_at, content_hash, target_url, rel, anchor, placement, kind \
+                 FROM pages WHERE url = ?"
+            }
+            Stmt::ReadRefLive => {
+                "SELECT source_url FROM refdomain_live \
+                 WHERE target_domain = ? AND bucket = ? AND source_domain = ? LIMIT 2"
+            }
+            Stmt::ReadBacklinksDomain => {
+                "SELECT target_url, source_url, anchor, rel, placement, kind, first_seen, \
+                 last_seen, lost_at FROM backlinks \
+                 WHERE target_domain = ? AND bucket = ? AND (target_url, source_url) > (?, ?) \
+                 LIMIT ?"
+            }
+            Stmt::ReadBacklinksUrl => {
+                "SELECT target_url, source_url, anchor, rel, placement, kind, first_seen, \
+                 last_seen, lost_at FROM backlinks \
+                 WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url > ? \
+                 LIMIT ?"
+            }
+            Stmt::ReadRefdomains => {
+                "SELECT source_domain, links, follow_links, first_seen, last_seen, lost_at \
+                 FROM refdomain_pages WHERE target_domain = ? AND bucket = ?"
+            }
+            Stmt::ReadEventDays => {
+                "SELECT day FROM event_days WHERE target_domain = ? AND day >= ? AND day <= ?"
+            }
+            Stmt::ReadEvents => {
+                "SELECT at, kind, source_url, target_url, anchor, rel, placement, link_kind \
+                 FROM link_events \
+                 WHERE target_domain = ? AND day = ? AND bucket = ? AND at >= ? AND at < ?"
+            }
+            Stmt::ReadDomain => "SELECT domain FROM domains WHERE domain = ?",
+        }
+    }
+
+    /// Whether the statement writes.
+    pub fn is_write(self) -> bool {
+        !matches!(
+            self,
+            Stmt::ReadPage
+                | Stmt::ReadRefLive
+                | Stmt::ReadBacklinksDomain
+                | Stmt::ReadBacklinksUrl
+                | Stmt::ReadRefdomains
+                | Stmt::ReadEventDays
+                | Stmt::ReadEvents
+                | Stmt::ReadDomain
+        )
+    }
+}
+
+/// One bound statement, with the partition it touches (for batching:
+/// unlogged batches only ever group statements of one partition).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// The statement.
+    pub stmt: Stmt,
+    /// Its bound values, in marker order.
+    pub values: Vec<CqlValue>,
+    /// Table and partition key, joined with NUL.
+    pub partition: String,
+}
+
+/// One current outlink of a page, as its partition holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlink {
+    /// The target URL.
+    pub target: String,
+    /// Rel bits.
+    pub rel: u8,
+    /// Anchor text.
+    pub anchor: String,
+    /// Placement code.
+    pub placement: u8,
+    /// 1 for a redirect.
+    pub kind: u8,
+}
+
+/// What a page's partition held before this observation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prior {
+    /// Fetch time of the stored observation; `None` for a new page.
+    pub fetched_at_ms: Option<i64>,
+    /// Content hash of the stored observation.
+    pub content_hash: u64,
+    /// The current outlink set.
+    pub outlinks: Vec<Outlink>,
+}
+
+/// A page's first link to a target domain appeared, or its last one went:
+/// whether the referring domain itself appeared or went depends on the
+/// domain's other pages, which only a read can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The target domain.
+    pub target_domain: String,
+    /// The referring (source) domain.
+    pub source_domain: String,
+    /// True when the page's links to the domain appeared, false when lost.
+    pub appeared: bool,
+}
+
+/// The statements of one observation, in two phases: `graph` (edges,
+/// refdomain rows, events, domains) is executed first, `page` (the page's
+/// partition: state and outlink set) only after every graph write was
+/// acknowledged. A crash in between replays identically, because the replay
+/// diffs against the same, not yet updated, outlink set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Graph writes.
+    pub graph: Vec<Write>,
+    /// Page partition writes.
+    pub page: Vec<Write>,
+    /// Refdomain transitions to resolve with a read.
+    pub transitions: Vec<Transition>,
+    /// What the write changes.
+    pub stats: WriteStats,
+}
+
+fn text(s: &str) -> CqlValue {
+    CqlValue::Text(s.to_owned())
+}
+
+fn int(v: impl Into<i64>) -> CqlValue {
+    CqlValue::Int(i32::try_from(v.into()).unwrap_or(i32::MAX))
+}
+
+fn big(v: i64) -> CqlValue {
+    CqlValue::BigInt(v)
+}
+
+fn edge_key(stmt: Stmt, target: &str, source: &str, buckets: u32, lead: Vec<CqlValue>) -> Write {
+    let td = registrable_domain(url_host(target));
+    let b = bucket(source, buckets);
+    let mut values = lead;
+    values.extend([text(td), CqlValue::Int(b), text(target), text(source)]);
+    Write {
+        stmt,
+        values,
+        partition: format!("backlinks\0{td}\0{b}"),
+    }
+}
+
+fn refpage_key(
+    stmt: Stmt,
+    td: &str,
+    sd: &str,
+    page: &str,
+    buckets: u32,
+    lead: Vec<CqlValue>,
+) -> Write {
+    let b = bucket(sd, buckets);
+    let table = if matches!(stmt, Stmt::RefLivePut | Stmt::RefLiveDelete) {
+        "refdomain_live"
+    } else {
+        "refdomain_pages"
+    };
+    let mut values = lead;
+    values.extend([text(td), CqlValue::Int(b), text(sd), text(page)]);
+    Write {
+        stmt,
+        values,
+        partition: format!("{table}\0{td}\0{b}"),
+    }
+}
+
+fn ref_live_put(td: &str, sd: &str, page: &str, t: i64, buckets: u32) -> Write {
+    let b = bucket(sd, buckets);
+    Write {
+        stmt: Stmt::RefLivePut,
+        values: vec![text(td), CqlValue::Int(b), text(sd), text(page), big(ts(t))],
+        partition: format!("refdomain_live\0{td}\0{b}"),
+    }
+}
+
+/// The event rows (and their day index entry) of one event.
+pub fn event(
+    target_domain: &str,
+    t: i64,
+    kind: EventKind,
+    source: &str,
+    target: &str,
+    attrs: (&str, u8, u8, u8),
+    buckets: u32,
+) -> [Write; 2] {
+    let (anchor, rel, placement, link_kind) = attrs;
+    let d = day(t);
+    let b = bucket(source, buckets);
+    [
+        Write {
+            stmt: Stmt::Event,
+            values: vec![
+                text(target_domain),
+                CqlValue::Int(d),
+                CqlValue::Int(b),
+                big(t),
+                int(kind as u8),
+                text(source),
+                text(target),
+                text(anchor),
+                int(rel),
+                int(placement),
+                int(link_kind),
+            ],
+            partition: format!("link_events\0{target_domain}\0{d}\0{b}"),
+        },
+        Write {
+            stmt: Stmt::EventDay,
+            values: vec![text(target_domain), CqlValue::Int(d)],
+            partition: format!("event_days\0{target_domain}"),
+        },
+    ]
+}
+
+fn domain_write(d: &str) -> Write {
+    Write {
+        stmt: Stmt::Domain,
+        values: vec![text(d)],
+        partition: format!("domains\0{d}"),
+    }
+}
+
+/// Live link counts of a set of links to each external target domain.
+fn domain_counts<'a>(
+    source_domain: &str,
+    links: impl Iterator<Item = (&'a str, u8)>,
+) -> BTreeMap<String, (i64, i64)> {
+    let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (target, rel) in links {
+        let td = registrable_domain(url_host(target));
+        if td == source_domain {
+            continue;
+        }
+        let e = out.entry(td.to_owned()).or_default();
+        e.0 += 1;
+        if Rel::from_bits(rel).is_follow() {
+            e.1 += 1;
+        }
+    }
+    out
+}
+
+fn attrs(l: &Link) -> (&str, u8, u8, u8) {
+    (
+        l.anchor.as_str(),
+        l.rel.bits(),
+        l.placement.code(),
+        u8::from(l.kind == LinkKind::Redirect),
+    )
+}
+
+/// The statements one page observation turns into, given its partition's
+/// prior state. Mirrors the embedded store's rules exactly (see
+/// `FjallStore`): a stale observation only lowers first_seen; a temporary
+/// failure keeps the links; a 304 sees them again; otherwise the new set
+/// replaces the old, and the difference is new and lost links.
+pub fn plan(page: &PageWrite, prior: &Prior, buckets: u32) -> Plan {
+    let t = page.fetched_at_ms;
+    let source = page.url.as_str();
+    let sd = registrable_domain(url_host(source));
+    let mut p = Plan::default();
+    p.graph.push(domain_write(sd));
+    let current: BTreeMap<&str, &Outlink> = prior
+        .outlinks
+        .iter()
+        .map(|o| (o.target.as_str(), o))
+        .collect();
+
+    if prior.fetched_at_ms.is_some_and(|f| f > t) {
+        // Stale: it may only move first_seen earlier, of rows that exist.
+        let live: Vec<&Link> = page
+            .links
+            .iter()
+            .filter(|l| current.contains_key(l.target_url.as_str()))
+            .collect();
+        let mut domains = BTreeSet::new();
+        for l in live {
+            p.graph.push(edge_key(
+                Stmt::BacklinkFirstSeen,
+                &l.target_url,
+                source,
+                buckets,
+                vec![big(first_seen_ts(t)), big(t)],
+            ));
+            if !l.is_internal() {
+                domains.insert(l.target_domain().to_owned());
+            }
+        }
+        for td in domains {
+            p.graph.push(refpage_key(
+                Stmt::RefPageFirstSeen,
+                &td,
+                sd,
+                source,
+                buckets,
+                vec![big(first_seen_ts(t)), big(t)],
+            ));
+        }
+        return p;
+    }
+
+    match page.update {
+        LinkSetUpdate::Keep => {
+            p.page.push(page_state(page));
+        }
+        LinkSetUpdate::Unchanged => {
+            let mut domains = BTreeSet::new();
+            for o in &prior.outlinks {
+                p.graph.push(edge_key(
+                    Stmt::BacklinkLastSeen,
+                    &o.target,
+                    source,
+                    buckets,
+                    vec![big(ts(t)), big(t)],
+                ));
+                let td = registrable_domain(url_host(&o.target));
+                if td != sd {
+                    domains.insert(td.to_owned());
+                }
+            }
+            for td in domains {
+                p.graph.push(refpage_key(
+                    Stmt::RefPageLastSeen,
+                    &td,
+                    sd,
+                    source,
+                    buckets,
+                    vec![big(ts(t)), big(t)],
+                ));
+            }
+            if prior.fetched_at_ms.is_some() {
+                p.page.push(Write {
+                    stmt: Stmt::PageSeen,
+                    values: vec![
+                        big(ts(t)),
+                        int(page.status),
+                        int(page.outcome),
+                        big(t),
+                        text(source),
+                    ],
+                    partition: format!("pages\0{source}"),
+                });
+            }
+        }
+        LinkSetUpdate::Replace => replace(page, prior, &current, buckets, &mut p),
+    }
+    p
+}
+
+fn page_state(page: &PageWrite) -> Write {
+    let t = page.fetched_at_ms;
+    Write {
+        stmt: Stmt::PageState,
+        values: vec![
+            big(ts(t)),
+            int(page.status),
+            int(page.outcome),
+            big(t),
+            int(i64::try_from(page.links.len()).unwrap_or(i64::MAX)),
+            // The hash's bits, as CQL has no unsigned bigint.
+            big(i64::from_ne_bytes(page.content_hash.to_ne_bytes())),
+            text(&page.url),
+        ],
+        partition: format!("pages\0{}", page.url),
+    }
+}
+
+fn replace(
+    page: &PageWrite,
+    prior: &Prior,
+    current: &BTreeMap<&str, &Outlink>,
+    buckets: u32,
+    p: &mut Plan,
+) {
+    let t = page.fetched_at_ms;
+    let source = page.url.as_str();
+    let sd = registrable_domain(url_host(source));
+    let new: BTreeSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
+    let mut targets = BTreeSet::new();
+    for l in &page.links {
+        let td = l.target_domain();
+        targets.insert(td.to_owned());
+        p.stats.edges += 1;
+        let (anchor, rel, placement, kind) = attrs(l);
+        p.graph.push(edge_key(
+            Stmt::BacklinkPut,
+            &l.target_url,
+            source,
+            buckets,
+            vec![
+                big(ts(t)),
+                text(anchor),
+                int(rel),
+                int(placement),
+                int(kind),
+                big(t),
+            ],
+        ));
+        p.graph.push(edge_key(
+            Stmt::BacklinkFirstSeen,
+            &l.target_url,
+            source,
+            buckets,
+            vec![big(first_seen_ts(t)), big(t)],
+        ));
+        if !current.contains_key(l.target_url.as_str()) {
+            p.stats.new_edges += 1;
+            p.graph.extend(event(
+                td,
+                t,
+                EventKind::NewLink,
+                source,
+                &l.target_url,
+                attrs(l),
+                buckets,
+            ));
+        }
+        p.page.push(Write {
+            stmt: Stmt::OutlinkPut,
+            values: vec![
+                big(ts(t)),
+                int(rel),
+                text(anchor),
+                int(placement),
+                int(kind),
+                text(source),
+                text(&l.target_url),
+            ],
+            partition: format!("pages\0{source}"),
+        });
+    }
+    for o in prior
+        .outlinks
+        .iter()
+        .filter(|o| !new.contains(o.target.as_str()))
+    {
+        let td = registrable_domain(url_host(&o.target));
+        p.stats.lost_edges += 1;
+        p.graph.push(edge_key(
+            Stmt::BacklinkLost,
+            &o.target,
+            source,
+            buckets,
+            vec![big(ts(t)), big(t)],
+        ));
+        p.graph.extend(event(
+            td,
+            t,
+            EventKind::LostLink,
+            source,
+            &o.target,
+            (&o.anchor, o.rel, o.placement, o.kind),
+            buckets,
+        ));
+        p.page.push(Write {
+            stmt: Stmt::OutlinkDelete,
+            values: vec![big(ts(t)), text(source), text(&o.target)],
+            partition: format!("pages\0{source}"),
+        });
+    }
+    for td in &targets {
+        p.graph.push(domain_write(td));
+    }
+
+    // Per-page refdomain rows: fully determined by the old and new sets.
+    let old = domain_counts(
+        sd,
+        prior.outlinks.iter().map(|o| (o.target.as_str(), o.rel)),
+    );
+    let now = domain_counts(
+        sd,
+        page.links
+            .iter()
+            .map(|l| (l.target_url.as_str(), l.rel.bits())),
+    );
+    for (td, (links, follow)) in &now {
+        p.graph.push(refpage_key(
+            Stmt::RefPagePut,
+            td,
+            sd,
+            source,
+            buckets,
+            vec![big(ts(t)), int(*links), int(*follow), big(t)],
+        ));
+        p.graph.push(refpage_key(
+            Stmt::RefPageFirstSeen,
+            td,
+            sd,
+            source,
+            buckets,
+            vec![big(first_seen_ts(t)), big(t)],
+        ));
+        p.graph.push(ref_live_put(td, sd, source, t, buckets));
+        if !old.contains_key(td) {
+            p.transitions.push(Transition {
+                target_domain: td.clone(),
+                source_domain: sd.to_owned(),
+                appeared: true,
+            });
+        }
+    }
+    for td in old.keys().filter(|td| !now.contains_key(*td)) {
+        p.graph.push(refpage_key(
+            Stmt::RefPageLost,
+            td,
+            sd,
+            source,
+            buckets,
+            vec![big(ts(t)), big(t)],
+        ));
+        p.graph.push(refpage_key(
+            Stmt::RefLiveDelete,
+            td,
+            sd,
+            source,
+            buckets,
+            vec![big(ts(t))],
+        ));
+        p.transitions.push(Transition {
+            target_domain: td.clone(),
+            source_domain: sd.to_owned(),
+            appeared: false,
+        });
+    }
+    p.stats.changed = prior.fetched_at_ms.is_some()
+        && (prior.content_hash != page.content_hash
+            || prior.outlinks.len() != new.len()
+            || p.stats.new_edges > 0);
+    p.page.push(page_state(page));
+}
+
+/// The refdomain event a transition makes, given the source domain's other
+/// live pages (read from refdomain_live, this page excluded): a domain
+/// appears when this page is its only live one, and goes when none is left.
+pub fn transition_events(
+    tr: &Transition,
+    others_live: bool,
+    t: i64,
+    buckets: u32,
+) -> Option<[Write; 2]> {
+    if others_live {
+        return None;
+    }
+    let kind = if tr.appeared {
+        EventKind::NewRefdomain
+    } else {
+        EventKind::LostRefdomain
+    };
+    Some(event(
+        &tr.target_domain,
+        t,
+        kind,
+        &tr.source_domain,
+        "",
+        ("", 0, Placement::Content.code(), 0),
+        buckets,
+    ))
+}
+
+/// Splits statements into unlogged batches: one partition per batch, at most
+/// `max` statements each, in first-appearance order of the partitions.
+pub fn batches(writes: Vec<Write>, max: usize) -> Vec<Vec<Write>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: BTreeMap<String, Vec<Write>> = BTreeMap::new();
+    for w in writes {
+        if !groups.contains_key(&w.partition) {
+            order.push(w.partition.clone());
+        }
+        groups.entry(w.partition.clone()).or_default().push(w);
+    }
+    let mut out = Vec::new();
+    for key in order {
+        let Some(group) = groups.remove(&key) else {
+            continue;
+        };
+        let mut chunk = Vec::new();
+        for w in group {
+            chunk.push(w);
+            if chunk.len() == max.max(1) {
+                out.push(std::mem::take(&mut chunk));
+            }
+        }
+        if !chunk.is_empty() {
+            out.push(chunk);
+        }
+    }
+    out
+}
+
+/// The CQL statements of `schema` (deploy/scylla/schema.cql), comments
+/// removed, for keyspace `keyspace` at `replication_factor`.
+pub fn schema_statements(schema: &str, keyspace: &str, replication_factor: u32) -> Vec<String> {
+    let body: String = schema
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    body.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if s.starts_with("CREATE KEYSPACE") {
+                s.replacen(
+                    "IF NOT EXISTS linkgraph",
+                    &format!("IF NOT EXISTS {keyspace}"),
+                    1,
+                )
+                .replacen(
+                    "'replication_factor': 3",
+                    &format!("'replication_factor': {replication_factor}"),
+                    1,
+                )
+            } else {
+                s.to_owned()
+            }
+        })
+        .collect()
+}
+
+/// Links rebuilt from an outlink row, for tests and events.
+pub fn outlink_of(l: &Link) -> Outlink {
+    Outlink {
+        target: l.target_url.clone(),
+        rel: l.rel.bits(),
+        anchor: l.anchor.clone(),
+        placement: l.placement.code(),
+        kind: u8::from(l.kind == LinkKind::Redirect),
+    }
+}
