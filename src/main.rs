@@ -15,7 +15,11 @@ use linkgraph_core::{
 };
 use linkgraph_fetcher::{FetcherConfig, ResolveRule, Throughput, default_user_agent};
 use linkgraph_frontier::{FrontierConfig, RecrawlPolicy};
+use linkgraph_parser::ParseLimits;
 use linkgraph_pipeline::report::{self, BacklinksFormat, RefdomainsFormat};
+use linkgraph_pipeline::services::{
+    FrontierServiceOptions, ServiceOptions, run_fetcher, run_frontier, run_parser,
+};
 use linkgraph_pipeline::velocity::{Bucket, velocity};
 use linkgraph_pipeline::{CrawlOptions, crawl};
 use linkgraph_simweb::{SimConfig, SimWeb};
@@ -47,6 +51,78 @@ enum Command {
     /// Manage a link store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Run the frontier service: seeds, discovered URLs and feedback in, fetch requests out.
+    Frontier(Box<ServiceCmd>),
+    /// Run the fetcher service: fetch requests in, fetch results out.
+    Fetcher(Box<ServiceCmd>),
+    /// Run the parser service: fetch results in, edges to the store, discoveries and feedback out.
+    Parser(Box<ServiceCmd>),
+    /// Inject seed URLs into a running crawl through the bus.
+    Seed(SeedArgs),
+    /// Manage the bus's topics.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Create the topics the services exchange (idempotent).
+    Create(TopicsCreateArgs),
+}
+
+#[derive(Args)]
+struct TopicsCreateArgs {
+    /// The bus: kafka://HOST:PORT[,HOST:PORT].
+    #[arg(long, env = "LINKGRAPH_BUS")]
+    bus: String,
+    /// Replicas of each partition.
+    #[arg(long, env = "LINKGRAPH_TOPIC_REPLICATION", default_value_t = 3)]
+    replication_factor: i32,
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    /// The bus: kafka://HOST:PORT[,HOST:PORT].
+    #[arg(long, env = "LINKGRAPH_BUS")]
+    bus: String,
+    /// Seed URLs, or files with one URL per line ('#' starts a comment).
+    #[arg(long, num_args = 1.., required = true, value_delimiter = ',')]
+    seeds: Vec<String>,
+}
+
+/// Flags every service takes.
+#[derive(Args)]
+struct ServiceArgs {
+    /// The bus: kafka://HOST:PORT[,HOST:PORT] (or memory:// for one process).
+    #[arg(long, env = "LINKGRAPH_BUS")]
+    bus: String,
+    /// Address of the admin endpoints: /metrics, /healthz, /readyz.
+    #[arg(long, env = "LINKGRAPH_ADMIN_ADDR", default_value = "0.0.0.0:9464")]
+    admin_addr: SocketAddr,
+    /// Consumer group prefix: services of one crawl share it.
+    #[arg(long, env = "LINKGRAPH_GROUP", default_value = "linkgraph")]
+    group: String,
+    /// On SIGTERM, how long to wait for in-flight work before exiting (e.g. 20s).
+    #[arg(long, env = "LINKGRAPH_GRACE_PERIOD", default_value = "20s", value_parser = humantime::parse_duration)]
+    grace_period: Duration,
+    /// Stable member name (e.g. the pod name): static consumer-group membership, so a
+    /// restarted replica takes its partitions back at once.
+    #[arg(long, env = "LINKGRAPH_INSTANCE_ID")]
+    instance_id: Option<String>,
+    /// Also send undecodable messages to the dead-letter topic.
+    #[arg(long, env = "LINKGRAPH_DEAD_LETTER")]
+    dead_letter: bool,
+    /// Frontier only: exit 0 once no URL has been queued or in flight for this many seconds.
+    #[arg(long, env = "LINKGRAPH_EXIT_WHEN_IDLE", value_name = "SECONDS")]
+    exit_when_idle: Option<f64>,
+}
+
+#[derive(Args)]
+struct ServiceCmd {
+    #[command(flatten)]
+    svc: ServiceArgs,
+    #[command(flatten)]
+    crawl: CrawlArgs,
 }
 
 #[derive(Subcommand)]
@@ -104,9 +180,10 @@ struct CrawlArgs {
     /// Longest revisit interval (pages that never change).
     #[arg(long, env = "LINKGRAPH_RECRAWL_MAX", default_value = "30d", value_parser = humantime::parse_duration)]
     recrawl_max: Duration,
-    /// Data directory: the link store and the frontier state live here.
+    /// Data directory: the link store and the frontier state live here
+    /// (required by crawl, frontier and, for the embedded store, parser).
     #[arg(long, env = "LINKGRAPH_DATA")]
-    data: PathBuf,
+    data: Option<PathBuf>,
     /// Write the link graph to this store instead of DATA/store:
     /// scylla://HOST:PORT/KEYSPACE (see `linkgraph store init`).
     #[arg(long, env = "LINKGRAPH_STORE")]
@@ -381,6 +458,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Velocity(a) => run_velocity(a).await,
         Command::Simweb(a) => run_simweb(a).await,
         Command::Store(StoreCommand::Init(a)) => run_store_init(a).await,
+        Command::Frontier(a) => run_service(Role::Frontier, *a).await,
+        Command::Fetcher(a) => run_service(Role::Fetcher, *a).await,
+        Command::Parser(a) => run_service(Role::Parser, *a).await,
+        Command::Seed(a) => run_seed(a).await,
+        Command::Topics(TopicsCommand::Create(a)) => run_topics_create(a).await,
     }
 }
 
@@ -439,16 +521,16 @@ fn secs(name: &str, s: f64) -> Result<Duration> {
         .with_context(|| format!("--{name} must be a non-negative number of seconds, got {s}"))
 }
 
-async fn run_crawl(a: CrawlArgs) -> Result<()> {
+/// The fetcher, frontier and parser settings the crawl flags describe.
+fn configs(a: &CrawlArgs) -> Result<(FetcherConfig, FrontierConfig, ParseLimits)> {
     if !(a.per_host_rps.is_finite() && a.per_host_rps > 0.0) {
         bail!(
             "--per-host-rps must be a positive number, got {}",
             a.per_host_rps
         );
     }
-    let seeds = read_seeds(&a.seeds)?;
     let fetcher = FetcherConfig {
-        user_agent: a.user_agent,
+        user_agent: a.user_agent.clone(),
         per_host_rps: a.per_host_rps,
         connect_timeout: secs("connect-timeout", a.connect_timeout)?,
         total_timeout: secs("timeout", a.timeout)?,
@@ -461,7 +543,7 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
             min_bytes_per_sec: a.min_throughput,
             grace: secs("throughput-grace", a.throughput_grace)?,
         },
-        resolve: a.resolve,
+        resolve: a.resolve.clone(),
         allow_private_networks: a.allow_private_networks,
         ..FetcherConfig::default()
     };
@@ -471,7 +553,7 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
         host_budget_base: a.host_budget_base,
         host_budget_per_linking_domain: a.host_budget_per_linking_domain,
         url_policy: UrlPolicy {
-            strip_params: a.strip_params,
+            strip_params: a.strip_params.clone(),
             max_url_bytes: a.max_url_length,
             max_path_depth: a.max_path_depth,
             max_segment_repeats: a.max_segment_repeats,
@@ -491,18 +573,30 @@ async fn run_crawl(a: CrawlArgs) -> Result<()> {
     if a.recrawl_min.is_zero() || a.recrawl_min > a.recrawl_max {
         bail!("--recrawl-min must be positive and at most --recrawl-max");
     }
+    let limits = ParseLimits {
+        max_links: a.max_links_per_page,
+        ..Default::default()
+    };
+    Ok((fetcher, frontier, limits))
+}
+
+async fn run_crawl(a: CrawlArgs) -> Result<()> {
+    let (fetcher, frontier, parse_limits) = configs(&a)?;
+    let seeds = read_seeds(&a.seeds)?;
+    let Some(data_dir) = a.data else {
+        bail!(
+            "--data DIR is required: the crawl keeps its frontier (and by default its store) there"
+        );
+    };
     let opts = CrawlOptions {
         seeds,
-        data_dir: a.data,
+        data_dir,
         store_url: a.store,
         max_pages: a.max_pages,
         concurrency: a.concurrency,
         frontier,
         fetcher,
-        parse_limits: linkgraph_parser::ParseLimits {
-            max_links: a.max_links_per_page,
-            ..Default::default()
-        },
+        parse_limits,
         progress: !a.no_progress,
         continuous: a.continuous,
     };
@@ -824,5 +918,164 @@ async fn run_store_init(a: StoreInitArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot initialize {}", a.store))?;
     println!("store {} ready", a.store);
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Frontier,
+    Fetcher,
+    Parser,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Frontier => "frontier",
+            Role::Fetcher => "fetcher",
+            Role::Parser => "parser",
+        }
+    }
+}
+
+/// Installs the Prometheus recorder and serves the admin endpoints.
+async fn start_admin(
+    addr: SocketAddr,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<tokio::sync::oneshot::Sender<()>> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ])
+        .context("metric buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    linkgraph_pipeline::metrics_spec::describe();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on admin address {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "admin endpoints on /metrics, /healthz, /readyz");
+    eprintln!("admin listening on http://{local}");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let render: linkgraph_pipeline::admin::Render = Arc::new(move || handle.render());
+    tokio::spawn(linkgraph_pipeline::admin::serve(
+        listener,
+        render,
+        ready,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Ok(tx)
+}
+
+async fn run_service(role: Role, a: ServiceCmd) -> Result<()> {
+    let (fetcher_cfg, frontier_cfg, limits) = configs(&a.crawl)?;
+    let bus = linkgraph_bus::connect_as(&a.svc.bus, a.svc.instance_id.clone())?;
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _admin = start_admin(a.svc.admin_addr, Arc::clone(&ready)).await?;
+    let opts = ServiceOptions {
+        bus,
+        group: a.svc.group.clone(),
+        dead_letter: a.svc.dead_letter,
+        grace: a.svc.grace_period,
+        ready,
+    };
+    tracing::info!(service = role.name(), bus = %a.svc.bus, "starting");
+    match role {
+        Role::Fetcher => {
+            let fetcher = linkgraph_fetcher::Fetcher::new(fetcher_cfg)?;
+            run_fetcher(opts, fetcher, a.crawl.concurrency, shutdown_signal()).await?;
+        }
+        Role::Parser => {
+            let url = match (&a.crawl.store, &a.crawl.data) {
+                (Some(url), _) => url.clone(),
+                (None, Some(dir)) => format!("fjall://{}", dir.join("store").display()),
+                (None, None) => bail!("the parser needs --store URL or --data DIR"),
+            };
+            let store = linkgraph_store::open(&url, true)
+                .await
+                .with_context(|| format!("cannot open the link store {url}"))?;
+            let token = linkgraph_fetcher::Fetcher::new(fetcher_cfg.clone())?
+                .product_token()
+                .to_owned();
+            run_parser(
+                opts,
+                store,
+                token,
+                limits,
+                frontier_cfg.url_policy.clone(),
+                a.crawl.concurrency,
+                shutdown_signal(),
+            )
+            .await?;
+        }
+        Role::Frontier => {
+            let Some(data_dir) = a.crawl.data.clone() else {
+                bail!("the frontier needs --data DIR for its state");
+            };
+            let exit_when_idle = a
+                .svc
+                .exit_when_idle
+                .map(|s| secs("exit-when-idle", s))
+                .transpose()?;
+            let run = run_frontier(
+                opts,
+                FrontierServiceOptions {
+                    data_dir,
+                    config: frontier_cfg,
+                    seeds: read_seeds(&a.crawl.seeds)?,
+                    exit_when_idle,
+                },
+                shutdown_signal(),
+            )
+            .await?;
+            println!(
+                "frontier stopped{}: {} requests dispatched, {} completed",
+                if run.idle { " (idle)" } else { "" },
+                run.dispatched,
+                run.completed
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn run_seed(a: SeedArgs) -> Result<()> {
+    let bus = linkgraph_bus::connect(&a.bus)?;
+    let seeds = read_seeds(&a.seeds)?;
+    for s in &seeds {
+        let url = canonicalize(s, None).with_context(|| format!("seed {s:?}"))?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let d = linkgraph_proto::DiscoveredUrl {
+            url: url.into(),
+            host: host.clone(),
+            ..Default::default()
+        };
+        bus.publish(
+            linkgraph_bus::topics::SEEDS,
+            &host,
+            prost::Message::encode_to_vec(&d),
+        )
+        .await
+        .with_context(|| format!("cannot publish seed {s:?}"))?;
+    }
+    println!("{} seeds published to {}", seeds.len(), a.bus);
+    Ok(())
+}
+
+async fn run_topics_create(a: TopicsCreateArgs) -> Result<()> {
+    let Some(brokers) = a.bus.strip_prefix("kafka://") else {
+        bail!("topics create needs a kafka:// bus, got {:?}", a.bus);
+    };
+    // Validates the URL the same way the services do.
+    linkgraph_bus::connect(&a.bus)?;
+    let bus = linkgraph_bus::KafkaBus::new(brokers.trim_end_matches('/'))?
+        .with_replication(a.replication_factor);
+    linkgraph_bus::Bus::create_topics(&bus, &linkgraph_bus::TOPICS).await?;
+    for t in linkgraph_bus::TOPICS {
+        println!("{} ({} partitions)", t.name, t.partitions);
+    }
     Ok(())
 }

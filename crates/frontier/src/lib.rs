@@ -717,6 +717,11 @@ impl Frontier {
         self.pending - parked
     }
 
+    /// Hosts with queued work waiting for their politeness delay or ready now.
+    pub fn ready_hosts(&self) -> usize {
+        self.ready.len()
+    }
+
     /// Hosts parked after repeated failures.
     pub fn parked_hosts(&self) -> usize {
         self.hosts.values().filter(|h| h.parked).count()

@@ -1,0 +1,153 @@
+//! Every metric linkgraph emits, with its help text and unit: the one place
+//! an operator reads to know what is measured (Vector's
+//! `instrumentation.md` pattern). Names follow
+//! `linkgraph_<component>_<noun>_<unit>[_total]`; labels come from fixed
+//! sets (outcome, reason, backend, op, topic), never a host or a URL.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Counters: (name, help).
+pub const COUNTERS: [(&str, &str); 10] = [
+    (
+        "linkgraph_fetcher_pages_total",
+        "Fetches by outcome class (label outcome).",
+    ),
+    (
+        "linkgraph_fetcher_downloaded_bytes_total",
+        "Body bytes downloaded, after decompression.",
+    ),
+    (
+        "linkgraph_fetcher_robots_denied_total",
+        "URLs not fetched because robots.txt disallows them.",
+    ),
+    (
+        "linkgraph_frontier_rejected_urls_total",
+        "Discovered URLs refused by the frontier (label reason).",
+    ),
+    (
+        "linkgraph_frontier_parked_hosts_total",
+        "Hosts parked after repeated failures.",
+    ),
+    (
+        "linkgraph_store_edges_written_total",
+        "Edges written to the link store (label backend).",
+    ),
+    (
+        "linkgraph_store_errors_total",
+        "Failed link store operations (labels backend, op).",
+    ),
+    (
+        "linkgraph_bus_messages_produced_total",
+        "Messages acknowledged by the bus.",
+    ),
+    (
+        "linkgraph_bus_malformed_messages_total",
+        "Consumed messages skipped because they do not decode (label topic).",
+    ),
+    (
+        "linkgraph_bus_rebalances_total",
+        "Consumer group rebalances seen.",
+    ),
+];
+
+/// Gauges: (name, help).
+pub const GAUGES: [(&str, &str); 4] = [
+    (
+        "linkgraph_frontier_queued_urls",
+        "URLs queued in the frontier, not yet dispatched.",
+    ),
+    (
+        "linkgraph_frontier_inflight_requests",
+        "Requests dispatched and not yet answered.",
+    ),
+    (
+        "linkgraph_frontier_ready_hosts",
+        "Hosts with queued URLs on the politeness schedule.",
+    ),
+    (
+        "linkgraph_bus_consumer_lag_messages",
+        "Messages behind the end of the consumed partitions (label topic).",
+    ),
+];
+
+/// Histograms, in seconds: (name, help).
+pub const HISTOGRAMS: [(&str, &str); 3] = [
+    (
+        "linkgraph_fetcher_fetch_duration_seconds",
+        "Wall time of a fetch, rate-limit wait included.",
+    ),
+    (
+        "linkgraph_store_write_duration_seconds",
+        "Time to write one page to the link store (label backend).",
+    ),
+    (
+        "linkgraph_store_read_duration_seconds",
+        "Time of a link store query (labels backend, op).",
+    ),
+];
+
+/// Registers the help text and unit of every metric with the installed
+/// recorder.
+pub fn describe() {
+    for (name, help) in COUNTERS {
+        describe_counter!(name, help);
+    }
+    for (name, help) in GAUGES {
+        describe_gauge!(name, help);
+    }
+    for (name, help) in HISTOGRAMS {
+        describe_histogram!(name, Unit::Seconds, help);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric the code emits is described here, and named by the
+    /// convention.
+    #[test]
+    fn every_emitted_metric_is_described_and_well_named() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let mut emitted = std::collections::BTreeSet::new();
+        let mut stack = vec![std::path::PathBuf::from(root)];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    for part in text.split("!(\"linkgraph_").skip(1) {
+                        if let Some(name) = part.split('"').next().filter(|n| !n.contains('{')) {
+                            emitted.insert(format!("linkgraph_{name}"));
+                        }
+                    }
+                }
+            }
+        }
+        let described: std::collections::BTreeSet<String> = COUNTERS
+            .iter()
+            .chain(&GAUGES)
+            .chain(&HISTOGRAMS)
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
+        let undescribed: Vec<_> = emitted.difference(&described).collect();
+        assert!(
+            undescribed.is_empty(),
+            "undescribed metrics: {undescribed:?}"
+        );
+        for (n, _) in COUNTERS {
+            assert!(n.ends_with("_total"), "{n}");
+        }
+        for (n, _) in HISTOGRAMS {
+            assert!(n.ends_with("_seconds"), "{n}");
+        }
+        for n in &described {
+            assert!(
+                n.split('_').count() >= 4,
+                "{n}: linkgraph_<component>_<noun>_<unit>"
+            );
+        }
+    }
+}

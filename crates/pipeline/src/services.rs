@@ -1,0 +1,454 @@
+//! The distributed services: frontier, fetcher and parser loops over a
+//! [`Bus`], calling the same stage functions as the embedded crawl.
+//!
+//! ```text
+//! seed ──► linkgraph.seeds ──┐
+//!                            ▼
+//!   FRONTIER ──linkgraph.fetch──► FETCHER ──linkgraph.pages──► PARSER ──► store
+//!      ▲  ▲                                                      │
+//!      │  └──────────── linkgraph.discovered (key: URL host) ◄───┤
+//!      └─────────────── linkgraph.feedback (key: request host) ◄─┘
+//! ```
+//!
+//! At-least-once with idempotent effects: a service acks a message once its
+//! effects are durable (a produced message acknowledged by the bus, a store
+//! write acknowledged by the store), and commits offsets once a second,
+//! after flushing its local state. A killed service re-reads from its last
+//! commit: a page may be fetched or parsed twice, but an edge is stored once.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use linkgraph_bus::{Bus, BusError, Message, Subscription, topics};
+use linkgraph_core::{UrlPolicy, now_ms};
+use linkgraph_fetcher::Fetcher;
+use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
+use linkgraph_parser::ParseLimits;
+use linkgraph_proto::{CrawlRequest, DiscoveredUrl, FetchResult, FrontierFeedback};
+use linkgraph_store::{LinkStore, StoreError};
+use prost::Message as _;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::stages;
+
+/// How often offsets are committed (after local state is flushed).
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// Due URLs queued per look at the recrawl schedule.
+const DUE_BATCH: usize = 10_000;
+
+/// Why a service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The bus failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The link store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The frontier failed.
+    #[error(transparent)]
+    Frontier(#[from] FrontierError),
+    /// A worker task panicked (a bug).
+    #[error("a worker task failed: {0}")]
+    Task(String),
+}
+
+/// What every service shares.
+#[derive(Clone)]
+pub struct ServiceOptions {
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// Consumer group prefix (`<prefix>-frontier`, ...).
+    pub group: String,
+    /// Send undecodable messages to the dead-letter topic too.
+    pub dead_letter: bool,
+    /// How long a stop waits for in-flight work before abandoning it (it is
+    /// then redelivered to whoever consumes the partition next).
+    pub grace: Duration,
+    /// Set once the service consumes (for `/readyz`).
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Logs, counts and (optionally) dead-letters a message that does not
+/// decode, and acks it: a broken message never blocks its partition.
+async fn malformed(opts: &ServiceOptions, sub: &mut dyn Subscription, m: &Message, err: &str) {
+    warn!(topic = %m.topic, partition = m.partition, offset = m.offset, error = err, "skipping malformed message");
+    metrics::counter!("linkgraph_bus_malformed_messages_total", "topic" => m.topic.clone())
+        .increment(1);
+    if opts.dead_letter
+        && let Err(e) = opts
+            .bus
+            .publish(topics::DEAD_LETTER, &m.key, m.payload.clone())
+            .await
+    {
+        warn!(error = %e, "cannot dead-letter a malformed message");
+    }
+    sub.ack(m);
+}
+
+async fn commit(sub: &mut dyn Subscription) {
+    if let Err(e) = sub.commit().await {
+        // Not fatal: the next commit covers it, and a restart re-reads it.
+        warn!(error = %e, "offset commit failed");
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+type Work = std::pin::Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send>>;
+
+/// A consumer loop for a stateless worker service: `start` turns a payload
+/// into its work (or says why it is malformed); at most `max` run at once;
+/// `flush` makes acked effects durable before each commit. On shutdown it
+/// stops consuming, waits up to the grace period for in-flight work,
+/// commits what finished and returns.
+async fn worker_loop<F, Fut>(
+    opts: &ServiceOptions,
+    group: &str,
+    topic: &str,
+    max: usize,
+    start: impl Fn(&[u8]) -> Result<Work, String>,
+    flush: F,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), ServiceError>>,
+{
+    let mut sub = opts.bus.subscribe(group, &[topic]).await?;
+    opts.ready.store(true, Ordering::Relaxed);
+    info!(group, topic, max, "consuming");
+    let mut tasks: JoinSet<(Message, Result<(), ServiceError>)> = JoinSet::new();
+    let mut tick = tokio::time::interval(COMMIT_EVERY);
+    let mut deadline: Option<Instant> = None;
+    let mut failure: Option<ServiceError> = None;
+    tokio::pin!(shutdown);
+    loop {
+        if deadline.is_some() && tasks.is_empty() {
+            break;
+        }
+        let take = deadline.is_none() && tasks.len() < max.max(1);
+        tokio::select! {
+            r = sub.recv(), if take => match r? {
+                None => deadline = Some(Instant::now() + opts.grace),
+                Some(m) => match start(&m.payload) {
+                    Ok(work) => {
+                        tasks.spawn(async move {
+                            let res = work.await;
+                            (m, res)
+                        });
+                    }
+                    Err(e) => malformed(opts, sub.as_mut(), &m, &e).await,
+                },
+            },
+            Some(joined) = tasks.join_next() => match joined {
+                Ok((m, Ok(()))) => sub.ack(&m),
+                Ok((m, Err(e))) => {
+                    warn!(topic, offset = m.offset, error = %e, "stopping: work failed");
+                    failure.get_or_insert(e);
+                    deadline.get_or_insert(Instant::now() + opts.grace);
+                }
+                Err(e) => {
+                    failure.get_or_insert(ServiceError::Task(e.to_string()));
+                    deadline.get_or_insert(Instant::now() + opts.grace);
+                }
+            },
+            _ = tick.tick() => {
+                flush().await?;
+                commit(sub.as_mut()).await;
+            }
+            () = &mut shutdown, if deadline.is_none() => {
+                info!(in_flight = tasks.len(), "stop requested; draining");
+                deadline = Some(Instant::now() + opts.grace);
+            }
+            () = sleep_until(deadline) => {
+                warn!(abandoned = tasks.len(), "grace period over; abandoning in-flight work");
+                tasks.abort_all();
+                break;
+            }
+        }
+    }
+    opts.ready.store(false, Ordering::Relaxed);
+    flush().await?;
+    commit(sub.as_mut()).await;
+    failure.map_or(Ok(()), Err)
+}
+
+/// The fetcher service: `CrawlRequest`s in, `FetchResult`s out.
+pub async fn run_fetcher(
+    opts: ServiceOptions,
+    fetcher: Fetcher,
+    concurrency: usize,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    let group = format!("{}-fetcher", opts.group);
+    let bus = Arc::clone(&opts.bus);
+    let start = |payload: &[u8]| -> Result<Work, String> {
+        let req = CrawlRequest::decode(payload).map_err(|e| e.to_string())?;
+        if req.url.is_empty() || req.host.is_empty() {
+            return Err("crawl request without url or host".into());
+        }
+        let (f, bus) = (fetcher.clone(), Arc::clone(&bus));
+        Ok(Box::pin(async move {
+            let host = req.host.clone();
+            let res = f.fetch(req).await;
+            bus.publish(topics::PAGES, &host, res.encode_to_vec())
+                .await?;
+            Ok(())
+        }))
+    };
+    worker_loop(
+        &opts,
+        &group,
+        topics::FETCH,
+        concurrency,
+        start,
+        || async { Ok(()) },
+        shutdown,
+    )
+    .await
+}
+
+/// The parser service: `FetchResult`s in; edges to the store, then
+/// discovered URLs and feedback to the frontier.
+pub async fn run_parser(
+    opts: ServiceOptions,
+    store: Arc<dyn LinkStore>,
+    product_token: String,
+    limits: ParseLimits,
+    policy: UrlPolicy,
+    concurrency: usize,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    let group = format!("{}-parser", opts.group);
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let permits = Arc::new(Semaphore::new(cpus));
+    let policy = Arc::new(policy);
+    let bus = Arc::clone(&opts.bus);
+    let start = |payload: &[u8]| -> Result<Work, String> {
+        let res = FetchResult::decode(payload).map_err(|e| e.to_string())?;
+        if res.request.as_ref().is_none_or(|r| r.url.is_empty()) {
+            return Err("fetch result without a request url".into());
+        }
+        let (store, bus, permits) = (Arc::clone(&store), Arc::clone(&bus), Arc::clone(&permits));
+        let (token, policy) = (product_token.clone(), Arc::clone(&policy));
+        Ok(Box::pin(async move {
+            let page = {
+                let _p = permits
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| ServiceError::Task(e.to_string()))?;
+                tokio::task::spawn_blocking(move || stages::parse(res, &token, limits, &policy))
+                    .await
+                    .map_err(|e| ServiceError::Task(e.to_string()))?
+            };
+            let stats = store.write_page(stages::page_write(&page)).await?;
+            let mut fb = stages::feedback(&page, &stats);
+            // Discoveries go to the frontier partition owning their host,
+            // before the feedback that completes the request.
+            for d in std::mem::take(&mut fb.discovered) {
+                bus.publish(topics::DISCOVERED, &d.host.clone(), d.encode_to_vec())
+                    .await?;
+            }
+            let host = fb
+                .request
+                .as_ref()
+                .map(|r| r.host.clone())
+                .unwrap_or_default();
+            bus.publish(topics::FEEDBACK, &host, fb.encode_to_vec())
+                .await?;
+            Ok(())
+        }))
+    };
+    let flush_store = Arc::clone(&store);
+    worker_loop(
+        &opts,
+        &group,
+        topics::PAGES,
+        concurrency,
+        start,
+        || {
+            let s = Arc::clone(&flush_store);
+            async move { Ok(s.flush().await?) }
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// Frontier service settings.
+pub struct FrontierServiceOptions {
+    /// Where the frontier keeps its state (`DIR/frontier`).
+    pub data_dir: std::path::PathBuf,
+    /// Frontier limits and politeness.
+    pub config: FrontierConfig,
+    /// Seeds to add at start (besides those arriving on the seeds topic).
+    pub seeds: Vec<String>,
+    /// Exit once nothing has been queued or in flight for this long.
+    pub exit_when_idle: Option<Duration>,
+}
+
+/// How a frontier service run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrontierRun {
+    /// Requests handed to fetchers.
+    pub dispatched: u64,
+    /// Feedback messages applied.
+    pub completed: u64,
+    /// True when it stopped because it was idle.
+    pub idle: bool,
+}
+
+fn open_frontier(dir: &Path, cfg: FrontierConfig) -> Result<Frontier, ServiceError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        ServiceError::Task(format!(
+            "cannot create data directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok(Frontier::open(&dir.join("frontier"), cfg)?)
+}
+
+/// The frontier service: seeds, discovered URLs and feedback in;
+/// `CrawlRequest`s out, each host's only when its politeness delay passed.
+/// Its state (seen set, queues, schedule) persists in its data directory;
+/// back-off and Crawl-delay are rebuilt from feedback after a restart.
+pub async fn run_frontier(
+    opts: ServiceOptions,
+    f_opts: FrontierServiceOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<FrontierRun, ServiceError> {
+    let mut frontier = open_frontier(&f_opts.data_dir, f_opts.config)?;
+    for s in &f_opts.seeds {
+        if let Err(e) = frontier.add_seed(s) {
+            warn!(seed = %s, error = %e, "skipping seed");
+        }
+    }
+    let group = format!("{}-frontier", opts.group);
+    let mut sub = opts
+        .bus
+        .subscribe(
+            &group,
+            &[topics::SEEDS, topics::DISCOVERED, topics::FEEDBACK],
+        )
+        .await?;
+    opts.ready.store(true, Ordering::Relaxed);
+    info!(queued = frontier.pending(), "frontier consuming");
+    let mut run = FrontierRun {
+        dispatched: 0,
+        completed: 0,
+        idle: false,
+    };
+    let mut tick = tokio::time::interval(COMMIT_EVERY);
+    let mut idle_since: Option<Instant> = None;
+    let mut ticks: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        while let Some(req) = frontier.next_ready(Instant::now()) {
+            opts.bus
+                .publish(topics::FETCH, &req.host, req.encode_to_vec())
+                .await?;
+            run.dispatched += 1;
+        }
+        metrics::gauge!("linkgraph_frontier_queued_urls").set(frontier.pending() as f64);
+        metrics::gauge!("linkgraph_frontier_inflight_requests").set(frontier.in_flight() as f64);
+        metrics::gauge!("linkgraph_frontier_ready_hosts").set(frontier.ready_hosts() as f64);
+        if frontier.pending() == 0 && frontier.in_flight() == 0 {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if f_opts
+                .exit_when_idle
+                .is_some_and(|limit| since.elapsed() >= limit)
+            {
+                run.idle = true;
+                break;
+            }
+        } else {
+            idle_since = None;
+        }
+        let wake = frontier.next_wakeup();
+        tokio::select! {
+            r = sub.recv() => {
+                let Some(m) = r? else { break };
+                apply(&opts, &mut frontier, sub.as_mut(), &m, &mut run).await?;
+            }
+            () = sleep_until(wake) => {}
+            _ = tick.tick() => {
+                ticks += 1;
+                if ticks.is_multiple_of(10) {
+                    info!(
+                        queued = frontier.pending(),
+                        in_flight = frontier.in_flight(),
+                        dispatched = run.dispatched,
+                        completed = run.completed,
+                        "frontier progress"
+                    );
+                }
+                if frontier.active_pending() == 0 && frontier.in_flight() == 0 {
+                    frontier.enqueue_due(now_ms(), DUE_BATCH)?;
+                }
+                frontier.flush()?;
+                commit(sub.as_mut()).await;
+            }
+            () = &mut shutdown => {
+                info!(in_flight = frontier.in_flight(), "stop requested");
+                break;
+            }
+        }
+    }
+    opts.ready.store(false, Ordering::Relaxed);
+    frontier.flush()?;
+    commit(sub.as_mut()).await;
+    Ok(run)
+}
+
+/// Applies one frontier message; malformed ones are skipped, engine errors
+/// are fatal.
+async fn apply(
+    opts: &ServiceOptions,
+    frontier: &mut Frontier,
+    sub: &mut dyn Subscription,
+    m: &Message,
+    run: &mut FrontierRun,
+) -> Result<(), ServiceError> {
+    let bad = match m.topic.as_str() {
+        t if t == topics::SEEDS => match DiscoveredUrl::decode(m.payload.as_slice()) {
+            Ok(d) => match frontier.add_seed(&d.url) {
+                Ok(_) => None,
+                Err(FrontierError::BadSeed(e)) => Some(format!("bad seed {:?}: {e}", d.url)),
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => Some(e.to_string()),
+        },
+        t if t == topics::DISCOVERED => match DiscoveredUrl::decode(m.payload.as_slice()) {
+            Ok(d) => {
+                frontier.offer(&d)?;
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        },
+        _ => match FrontierFeedback::decode(m.payload.as_slice()) {
+            Ok(fb) if fb.request.is_some() => {
+                frontier.complete(&fb, now_ms())?;
+                run.completed += 1;
+                None
+            }
+            Ok(_) => Some("feedback without a request".into()),
+            Err(e) => Some(e.to_string()),
+        },
+    };
+    match bad {
+        Some(e) => malformed(opts, sub, m, &e).await,
+        None => sub.ack(m),
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! End to end, distributed: a real Kafka-protocol broker (tansu) on
+//! loopback, one frontier, two fetchers and a parser as separate processes
+//! against the simulated web. A fetcher and the parser are killed with
+//! SIGKILL mid-crawl; the stored graph must still equal the ground truth
+//! exactly, and no host may see requests faster than the per-host rate.
+//!
+//! Needs `tansu` (`cargo install tansu --features dynostore`; `make test`
+//! installs it) and `promtool` (Debian package `prometheus`). A missing tool
+//! fails the test with what to install: it never skips silently.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn tool(name: &str, install: &str) -> PathBuf {
+    let env_name = format!("LINKGRAPH_{}", name.to_uppercase());
+    if let Ok(p) = std::env::var(&env_name) {
+        return PathBuf::from(p);
+    }
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join(".cargo/bin").join(name));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is required for this test and was not found: {install} (or set {env_name})"
+            )
+        })
+}
+
+/// The services' consumer session timeout (6 s), and some.
+const SESSION_EXPIRY: Duration = Duration::from_secs(8);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tansu broker with memory storage on a loopback port, killed on drop.
+struct Broker {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_broker() -> Broker {
+    let tansu = tool(
+        "tansu",
+        "cargo install tansu --version 0.6.0 --features dynostore --locked",
+    );
+    let port = free_port();
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &listener,
+            "--advertised-listener-url",
+            &listener,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "tansu did not start listening");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Broker {
+        child,
+        url: format!("kafka://127.0.0.1:{port}"),
+    }
+}
+
+fn spawn(args: &[String], log: &std::path::Path) -> Child {
+    let out = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+        .args(args)
+        .env("LINKGRAPH_LOG", "info,lsm_tree=warn,fjall=warn")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .unwrap()
+}
+
+fn kill9(child: &mut Child) {
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+async fn wait_for_requests(served: &Served, n: usize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while served.log.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "the crawl stalled at {} requests",
+            served.log.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks that no host saw two requests closer than 1/rps in `log`.
+fn assert_rate(entries: &[linkgraph_simweb::LoggedRequest], rps: f64) -> usize {
+    let mut by_host: HashMap<&str, Vec<Instant>> = HashMap::new();
+    for e in entries {
+        by_host.entry(e.host.as_str()).or_default().push(e.at);
+    }
+    let min_gap = Duration::from_secs_f64(1.0 / rps);
+    let jitter = Duration::from_millis(15);
+    let mut checked = 0;
+    for (host, times) in &by_host {
+        for w in times.windows(2) {
+            let gap = w[1].duration_since(w[0]);
+            assert!(
+                gap + jitter >= min_gap,
+                "{host} got two requests {gap:?} apart (limit {min_gap:?})"
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let promtool = tool("promtool", "apt-get install prometheus");
+    let broker = start_broker().await;
+    let served = serve(16, 12, 23).await;
+    let truth = served.web.truth();
+    // Logs stay in the target directory for a post-mortem.
+    let dir_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-distributed");
+    let _ = std::fs::remove_dir_all(&dir_path);
+    std::fs::create_dir_all(&dir_path).unwrap();
+    let dir = &dir_path;
+    let rps = 5.0;
+    let s = |v: &str| v.to_owned();
+
+    linkgraph_ok(vec![
+        s("topics"),
+        s("create"),
+        s("--bus"),
+        broker.url.clone(),
+        s("--replication-factor"),
+        s("1"),
+    ])
+    .await;
+    let seeded = linkgraph_ok(vec![
+        s("seed"),
+        s("--bus"),
+        broker.url.clone(),
+        s("--seeds"),
+        served.web.seed_url(),
+    ])
+    .await;
+    assert!(seeded.contains("1 seeds published"), "{seeded}");
+
+    let common = |role: &str, admin: u16, extra: &[String]| -> Vec<String> {
+        let mut a = vec![
+            s(role),
+            s("--bus"),
+            broker.url.clone(),
+            s("--resolve"),
+            format!("*={}", served.addr),
+            s("--allow-private-networks"),
+            s("--per-host-rps"),
+            rps.to_string(),
+            s("--per-ip-concurrency"),
+            s("0"),
+            s("--admin-addr"),
+            format!("127.0.0.1:{admin}"),
+            s("--grace-period"),
+            s("5s"),
+        ];
+        a.extend(extra.iter().cloned());
+        a
+    };
+    let store_dir = dir.join("parser");
+    let parser_args = common("parser", 0, &[s("--data"), store_dir.display().to_string()]);
+    let logs = dir;
+    let mut parser = spawn(&parser_args, &logs.join("parser-1.log"));
+    let mut fetcher_a = spawn(&common("fetcher", 0, &[]), &logs.join("fetcher-a.log"));
+    let fetcher_b_admin = free_port();
+    let fetcher_b = spawn(
+        &common("fetcher", fetcher_b_admin, &[]),
+        &logs.join("fetcher-b.log"),
+    );
+    let frontier = spawn(
+        &common(
+            "frontier",
+            0,
+            &[
+                s("--data"),
+                dir.join("frontier").display().to_string(),
+                s("--exit-when-idle"),
+                s("8"),
+            ],
+        ),
+        &logs.join("frontier.log"),
+    );
+
+    // Mid-crawl: SIGKILL one fetcher and the parser; each is replaced once
+    // its session has expired, as its Deployment would replace a killed pod.
+    // (tansu 0.6 expires the dead member but elects no new group leader, so
+    // the survivors keep their old assignment until a member joins; a Kafka
+    // broker reassigns the dead member's partitions on expiry.)
+    wait_for_requests(&served, 40, Duration::from_secs(120)).await;
+    kill9(&mut fetcher_a);
+    let at_fetcher_kill = served.log.len();
+    tokio::time::sleep(SESSION_EXPIRY).await;
+    let fetcher_a2 = spawn(&common("fetcher", 0, &[]), &logs.join("fetcher-a2.log"));
+    wait_for_requests(&served, at_fetcher_kill + 60, Duration::from_secs(120)).await;
+    kill9(&mut parser);
+    let at_parser_kill = served.log.len();
+    tokio::time::sleep(SESSION_EXPIRY).await;
+    let parser2 = spawn(&parser_args, &logs.join("parser-2.log"));
+
+    // The frontier exits 0 once nothing is queued or in flight.
+    let frontier_out = tokio::task::spawn_blocking(move || {
+        let mut f = frontier;
+        let deadline = Instant::now() + Duration::from_secs(150);
+        loop {
+            if let Some(status) = f.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = f.kill();
+                panic!(
+                    "the frontier did not finish within 150 s (logs in target/tmp/e2e-distributed)"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    let log_text = |name: &str| std::fs::read_to_string(logs.join(name)).unwrap_or_default();
+    assert!(
+        frontier_out.success(),
+        "frontier failed: {}",
+        log_text("frontier.log")
+    );
+    assert!(
+        served.log.len() > at_parser_kill,
+        "work continued after the kills"
+    );
+
+    // The surviving fetcher serves Prometheus metrics that promtool accepts.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{fetcher_b_admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "linkgraph_fetcher_pages_total",
+        "linkgraph_fetcher_fetch_duration_seconds_bucket",
+        "linkgraph_fetcher_downloaded_bytes_total",
+        "linkgraph_bus_messages_produced_total",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
+    let page = dir.join("metrics.txt");
+    std::fs::write(&page, &metrics).unwrap();
+    let check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&page).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for path in ["/healthz", "/readyz"] {
+        let r = reqwest::get(format!("http://127.0.0.1:{fetcher_b_admin}{path}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+
+    // SIGTERM drains and exits 0.
+    sigterm(fetcher_b).await;
+    sigterm(fetcher_a2).await;
+    sigterm(parser2).await;
+
+    // The stored graph equals the ground truth: nothing lost, nothing twice.
+    let domains: BTreeSet<String> = truth
+        .edges
+        .iter()
+        .map(|l| l.target_domain().to_owned())
+        .collect();
+    let want: BTreeSet<Full> = truth.edges.iter().map(full).collect();
+    let got = stored(&store_dir, &domains, "live").await;
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {} (e.g. {missing:#?})\nextra {extra:#?}",
+        want.difference(&got).count()
+    );
+    for (domain, rows) in &expected_refdomains(&truth.edges) {
+        assert_eq!(
+            &refdomains_json(&store_dir, domain).await,
+            rows,
+            "refdomains of {domain}"
+        );
+    }
+
+    // Politeness held across processes and the kills (server's own log).
+    let log = served.log.snapshot();
+    for e in &log {
+        assert!(
+            !served.web.disallowed(&e.host, &e.path),
+            "requested disallowed {}{}",
+            e.host,
+            e.path
+        );
+    }
+    let checked = assert_rate(&log, rps);
+    assert!(checked > 100, "too few same-host request pairs: {checked}");
+}
