@@ -4,14 +4,38 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test lint unit bench bench-frontier fuzz build release check-tools clean
+.PHONY: demo test lint unit bench bench-frontier fuzz build release check-tools tools k8s-validate clean
 
 ## demo: serve a simulated web, crawl it, print a referring-domains report
 demo: release
 	BIN=target/release/linkgraph ./scripts/demo.sh
 
-## test: formatting, lints, and the whole test suite (unit, property, end-to-end)
-test: check-tools lint unit
+## test: formatting, lints, manifests, and the whole test suite (unit, property, end-to-end, Kafka)
+test: check-tools tools lint k8s-validate unit
+
+# The tools the suite runs: installed once, skipped when present, and a
+# failed install stops `make test` (the tests never skip a missing tool).
+TANSU_VERSION ?= 0.6.0
+KUBERNETES_VERSION ?= 1.30.0
+tools:
+	@command -v tansu >/dev/null || test -x "$$HOME/.cargo/bin/tansu" || { \
+	  echo "installing the tansu Kafka broker into ~/.cargo/bin (one time, ~25 min on 2 cores)"; \
+	  $(CARGO) install tansu --version $(TANSU_VERSION) --features dynostore --locked; }
+	@command -v promtool >/dev/null || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  { apt-get install -y --no-install-recommends prometheus || sudo apt-get install -y --no-install-recommends prometheus; } >/dev/null \
+	  && command -v promtool >/dev/null; } || { echo "error: promtool is required: apt-get install prometheus"; exit 1; }
+	@command -v kubernetes-validate >/dev/null || { \
+	  echo "installing kubernetes-validate (PyPI)"; \
+	  python3 -m pip install --quiet kubernetes-validate && command -v kubernetes-validate >/dev/null; } \
+	  || { echo "error: kubernetes-validate is required: python3 -m pip install kubernetes-validate"; exit 1; }
+
+## k8s-validate: check the Kubernetes manifests (offline schemas) and the Prometheus rules
+# Custom resources (ScyllaCluster, ServiceMonitor) have no built-in schema and are skipped.
+k8s-validate:
+	kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION) k8s/*.yaml k8s/scylla/store-init-job.yaml
+	promtool check rules deploy/prometheus/alerts.yaml
+	python3 -m json.tool deploy/grafana/linkgraph.json >/dev/null
 
 check-tools:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is required (https://rustup.rs)"; exit 1; }

@@ -150,4 +150,37 @@ mod tests {
             );
         }
     }
+
+    /// The dashboard and the alert rules only query metrics that exist.
+    #[test]
+    fn dashboard_and_alerts_use_described_metrics() {
+        let described: std::collections::BTreeSet<&str> = COUNTERS
+            .iter()
+            .chain(&GAUGES)
+            .chain(&HISTOGRAMS)
+            .map(|(n, _)| *n)
+            .collect();
+        for file in ["grafana/linkgraph.json", "prometheus/alerts.yaml"] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/").to_owned() + file;
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let mut used = 0;
+            for part in text.split("linkgraph_").skip(1) {
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if name.is_empty() {
+                    continue;
+                }
+                let name = format!("linkgraph_{name}");
+                let base = name.strip_suffix("_bucket").unwrap_or(&name);
+                assert!(
+                    described.contains(base),
+                    "{file} queries unknown metric {name}"
+                );
+                used += 1;
+            }
+            assert!(used > 3, "{file} queries too few metrics");
+        }
+    }
 }

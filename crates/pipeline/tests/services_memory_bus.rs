@@ -1,0 +1,185 @@
+//! The three services wired in one process over the in-process bus, against
+//! the simulated web: the same service code as on Kafka, no broker needed.
+//! Malformed messages on two topics are skipped and dead-lettered, and the
+//! stored graph equals the ground truth exactly.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use linkgraph_bus::{Bus, MemoryBus, topics};
+use linkgraph_core::Link;
+use linkgraph_fetcher::{Fetcher, FetcherConfig};
+use linkgraph_frontier::FrontierConfig;
+use linkgraph_pipeline::services::{
+    FrontierServiceOptions, ServiceOptions, run_fetcher, run_frontier, run_parser,
+};
+use linkgraph_simweb::{SimConfig, SimWeb};
+use linkgraph_store::{BacklinkQuery, FjallStore, LinkStore, Status, Target};
+
+type Edge = (String, String, String, u8, u8, String);
+
+fn edge(l: &Link) -> Edge {
+    (
+        l.source_url.clone(),
+        l.target_url.clone(),
+        l.anchor.clone(),
+        l.rel.bits(),
+        l.placement.code(),
+        l.kind.as_str().to_owned(),
+    )
+}
+
+async fn stored(store: &dyn LinkStore, domains: &BTreeSet<String>) -> BTreeSet<Edge> {
+    let mut out = BTreeSet::new();
+    for d in domains {
+        let mut after = None;
+        loop {
+            let page = store
+                .backlinks(BacklinkQuery {
+                    target: Target::Domain(d.clone()),
+                    include_internal: true,
+                    status: Status::Live,
+                    limit: 500,
+                    after,
+                })
+                .await
+                .unwrap();
+            for b in &page.items {
+                assert!(out.insert(edge(&b.link)), "duplicate {:?}", b.link);
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_over_the_memory_bus_match_ground_truth() {
+    let web = Arc::new(SimWeb::new(SimConfig {
+        hosts: 12,
+        pages_per_host: 10,
+        seed: 5,
+        ..SimConfig::default()
+    }));
+    let truth = web.truth();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_web, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(linkgraph_simweb::serve(
+        listener,
+        Arc::clone(&web),
+        None,
+        async {
+            let _ = web_stopped.await;
+        },
+    ));
+
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::default());
+    // Garbage first: it must be skipped, counted and dead-lettered.
+    bus.publish(
+        topics::FETCH,
+        "x.example",
+        b"\xff\xfe not a request".to_vec(),
+    )
+    .await
+    .unwrap();
+    bus.publish(topics::PAGES, "x.example", vec![0x0a, 0xff, 0x01])
+        .await
+        .unwrap();
+    let opts = ServiceOptions {
+        bus: Arc::clone(&bus),
+        group: "test".into(),
+        dead_letter: true,
+        grace: Duration::from_secs(5),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let fetcher = Fetcher::new(FetcherConfig {
+        resolve: vec![format!("*={addr}").parse().unwrap()],
+        allow_private_networks: true,
+        per_host_rps: 100.0,
+        per_ip_concurrency: 0,
+        ..FetcherConfig::default()
+    })
+    .unwrap();
+    let token = fetcher.product_token().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn LinkStore> =
+        Arc::new(FjallStore::open(&dir.path().join("store"), true).unwrap());
+    let frontier_cfg = FrontierConfig {
+        host_interval: Duration::from_millis(10),
+        ..FrontierConfig::default()
+    };
+
+    let (stop_fetch, fetch_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_parse, parse_stopped) = tokio::sync::oneshot::channel::<()>();
+    let fetch_task = tokio::spawn(run_fetcher(opts.clone(), fetcher, 16, async {
+        let _ = fetch_stopped.await;
+    }));
+    let parse_task = tokio::spawn(run_parser(
+        opts.clone(),
+        Arc::clone(&store),
+        token,
+        Default::default(),
+        frontier_cfg.url_policy.clone(),
+        16,
+        async {
+            let _ = parse_stopped.await;
+        },
+    ));
+    let run = tokio::time::timeout(
+        Duration::from_secs(120),
+        run_frontier(
+            opts.clone(),
+            FrontierServiceOptions {
+                data_dir: dir.path().to_path_buf(),
+                config: frontier_cfg,
+                seeds: vec![web.seed_url()],
+                exit_when_idle: Some(Duration::from_secs(1)),
+            },
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("the crawl finishes")
+    .unwrap();
+    assert!(run.idle && run.dispatched > 100, "{run:?}");
+    assert_eq!(run.dispatched, run.completed);
+
+    let _ = stop_fetch.send(());
+    let _ = stop_parse.send(());
+    fetch_task.await.unwrap().unwrap();
+    parse_task.await.unwrap().unwrap();
+
+    let domains: BTreeSet<String> = truth
+        .edges
+        .iter()
+        .map(|l| l.target_domain().to_owned())
+        .collect();
+    let want: BTreeSet<Edge> = truth.edges.iter().map(edge).collect();
+    let got = stored(store.as_ref(), &domains).await;
+    let missing: Vec<_> = want.difference(&got).take(3).collect();
+    let extra: Vec<_> = got.difference(&want).take(3).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}"
+    );
+
+    // Both malformed messages reached the dead-letter topic, keys intact.
+    let mut dl = bus.subscribe("ops", &[topics::DEAD_LETTER]).await.unwrap();
+    for _ in 0..2 {
+        let m = tokio::time::timeout(Duration::from_secs(5), dl.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.key, "x.example");
+    }
+    let _ = stop_web.send(());
+}
