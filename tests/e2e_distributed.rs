@@ -1,8 +1,9 @@
 //! End to end, distributed: a real Kafka-protocol broker (tansu) on
 //! loopback, one frontier, two fetchers and a parser as separate processes
-//! against the simulated web. A fetcher and the parser are killed with
-//! SIGKILL mid-crawl; the stored graph must still equal the ground truth
-//! exactly, and no host may see requests faster than the per-host rate.
+//! against the simulated web. A fetcher, the parser and the frontier are
+//! killed with SIGKILL mid-crawl (and replaced); the stored graph must still
+//! equal the ground truth exactly, and no host may see requests faster than
+//! the per-host rate.
 //!
 //! Needs `tansu` (`cargo install tansu --features dynostore`; `make test`
 //! installs it) and `promtool` (Debian package `prometheus`). A missing tool
@@ -213,35 +214,41 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
         &common("fetcher", fetcher_b_admin, &[]),
         &logs.join("fetcher-b.log"),
     );
-    let frontier = spawn(
-        &common(
-            "frontier",
-            0,
-            &[
-                s("--data"),
-                dir.join("frontier").display().to_string(),
-                s("--exit-when-idle"),
-                s("8"),
-            ],
-        ),
-        &logs.join("frontier.log"),
+    let frontier_args = common(
+        "frontier",
+        0,
+        &[
+            s("--data"),
+            dir.join("frontier").display().to_string(),
+            s("--exit-when-idle"),
+            s("8"),
+        ],
     );
+    let frontier = spawn(&frontier_args, &logs.join("frontier.log"));
 
     // Mid-crawl: SIGKILL one fetcher and the parser; each is replaced once
     // its session has expired, as its Deployment would replace a killed pod.
     // (tansu 0.6 expires the dead member but elects no new group leader, so
     // the survivors keep their old assignment until a member joins; a Kafka
     // broker reassigns the dead member's partitions on expiry.)
-    wait_for_requests(&served, 40, Duration::from_secs(120)).await;
+    wait_for_requests(&served, 30, Duration::from_secs(120)).await;
     kill9(&mut fetcher_a);
     let at_fetcher_kill = served.log.len();
     tokio::time::sleep(SESSION_EXPIRY).await;
     let fetcher_a2 = spawn(&common("fetcher", 0, &[]), &logs.join("fetcher-a2.log"));
-    wait_for_requests(&served, at_fetcher_kill + 60, Duration::from_secs(120)).await;
+    wait_for_requests(&served, at_fetcher_kill + 40, Duration::from_secs(120)).await;
     kill9(&mut parser);
     let at_parser_kill = served.log.len();
     tokio::time::sleep(SESSION_EXPIRY).await;
     let parser2 = spawn(&parser_args, &logs.join("parser-2.log"));
+
+    // And the frontier: its replacement resumes from its data directory.
+    wait_for_requests(&served, at_parser_kill + 40, Duration::from_secs(120)).await;
+    let mut frontier = frontier;
+    kill9(&mut frontier);
+    let at_frontier_kill = served.log.len();
+    tokio::time::sleep(SESSION_EXPIRY).await;
+    let frontier = spawn(&frontier_args, &logs.join("frontier-2.log"));
 
     // The frontier exits 0 once nothing is queued or in flight.
     let frontier_out = tokio::task::spawn_blocking(move || {
@@ -266,10 +273,10 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
     assert!(
         frontier_out.success(),
         "frontier failed: {}",
-        log_text("frontier.log")
+        log_text("frontier-2.log")
     );
     assert!(
-        served.log.len() > at_parser_kill,
+        served.log.len() > at_frontier_kill,
         "work continued after the kills"
     );
 
