@@ -21,7 +21,6 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use linkgraph_core::{registrable_domain, url_host};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::deserialize::row::DeserializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlValue;
@@ -121,11 +120,139 @@ async fn session(uri: &ScyllaUri) -> Result<Session, StoreError> {
         .map_err(cql_err("connect"))
 }
 
+/// A row as read: one optional value per selected column.
+pub type CqlRow = Vec<Option<CqlValue>>;
+
+/// Executes planned statements: the seam between the store's logic and the
+/// driver. [`SessionExecutor`] is the real one.
+#[async_trait]
+pub trait CqlExecutor: Send + Sync {
+    /// Executes one group of writes to a single partition (one statement,
+    /// or an unlogged batch).
+    async fn write(&self, group: Vec<Write>) -> Result<(), StoreError>;
+    /// Runs a SELECT to completion (paged underneath).
+    async fn read(&self, stmt: Stmt, values: Vec<CqlValue>) -> Result<Vec<CqlRow>, StoreError>;
+}
+
+/// Executes statements on a ScyllaDB session, every statement prepared.
+pub struct SessionExecutor {
+    session: Session,
+    stmts: HashMap<Stmt, PreparedStatement>,
+}
+
+impl SessionExecutor {
+    fn prepared(&self, stmt: Stmt) -> Result<&PreparedStatement, StoreError> {
+        self.stmts
+            .get(&stmt)
+            .ok_or_else(|| StoreError::Task(format!("statement {stmt:?} not prepared")))
+    }
+}
+
+#[async_trait]
+impl CqlExecutor for SessionExecutor {
+    async fn write(&self, group: Vec<Write>) -> Result<(), StoreError> {
+        if let [one] = group.as_slice() {
+            self.session
+                .execute_unpaged(self.prepared(one.stmt)?, &one.values)
+                .await
+                .map_err(cql_err("write"))?;
+            return Ok(());
+        }
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values: Vec<Vec<CqlValue>> = Vec::with_capacity(group.len());
+        for w in group {
+            batch.append_statement(self.prepared(w.stmt)?.clone());
+            values.push(w.values);
+        }
+        self.session
+            .batch(&batch, values)
+            .await
+            .map_err(cql_err("batch"))?;
+        Ok(())
+    }
+
+    async fn read(&self, stmt: Stmt, values: Vec<CqlValue>) -> Result<Vec<CqlRow>, StoreError> {
+        let pager = self
+            .session
+            .execute_iter(self.prepared(stmt)?.clone(), values)
+            .await
+            .map_err(cql_err("read"))?;
+        let rows: Vec<scylla::value::Row> = pager
+            .rows_stream::<scylla::value::Row>()
+            .map_err(cql_err("read"))?
+            .try_collect()
+            .await
+            .map_err(cql_err("read"))?;
+        Ok(rows.into_iter().map(|r| r.columns).collect())
+    }
+}
+
+/// A column value converted from CQL.
+pub trait FromCql: Sized {
+    /// Converts one column (`None` = null).
+    fn from_cql(v: Option<CqlValue>) -> Result<Self, String>;
+}
+
+impl FromCql for String {
+    fn from_cql(v: Option<CqlValue>) -> Result<Self, String> {
+        match v {
+            Some(CqlValue::Text(s) | CqlValue::Ascii(s)) => Ok(s),
+            other => Err(format!("expected text, got {other:?}")),
+        }
+    }
+}
+
+impl FromCql for i32 {
+    fn from_cql(v: Option<CqlValue>) -> Result<Self, String> {
+        match v {
+            Some(CqlValue::Int(i)) => Ok(i),
+            other => Err(format!("expected int, got {other:?}")),
+        }
+    }
+}
+
+impl FromCql for i64 {
+    fn from_cql(v: Option<CqlValue>) -> Result<Self, String> {
+        match v {
+            Some(CqlValue::BigInt(i)) => Ok(i),
+            other => Err(format!("expected bigint, got {other:?}")),
+        }
+    }
+}
+
+impl<T: FromCql> FromCql for Option<T> {
+    fn from_cql(v: Option<CqlValue>) -> Result<Self, String> {
+        v.map(|x| T::from_cql(Some(x))).transpose()
+    }
+}
+
+/// A typed row converted from CQL.
+pub trait FromCqlRow: Sized {
+    /// Converts one row.
+    fn from_row(r: CqlRow) -> Result<Self, String>;
+}
+
+macro_rules! tuple_row {
+    ($($t:ident),+) => {
+        impl<$($t: FromCql),+> FromCqlRow for ($($t,)+) {
+            fn from_row(r: CqlRow) -> Result<Self, String> {
+                let mut it = r.into_iter();
+                Ok(($($t::from_cql(it.next().flatten())?,)+))
+            }
+        }
+    };
+}
+tuple_row!(A);
+tuple_row!(A, B, C, D, E, F);
+tuple_row!(A, B, C, D, E, F, G);
+tuple_row!(A, B, C, D, E, F, G, H);
+tuple_row!(A, B, C, D, E, F, G, H, I);
+
 /// The ScyllaDB link store.
 #[derive(Clone)]
 pub struct ScyllaStore {
-    session: Arc<Session>,
-    stmts: Arc<HashMap<Stmt, PreparedStatement>>,
+    cql: Arc<dyn CqlExecutor>,
     buckets: u32,
     in_flight: Arc<Semaphore>,
 }
@@ -193,12 +320,20 @@ impl ScyllaStore {
             p.set_is_idempotent(true);
             stmts.insert(stmt, p);
         }
-        Ok(ScyllaStore {
-            session: Arc::new(s),
-            stmts: Arc::new(stmts),
+        Ok(Self::with_executor(
+            Arc::new(SessionExecutor { session: s, stmts }),
             buckets,
+        ))
+    }
+
+    /// A store over any executor (tests run the store's logic on a model of
+    /// CQL's semantics with this).
+    pub fn with_executor(cql: Arc<dyn CqlExecutor>, buckets: u32) -> Self {
+        ScyllaStore {
+            cql,
+            buckets: buckets.max(1),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-        })
+        }
     }
 
     /// Drops the keyspace (tests use a fresh one each run).
@@ -210,39 +345,14 @@ impl ScyllaStore {
         Ok(())
     }
 
-    fn prepared(&self, stmt: Stmt) -> Result<&PreparedStatement, StoreError> {
-        self.stmts
-            .get(&stmt)
-            .ok_or_else(|| StoreError::Task(format!("statement {stmt:?} not prepared")))
-    }
-
-    /// Executes one single-partition group: a plain statement, or an
-    /// unlogged batch.
+    /// Executes one single-partition group of writes.
     async fn run(&self, group: Vec<Write>) -> Result<(), StoreError> {
         let _permit = self
             .in_flight
             .acquire()
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
-        if let [one] = group.as_slice() {
-            self.session
-                .execute_unpaged(self.prepared(one.stmt)?, &one.values)
-                .await
-                .map_err(cql_err("write"))?;
-            return Ok(());
-        }
-        let mut batch = Batch::new(BatchType::Unlogged);
-        batch.set_is_idempotent(true);
-        let mut values: Vec<Vec<CqlValue>> = Vec::with_capacity(group.len());
-        for w in group {
-            batch.append_statement(self.prepared(w.stmt)?.clone());
-            values.push(w.values);
-        }
-        self.session
-            .batch(&batch, values)
-            .await
-            .map_err(cql_err("batch"))?;
-        Ok(())
+        self.cql.write(group).await
     }
 
     async fn run_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
@@ -253,26 +363,28 @@ impl ScyllaStore {
             .await
     }
 
-    async fn rows<R>(&self, stmt: Stmt, values: Vec<CqlValue>) -> Result<Vec<R>, StoreError>
-    where
-        R: for<'f, 'm> DeserializeRow<'f, 'm>,
-    {
+    async fn rows<R: FromCqlRow>(
+        &self,
+        stmt: Stmt,
+        values: Vec<CqlValue>,
+    ) -> Result<Vec<R>, StoreError> {
         let _permit = self
             .in_flight
             .acquire()
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
-        let pager = self
-            .session
-            .execute_iter(self.prepared(stmt)?.clone(), values)
-            .await
-            .map_err(cql_err("read"))?;
-        pager
-            .rows_stream::<R>()
-            .map_err(cql_err("read"))?
-            .try_collect()
-            .await
-            .map_err(cql_err("read"))
+        self.cql
+            .read(stmt, values)
+            .await?
+            .into_iter()
+            .map(|r| {
+                R::from_row(r).map_err(|reason| StoreError::Corrupt {
+                    table: "scylla",
+                    key: format!("{stmt:?}"),
+                    reason,
+                })
+            })
+            .collect()
     }
 
     async fn read_prior(&self, url: &str) -> Result<Prior, StoreError> {
@@ -787,5 +899,7 @@ impl LinkStore for ScyllaStore {
     }
 }
 
+#[cfg(test)]
+mod model;
 #[cfg(test)]
 mod tests;

@@ -529,6 +529,17 @@ fn refdomains_sum_their_pages() {
     );
 }
 
+/// The shared conformance suite, on the store's real logic over a model of
+/// CQL's semantics (see `model.rs`), with one, a few and many buckets.
+#[tokio::test]
+async fn conformance_suite_on_the_cql_model() {
+    for buckets in [1, 4, 16] {
+        let store =
+            ScyllaStore::with_executor(std::sync::Arc::new(super::model::CqlModel::new()), buckets);
+        conformance::run_all(&store).await;
+    }
+}
+
 /// The shared conformance suite against a live ScyllaDB node, in a fresh
 /// keyspace that is dropped afterwards.
 #[tokio::test]
