@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -126,28 +125,6 @@ async fn wait_for_requests(served: &Served, n: usize, limit: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Checks that no host saw two requests closer than 1/rps in `log`.
-fn assert_rate(entries: &[linkgraph_simweb::LoggedRequest], rps: f64) -> usize {
-    let mut by_host: HashMap<&str, Vec<Instant>> = HashMap::new();
-    for e in entries {
-        by_host.entry(e.host.as_str()).or_default().push(e.at);
-    }
-    let min_gap = Duration::from_secs_f64(1.0 / rps);
-    let jitter = Duration::from_millis(15);
-    let mut checked = 0;
-    for (host, times) in &by_host {
-        for w in times.windows(2) {
-            let gap = w[1].duration_since(w[0]);
-            assert!(
-                gap + jitter >= min_gap,
-                "{host} got two requests {gap:?} apart (limit {min_gap:?})"
-            );
-            checked += 1;
-        }
-    }
-    checked
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,27 +301,7 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
     sigterm(parser2).await;
 
     // The stored graph equals the ground truth: nothing lost, nothing twice.
-    let domains: BTreeSet<String> = truth
-        .edges
-        .iter()
-        .map(|l| l.target_domain().to_owned())
-        .collect();
-    let want: BTreeSet<Full> = truth.edges.iter().map(full).collect();
-    let got = stored(&store_dir, &domains, "live").await;
-    let missing: Vec<_> = want.difference(&got).take(5).collect();
-    let extra: Vec<_> = got.difference(&want).take(5).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {} (e.g. {missing:#?})\nextra {extra:#?}",
-        want.difference(&got).count()
-    );
-    for (domain, rows) in &expected_refdomains(&truth.edges) {
-        assert_eq!(
-            &refdomains_json(&store_dir, domain).await,
-            rows,
-            "refdomains of {domain}"
-        );
-    }
+    assert_graph_equals(&store_dir, &truth.edges).await;
 
     // Politeness held across processes and the kills (server's own log).
     let log = served.log.snapshot();

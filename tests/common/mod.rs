@@ -305,3 +305,51 @@ pub async fn sigterm(child: std::process::Child) -> String {
     );
     stdout
 }
+
+/// Checks that no host saw two requests closer than 1/rps in `entries` (the
+/// server's own arrival stamps, with a little loopback jitter allowed);
+/// returns how many same-host pairs were checked.
+pub fn assert_rate(entries: &[linkgraph_simweb::LoggedRequest], rps: f64) -> usize {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+    let mut by_host: HashMap<&str, Vec<Instant>> = HashMap::new();
+    for e in entries {
+        by_host.entry(e.host.as_str()).or_default().push(e.at);
+    }
+    let min_gap = Duration::from_secs_f64(1.0 / rps);
+    let jitter = Duration::from_millis(15);
+    let mut checked = 0;
+    for (host, times) in &by_host {
+        for w in times.windows(2) {
+            let gap = w[1].duration_since(w[0]);
+            assert!(
+                gap + jitter >= min_gap,
+                "{host} got two requests {gap:?} apart (limit {min_gap:?})"
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
+
+/// Checks that the live graph stored in `data` equals `edges`, every
+/// attribute included, and that every referring-domain count does too.
+pub async fn assert_graph_equals(data: &Path, edges: &[Link]) {
+    let domains: BTreeSet<String> = edges.iter().map(|l| l.target_domain().to_owned()).collect();
+    let want: BTreeSet<Full> = edges.iter().map(full).collect();
+    let got = stored(data, &domains, "live").await;
+    let missing: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} missing (e.g. {missing:#?})\nextra {extra:#?}",
+        want.difference(&got).count()
+    );
+    for (domain, rows) in &expected_refdomains(edges) {
+        assert_eq!(
+            &refdomains_json(data, domain).await,
+            rows,
+            "refdomains of {domain}"
+        );
+    }
+}

@@ -651,18 +651,7 @@ impl LinkStore for FjallStore {
         let this = self.clone();
         let started = Instant::now();
         let res = blocking(move || this.write_page_sync(&page)).await;
-        metrics::histogram!("linkgraph_store_write_duration_seconds", "backend" => "fjall")
-            .record(started.elapsed().as_secs_f64());
-        match &res {
-            Ok(s) => {
-                metrics::counter!("linkgraph_store_edges_written_total", "backend" => "fjall")
-                    .increment(s.edges);
-            }
-            Err(_) => {
-                metrics::counter!("linkgraph_store_errors_total", "backend" => "fjall", "op" => "write")
-                    .increment(1);
-            }
-        }
+        crate::record_write("fjall", started, &res);
         res
     }
 

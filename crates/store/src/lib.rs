@@ -277,6 +277,26 @@ pub trait LinkStore: Send + Sync {
     async fn flush(&self) -> Result<(), StoreError>;
 }
 
+/// Records a page write's latency, edges and failure, per backend.
+fn record_write(
+    backend: &'static str,
+    started: std::time::Instant,
+    res: &Result<WriteStats, StoreError>,
+) {
+    metrics::histogram!("linkgraph_store_write_duration_seconds", "backend" => backend)
+        .record(started.elapsed().as_secs_f64());
+    match res {
+        Ok(s) => {
+            metrics::counter!("linkgraph_store_edges_written_total", "backend" => backend)
+                .increment(s.edges);
+        }
+        Err(_) => {
+            metrics::counter!("linkgraph_store_errors_total", "backend" => backend, "op" => "write")
+                .increment(1);
+        }
+    }
+}
+
 /// Opens a store by URL: `fjall:///path` (or a bare path) for the embedded
 /// store, `scylla://HOST:PORT[,HOST:PORT]/KEYSPACE` for ScyllaDB (initialized
 /// with `linkgraph store init`). `create` applies to the embedded store.

@@ -387,6 +387,20 @@ impl ScyllaStore {
             .collect()
     }
 
+    /// Runs `stmt` once per bucket, concurrently (bounded), with the values
+    /// `values(bucket)`; results in no particular order.
+    async fn every_bucket<R: FromCqlRow>(
+        &self,
+        stmt: Stmt,
+        values: impl Fn(i32) -> Vec<CqlValue>,
+    ) -> Result<Vec<Vec<R>>, StoreError> {
+        stream::iter(0..self.buckets)
+            .map(|b| self.rows(stmt, values(i32::try_from(b).unwrap_or(0))))
+            .buffer_unordered(PAGE_PARALLELISM)
+            .try_collect()
+            .await
+    }
+
     async fn read_prior(&self, url: &str) -> Result<Prior, StoreError> {
         type Row = (
             Option<i64>,
@@ -464,21 +478,16 @@ impl ScyllaStore {
     /// counted over at most 1,000 backlinks per bucket.
     async fn page_refdomains(&self, url: &str) -> Result<u32, StoreError> {
         let own = registrable_domain(url_host(url));
-        let per_bucket: Vec<Vec<BacklinkRow>> = stream::iter(0..self.buckets)
-            .map(|b| {
-                self.rows(
-                    Stmt::ReadBacklinksUrl,
-                    vec![
-                        CqlValue::Text(own.to_owned()),
-                        CqlValue::Int(i32::try_from(b).unwrap_or(0)),
-                        CqlValue::Text(url.to_owned()),
-                        CqlValue::Text(String::new()),
-                        CqlValue::Int(PAGE_REFDOMAIN_SCAN),
-                    ],
-                )
+        let per_bucket: Vec<Vec<BacklinkRow>> = self
+            .every_bucket(Stmt::ReadBacklinksUrl, |b| {
+                vec![
+                    CqlValue::Text(own.to_owned()),
+                    CqlValue::Int(b),
+                    CqlValue::Text(url.to_owned()),
+                    CqlValue::Text(String::new()),
+                    CqlValue::Int(PAGE_REFDOMAIN_SCAN),
+                ]
             })
-            .buffer_unordered(PAGE_PARALLELISM)
-            .try_collect()
             .await?;
         let domains: HashSet<&str> = per_bucket
             .iter()
@@ -503,18 +512,10 @@ impl ScyllaStore {
             Option<i64>,
             Option<i64>,
         );
-        let per_bucket: Vec<Vec<Row>> = stream::iter(0..self.buckets)
-            .map(|b| {
-                self.rows(
-                    Stmt::ReadRefdomains,
-                    vec![
-                        CqlValue::Text(domain.to_owned()),
-                        CqlValue::Int(i32::try_from(b).unwrap_or(0)),
-                    ],
-                )
+        let per_bucket: Vec<Vec<Row>> = self
+            .every_bucket(Stmt::ReadRefdomains, |b| {
+                vec![CqlValue::Text(domain.to_owned()), CqlValue::Int(b)]
             })
-            .buffer_unordered(PAGE_PARALLELISM)
-            .try_collect()
             .await?;
         Ok(aggregate_refdomains(
             per_bucket.into_iter().flatten().map(|r| RefPageRow {
@@ -840,19 +841,10 @@ impl LinkStore for ScyllaStore {
     async fn write_page(&self, page: PageWrite) -> Result<WriteStats, StoreError> {
         let started = Instant::now();
         let res = self.write_inner(&page).await;
-        metrics::histogram!("linkgraph_store_write_duration_seconds", "backend" => "scylla")
-            .record(started.elapsed().as_secs_f64());
-        match &res {
-            Ok(s) => {
-                metrics::counter!("linkgraph_store_edges_written_total", "backend" => "scylla")
-                    .increment(s.edges);
-            }
-            Err(e) => {
-                tracing::warn!(url = %page.url, error = %e, "scylla write failed");
-                metrics::counter!("linkgraph_store_errors_total", "backend" => "scylla", "op" => "write")
-                    .increment(1);
-            }
+        if let Err(e) = &res {
+            tracing::warn!(url = %page.url, error = %e, "scylla write failed");
         }
+        crate::record_write("scylla", started, &res);
         res
     }
 
