@@ -99,15 +99,30 @@ async fn start_broker() -> Broker {
     }
 }
 
-fn spawn(args: &[String], log: &std::path::Path) -> Child {
+/// Kills every service process it saw when dropped, so a failing test
+/// leaves nothing running (services retry a vanished broker forever).
+#[derive(Default)]
+struct Reaper(std::sync::Mutex<Vec<u32>>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in self.0.lock().map(|p| p.clone()).unwrap_or_default() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+fn spawn(reaper: &Reaper, args: &[String], log: &std::path::Path) -> Child {
     let out = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+    let child = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
         .args(args)
         .env("LINKGRAPH_LOG", "info,lsm_tree=warn,fjall=warn")
         .stdout(Stdio::null())
         .stderr(out)
         .spawn()
-        .unwrap()
+        .unwrap();
+    reaper.0.lock().unwrap().push(child.id());
+    child
 }
 
 fn kill9(child: &mut Child) {
@@ -132,6 +147,7 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let promtool = tool("promtool", "apt-get install prometheus");
     let broker = start_broker().await;
+    let reaper = Reaper::default();
     let served = serve(16, 12, 23).await;
     let truth = served.web.truth();
     // Logs stay in the target directory for a post-mortem.
@@ -184,10 +200,15 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
     let store_dir = dir.join("parser");
     let parser_args = common("parser", 0, &[s("--data"), store_dir.display().to_string()]);
     let logs = dir;
-    let mut parser = spawn(&parser_args, &logs.join("parser-1.log"));
-    let mut fetcher_a = spawn(&common("fetcher", 0, &[]), &logs.join("fetcher-a.log"));
+    let mut parser = spawn(&reaper, &parser_args, &logs.join("parser-1.log"));
+    let mut fetcher_a = spawn(
+        &reaper,
+        &common("fetcher", 0, &[]),
+        &logs.join("fetcher-a.log"),
+    );
     let fetcher_b_admin = free_port();
     let fetcher_b = spawn(
+        &reaper,
         &common("fetcher", fetcher_b_admin, &[]),
         &logs.join("fetcher-b.log"),
     );
@@ -201,7 +222,7 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
             s("8"),
         ],
     );
-    let frontier = spawn(&frontier_args, &logs.join("frontier.log"));
+    let frontier = spawn(&reaper, &frontier_args, &logs.join("frontier.log"));
 
     // Mid-crawl: SIGKILL one fetcher and the parser; each is replaced once
     // its session has expired, as its Deployment would replace a killed pod.
@@ -212,12 +233,16 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
     kill9(&mut fetcher_a);
     let at_fetcher_kill = served.log.len();
     tokio::time::sleep(SESSION_EXPIRY).await;
-    let fetcher_a2 = spawn(&common("fetcher", 0, &[]), &logs.join("fetcher-a2.log"));
+    let fetcher_a2 = spawn(
+        &reaper,
+        &common("fetcher", 0, &[]),
+        &logs.join("fetcher-a2.log"),
+    );
     wait_for_requests(&served, at_fetcher_kill + 40, Duration::from_secs(120)).await;
     kill9(&mut parser);
     let at_parser_kill = served.log.len();
     tokio::time::sleep(SESSION_EXPIRY).await;
-    let parser2 = spawn(&parser_args, &logs.join("parser-2.log"));
+    let parser2 = spawn(&reaper, &parser_args, &logs.join("parser-2.log"));
 
     // And the frontier: its replacement resumes from its data directory.
     wait_for_requests(&served, at_parser_kill + 40, Duration::from_secs(120)).await;
@@ -225,7 +250,7 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
     kill9(&mut frontier);
     let at_frontier_kill = served.log.len();
     tokio::time::sleep(SESSION_EXPIRY).await;
-    let frontier = spawn(&frontier_args, &logs.join("frontier-2.log"));
+    let frontier = spawn(&reaper, &frontier_args, &logs.join("frontier-2.log"));
 
     // The frontier exits 0 once nothing is queued or in flight.
     let frontier_out = tokio::task::spawn_blocking(move || {

@@ -7,7 +7,11 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 10] = [
+pub const COUNTERS: [(&str, &str); 11] = [
+    (
+        "linkgraph_bus_consume_errors_total",
+        "Failed receives from the bus (retried).",
+    ),
     (
         "linkgraph_fetcher_pages_total",
         "Fetches by outcome class (label outcome).",

@@ -91,6 +91,19 @@ async fn malformed(opts: &ServiceOptions, sub: &mut dyn Subscription, m: &Messag
     sub.ack(m);
 }
 
+/// A failed receive (a broker restarting, a transport error) is logged,
+/// counted and retried after a pause: the client reconnects by itself.
+/// Only a closed bus ends the service.
+async fn consume_error(e: &BusError) -> Result<(), ServiceError> {
+    if matches!(e, BusError::Closed) {
+        return Err(BusError::Closed.into());
+    }
+    warn!(error = %e, "consume failed; retrying");
+    metrics::counter!("linkgraph_bus_consume_errors_total").increment(1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
 async fn commit(sub: &mut dyn Subscription) {
     if let Err(e) = sub.commit().await {
         // Not fatal: the next commit covers it, and a restart re-reads it.
@@ -139,9 +152,10 @@ where
         }
         let take = deadline.is_none() && tasks.len() < max.max(1);
         tokio::select! {
-            r = sub.recv(), if take => match r? {
-                None => deadline = Some(Instant::now() + opts.grace),
-                Some(m) => match start(&m.payload) {
+            r = sub.recv(), if take => match r {
+                Err(e) => consume_error(&e).await?,
+                Ok(None) => deadline = Some(Instant::now() + opts.grace),
+                Ok(Some(m)) => match start(&m.payload) {
                     Ok(work) => {
                         tasks.spawn(async move {
                             let res = work.await;
@@ -377,10 +391,11 @@ pub async fn run_frontier(
         }
         let wake = frontier.next_wakeup();
         tokio::select! {
-            r = sub.recv() => {
-                let Some(m) = r? else { break };
-                apply(&opts, &mut frontier, sub.as_mut(), &m, &mut run).await?;
-            }
+            r = sub.recv() => match r {
+                Err(e) => consume_error(&e).await?,
+                Ok(None) => break,
+                Ok(Some(m)) => apply(&opts, &mut frontier, sub.as_mut(), &m, &mut run).await?,
+            },
             () = sleep_until(wake) => {}
             _ = tick.tick() => {
                 ticks += 1;
