@@ -270,10 +270,14 @@ pub async fn run_parser(
             let mut fb = stages::feedback(&page, &stats);
             // Discoveries go to the frontier partition owning their host,
             // before the feedback that completes the request.
-            for d in std::mem::take(&mut fb.discovered) {
-                bus.publish(topics::DISCOVERED, &d.host.clone(), d.encode_to_vec())
-                    .await?;
-            }
+            // Sent concurrently: the producer batches them.
+            let discovered = std::mem::take(&mut fb.discovered);
+            futures_util::future::try_join_all(
+                discovered
+                    .iter()
+                    .map(|d| bus.publish(topics::DISCOVERED, &d.host, d.encode_to_vec())),
+            )
+            .await?;
             let host = fb
                 .request
                 .as_ref()
@@ -368,12 +372,19 @@ pub async fn run_frontier(
     let mut ticks: u64 = 0;
     tokio::pin!(shutdown);
     loop {
+        let mut ready = Vec::new();
         while let Some(req) = frontier.next_ready(Instant::now()) {
-            opts.bus
-                .publish(topics::FETCH, &req.host, req.encode_to_vec())
-                .await?;
-            run.dispatched += 1;
+            ready.push(req);
         }
+        // Sent concurrently (the producer batches them), acknowledged before
+        // anything else happens.
+        futures_util::future::try_join_all(
+            ready
+                .iter()
+                .map(|r| opts.bus.publish(topics::FETCH, &r.host, r.encode_to_vec())),
+        )
+        .await?;
+        run.dispatched += ready.len() as u64;
         metrics::gauge!("linkgraph_frontier_queued_urls").set(frontier.pending() as f64);
         metrics::gauge!("linkgraph_frontier_inflight_requests").set(frontier.in_flight() as f64);
         metrics::gauge!("linkgraph_frontier_ready_hosts").set(frontier.ready_hosts() as f64);
