@@ -142,22 +142,13 @@ async fn wait_for_requests(served: &Served, n: usize, limit: Duration) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let promtool = tool("promtool", "apt-get install prometheus");
-    let broker = start_broker().await;
-    let reaper = Reaper::default();
-    let served = serve(16, 12, 23).await;
-    let truth = served.web.truth();
-    // Logs stay in the target directory for a post-mortem.
-    let dir_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-distributed");
-    let _ = std::fs::remove_dir_all(&dir_path);
-    std::fs::create_dir_all(&dir_path).unwrap();
-    let dir = &dir_path;
-    let rps = 5.0;
+/// A fresh log directory under the target dir (kept for a post-mortem),
+/// the topics created on `broker`, and the web's seed published.
+async fn prepare(broker: &Broker, served: &Served, name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     let s = |v: &str| v.to_owned();
-
     linkgraph_ok(vec![
         s("topics"),
         s("create"),
@@ -176,26 +167,142 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
     ])
     .await;
     assert!(seeded.contains("1 seeds published"), "{seeded}");
+    dir
+}
 
-    let common = |role: &str, admin: u16, extra: &[String]| -> Vec<String> {
-        let mut a = vec![
-            s(role),
-            s("--bus"),
-            broker.url.clone(),
-            s("--resolve"),
-            format!("*={}", served.addr),
-            s("--allow-private-networks"),
-            s("--per-host-rps"),
-            rps.to_string(),
-            s("--per-ip-concurrency"),
-            s("0"),
-            s("--admin-addr"),
-            format!("127.0.0.1:{admin}"),
-            s("--grace-period"),
-            s("5s"),
-        ];
-        a.extend(extra.iter().cloned());
-        a
+/// Arguments of a service `role` crawling `served` over `broker`.
+fn service_args(
+    broker: &Broker,
+    served: &Served,
+    rps: f64,
+    role: &str,
+    admin: u16,
+    extra: &[String],
+) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        role.into(),
+        "--bus".into(),
+        broker.url.clone(),
+        "--resolve".into(),
+        format!("*={}", served.addr),
+        "--allow-private-networks".into(),
+        "--per-host-rps".into(),
+        rps.to_string(),
+        "--per-ip-concurrency".into(),
+        "0".into(),
+        "--admin-addr".into(),
+        format!("127.0.0.1:{admin}"),
+        "--grace-period".into(),
+        "5s".into(),
+    ];
+    a.extend(extra.iter().cloned());
+    a
+}
+
+/// The sum of a metric's samples on a service's admin port.
+async fn metric(port: u16, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_frontier_takes_over_its_hosts_with_their_urls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let broker = start_broker().await;
+    let reaper = Reaper::default();
+    let served = serve(12, 10, 31).await;
+    let truth = served.web.truth();
+    let dir = prepare(&broker, &served, "e2e-scale-out").await;
+    let rps = 5.0;
+    let args = |role: &str, admin: u16, extra: &[String]| {
+        service_args(&broker, &served, rps, role, admin, extra)
+    };
+    let data = |name: &str| vec!["--data".to_owned(), dir.join(name).display().to_string()];
+    let parser = spawn(
+        &reaper,
+        &args("parser", 0, &data("parser")),
+        &dir.join("parser.log"),
+    );
+    let fetcher = spawn(&reaper, &args("fetcher", 0, &[]), &dir.join("fetcher.log"));
+    let (a_port, b_port) = (free_port(), free_port());
+    let frontier_a = spawn(
+        &reaper,
+        &args("frontier", a_port, &data("fa")),
+        &dir.join("frontier-a.log"),
+    );
+
+    // Mid-crawl, a second frontier joins: the group splits the partitions,
+    // and the first hands the moved hosts' URLs over.
+    wait_for_requests(&served, 30, Duration::from_secs(120)).await;
+    let frontier_b = spawn(
+        &reaper,
+        &args("frontier", b_port, &data("fb")),
+        &dir.join("frontier-b.log"),
+    );
+
+    // Finished: neither frontier has anything queued or in flight, and the
+    // web has seen no request for 5 s.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut quiet_since = (served.log.len(), Instant::now());
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the crawl did not finish (logs in {})",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut busy = 0.0;
+        for port in [a_port, b_port] {
+            busy += metric(port, "linkgraph_frontier_queued_urls").await
+                + metric(port, "linkgraph_frontier_inflight_requests").await;
+        }
+        let n = served.log.len();
+        if n != quiet_since.0 || busy > 0.0 {
+            quiet_since = (n, Instant::now());
+        } else if quiet_since.1.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    assert!(metric(a_port, "linkgraph_frontier_handed_off_urls_total").await > 0.0);
+    assert!(metric(b_port, "linkgraph_frontier_dispatched_requests_total").await > 0.0);
+    for port in [a_port, b_port] {
+        // Hand-offs find hosts by the producer's partitioner: it must agree.
+        assert!(metric(port, "linkgraph_frontier_dispatched_requests_total").await > 0.0);
+        assert_eq!(
+            metric(port, "linkgraph_bus_partition_mismatches_total").await,
+            0.0
+        );
+    }
+    for child in [frontier_b, frontier_a, fetcher, parser] {
+        sigterm(child).await;
+    }
+    assert_graph_equals(&dir.join("parser"), &truth.edges).await;
+    let checked = assert_rate(&served.log.snapshot(), rps);
+    assert!(checked > 50, "too few same-host request pairs: {checked}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let promtool = tool("promtool", "apt-get install prometheus");
+    let broker = start_broker().await;
+    let reaper = Reaper::default();
+    let served = serve(16, 12, 23).await;
+    let truth = served.web.truth();
+    let dir_path = prepare(&broker, &served, "e2e-distributed").await;
+    let dir = &dir_path;
+    let rps = 5.0;
+    let s = |v: &str| v.to_owned();
+    let common = |role: &str, admin: u16, extra: &[String]| {
+        service_args(&broker, &served, rps, role, admin, extra)
     };
     let store_dir = dir.join("parser");
     let parser_args = common("parser", 0, &[s("--data"), store_dir.display().to_string()]);

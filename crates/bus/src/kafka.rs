@@ -27,7 +27,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{Bus, BusError, Message, OffsetTracker, Subscription, TopicSpec};
+use crate::{Bus, BusError, Message, OffsetTracker, Rebalanced, Subscription, TopicSpec};
 
 /// How long a publish may wait for room in the producer's queue.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,9 +78,17 @@ impl KafkaBus {
     }
 }
 
-/// Consumer callbacks: partition revocations and statistics.
+/// Consumer callbacks: partition changes and statistics.
 struct Ctx {
     revoked: Arc<Mutex<Vec<(String, i32)>>>,
+    events: Arc<Mutex<Vec<Rebalanced>>>,
+}
+
+fn elements(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
 }
 
 impl ClientContext for Ctx {
@@ -100,22 +108,26 @@ impl ClientContext for Ctx {
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance
-            && let Ok(mut r) = self.revoked.lock()
-        {
-            for e in tpl.elements() {
-                r.push((e.topic().to_owned(), e.partition()));
-            }
-        }
         metrics::counter!("linkgraph_bus_rebalances_total").increment(1);
-        match rebalance {
+        let event = match rebalance {
             Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = tpl.count(), "partitions assigned")
+                tracing::info!(partitions = tpl.count(), "partitions assigned");
+                Rebalanced::Assigned(elements(tpl))
             }
             Rebalance::Revoke(tpl) => {
-                tracing::info!(partitions = tpl.count(), "partitions revoked")
+                tracing::info!(partitions = tpl.count(), "partitions revoked");
+                if let Ok(mut r) = self.revoked.lock() {
+                    r.extend(elements(tpl));
+                }
+                Rebalanced::Revoked(elements(tpl))
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %e, "rebalance error");
+                return;
+            }
+        };
+        if let Ok(mut ev) = self.events.lock() {
+            ev.push(event);
         }
     }
 }
@@ -141,6 +153,7 @@ impl Bus for KafkaBus {
         topics: &[&str],
     ) -> Result<Box<dyn Subscription>, BusError> {
         let revoked = Arc::new(Mutex::new(Vec::new()));
+        let events = Arc::new(Mutex::new(Vec::new()));
         let mut cfg = ClientConfig::new();
         if let Some(id) = &self.instance_id {
             // Static membership: a restarted member with the same id takes
@@ -159,6 +172,7 @@ impl Bus for KafkaBus {
             .set("statistics.interval.ms", "5000")
             .create_with_context(Ctx {
                 revoked: Arc::clone(&revoked),
+                events: Arc::clone(&events),
             })
             .map_err(|source| BusError::Kafka {
                 op: "create consumer",
@@ -174,6 +188,7 @@ impl Bus for KafkaBus {
             consumer: Arc::new(consumer),
             tracker: OffsetTracker::default(),
             revoked,
+            events,
         }))
     }
 
@@ -222,10 +237,38 @@ struct KafkaSubscription {
     consumer: Arc<StreamConsumer<Ctx>>,
     tracker: OffsetTracker,
     revoked: Arc<Mutex<Vec<(String, i32)>>>,
+    events: Arc<Mutex<Vec<Rebalanced>>>,
 }
 
 #[async_trait]
 impl Subscription for KafkaSubscription {
+    fn rebalances(&mut self) -> Vec<Rebalanced> {
+        self.events
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+
+    async fn partition_count(&mut self, topic: &str) -> Result<i32, BusError> {
+        let consumer = Arc::clone(&self.consumer);
+        let name = topic.to_owned();
+        let md = tokio::task::spawn_blocking(move || {
+            consumer.fetch_metadata(Some(&name), Duration::from_secs(10))
+        })
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+        .map_err(|source| BusError::Kafka {
+            op: "fetch metadata",
+            source,
+        })?;
+        let n = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len());
+        Ok(i32::try_from(n).unwrap_or(i32::MAX).max(1))
+    }
+
     async fn recv(&mut self) -> Result<Option<Message>, BusError> {
         let m = self
             .consumer

@@ -143,9 +143,46 @@ pub trait Bus: Send + Sync {
     async fn create_topics(&self, specs: &[TopicSpec]) -> Result<(), BusError>;
 }
 
+/// A change of the partitions a consumer owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebalanced {
+    /// These (topic, partition)s were assigned to this consumer.
+    Assigned(Vec<(String, i32)>),
+    /// These were taken away.
+    Revoked(Vec<(String, i32)>),
+}
+
+/// The partition Kafka clients (librdkafka's default `consistent_random`
+/// partitioner) put a message with this key in: CRC-32 of the key modulo the
+/// partition count. Services use it to tell which hosts a partition holds.
+pub fn partition_for(key: &str, partitions: i32) -> i32 {
+    let mut crc = 0xffff_ffff_u32;
+    for b in key.bytes() {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    let crc = !crc;
+    i32::try_from(crc % u32::try_from(partitions.max(1)).unwrap_or(1)).unwrap_or(0)
+}
+
 /// A consumer group member's stream of messages.
 #[async_trait]
 pub trait Subscription: Send {
+    /// Partition assignment changes since the last call, in order (none for
+    /// buses without consumer groups).
+    fn rebalances(&mut self) -> Vec<Rebalanced> {
+        Vec::new()
+    }
+    /// How many partitions `topic` has (1 for buses without partitions).
+    async fn partition_count(&mut self, _topic: &str) -> Result<i32, BusError> {
+        Ok(1)
+    }
     /// The next message; `None` once the bus is closed.
     async fn recv(&mut self) -> Result<Option<Message>, BusError>;
     /// Marks a message as done: its effects are durable.
@@ -194,6 +231,22 @@ pub fn connect_as(url: &str, instance_id: Option<String>) -> Result<Arc<dyn Bus>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_follow_librdkafka_crc32() {
+        // CRC-32 check value of "123456789" is 0xCBF43926.
+        assert_eq!(
+            partition_for("123456789", i32::MAX),
+            (0xCBF4_3926_u32 % i32::MAX as u32) as i32
+        );
+        assert_eq!(
+            partition_for("123456789", 12),
+            (0xCBF4_3926_u32 % 12) as i32
+        );
+        let p = partition_for("www.example.com", 12);
+        assert!((0..12).contains(&p));
+        assert_eq!(partition_for("anything", 1), 0);
+    }
 
     #[test]
     fn bus_urls_pick_the_backend() {

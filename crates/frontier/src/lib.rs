@@ -717,6 +717,73 @@ impl Frontier {
         self.pending - parked
     }
 
+    /// Gives up every host for which `moved(host)` holds, because another
+    /// frontier owns it now (its partition moved in a rebalance). Its queued
+    /// URLs and its known URLs' recrawl schedule leave this frontier: they
+    /// are removed from the queue, the schedule and the seen set, and
+    /// returned as discoveries for the new owner to admit. A request in
+    /// flight is forgotten; its feedback goes to the new owner. Scans the
+    /// queue and the schedule once.
+    pub fn hand_off(
+        &mut self,
+        moved: impl Fn(&str) -> bool,
+    ) -> Result<Vec<DiscoveredUrl>, FrontierError> {
+        let mut out = Vec::new();
+        let mut batch = self.db.batch();
+        for kv in self.queue.iter() {
+            let (k, v) = kv.into_inner()?;
+            let Some(split) = k.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let host = String::from_utf8_lossy(&k[..split]);
+            if !moved(&host) {
+                continue;
+            }
+            batch.remove(&self.queue, k.to_vec());
+            if let Ok(req) = CrawlRequest::decode(&*v) {
+                batch.remove(&self.seen, req.url.as_bytes());
+                out.push(DiscoveredUrl {
+                    url: req.url,
+                    host: req.host,
+                    depth: req.depth,
+                    redirect_hops: req.redirect_hops,
+                    referrer: req.referrer,
+                    sitemap: req.sitemap,
+                });
+            }
+        }
+        for kv in self.schedule.iter() {
+            let (k, v) = kv.into_inner()?;
+            let url = String::from_utf8_lossy(&k).into_owned();
+            let host = url_host(&url).to_owned();
+            if !moved(&host) {
+                continue;
+            }
+            let entry = ScheduleEntry::decode(&v).unwrap_or_default();
+            batch.remove(&self.schedule, k.to_vec());
+            batch.remove(&self.due, due_key(entry.next_ms, &url));
+            batch.remove(&self.seen, url.as_bytes());
+            out.push(DiscoveredUrl {
+                url,
+                host,
+                depth: entry.depth,
+                sitemap: entry.sitemap,
+                ..DiscoveredUrl::default()
+            });
+        }
+        batch.commit()?;
+        let gone: Vec<String> = self.hosts.keys().filter(|h| moved(h)).cloned().collect();
+        for h in gone {
+            if let Some(state) = self.hosts.remove(&h) {
+                self.pending = self.pending.saturating_sub(state.queued);
+                if state.in_flight.is_some() {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Hosts with queued work waiting for their politeness delay or ready now.
     pub fn ready_hosts(&self) -> usize {
         self.ready.len()

@@ -381,3 +381,54 @@ fn duplicate_feedback_completes_nothing_else() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(f.in_flight(), 0);
 }
+
+#[test]
+fn hand_off_gives_up_moved_hosts_queued_and_known_urls() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut f = open(dir.path(), fast());
+    for u in [
+        "http://a.com/1",
+        "http://a.com/2",
+        "http://b.com/1",
+        "http://b.com/2",
+    ] {
+        f.add_seed(u).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Crawl one URL of each host, so each has a recrawl schedule entry.
+    let mut done_urls = Vec::new();
+    for _ in 0..2 {
+        let r = f
+            .next_ready(Instant::now())
+            .unwrap_or_else(|| panic!("ready"));
+        f.complete_now(&done(&r, vec![]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        done_urls.push(r.url);
+    }
+    // One of a.com's remaining URL is in flight when a.com moves.
+    let a_in_flight = f
+        .next_ready(Instant::now())
+        .unwrap_or_else(|| panic!("ready"));
+    assert_eq!(f.in_flight(), 1);
+    let moved = f
+        .hand_off(|h| h == "a.com")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let urls: std::collections::BTreeSet<&str> = moved.iter().map(|d| d.url.as_str()).collect();
+    assert!(
+        urls.iter().all(|u| u.starts_with("http://a.com/")),
+        "{urls:?}"
+    );
+    assert_eq!(urls.len(), 2, "a.com's crawled and queued URLs: {urls:?}");
+    if a_in_flight.host == "a.com" {
+        assert_eq!(f.in_flight(), 0);
+    }
+    // b.com stays; a.com's URLs are admissible again (for a new owner).
+    assert!(f.pending() + f.in_flight() >= 1);
+    assert_eq!(
+        f.offer(&disc("http://a.com/1", 1)).ok(),
+        Some(Admission::Admitted)
+    );
+    assert_eq!(
+        f.offer(&disc("http://b.com/1", 1)).ok(),
+        Some(Admission::Seen)
+    );
+}

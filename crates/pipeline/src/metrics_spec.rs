@@ -7,7 +7,19 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 11] = [
+pub const COUNTERS: [(&str, &str); 14] = [
+    (
+        "linkgraph_bus_partition_mismatches_total",
+        "Messages found in another partition than their key hashes to (hand-offs rely on it).",
+    ),
+    (
+        "linkgraph_frontier_dispatched_requests_total",
+        "Fetch requests the frontier handed to fetchers.",
+    ),
+    (
+        "linkgraph_frontier_handed_off_urls_total",
+        "URLs handed to another frontier when their hosts' partition moved.",
+    ),
     (
         "linkgraph_bus_consume_errors_total",
         "Failed receives from the bus (retried).",

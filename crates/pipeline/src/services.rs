@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use linkgraph_bus::{Bus, BusError, Message, Subscription, topics};
+use std::collections::BTreeSet;
+
+use linkgraph_bus::{Bus, BusError, Message, Rebalanced, Subscription, partition_for, topics};
 use linkgraph_core::{UrlPolicy, now_ms};
 use linkgraph_fetcher::Fetcher;
 use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
@@ -347,9 +349,20 @@ pub async fn run_frontier(
     shutdown: impl Future<Output = ()>,
 ) -> Result<FrontierRun, ServiceError> {
     let mut frontier = open_frontier(&f_opts.data_dir, f_opts.config)?;
+    // Seeds go through the bus, to the frontier that owns their host.
     for s in &f_opts.seeds {
-        if let Err(e) = frontier.add_seed(s) {
-            warn!(seed = %s, error = %e, "skipping seed");
+        match linkgraph_core::canonicalize(s, None) {
+            Ok(u) => {
+                let d = DiscoveredUrl {
+                    host: u.host_str().unwrap_or_default().to_owned(),
+                    url: u.into(),
+                    ..DiscoveredUrl::default()
+                };
+                opts.bus
+                    .publish(topics::SEEDS, &d.host, d.encode_to_vec())
+                    .await?;
+            }
+            Err(e) => warn!(seed = %s, error = %e, "skipping seed"),
         }
     }
     let group = format!("{}-frontier", opts.group);
@@ -360,6 +373,8 @@ pub async fn run_frontier(
             &[topics::SEEDS, topics::DISCOVERED, topics::FEEDBACK],
         )
         .await?;
+    let partitions = sub.partition_count(topics::DISCOVERED).await?;
+    let mut ownership = Ownership::default();
     opts.ready.store(true, Ordering::Relaxed);
     info!(queued = frontier.pending(), "frontier consuming");
     let mut run = FrontierRun {
@@ -372,6 +387,9 @@ pub async fn run_frontier(
     let mut ticks: u64 = 0;
     tokio::pin!(shutdown);
     loop {
+        if let Some(lost) = ownership.observe(sub.rebalances(), topics::DISCOVERED) {
+            hand_off(&opts, &mut frontier, &lost, partitions).await?;
+        }
         let mut ready = Vec::new();
         while let Some(req) = frontier.next_ready(Instant::now()) {
             ready.push(req);
@@ -385,6 +403,8 @@ pub async fn run_frontier(
         )
         .await?;
         run.dispatched += ready.len() as u64;
+        metrics::counter!("linkgraph_frontier_dispatched_requests_total")
+            .increment(ready.len() as u64);
         metrics::gauge!("linkgraph_frontier_queued_urls").set(frontier.pending() as f64);
         metrics::gauge!("linkgraph_frontier_inflight_requests").set(frontier.in_flight() as f64);
         metrics::gauge!("linkgraph_frontier_ready_hosts").set(frontier.ready_hosts() as f64);
@@ -405,7 +425,14 @@ pub async fn run_frontier(
             r = sub.recv() => match r {
                 Err(e) => consume_error(&e).await?,
                 Ok(None) => break,
-                Ok(Some(m)) => apply(&opts, &mut frontier, sub.as_mut(), &m, &mut run).await?,
+                Ok(Some(m)) => {
+                    if m.partition != partition_for(&m.key, partitions) {
+                        // Hand-offs find a host's partition by this hash.
+                        warn!(topic = %m.topic, partition = m.partition, "message in an unexpected partition for its key");
+                        metrics::counter!("linkgraph_bus_partition_mismatches_total").increment(1);
+                    }
+                    apply(&opts, &mut frontier, sub.as_mut(), &m, &mut run).await?;
+                }
             },
             () = sleep_until(wake) => {}
             _ = tick.tick() => {
@@ -435,6 +462,73 @@ pub async fn run_frontier(
     frontier.flush()?;
     commit(sub.as_mut()).await;
     Ok(run)
+}
+
+/// Which partitions of one topic a consumer owns, through rebalances.
+#[derive(Debug, Default)]
+struct Ownership {
+    /// At the last stable assignment; `None` before the first.
+    owned: Option<BTreeSet<i32>>,
+    current: BTreeSet<i32>,
+    stable: bool,
+}
+
+impl Ownership {
+    /// Applies assignment changes; once the assignment is stable again,
+    /// returns the partitions lost since the previous stable one, if any.
+    /// (An eager rebalance revokes everything, then assigns the new set, so
+    /// only the difference between stable sets has moved.)
+    fn observe(&mut self, events: Vec<Rebalanced>, topic: &str) -> Option<BTreeSet<i32>> {
+        if events.is_empty() {
+            return None;
+        }
+        for e in events {
+            match e {
+                Rebalanced::Assigned(ps) => {
+                    self.current
+                        .extend(ps.into_iter().filter(|(t, _)| t == topic).map(|(_, p)| p));
+                    self.stable = true;
+                }
+                Rebalanced::Revoked(ps) => {
+                    for (_, p) in ps.into_iter().filter(|(t, _)| t == topic) {
+                        self.current.remove(&p);
+                    }
+                    self.stable = false;
+                }
+            }
+        }
+        if !self.stable {
+            return None;
+        }
+        let lost: BTreeSet<i32> = self
+            .owned
+            .as_ref()
+            .map(|o| o.difference(&self.current).copied().collect())
+            .unwrap_or_default();
+        self.owned = Some(self.current.clone());
+        (!lost.is_empty()).then_some(lost)
+    }
+}
+
+/// Hands the hosts of partitions this frontier lost to their new owner:
+/// their queued and known URLs leave this frontier's state and are
+/// published as discoveries, which land in the new owner's partitions.
+async fn hand_off(
+    opts: &ServiceOptions,
+    frontier: &mut Frontier,
+    lost: &BTreeSet<i32>,
+    partitions: i32,
+) -> Result<(), ServiceError> {
+    let moved = frontier.hand_off(|h| lost.contains(&partition_for(h, partitions)))?;
+    futures_util::future::try_join_all(moved.iter().map(|d| {
+        opts.bus
+            .publish(topics::DISCOVERED, &d.host, d.encode_to_vec())
+    }))
+    .await?;
+    frontier.flush()?;
+    metrics::counter!("linkgraph_frontier_handed_off_urls_total").increment(moved.len() as u64);
+    info!(partitions = ?lost, urls = moved.len(), "handed hosts of lost partitions to their new owner");
+    Ok(())
 }
 
 /// Applies one frontier message; malformed ones are skipped, engine errors
@@ -477,4 +571,39 @@ async fn apply(
         None => sub.ack(m),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(topic: &str, ps: &[i32]) -> Vec<(String, i32)> {
+        ps.iter().map(|p| (topic.to_owned(), *p)).collect()
+    }
+
+    #[test]
+    fn ownership_reports_only_partitions_that_moved() {
+        let t = "linkgraph.discovered";
+        let mut o = Ownership::default();
+        // First assignment: nothing lost.
+        let first = vec![Rebalanced::Assigned(parts(t, &[0, 1, 2, 3]))];
+        assert_eq!(o.observe(first, t), None);
+        // Eager rebalance: revoke all, then a smaller set; other topics ignored.
+        assert_eq!(
+            o.observe(vec![Rebalanced::Revoked(parts(t, &[0, 1, 2, 3]))], t),
+            None
+        );
+        let again = vec![
+            Rebalanced::Assigned(parts(t, &[0, 2])),
+            Rebalanced::Assigned(parts("other", &[1, 3])),
+        ];
+        assert_eq!(o.observe(again, t), Some(BTreeSet::from([1, 3])));
+        // Revoked and given back the same: nothing moved.
+        let same = vec![
+            Rebalanced::Revoked(parts(t, &[0, 2])),
+            Rebalanced::Assigned(parts(t, &[0, 2])),
+        ];
+        assert_eq!(o.observe(same, t), None);
+        assert_eq!(o.observe(Vec::new(), t), None);
+    }
 }
