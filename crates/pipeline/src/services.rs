@@ -387,7 +387,7 @@ pub async fn run_frontier(
     let mut ticks: u64 = 0;
     tokio::pin!(shutdown);
     loop {
-        if let Some(lost) = ownership.observe(sub.rebalances(), topics::DISCOVERED) {
+        if let Some(lost) = ownership.observe(sub.rebalances(), topics::DISCOVERED, partitions) {
             hand_off(&opts, &mut frontier, &lost, partitions).await?;
         }
         let mut ready = Vec::new();
@@ -477,8 +477,15 @@ impl Ownership {
     /// Applies assignment changes; once the assignment is stable again,
     /// returns the partitions lost since the previous stable one, if any.
     /// (An eager rebalance revokes everything, then assigns the new set, so
-    /// only the difference between stable sets has moved.)
-    fn observe(&mut self, events: Vec<Rebalanced>, topic: &str) -> Option<BTreeSet<i32>> {
+    /// only the difference between stable sets has moved.) Before the first
+    /// assignment every partition counts as held: state persisted by an
+    /// earlier run for partitions now owned elsewhere is handed over too.
+    fn observe(
+        &mut self,
+        events: Vec<Rebalanced>,
+        topic: &str,
+        partitions: i32,
+    ) -> Option<BTreeSet<i32>> {
         if events.is_empty() {
             return None;
         }
@@ -500,11 +507,11 @@ impl Ownership {
         if !self.stable {
             return None;
         }
-        let lost: BTreeSet<i32> = self
+        let before = self
             .owned
-            .as_ref()
-            .map(|o| o.difference(&self.current).copied().collect())
-            .unwrap_or_default();
+            .take()
+            .unwrap_or_else(|| (0..partitions).collect());
+        let lost: BTreeSet<i32> = before.difference(&self.current).copied().collect();
         self.owned = Some(self.current.clone());
         (!lost.is_empty()).then_some(lost)
     }
@@ -585,25 +592,27 @@ mod tests {
     fn ownership_reports_only_partitions_that_moved() {
         let t = "linkgraph.discovered";
         let mut o = Ownership::default();
-        // First assignment: nothing lost.
+        // First assignment: what an earlier run may hold elsewhere is lost.
         let first = vec![Rebalanced::Assigned(parts(t, &[0, 1, 2, 3]))];
-        assert_eq!(o.observe(first, t), None);
+        assert_eq!(o.observe(first, t, 6), Some(BTreeSet::from([4, 5])));
         // Eager rebalance: revoke all, then a smaller set; other topics ignored.
-        assert_eq!(
-            o.observe(vec![Rebalanced::Revoked(parts(t, &[0, 1, 2, 3]))], t),
-            None
-        );
+        let revoke = vec![Rebalanced::Revoked(parts(t, &[0, 1, 2, 3]))];
+        assert_eq!(o.observe(revoke, t, 6), None);
         let again = vec![
             Rebalanced::Assigned(parts(t, &[0, 2])),
             Rebalanced::Assigned(parts("other", &[1, 3])),
         ];
-        assert_eq!(o.observe(again, t), Some(BTreeSet::from([1, 3])));
+        assert_eq!(o.observe(again, t, 6), Some(BTreeSet::from([1, 3])));
         // Revoked and given back the same: nothing moved.
         let same = vec![
             Rebalanced::Revoked(parts(t, &[0, 2])),
             Rebalanced::Assigned(parts(t, &[0, 2])),
         ];
-        assert_eq!(o.observe(same, t), None);
-        assert_eq!(o.observe(Vec::new(), t), None);
+        assert_eq!(o.observe(same, t, 6), None);
+        assert_eq!(o.observe(Vec::new(), t, 6), None);
+        // A sole frontier owns everything from the start: nothing to hand over.
+        let mut sole = Ownership::default();
+        let all = vec![Rebalanced::Assigned(parts(t, &[0, 1, 2]))];
+        assert_eq!(sole.observe(all, t, 3), None);
     }
 }
