@@ -656,8 +656,10 @@ impl LinkStore for FjallStore {
     }
 
     async fn refdomains(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError> {
-        let (this, d) = (self.clone(), domain.to_owned());
-        blocking(move || this.refdomains_sync(&d, status)).await
+        let (this, d, started) = (self.clone(), domain.to_owned(), Instant::now());
+        let res = blocking(move || this.refdomains_sync(&d, status)).await;
+        crate::record_read("fjall", "refdomains", started, &res);
+        res
     }
 
     async fn events(
@@ -666,13 +668,17 @@ impl LinkStore for FjallStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<LinkEvent>, StoreError> {
-        let (this, d) = (self.clone(), domain.to_owned());
-        blocking(move || this.events_sync(&d, from_ms, to_ms)).await
+        let (this, d, started) = (self.clone(), domain.to_owned(), Instant::now());
+        let res = blocking(move || this.events_sync(&d, from_ms, to_ms)).await;
+        crate::record_read("fjall", "events", started, &res);
+        res
     }
 
     async fn backlinks(&self, query: BacklinkQuery) -> Result<BacklinkPage, StoreError> {
-        let this = self.clone();
-        blocking(move || this.backlinks_sync(&query)).await
+        let (this, started) = (self.clone(), Instant::now());
+        let res = blocking(move || this.backlinks_sync(&query)).await;
+        crate::record_read("fjall", "backlinks", started, &res);
+        res
     }
 
     async fn knows_domain(&self, domain: &str) -> Result<bool, StoreError> {

@@ -297,6 +297,21 @@ fn record_write(
     }
 }
 
+/// Records a query's latency and failure, per backend and operation.
+fn record_read<T>(
+    backend: &'static str,
+    op: &'static str,
+    started: std::time::Instant,
+    res: &Result<T, StoreError>,
+) {
+    metrics::histogram!("linkgraph_store_read_duration_seconds", "backend" => backend, "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    if res.is_err() {
+        metrics::counter!("linkgraph_store_errors_total", "backend" => backend, "op" => op)
+            .increment(1);
+    }
+}
+
 /// Opens a store by URL: `fjall:///path` (or a bare path) for the embedded
 /// store, `scylla://HOST:PORT[,HOST:PORT]/KEYSPACE` for ScyllaDB (initialized
 /// with `linkgraph store init`). `create` applies to the embedded store.

@@ -827,15 +827,6 @@ async fn read_buckets(s: &Session, keyspace: &str) -> Result<u32, StoreError> {
         })
 }
 
-fn observe<T>(op: &'static str, started: Instant, res: &Result<T, StoreError>) {
-    metrics::histogram!("linkgraph_store_read_duration_seconds", "backend" => "scylla", "op" => op)
-        .record(started.elapsed().as_secs_f64());
-    if res.is_err() {
-        metrics::counter!("linkgraph_store_errors_total", "backend" => "scylla", "op" => op)
-            .increment(1);
-    }
-}
-
 #[async_trait]
 impl LinkStore for ScyllaStore {
     async fn write_page(&self, page: PageWrite) -> Result<WriteStats, StoreError> {
@@ -851,7 +842,7 @@ impl LinkStore for ScyllaStore {
     async fn refdomains(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError> {
         let started = Instant::now();
         let res = self.refdomains_inner(domain, status).await;
-        observe("refdomains", started, &res);
+        crate::record_read("scylla", "refdomains", started, &res);
         res
     }
 
@@ -863,14 +854,14 @@ impl LinkStore for ScyllaStore {
     ) -> Result<Vec<LinkEvent>, StoreError> {
         let started = Instant::now();
         let res = self.events_inner(domain, from_ms, to_ms).await;
-        observe("events", started, &res);
+        crate::record_read("scylla", "events", started, &res);
         res
     }
 
     async fn backlinks(&self, query: BacklinkQuery) -> Result<BacklinkPage, StoreError> {
         let started = Instant::now();
         let res = self.backlinks_inner(&query).await;
-        observe("backlinks", started, &res);
+        crate::record_read("scylla", "backlinks", started, &res);
         res
     }
 
@@ -880,7 +871,7 @@ impl LinkStore for ScyllaStore {
             .rows::<(String,)>(Stmt::ReadDomain, vec![CqlValue::Text(domain.to_owned())])
             .await
             .map(|r| !r.is_empty());
-        observe("knows_domain", started, &res);
+        crate::record_read("scylla", "knows_domain", started, &res);
         res
     }
 
