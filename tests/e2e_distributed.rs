@@ -107,7 +107,10 @@ struct Reaper(std::sync::Mutex<Vec<u32>>);
 impl Drop for Reaper {
     fn drop(&mut self) {
         for pid in self.0.lock().map(|p| p.clone()).unwrap_or_default() {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
