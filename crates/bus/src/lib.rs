@@ -22,7 +22,9 @@ pub use memory::MemoryBus;
 pub use offsets::OffsetTracker;
 
 /// The topics and what they carry (payloads are `proto/` messages). Every
-/// topic is keyed by host, so one host belongs to one partition.
+/// topic up to the fetchers is keyed by host, so one host belongs to one
+/// partition; fetch results are keyed by the host's registrable domain, so one
+/// parser handles a domain's pages, one at a time.
 pub mod topics {
     /// Seed URLs (`DiscoveredUrl`, depth 0), keyed by host.
     pub const SEEDS: &str = "linkgraph.seeds";
@@ -31,7 +33,7 @@ pub mod topics {
     pub const DISCOVERED: &str = "linkgraph.discovered";
     /// Requests to fetch (`CrawlRequest`), keyed by host.
     pub const FETCH: &str = "linkgraph.fetch";
-    /// Fetch results (`FetchResult`), keyed by host.
+    /// Fetch results (`FetchResult`), keyed by the host's registrable domain.
     pub const PAGES: &str = "linkgraph.pages";
     /// Outcomes, once stored (`FrontierFeedback`, without discoveries),
     /// keyed by the request's host.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use linkgraph_bus::{Bus, BusError, Message, Rebalanced, Subscription, partition_for, topics};
 use linkgraph_core::{UrlPolicy, now_ms};
@@ -122,8 +122,69 @@ async fn sleep_until(at: Option<Instant>) {
 
 type Work = std::pin::Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send>>;
 
+/// At most one item in progress per key; the others wait their turn, in
+/// order. A host's (or a domain's) messages are then handled one at a time,
+/// the way a single-threaded consumer of its partition would.
+#[derive(Debug)]
+struct KeyedQueue<T> {
+    busy: HashSet<String>,
+    waiting: HashMap<String, VecDeque<T>>,
+    queued: usize,
+}
+
+impl<T> Default for KeyedQueue<T> {
+    fn default() -> Self {
+        KeyedQueue {
+            busy: HashSet::new(),
+            waiting: HashMap::new(),
+            queued: 0,
+        }
+    }
+}
+
+impl<T> KeyedQueue<T> {
+    /// Returns `item` to start now, or keeps it until `key` is free.
+    fn offer(&mut self, key: &str, item: T) -> Option<T> {
+        if self.busy.insert(key.to_owned()) {
+            return Some(item);
+        }
+        self.waiting
+            .entry(key.to_owned())
+            .or_default()
+            .push_back(item);
+        self.queued += 1;
+        None
+    }
+
+    /// `key`'s item finished: returns its next one to start, if any.
+    fn done(&mut self, key: &str) -> Option<T> {
+        let next = self.waiting.get_mut(key).and_then(VecDeque::pop_front);
+        match next {
+            Some(item) => {
+                self.queued -= 1;
+                if self.waiting.get(key).is_some_and(VecDeque::is_empty) {
+                    self.waiting.remove(key);
+                }
+                Some(item)
+            }
+            None => {
+                self.busy.remove(key);
+                None
+            }
+        }
+    }
+}
+
+fn spawn_work(tasks: &mut JoinSet<(Message, Result<(), ServiceError>)>, m: Message, work: Work) {
+    tasks.spawn(async move {
+        let res = work.await;
+        (m, res)
+    });
+}
+
 /// A consumer loop for a stateless worker service: `start` turns a payload
-/// into its work (or says why it is malformed); at most `max` run at once;
+/// into its work (or says why it is malformed); at most `max` run at once,
+/// and at most one per message key (the rest of a key's messages wait);
 /// `flush` makes acked effects durable before each commit. On shutdown it
 /// stops consuming, waits up to the grace period for in-flight work,
 /// commits what finished and returns.
@@ -144,6 +205,7 @@ where
     opts.ready.store(true, Ordering::Relaxed);
     info!(group, topic, max, "consuming");
     let mut tasks: JoinSet<(Message, Result<(), ServiceError>)> = JoinSet::new();
+    let mut keyed: KeyedQueue<(Message, Work)> = KeyedQueue::default();
     let mut tick = tokio::time::interval(COMMIT_EVERY);
     let mut deadline: Option<Instant> = None;
     let mut failure: Option<ServiceError> = None;
@@ -152,23 +214,32 @@ where
         if deadline.is_some() && tasks.is_empty() {
             break;
         }
-        let take = deadline.is_none() && tasks.len() < max.max(1);
+        let take = deadline.is_none() && tasks.len() + keyed.queued < max.max(1);
         tokio::select! {
             r = sub.recv(), if take => match r {
                 Err(e) => consume_error(&e).await?,
                 Ok(None) => deadline = Some(Instant::now() + opts.grace),
                 Ok(Some(m)) => match start(&m.payload) {
                     Ok(work) => {
-                        tasks.spawn(async move {
-                            let res = work.await;
-                            (m, res)
-                        });
+                        let key = m.key.clone();
+                        if let Some((m, work)) = keyed.offer(&key, (m, work)) {
+                            spawn_work(&mut tasks, m, work);
+                        }
                     }
                     Err(e) => malformed(opts, sub.as_mut(), &m, &e).await,
                 },
             },
             Some(joined) = tasks.join_next() => match joined {
-                Ok((m, Ok(()))) => sub.ack(&m),
+                Ok((m, Ok(()))) => {
+                    sub.ack(&m);
+                    // Waiting messages of a stopping service are not started:
+                    // unacked, they are redelivered to the next consumer.
+                    if let Some((next, work)) = keyed.done(&m.key)
+                        && deadline.is_none()
+                    {
+                        spawn_work(&mut tasks, next, work);
+                    }
+                }
                 Ok((m, Err(e))) => {
                     warn!(topic, offset = m.offset, error = %e, "stopping: work failed");
                     failure.get_or_insert(e);
@@ -216,9 +287,12 @@ pub async fn run_fetcher(
         }
         let (f, bus) = (fetcher.clone(), Arc::clone(&bus));
         Ok(Box::pin(async move {
-            let host = req.host.clone();
+            // Pages are keyed by registrable domain: one parser partition,
+            // one page at a time, per domain, so a domain's referring-domain
+            // transitions are decided in order.
+            let domain = linkgraph_core::registrable_domain(&req.host).to_owned();
             let res = f.fetch(req).await;
-            bus.publish(topics::PAGES, &host, res.encode_to_vec())
+            bus.publish(topics::PAGES, &domain, res.encode_to_vec())
                 .await?;
             Ok(())
         }))
@@ -586,6 +660,23 @@ mod tests {
 
     fn parts(topic: &str, ps: &[i32]) -> Vec<(String, i32)> {
         ps.iter().map(|p| (topic.to_owned(), *p)).collect()
+    }
+
+    #[test]
+    fn one_item_per_key_at_a_time_in_order() {
+        let mut q = KeyedQueue::default();
+        assert_eq!(q.offer("a", 1), Some(1));
+        assert_eq!(q.offer("a", 2), None);
+        assert_eq!(q.offer("b", 3), Some(3));
+        assert_eq!(q.offer("a", 4), None);
+        assert_eq!(q.queued, 2);
+        assert_eq!(q.done("a"), Some(2));
+        assert_eq!(q.done("b"), None);
+        assert_eq!(q.offer("b", 5), Some(5), "b is free again");
+        assert_eq!(q.done("a"), Some(4));
+        assert_eq!(q.done("a"), None);
+        assert_eq!(q.offer("a", 6), Some(6));
+        assert_eq!(q.queued, 0);
     }
 
     #[test]
