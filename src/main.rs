@@ -1066,13 +1066,7 @@ async fn run_seed(a: SeedArgs) -> Result<()> {
 }
 
 async fn run_topics_create(a: TopicsCreateArgs) -> Result<()> {
-    let Some(brokers) = a.bus.strip_prefix("kafka://") else {
-        bail!("topics create needs a kafka:// bus, got {:?}", a.bus);
-    };
-    // Validates the URL the same way the services do.
-    linkgraph_bus::connect(&a.bus)?;
-    let bus = linkgraph_bus::KafkaBus::new(brokers.trim_end_matches('/'))?
-        .with_replication(a.replication_factor);
+    let bus = linkgraph_bus::KafkaBus::from_url(&a.bus)?.with_replication(a.replication_factor);
     linkgraph_bus::Bus::create_topics(&bus, &linkgraph_bus::TOPICS).await?;
     for t in linkgraph_bus::TOPICS {
         println!("{} ({} partitions)", t.name, t.partitions);

@@ -439,15 +439,7 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
     assert_graph_equals(&store_dir, &truth.edges).await;
 
     // Politeness held across processes and the kills (server's own log).
-    let log = served.log.snapshot();
-    for e in &log {
-        assert!(
-            !served.web.disallowed(&e.host, &e.path),
-            "requested disallowed {}{}",
-            e.host,
-            e.path
-        );
-    }
+    let log = assert_no_disallowed(&served);
     let checked = assert_rate(&log, rps);
     assert!(checked > 100, "too few same-host request pairs: {checked}");
 }

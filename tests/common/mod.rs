@@ -353,3 +353,17 @@ pub async fn assert_graph_equals(data: &Path, edges: &[Link]) {
         );
     }
 }
+
+/// Checks the server's own log: no robots.txt-disallowed path was requested.
+pub fn assert_no_disallowed(served: &Served) -> Vec<linkgraph_simweb::LoggedRequest> {
+    let log = served.log.snapshot();
+    for e in &log {
+        assert!(
+            !served.web.disallowed(&e.host, &e.path),
+            "requested disallowed {}{}",
+            e.host,
+            e.path
+        );
+    }
+    log
+}

@@ -71,6 +71,25 @@ impl KafkaBus {
         self
     }
 
+    /// A client for `kafka://HOST:PORT[,HOST:PORT]`.
+    pub fn from_url(url: &str) -> Result<Self, BusError> {
+        let brokers = url
+            .strip_prefix("kafka://")
+            .map(|b| b.trim_end_matches('/'))
+            .filter(|b| {
+                !b.is_empty()
+                    && b.split(',').all(|h| {
+                        h.rsplit_once(':')
+                            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                    })
+            })
+            .ok_or_else(|| BusError::BadUrl {
+                url: url.into(),
+                reason: "expected kafka://HOST:PORT[,HOST:PORT]".into(),
+            })?;
+        Self::new(brokers)
+    }
+
     /// Sets the replication factor of topics created later.
     pub fn with_replication(mut self, replicas: i32) -> Self {
         self.replication = replicas.max(1);

@@ -209,20 +209,9 @@ pub fn connect_as(url: &str, instance_id: Option<String>) -> Result<Arc<dyn Bus>
     };
     match url.split_once("://") {
         Some(("memory", "")) => Ok(Arc::new(MemoryBus::default())),
-        Some(("kafka", brokers)) => {
-            let brokers = brokers.trim_end_matches('/');
-            if brokers.is_empty()
-                || brokers.split(',').any(|b| {
-                    b.rsplit_once(':')
-                        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-                })
-            {
-                return Err(bad("expected kafka://HOST:PORT[,HOST:PORT]"));
-            }
-            Ok(Arc::new(
-                KafkaBus::new(brokers)?.with_instance_id(instance_id),
-            ))
-        }
+        Some(("kafka", _)) => Ok(Arc::new(
+            KafkaBus::from_url(url)?.with_instance_id(instance_id),
+        )),
         Some((scheme, _)) => Err(bad(&format!(
             "unknown backend {scheme:?} (expected memory:// or kafka://)"
         ))),

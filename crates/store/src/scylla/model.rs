@@ -97,7 +97,8 @@ pub struct CqlModel {
     tables: Mutex<HashMap<String, Table>>,
 }
 
-fn tokens(cql: &str) -> Vec<String> {
+/// CQL split into words, parentheses and commas (shared with the statement tests).
+pub(super) fn tokens(cql: &str) -> Vec<String> {
     cql.replace('(', " ( ")
         .replace(')', " ) ")
         .replace(',', " , ")

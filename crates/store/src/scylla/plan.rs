@@ -817,14 +817,3 @@ pub fn schema_statements(schema: &str, keyspace: &str, replication_factor: u32) 
         })
         .collect()
 }
-
-/// Links rebuilt from an outlink row, for tests and events.
-pub fn outlink_of(l: &Link) -> Outlink {
-    Outlink {
-        target: l.target_url.clone(),
-        rel: l.rel.bits(),
-        anchor: l.anchor.clone(),
-        placement: l.placement.code(),
-        kind: u8::from(l.kind == LinkKind::Redirect),
-    }
-}

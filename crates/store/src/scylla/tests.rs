@@ -62,13 +62,7 @@ fn table_of(cql: &str) -> &str {
 
 /// The column (or pseudo-column) each `?` binds, in order.
 fn markers(cql: &str) -> Vec<String> {
-    let tokens: Vec<String> = cql
-        .replace('(', " ( ")
-        .replace(')', " ) ")
-        .replace(',', " , ")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let tokens = super::model::tokens(cql);
     let mut out = Vec::new();
     // INSERT column lists bind positionally.
     if cql.starts_with("INSERT") {
@@ -215,7 +209,17 @@ fn prior_after(p: &PageWrite) -> Prior {
     Prior {
         fetched_at_ms: Some(p.fetched_at_ms),
         content_hash: p.content_hash,
-        outlinks: p.links.iter().map(plan::outlink_of).collect(),
+        outlinks: p
+            .links
+            .iter()
+            .map(|l| plan::Outlink {
+                target: l.target_url.clone(),
+                rel: l.rel.bits(),
+                anchor: l.anchor.clone(),
+                placement: l.placement.code(),
+                kind: u8::from(l.kind == linkgraph_core::LinkKind::Redirect),
+            })
+            .collect(),
     }
 }
 
