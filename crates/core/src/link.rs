@@ -119,7 +119,7 @@ pub enum Placement {
     Footer,
     /// An `<aside>` element (sidebars).
     Aside,
-    /// A comment section (an element whose id or class contains "comment").
+    /// A comment section (an element whose class or id names a comment container).
     Comment,
 }
 

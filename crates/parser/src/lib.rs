@@ -2,12 +2,26 @@
 //! page becomes a [`Link`] with its anchor text, rel flags and placement.
 //!
 //! Pure over bytes: no I/O, so it is unit-, property- and fuzz-testable.
+//! Where a rule is not stated below, it follows what a browser with
+//! scripting disabled builds from the same bytes:
 //!
+//! * `<noscript>` content is markup, not text: its links count and its
+//!   image alts name the link around it.
+//! * An `<a>` start tag closes an open link (nested links do not exist in
+//!   the DOM); anchor text is character data only, never script, style,
+//!   textarea or title content; character references are decoded by the
+//!   HTML spec's rules (legacy names without `;`, C1 numbers through
+//!   windows-1252, the attribute exception for `&name=`).
+//! * `<template>` content is inert (never rendered), so its links are not
+//!   the page's.
 //! * Links resolve against `<base href>` (wherever it appears) or the page URL.
-//! * Placement comes from lol_html's own view of the open elements (descendant
-//!   selectors), so an implicitly closed `<nav>` never leaks into the rest of
-//!   the page. Precedence when sections nest: comment > nav > aside > header >
-//!   footer > content.
+//! * Placement is the nearest enclosing nav, aside, header, footer or comment
+//!   container; a header or footer inside a comment is that comment's. A
+//!   comment container is an element whose class or id has a comment word
+//!   ("comments", "comment-body") and no flag word ("comment-count",
+//!   "f_comment_nofollow_on"); flags on `<html>` and `<body>` are ignored.
+//!   The open elements are lol_html's, so an implicitly closed `<nav>`
+//!   never leaks into the rest of the page.
 //! * `<meta name="robots" content="nofollow">` (or `none`) and an
 //!   `X-Robots-Tag` header saying nofollow make every link on the page nofollow.
 //! * The character set comes from the Content-Type header, a BOM, or a
@@ -15,6 +29,10 @@
 //!   else as windows-1252, as browsers do.
 //! * A page yields at most one edge per target URL: the first occurrence in
 //!   document order. Self-links (e.g. `#top`) are not edges.
+//! * Known, intended differences from a DOM: an anchor keeps at most
+//!   [`linkgraph_core::MAX_ANCHOR_CHARS`] characters; an image link with no
+//!   text takes the alts of all its images joined by spaces; a link cut by a
+//!   misnested end tag (`<a><p></a>`) is not reopened by the adoption agency.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -24,8 +42,10 @@ use encoding_rs::Encoding;
 use linkgraph_core::{
     Link, LinkKind, Placement, Rel, canonicalize, normalize_anchor, parse_rel_attribute,
 };
-use lol_html::html_content::{Element, TextChunk};
-use lol_html::{AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Settings, element, text};
+use lol_html::html_content::{Element, TextChunk, TextType};
+use lol_html::{
+    AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Settings, element, end_tag, text,
+};
 use url::Url;
 
 /// Bounds on what one page may cost.
@@ -92,38 +112,125 @@ pub enum ParseError {
 struct RawLink {
     href: String,
     rel: Rel,
-    sections: u8,
+    placement: Placement,
     text: String,
     alt: String,
 }
 
-const SEC_NAV: u8 = 1;
-const SEC_HEADER: u8 = 2;
-const SEC_FOOTER: u8 = 4;
-const SEC_ASIDE: u8 = 8;
-const SEC_COMMENT: u8 = 16;
+/// An open element that can decide where a link sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SectionKind {
+    Nav,
+    Aside,
+    Header,
+    Footer,
+    /// `<article>` or `<section>`: what a header or footer belongs to.
+    Sectioning,
+    /// Any other element, open here only for its comment marker.
+    Other,
+}
 
-fn placement_of(sections: u8) -> Placement {
-    if sections & SEC_COMMENT != 0 {
-        Placement::Comment
-    } else if sections & SEC_NAV != 0 {
-        Placement::Nav
-    } else if sections & SEC_ASIDE != 0 {
-        Placement::Aside
-    } else if sections & SEC_HEADER != 0 {
-        Placement::Header
-    } else if sections & SEC_FOOTER != 0 {
-        Placement::Footer
-    } else {
-        Placement::Content
+#[derive(Debug, Clone, Copy)]
+struct Section {
+    kind: SectionKind,
+    /// Its class or id marks a comment (see [`is_comment_marker`]).
+    comment: bool,
+}
+
+/// Where a link sits, from the open sections, innermost first: the nearest
+/// nav, aside, header, footer or comment wins. A header or footer inside a
+/// comment (up to its nearest article, section, nav or aside) is that
+/// comment's own byline, so it stays a comment.
+fn placement_of(open: &[Section]) -> Placement {
+    for (i, s) in open.iter().enumerate().rev() {
+        if s.comment {
+            return Placement::Comment;
+        }
+        match s.kind {
+            SectionKind::Nav => return Placement::Nav,
+            SectionKind::Aside => return Placement::Aside,
+            SectionKind::Header | SectionKind::Footer => {
+                for outer in open[..i].iter().rev() {
+                    if outer.comment {
+                        return Placement::Comment;
+                    }
+                    if outer.kind != SectionKind::Other {
+                        break;
+                    }
+                }
+                return if s.kind == SectionKind::Header {
+                    Placement::Header
+                } else {
+                    Placement::Footer
+                };
+            }
+            SectionKind::Sectioning | SectionKind::Other => {}
+        }
     }
+    Placement::Content
+}
+
+/// Words that name a comment container in a class or id ("comments",
+/// "comment-body", "commentlist", "user_comment_text").
+fn is_comment_word(w: &str) -> bool {
+    const SUFFIXES: [&str; 14] = [
+        "",
+        "s",
+        "list",
+        "body",
+        "box",
+        "area",
+        "section",
+        "thread",
+        "wrap",
+        "wrapper",
+        "container",
+        "content",
+        "text",
+        "item",
+    ];
+    w.strip_prefix("comment")
+        .is_some_and(|rest| SUFFIXES.contains(&rest))
+}
+
+/// Words that make a class a flag about comments, not a comment container:
+/// `f_comment_nofollow_on`, `comment-count`, `comments-link`, `no-comments`,
+/// and widgets listing recent comments elsewhere (`widget_recent_comments`).
+fn is_flag_word(w: &str) -> bool {
+    const FLAGS: [&str; 21] = [
+        "no", "has", "with", "count", "counts", "number", "num", "link", "links", "closed", "open",
+        "on", "off", "enabled", "disabled", "nofollow", "icon", "button", "recent", "latest",
+        "widget",
+    ];
+    FLAGS.contains(&w)
+}
+
+/// True when a class list or id marks a comment container: one of its
+/// tokens, split into words at `-`, `_` and other punctuation, has a comment
+/// word and no flag word. `commented`, `comment-count` and
+/// `f_comment_nofollow_on` are flags, not containers.
+fn is_comment_marker(value: &str) -> bool {
+    value.split_ascii_whitespace().any(|token| {
+        let token = token.to_ascii_lowercase();
+        let words = || token.split(|c: char| !c.is_ascii_alphanumeric());
+        words().any(is_comment_word) && !words().any(is_flag_word)
+    })
 }
 
 #[derive(Default)]
 struct State {
     raw: Vec<RawLink>,
-    /// Index of the innermost open `<a href>`, for its text and image alts.
+    /// Index of the open `<a href>`, for its text and image alts. An `<a>`
+    /// start tag closes it, as the HTML tree builder does with nested links.
     current: Option<usize>,
+    /// Open sections, outermost first.
+    open: Vec<Section>,
+    /// Open `<template>` elements: their content is inert, not part of the
+    /// page, so links in it are not links of the page.
+    templates: u32,
+    /// Raw text of the text node being read inside the current link; its
+    /// character references are decoded once the node ends.
+    pending: String,
     base_href: Option<String>,
     meta_nofollow: bool,
     over_cap: u32,
@@ -133,27 +240,21 @@ struct State {
 }
 
 impl State {
-    fn push(&mut self, link: RawLink) -> bool {
+    fn push(&mut self, link: RawLink) -> Option<usize> {
         if self.raw.len() >= self.max_links {
             self.over_cap += 1;
-            self.current = None;
-            return false;
+            return None;
         }
         self.raw.push(link);
-        true
-    }
-    fn mark(&mut self, section: u8) {
-        // Section handlers run right after the link handler for the same
-        // element, so the link in question is the last one pushed.
-        if let Some(last) = self.raw.last_mut() {
-            last.sections |= section;
-        }
+        Some(self.raw.len() - 1)
     }
 }
 
+/// An attribute value with its character references decoded by the HTML
+/// spec's attribute rules (`?a=1&copy=2` keeps `&copy`).
 fn attr(el: &Element<'_, '_>, name: &str) -> Option<String> {
     el.get_attribute(name)
-        .map(|v| html_escape::decode_html_entities(&v).into_owned())
+        .map(|v| htmlize::unescape_attribute(v).into_owned())
 }
 
 fn push_capped(buf: &mut String, s: &str, cap: usize) {
@@ -283,11 +384,62 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn skipped_scheme(href: &str) -> bool {
-    let h = href.trim_start();
-    ["javascript:", "mailto:", "tel:", "data:"]
-        .iter()
-        .any(|s| h.len() >= s.len() && h[..s.len()].eq_ignore_ascii_case(s))
+    let h = href.trim_start().as_bytes();
+    ["javascript:", "mailto:", "tel:", "data:"].iter().any(|s| {
+        h.get(..s.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(s.as_bytes()))
+    })
 }
+
+/// True when the bytes hold a `<noscript` tag (any case).
+fn has_noscript(bytes: &[u8]) -> bool {
+    const TAG: &[u8] = b"<noscript";
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'<')
+        .any(|(i, _)| {
+            bytes
+                .get(i..i + TAG.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(TAG))
+        })
+}
+
+/// A crawler runs no scripts, so it reads `<noscript>` content as markup,
+/// as a browser with scripting disabled does. lol_html (like a browser with
+/// scripting on) reads it as raw text; this pass drops the noscript tags and
+/// keeps their content verbatim, so the main pass parses it as markup.
+/// `None` when the page has no noscript, or the pass failed (then the page
+/// is parsed as it is).
+fn unwrap_noscript(
+    bytes: &[u8],
+    encoding: AsciiCompatibleEncoding,
+    meta_may_override: bool,
+    max_memory: usize,
+) -> Option<Vec<u8>> {
+    if !has_noscript(bytes) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let settings = Settings::new()
+        .with_encoding(encoding)
+        .with_strict(false)
+        .with_adjust_charset_on_meta_tag(meta_may_override)
+        .with_memory_settings(MemorySettings::new().with_max_allowed_memory_usage(max_memory))
+        .append_element_content_handler(element!("noscript", |el| {
+            el.remove_and_keep_content();
+            Ok(())
+        }));
+    let mut rewriter = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
+    for chunk in bytes.chunks(16 * 1024) {
+        rewriter.write(chunk).ok()?;
+    }
+    rewriter.end().ok()?;
+    Some(out)
+}
+
+/// The most sections tracked as open at once; deeper ones do not count.
+const MAX_OPEN_SECTIONS: usize = 256;
 
 /// Extracts the links of an HTML page.
 pub fn extract_links(
@@ -309,6 +461,13 @@ pub fn extract_links(
             (transcoded.as_bytes(), AsciiCompatibleEncoding::utf_8())
         }
     };
+    let unwrapped = unwrap_noscript(
+        bytes,
+        ascii_enc,
+        meta_may_override,
+        limits.max_parser_memory,
+    );
+    let bytes = unwrapped.as_deref().unwrap_or(bytes);
 
     let state = Rc::new(RefCell::new(State {
         max_links: limits.max_links,
@@ -320,71 +479,146 @@ pub fn extract_links(
     let truncated_by = {
         let s_a = Rc::clone(&state);
         let s_area = Rc::clone(&state);
+        let s_section = Rc::clone(&state);
+        let s_template = Rc::clone(&state);
         let s_text = Rc::clone(&state);
         let s_img = Rc::clone(&state);
         let s_base = Rc::clone(&state);
         let s_meta = Rc::clone(&state);
-        let mut settings = Settings::new()
+        let settings = Settings::new()
             .with_encoding(ascii_enc)
             .with_strict(false)
             .with_adjust_charset_on_meta_tag(meta_may_override)
             .with_memory_settings(
                 MemorySettings::new().with_max_allowed_memory_usage(limits.max_parser_memory),
             )
-            .append_element_content_handler(element!("a[href]", move |el| {
+            // Sections first: an element's own section is open before any
+            // link inside it is seen.
+            .append_element_content_handler(element!(
+                "nav, header, footer, aside, article, section, [class*=omment], [id*=omment]",
+                move |el| {
+                    let tag = el.tag_name();
+                    let kind = match tag.as_str() {
+                        "nav" => SectionKind::Nav,
+                        "aside" => SectionKind::Aside,
+                        "header" => SectionKind::Header,
+                        "footer" => SectionKind::Footer,
+                        "article" | "section" => SectionKind::Sectioning,
+                        // Page-wide flags ("f_comment_nofollow_on") live on
+                        // these; a link's own class says nothing of its place.
+                        "html" | "head" | "body" | "a" | "area" => return Ok(()),
+                        _ => SectionKind::Other,
+                    };
+                    let comment = ["class", "id"]
+                        .iter()
+                        .any(|a| el.get_attribute(a).is_some_and(|v| is_comment_marker(&v)));
+                    if (kind == SectionKind::Other && !comment) || !el.can_have_content() {
+                        return Ok(());
+                    }
+                    let depth = {
+                        let mut st = s_section.borrow_mut();
+                        if st.open.len() >= MAX_OPEN_SECTIONS {
+                            return Ok(());
+                        }
+                        st.open.push(Section { kind, comment });
+                        st.open.len() - 1
+                    };
+                    // lol_html runs end-tag handlers of implicitly closed
+                    // elements too, so the stack follows its open elements.
+                    let s = Rc::clone(&s_section);
+                    el.on_end_tag(end_tag!(move |_| {
+                        s.borrow_mut().open.truncate(depth);
+                        Ok(())
+                    }))
+                }
+            ))
+            .append_element_content_handler(element!("template", move |el| {
+                if !el.can_have_content() {
+                    return Ok(());
+                }
+                s_template.borrow_mut().templates += 1;
+                let s = Rc::clone(&s_template);
+                el.on_end_tag(end_tag!(move |_| {
+                    let mut st = s.borrow_mut();
+                    st.templates = st.templates.saturating_sub(1);
+                    Ok(())
+                }))
+            }))
+            .append_element_content_handler(element!("a", move |el| {
                 let mut st = s_a.borrow_mut();
+                // An <a> start tag closes an open link (the tree builder's
+                // adoption agency): text after a nested link is nobody's.
+                st.current = None;
+                st.pending.clear();
+                if st.templates > 0 {
+                    return Ok(());
+                }
+                let Some(href) = attr(el, "href") else {
+                    return Ok(());
+                };
                 let link = RawLink {
-                    href: attr(el, "href").unwrap_or_default(),
+                    href,
                     rel: attr(el, "rel")
                         .map(|r| parse_rel_attribute(&r))
                         .unwrap_or_default(),
+                    placement: placement_of(&st.open),
                     ..RawLink::default()
                 };
-                st.current = if st.push(link) {
-                    Some(st.raw.len() - 1)
-                } else {
-                    None
+                let Some(i) = st.push(link) else {
+                    return Ok(());
                 };
-                Ok(())
+                if !el.can_have_content() {
+                    return Ok(());
+                }
+                st.current = Some(i);
+                drop(st);
+                let s = Rc::clone(&s_a);
+                el.on_end_tag(end_tag!(move |_| {
+                    let mut st = s.borrow_mut();
+                    if st.current == Some(i) {
+                        st.current = None;
+                    }
+                    Ok(())
+                }))
             }))
             .append_element_content_handler(element!("area[href]", move |el| {
                 let mut st = s_area.borrow_mut();
+                if st.templates > 0 {
+                    return Ok(());
+                }
                 let link = RawLink {
                     href: attr(el, "href").unwrap_or_default(),
                     rel: attr(el, "rel")
                         .map(|r| parse_rel_attribute(&r))
                         .unwrap_or_default(),
                     alt: attr(el, "alt").unwrap_or_default(),
+                    placement: placement_of(&st.open),
                     ..RawLink::default()
                 };
                 st.push(link);
                 Ok(())
-            }));
-        for (selector, section) in [
-            ("nav", SEC_NAV),
-            ("header", SEC_HEADER),
-            ("footer", SEC_FOOTER),
-            ("aside", SEC_ASIDE),
-            ("[id*=comment]", SEC_COMMENT),
-            ("[class*=comment]", SEC_COMMENT),
-        ] {
-            for target in ["a[href]", "area[href]"] {
-                let s = Rc::clone(&state);
-                let sel = format!("{selector} {target}");
-                settings = settings.append_element_content_handler(element!(sel, move |_el| {
-                    s.borrow_mut().mark(section);
-                    Ok(())
-                }));
-            }
-        }
-        let settings = settings
+            }))
             .append_element_content_handler(text!("a[href]", move |t: &mut TextChunk<'_>| {
+                // Only character data is anchor text: not script, style,
+                // textarea or title content.
+                if t.text_type() != TextType::Data {
+                    return Ok(());
+                }
                 let mut st = s_text.borrow_mut();
+                let Some(i) = st.current else {
+                    return Ok(());
+                };
                 let cap = st.max_buf;
-                if let Some(i) = st.current
-                    && let Some(link) = st.raw.get_mut(i)
-                {
-                    push_capped(&mut link.text, t.as_str(), cap);
+                // Room for a reference cut at the cap to still decode.
+                push_capped(&mut st.pending, t.as_str(), cap + 64);
+                if t.last_in_text_node() {
+                    // References are decoded per text node, as the
+                    // tokenizer does: one never spans two nodes.
+                    let raw = std::mem::take(&mut st.pending);
+                    let decoded = htmlize::unescape(raw);
+                    if let Some(link) = st.raw.get_mut(i) {
+                        push_capped(&mut link.text, &decoded, cap);
+                    }
                 }
                 Ok(())
             }))
@@ -439,27 +673,39 @@ pub fn extract_links(
     let st = Rc::try_unwrap(state)
         .map(RefCell::into_inner)
         .unwrap_or_default();
-    let base = st
-        .base_href
-        .as_deref()
+    let mut out = finish(meta, st.raw, st.base_href.as_deref(), st.meta_nofollow);
+    out.dropped += st.over_cap;
+    out.encoding = encoding.name();
+    out.truncated_by = truncated_by;
+    Ok(out)
+}
+
+/// Turns the raw links of a page, in document order, into its edges:
+/// resolved against the base, canonical, one per target (the first), with
+/// no self-links or non-HTTP schemes, anchors normalized, and page-level
+/// nofollow applied.
+fn finish(
+    meta: PageMeta<'_>,
+    raw_links: Vec<RawLink>,
+    base_href: Option<&str>,
+    meta_nofollow: bool,
+) -> Extracted {
+    let base = base_href
         .and_then(|b| meta.url.join(b.trim()).ok())
         .filter(|b| matches!(b.scheme(), "http" | "https"))
         .unwrap_or_else(|| meta.url.clone());
-    let nofollow_page = st.meta_nofollow
+    let nofollow_page = meta_nofollow
         || meta
             .x_robots_tag
             .is_some_and(|v| robots_directives_nofollow(v, meta.product_token));
 
     let mut out = Extracted {
         nofollow_page,
-        dropped: st.over_cap,
-        encoding: encoding.name(),
-        truncated_by,
         ..Extracted::default()
     };
     let source = meta.url.as_str();
     let mut seen: HashSet<String> = HashSet::new();
-    for raw in st.raw {
+    for raw in raw_links {
         if skipped_scheme(&raw.href) {
             out.skipped += 1;
             continue;
@@ -482,8 +728,7 @@ pub fn extract_links(
         if !seen.insert(target.as_str().to_owned()) {
             continue;
         }
-        // Entities can straddle text chunks, so decode the joined text.
-        let mut anchor = normalize_anchor(&html_escape::decode_html_entities(&raw.text));
+        let mut anchor = normalize_anchor(&raw.text);
         if anchor.is_empty() {
             anchor = normalize_anchor(&raw.alt);
         }
@@ -496,11 +741,11 @@ pub fn extract_links(
             target_url: target.into(),
             anchor,
             rel,
-            placement: placement_of(raw.sections),
+            placement: raw.placement,
             kind: LinkKind::Link,
         });
     }
-    Ok(out)
+    out
 }
 
 /// The edge a redirect makes: from the redirecting URL to its target.
@@ -517,6 +762,9 @@ pub fn redirect_link(source: &Url, target: &Url) -> Link {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod differential;
 
 /// The URLs an XML sitemap lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -552,7 +800,7 @@ pub fn extract_sitemap(body: &[u8], base: &Url, max: usize) -> Sitemap {
             .strip_prefix("<![CDATA[")
             .and_then(|r| r.strip_suffix("]]>"))
             .unwrap_or(raw);
-        let decoded = html_escape::decode_html_entities(raw);
+        let decoded = htmlize::unescape(raw);
         match canonicalize(decoded.trim(), Some(base)) {
             Ok(u) if out.urls.len() < max => out.urls.push(u.into()),
             _ => out.skipped += 1,

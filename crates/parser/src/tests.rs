@@ -90,6 +90,158 @@ fn an_implicitly_closed_section_does_not_leak() {
 }
 
 #[test]
+fn non_ascii_hrefs_never_panic_and_are_percent_encoded() {
+    // Each of these once ended a crawl: a byte-index slice inside 'é'.
+    let x = parse(
+        r#"<meta charset="utf-8"><a href="/café">Café</a><a href="/статья">Статья</a>
+           <a href="/日本">日本</a><a href="dé">d</a><a href="%C3%A9t%C3%A9">été</a>
+           <a href="http://bücher.example/x">IDN</a>"#,
+    );
+    let targets: Vec<&str> = x.links.iter().map(|l| l.target_url.as_str()).collect();
+    assert_eq!(
+        targets,
+        vec![
+            "http://www.example.com/caf%C3%A9",
+            "http://www.example.com/%D1%81%D1%82%D0%B0%D1%82%D1%8C%D1%8F",
+            "http://www.example.com/%E6%97%A5%E6%9C%AC",
+            "http://www.example.com/dir/d%C3%A9",
+            "http://www.example.com/dir/%C3%A9t%C3%A9",
+            "http://xn--bcher-kva.example/x",
+        ]
+    );
+    assert_eq!(find(&x, "http://www.example.com/caf%C3%A9").anchor, "Café");
+    for scheme in ["dé", "ja€", "€€€€€€€€€€€€", "mailt€"] {
+        let _ = parse(&format!("<a href='{scheme}'>x</a>"));
+        assert!(!skipped_scheme(scheme), "{scheme}");
+    }
+    assert!(skipped_scheme(" JavaScript:void(0)"));
+}
+
+#[test]
+fn noscript_is_markup_as_with_scripting_disabled() {
+    let x = parse(
+        r#"<a href="/story"><img alt=""><noscript><img src="p.jpg" alt="Photo"></noscript></a>
+           <noscript><a href="/plain">Plain</a></noscript>
+           <NOSCRIPT><nav><a href="/nav">N</a></nav></NOSCRIPT>"#,
+    );
+    assert_eq!(find(&x, "http://www.example.com/story").anchor, "Photo");
+    assert_eq!(find(&x, "http://www.example.com/plain").anchor, "Plain");
+    let n = find(&x, "http://www.example.com/nav");
+    assert_eq!((n.anchor.as_str(), n.placement), ("N", Placement::Nav));
+    // In the head too, and through a legacy encoding.
+    let y = parse_with(
+        b"<head><noscript><a href='/h'>Caf\xe9</a></noscript></head>",
+        Some("text/html; charset=windows-1252"),
+        None,
+    );
+    assert_eq!(find(&y, "http://www.example.com/h").anchor, "Café");
+}
+
+#[test]
+fn comment_flags_high_up_do_not_make_the_page_a_comment() {
+    let x = parse(
+        r#"<html class="comments-on"><body class="f_comment_nofollow_on">
+           <nav><a href="/n">n</a></nav><article class="commented"><a href="/c">c</a></article>
+           <p class="comment-count"><a href="/count">3 comments</a></p>
+           <div id="comments-wrapper"><nav><a href="/pages">2</a></nav>
+             <ol class="commentlist"><li class="comment"><article class="comment-body">
+               <footer class="comment-meta"><a href="http://commenter.example/" rel="ugc">Bob</a></footer>
+               <p>text <a href="/in">in</a></p></article></li></ol>
+             <aside><a href="/side">s</a></aside></div>
+           <footer><a href="/f">f</a></footer></body></html>"#,
+    );
+    let p = |t: &str| find(&x, t).placement;
+    assert_eq!(p("http://www.example.com/n"), Placement::Nav);
+    assert_eq!(p("http://www.example.com/c"), Placement::Content);
+    assert_eq!(p("http://www.example.com/count"), Placement::Content);
+    assert_eq!(
+        p("http://www.example.com/pages"),
+        Placement::Nav,
+        "a closer nav wins"
+    );
+    assert_eq!(
+        p("http://commenter.example/"),
+        Placement::Comment,
+        "a comment's own footer"
+    );
+    assert_eq!(p("http://www.example.com/in"), Placement::Comment);
+    assert_eq!(
+        p("http://www.example.com/side"),
+        Placement::Aside,
+        "a closer aside wins"
+    );
+    assert_eq!(p("http://www.example.com/f"), Placement::Footer);
+    for (value, marker) in [
+        ("comments", true),
+        ("user-comment-body", true),
+        ("commentList", true),
+        ("fb_comments_box", true),
+        ("f_comment_nofollow_on", false),
+        ("commented", false),
+        ("comment-count", false),
+        ("no-comments", false),
+        ("commentator", false),
+        ("x comments-link", false),
+        ("widget widget_recent_comments", false),
+    ] {
+        assert_eq!(is_comment_marker(value), marker, "{value}");
+    }
+}
+
+#[test]
+fn character_references_follow_the_html_spec() {
+    let x = parse(
+        r#"<a href="/a">&copy 2020</a><a href="/b">It&#146;s &#x80;5 &amp &notin; &notit;</a>
+           <a href="/c?x=1&copy=2&amp;y=&lt;">q</a><a href="/d">&am<b>p;</b></a>"#,
+    );
+    assert_eq!(find(&x, "http://www.example.com/a").anchor, "© 2020");
+    assert_eq!(
+        find(&x, "http://www.example.com/b").anchor,
+        "It’s €5 & ∉ ¬it;"
+    );
+    // In an attribute, a legacy name followed by '=' stays as written.
+    assert!(
+        x.links
+            .iter()
+            .any(|l| l.target_url == "http://www.example.com/c?x=1&copy=2&y=%3C"),
+        "{:?}",
+        x.links
+    );
+    // A reference never spans two text nodes.
+    assert_eq!(find(&x, "http://www.example.com/d").anchor, "&amp;");
+}
+
+#[test]
+fn an_a_start_tag_closes_the_open_link() {
+    let x = parse(
+        r#"<a href="/a">x <a href="/b">y</a> z</a><a href="/c">c <a name="n">n</a> after</a>"#,
+    );
+    assert_eq!(find(&x, "http://www.example.com/a").anchor, "x");
+    assert_eq!(find(&x, "http://www.example.com/b").anchor, "y");
+    assert_eq!(find(&x, "http://www.example.com/c").anchor, "c");
+}
+
+#[test]
+fn template_content_is_not_part_of_the_page() {
+    let x = parse(
+        r#"<template><a href="/in-template">t</a><map><area href="/area" alt="a"></map></template>
+           <a href="/after">after</a>"#,
+    );
+    let targets: Vec<&str> = x.links.iter().map(|l| l.target_url.as_str()).collect();
+    assert_eq!(targets, vec!["http://www.example.com/after"]);
+}
+
+#[test]
+fn script_and_style_are_not_anchor_text() {
+    let x = parse(
+        r#"<a href="/a">Buy<script>var s = "<b>x</b>";</script> <style>.a{}</style>now<textarea>t</textarea></a>
+           <a href="/b"><script>document.write('x')</script><img alt="Logo"></a>"#,
+    );
+    assert_eq!(find(&x, "http://www.example.com/a").anchor, "Buy now");
+    assert_eq!(find(&x, "http://www.example.com/b").anchor, "Logo");
+}
+
+#[test]
 fn page_level_nofollow_from_meta_and_header() {
     let x =
         parse(r#"<meta name="ROBOTS" content="noindex, NoFollow"><a href="http://a.com/">a</a>"#);
@@ -218,35 +370,6 @@ fn anchor_text_is_bounded() {
         x.links[0].anchor.chars().count(),
         linkgraph_core::MAX_ANCHOR_CHARS
     );
-}
-
-#[test]
-fn real_pages_parse_without_error() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/real-pages");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        println!("skipped: corpus not found at {}", dir.display());
-        return;
-    };
-    let mut pages = 0;
-    let mut links = 0;
-    for entry in entries.flatten() {
-        let body = std::fs::read(entry.path()).unwrap_or_default();
-        let x = parse_with(&body, None, None);
-        assert!(
-            x.truncated_by.is_none(),
-            "{}: {:?}",
-            entry.path().display(),
-            x.truncated_by
-        );
-        for l in &x.links {
-            assert!(l.target_url.starts_with("http"), "{l:?}");
-            assert!(l.anchor.chars().count() <= linkgraph_core::MAX_ANCHOR_CHARS);
-        }
-        pages += 1;
-        links += x.links.len();
-    }
-    assert!(pages > 10 && links > pages, "{pages} pages, {links} links");
 }
 
 #[test]
