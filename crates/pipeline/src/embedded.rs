@@ -21,7 +21,7 @@ use linkgraph_fetcher::{Fetcher, FetcherConfig, FetcherError};
 use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
 use linkgraph_parser::ParseLimits;
 use linkgraph_proto::{CrawlRequest, FetchOutcome, FrontierFeedback};
-use linkgraph_store::{FjallStore, LinkStore, StoreError};
+use linkgraph_store::{FjallStore, LinkStore, StoreError, WriteStats};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -271,14 +271,17 @@ pub async fn crawl(
                 break;
             };
             dispatched += 1;
-            tasks.spawn(process(
-                req,
-                fetcher.clone(),
-                Arc::clone(&store),
-                Arc::clone(&parse_permits),
-                token.clone(),
-                opts.parse_limits,
-                Arc::clone(&url_policy),
+            tasks.spawn(guard_task(
+                req.clone(),
+                process(
+                    req,
+                    fetcher.clone(),
+                    Arc::clone(&store),
+                    Arc::clone(&parse_permits),
+                    token.clone(),
+                    opts.parse_limits,
+                    Arc::clone(&url_policy),
+                ),
             ));
         }
         live.queued
@@ -371,6 +374,30 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// Runs one request's task. A panic in it (a bug) is caught, counted and
+/// logged with the URL, and the URL completes as failed
+/// ([`FetchOutcome::InternalError`]) instead of ending the crawl.
+async fn guard_task(
+    req: CrawlRequest,
+    task: impl Future<Output = Result<Done, CrawlError>>,
+) -> Result<Done, CrawlError> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(task).catch_unwind().await {
+        Ok(done) => done,
+        Err(panic) => {
+            let message = stages::report_panic(&req.url, panic.as_ref());
+            let page = stages::internal_error(req, 0, now_ms(), &message);
+            Ok(Done {
+                feedback: stages::feedback(&page, &WriteStats::default()),
+                outcome: FetchOutcome::InternalError,
+                edges: 0,
+                new_edges: 0,
+                lost_edges: 0,
+            })
+        }
+    }
+}
+
 async fn process(
     req: CrawlRequest,
     fetcher: Fetcher,
@@ -416,5 +443,30 @@ async fn report_progress(live: Arc<Live>, started: Instant) {
             live.queued.load(Ordering::Relaxed)
         );
         let _ = err.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_completes_its_url_as_failed() {
+        let req = CrawlRequest {
+            url: "http://a.com/café".into(),
+            host: "a.com".into(),
+            ..Default::default()
+        };
+        let task = async { panic!("byte index 5 is not a char boundary") };
+        let done = guard_task(req, task)
+            .await
+            .unwrap_or_else(|e| panic!("a caught panic is not an error: {e}"));
+        assert_eq!(done.outcome, FetchOutcome::InternalError);
+        assert_eq!(done.feedback.outcome, FetchOutcome::InternalError as i32);
+        assert_eq!(
+            done.feedback.request.map(|r| r.url).as_deref(),
+            Some("http://a.com/café")
+        );
+        assert!(done.feedback.discovered.is_empty());
     }
 }

@@ -7,7 +7,11 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 14] = [
+pub const COUNTERS: [(&str, &str); 15] = [
+    (
+        "linkgraph_parser_panics_total",
+        "Pages whose processing panicked (a bug, caught): completed as outcome internal_error.",
+    ),
     (
         "linkgraph_bus_partition_mismatches_total",
         "Messages found in another partition than their key hashes to (hand-offs rely on it).",

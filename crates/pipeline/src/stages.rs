@@ -18,8 +18,75 @@ use linkgraph_store::{LinkSetUpdate, PageWrite, WriteStats};
 use url::Url;
 
 /// Parses a fetch result into the page's edges. Never fails: a page that
-/// cannot be parsed yields no links and says why in `error`.
+/// cannot be parsed yields no links and says why in `error`, and a page whose
+/// processing panics (a bug) is caught, logged and counted, and comes back as
+/// [`FetchOutcome::InternalError`] with no links, so the crawl goes on and the
+/// URL is completed as failed.
 pub fn parse(
+    res: FetchResult,
+    product_token: &str,
+    limits: ParseLimits,
+    policy: &UrlPolicy,
+) -> ParsedPage {
+    let req = res.request.clone().unwrap_or_default();
+    let (status, fetched_at_ms) = (res.status, res.fetched_at_ms);
+    guard_page(req, status, fetched_at_ms, || {
+        parse_unguarded(res, product_token, limits, policy)
+    })
+}
+
+/// Runs `f`, the processing of one page; a panic in it is caught, counted
+/// and logged with the URL, and becomes an [`internal_error`] page.
+pub fn guard_page(
+    req: proto::CrawlRequest,
+    status: u32,
+    fetched_at_ms: i64,
+    f: impl FnOnce() -> ParsedPage,
+) -> ParsedPage {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = report_panic(&req.url, panic.as_ref());
+        internal_error(req, status, fetched_at_ms, &message)
+    })
+}
+
+/// Counts and logs a panic caught while processing `url`; returns its text.
+pub fn report_panic(url: &str, panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic_message(panic);
+    metrics::counter!("linkgraph_parser_panics_total").increment(1);
+    tracing::error!(url, panic = %message, "page processing panicked; completing the url as failed");
+    message
+}
+
+/// The page a caught panic leaves: failed, with no links.
+pub fn internal_error(
+    req: proto::CrawlRequest,
+    status: u32,
+    fetched_at_ms: i64,
+    message: &str,
+) -> ParsedPage {
+    let mut page = ParsedPage {
+        status,
+        fetched_at_ms,
+        error: format!("page processing panicked: {message}"),
+        request: Some(req),
+        ..ParsedPage::default()
+    };
+    page.set_outcome(FetchOutcome::InternalError);
+    page
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// [`parse`] without the panic guard: for the fuzzer, which must see a
+/// panic to report it.
+pub fn parse_unguarded(
     res: FetchResult,
     product_token: &str,
     limits: ParseLimits,
@@ -315,6 +382,77 @@ mod tests {
         );
         assert_ne!(content_hash(b"a"), content_hash(b"b"));
         assert_eq!(content_hash(b""), 0);
+    }
+
+    #[test]
+    fn a_panic_while_processing_a_page_becomes_a_failed_page() {
+        let req = CrawlRequest {
+            url: "http://a.com/boom".into(),
+            ..Default::default()
+        };
+        let page = guard_page(req, 200, 7, || {
+            panic!("end byte index 5 is not a char boundary")
+        });
+        assert_eq!(page.outcome(), FetchOutcome::InternalError);
+        assert!(page.links.is_empty());
+        assert!(page.error.contains("not a char boundary"), "{}", page.error);
+        assert_eq!(
+            page_write(&page).update,
+            LinkSetUpdate::Keep,
+            "a bug loses no links"
+        );
+        let fb = feedback(&page, &WriteStats::default());
+        assert_eq!(
+            (fb.request.map(|r| r.url), fb.outcome),
+            (
+                Some("http://a.com/boom".into()),
+                FetchOutcome::InternalError as i32
+            )
+        );
+        assert!(FetchOutcome::InternalError.is_error());
+        let owned = guard_page(CrawlRequest::default(), 0, 0, || {
+            panic!("{}", String::from("owned"))
+        });
+        assert!(owned.error.ends_with("owned"));
+    }
+
+    proptest::proptest! {
+        /// The per-page path on generated pages in the shapes real ones take
+        /// (non-ASCII hrefs, references, noscript, nesting, comment flags):
+        /// never a panic, and every edge is a bounded http(s) link.
+        #[test]
+        fn generated_pages_never_panic(
+            parts in proptest::collection::vec((
+                "[/a-zé日ß%?&=#.:-]{0,12}",
+                "[a-zA-Zé &;#0-9]{0,10}",
+                0usize..8,
+            ), 0..30),
+            ct in 0usize..3,
+        ) {
+            let wrappers = [
+                ("", ""), ("<nav>", "</nav>"), ("<noscript>", "</noscript>"),
+                ("<div class='comment-body'>", "</div>"), ("<a href='/outer'>", ""),
+                ("<script>", "</script>"), ("<template>", "</template>"), ("<p", ""),
+            ];
+            let body: String = parts
+                .iter()
+                .map(|(href, text, w)| {
+                    let (open, close) = wrappers[*w];
+                    format!("{open}<a href=\"{href}\">{text}</a>{close}")
+                })
+                .collect();
+            let mut r = fetched("http://www.example.com/dir/página", FetchOutcome::Ok);
+            r.content_type = ["", "text/html; charset=utf-8", "text/html; charset=windows-1252"][ct].into();
+            r.body = format!("<body class='f_comment_nofollow_on'>{body}").into_bytes();
+            let page = parse_unguarded(r, "linkgraph", ParseLimits::default(), &UrlPolicy::default());
+            let w = page_write(&page);
+            for l in &w.links {
+                proptest::prop_assert!(l.target_url.starts_with("http://") || l.target_url.starts_with("https://"));
+                proptest::prop_assert!(l.anchor.chars().count() <= linkgraph_core::MAX_ANCHOR_CHARS);
+                proptest::prop_assert_ne!(&l.target_url, &l.source_url);
+            }
+            let _ = feedback(&page, &WriteStats::default());
+        }
     }
 
     #[test]

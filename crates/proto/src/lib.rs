@@ -62,6 +62,7 @@ impl FetchOutcome {
             FetchOutcome::NotHtml => "not_html",
             FetchOutcome::RedirectLimit => "redirect_limit",
             FetchOutcome::NotModified => "not_modified",
+            FetchOutcome::InternalError => "internal_error",
         }
     }
 
