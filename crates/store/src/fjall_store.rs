@@ -25,6 +25,8 @@
 //! batch per page.
 
 use std::path::Path;
+
+use crate::lock::{self, Access, StoreLock};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -56,6 +58,8 @@ struct Inner {
     outlinks: Keyspace,
     events: Keyspace,
     write_lock: Mutex<()>,
+    /// Held for as long as the engine is open (dropped last).
+    _lock: StoreLock,
 }
 
 /// The embedded link store.
@@ -104,11 +108,25 @@ fn split_key(table: &'static str, key: &[u8]) -> Result<Vec<String>, StoreError>
 }
 
 impl FjallStore {
-    /// Opens (and with `create`, creates) the store in `path`.
+    /// Opens (and with `create`, creates) the store in `path`: with
+    /// `create` for writing, else for reading. The engine admits one process
+    /// at a time, so this takes the store's lock ([`crate::lock`]): behind
+    /// another reader it waits up to [`crate::lock::READ_WAIT`] and says so
+    /// on the log (stderr), behind a writer it fails at once, naming it.
     pub fn open(path: &Path, create: bool) -> Result<Self, StoreError> {
         if !create && !path.exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
+        let access = if create { Access::Write } else { Access::Read };
+        let lock = lock::acquire(path, access, lock::READ_WAIT, |h| {
+            tracing::warn!(
+                pid = h.pid,
+                command = %h.command,
+                "waiting for another process reading the link store {} to finish (at most {}s)",
+                path.display(),
+                lock::READ_WAIT.as_secs()
+            );
+        })?;
         let db = Database::builder(path)
             .cache_size(CACHE_BYTES)
             .open()
@@ -131,6 +149,7 @@ impl FjallStore {
             events: ks("link_events")?,
             db,
             write_lock: Mutex::new(()),
+            _lock: lock,
         };
         Ok(FjallStore {
             inner: Arc::new(inner),

@@ -9,6 +9,7 @@
 
 pub mod conformance;
 mod fjall_store;
+pub mod lock;
 pub mod scylla;
 
 use std::path::PathBuf;
@@ -70,6 +71,22 @@ pub enum StoreError {
     /// A blocking task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),
+    /// Another process holds the embedded store.
+    #[error("the link store {path:?} is busy: {reason}")]
+    Busy {
+        /// The store directory.
+        path: PathBuf,
+        /// Who holds it, and what to do.
+        reason: String,
+    },
+    /// The store's lock file cannot be used.
+    #[error("cannot use the lock file {path:?}: {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// What a page observation says about its outlinks.
