@@ -44,8 +44,10 @@ pub struct Fetched {
 
 impl Fetched {
     /// A 2xx robots.txt, parsed for `token`. Unparseable files allow all.
+    /// Patterns are compared with paths after [`normalize_escapes`].
     pub fn parsed(token: &str, body: &[u8], ttl: Duration) -> Self {
-        let kind = match texting_robots::Robot::new(token, body) {
+        let body = normalize_escapes(body);
+        let kind = match texting_robots::Robot::new(token, &body) {
             Ok(r) => Kind::Rules(Box::new(r)),
             Err(_) => Kind::AllowAll,
         };
@@ -78,7 +80,7 @@ impl Fetched {
     /// The verdict for a full URL.
     pub fn verdict(&self, url: &str) -> RobotsVerdict {
         match &self.kind {
-            Kind::Rules(r) if r.allowed(url) => RobotsVerdict::Allowed,
+            Kind::Rules(r) if r.allowed(&robots_path(url)) => RobotsVerdict::Allowed,
             Kind::Rules(_) => RobotsVerdict::Disallowed,
             Kind::AllowAll => RobotsVerdict::Allowed,
             Kind::Unreachable(why) => RobotsVerdict::Unavailable(why.clone()),
@@ -106,6 +108,49 @@ impl Fetched {
     fn expired(&self, now: Instant) -> bool {
         now >= self.expires
     }
+}
+
+/// RFC 9309 §2.2.2: a percent-encoded unreserved character (ALPHA, DIGIT,
+/// `-`, `.`, `_`, `~`) is compared decoded, and every other escape is
+/// compared as itself (hex case aside), so `Allow: /foo/bar/%62%61%7A`
+/// matches `/foo/bar/baz` and `%2F` never becomes a `/`, nor `%2A` a
+/// wildcard. Applied to a whole robots.txt, it changes only escapes: in a
+/// user-agent or sitemap line they mean the same decoded.
+pub fn normalize_escapes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escape {
+            Some(b) if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
+                out.push(b);
+                i += 3;
+            }
+            Some(b) => {
+                out.extend_from_slice(format!("%{b:02X}").as_bytes());
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The path and query of `url` as robots.txt rules see them: absolute-path
+/// form, escapes normalized. A string that is not a URL is taken as a path.
+fn robots_path(url: &str) -> String {
+    let tail = match url::Url::parse(url) {
+        Ok(u) => u[url::Position::BeforePath..url::Position::AfterQuery].to_owned(),
+        Err(_) => url.to_owned(),
+    };
+    String::from_utf8(normalize_escapes(tail.as_bytes())).unwrap_or(tail)
 }
 
 struct Slot {
