@@ -283,6 +283,29 @@ mod tests {
     }
 
     #[test]
+    fn escapes_compare_as_rfc_9309_says() {
+        assert_eq!(
+            normalize_escapes(b"/foo/%62%61%7a/%2f%2A%e3%83%84%zz%4"),
+            b"/foo/baz/%2F%2A%E3%83%84%zz%4".to_vec()
+        );
+        let f = Fetched::parsed(
+            "linkgraph",
+            b"User-agent: *\nDisallow: /\nAllow: /foo/bar/%62%61%7A\nAllow: /a%2fb\n",
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            f.verdict("http://a.com/foo/bar/baz"),
+            RobotsVerdict::Allowed
+        );
+        assert_eq!(
+            f.verdict("http://a.com/foo/bar/%62az"),
+            RobotsVerdict::Allowed
+        );
+        assert_eq!(f.verdict("http://a.com/a%2Fb"), RobotsVerdict::Allowed);
+        assert_eq!(f.verdict("http://a.com/a/b"), RobotsVerdict::Disallowed);
+    }
+
+    #[test]
     fn unreachable_disallows_and_4xx_allows() {
         let u = Fetched::unreachable("503".into(), Duration::from_secs(1));
         assert!(matches!(
