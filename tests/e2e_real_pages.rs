@@ -8,53 +8,31 @@ mod common;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// Serves `pages` (path -> body) for every host; unknown paths get a small
 /// page. `slow` delays every page but robots.txt by that long.
 async fn serve_pages(pages: HashMap<String, Vec<u8>>, slow: Duration) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let pages = Arc::new(pages);
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let pages = Arc::clone(&pages);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).into_owned();
-                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let (status, body) = match pages.get(&path) {
-                    Some(b) => ("200 OK", b.clone()),
-                    None if path == "/robots.txt" => ("404 Not Found", Vec::new()),
-                    None => ("200 OK", format!("<p>page {path}</p>").into_bytes()),
-                };
-                if path != "/robots.txt" {
-                    tokio::time::sleep(slow).await;
-                }
-                let mut resp = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
-                resp.extend_from_slice(&body);
-                let _ = sock.write_all(&resp).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    addr
+    let route = move |_: &str, path: &str| {
+        let (status, body) = match pages.get(path) {
+            Some(b) => ("200 OK", b.clone()),
+            None if path == "/robots.txt" => ("404 Not Found", Vec::new()),
+            None => ("200 OK", format!("<p>page {path}</p>").into_bytes()),
+        };
+        let mut resp = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        resp.extend_from_slice(&body);
+        resp
+    };
+    linkgraph_simweb::raw::serve_raw(route, slow)
+        .await
+        .unwrap()
+        .0
 }
 
 /// The corpus pages, plus a home page linking to each of them.
@@ -108,39 +86,25 @@ async fn the_corpus_crawls_to_the_end() {
         "{summary}"
     );
     assert!(!summary.contains("internal_error"), "{summary}");
+    let backlinks = |target: &str, internal: bool| {
+        let mut a: Vec<String> = ["backlinks", target, "--format", "jsonl", "--data"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        a.push(data.path().display().to_string());
+        if internal {
+            a.push("--include-internal".into());
+        }
+        linkgraph_ok(a)
+    };
     // The non-ASCII link is stored, percent-encoded, with its anchor.
-    let out = linkgraph_ok(vec![
-        "backlinks".into(),
-        "http://corpus.test/caf%C3%A9".into(),
-        "--include-internal".into(),
-        "--data".into(),
-        data.path().display().to_string(),
-        "--format".into(),
-        "jsonl".into(),
-    ])
-    .await;
+    let out = backlinks("http://corpus.test/caf%C3%A9", true).await;
     assert!(out.contains("\"anchor\":\"Café\""), "{out}");
-    // A link found only inside <noscript>, and a comment link from a page
-    // whose <body> carries a comment flag.
-    let out = linkgraph_ok(vec![
-        "backlinks".into(),
-        "bakerbob.example".into(),
-        "--data".into(),
-        data.path().display().to_string(),
-        "--format".into(),
-        "jsonl".into(),
-    ])
-    .await;
+    // A comment link from a page whose <body> carries a comment flag, and a
+    // link found only inside <noscript>.
+    let out = backlinks("bakerbob.example", false).await;
     assert!(out.contains("\"placement\":\"comment\""), "{out}");
-    let out = linkgraph_ok(vec![
-        "backlinks".into(),
-        "browser.example".into(),
-        "--data".into(),
-        data.path().display().to_string(),
-        "--format".into(),
-        "jsonl".into(),
-    ])
-    .await;
+    let out = backlinks("browser.example", false).await;
     assert!(out.contains("get a browser"), "{out}");
 }
 

@@ -2,7 +2,7 @@
 //! request it receives.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,50 +10,13 @@ use tokio::net::TcpListener;
 
 use super::*;
 
-type Log = Arc<Mutex<Vec<(Instant, String, String)>>>;
+type Log = linkgraph_simweb::raw::RawLog;
 
 /// Serves `route(host, path) -> raw response bytes` on a loopback port.
 async fn serve(route: fn(&str, &str) -> Vec<u8>) -> (SocketAddr, Log) {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    linkgraph_simweb::raw::serve_raw(route, Duration::ZERO)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let log: Log = Arc::default();
-    let log2 = Arc::clone(&log);
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let log = Arc::clone(&log2);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).to_string();
-                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let host = head
-                    .lines()
-                    .find_map(|l| {
-                        l.strip_prefix("host: ")
-                            .or_else(|| l.strip_prefix("Host: "))
-                    })
-                    .unwrap_or("")
-                    .split(':')
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                if let Ok(mut l) = log.lock() {
-                    l.push((Instant::now(), host.clone(), path.clone()));
-                }
-                let _ = sock.write_all(&route(&host, &path)).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    (addr, log)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn resp(status: &str, headers: &str, body: &str) -> Vec<u8> {

@@ -11,14 +11,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use linkgraph_fetcher::{Fetcher, FetcherConfig, ResolveRule};
 use linkgraph_proto::{CrawlRequest, FetchOutcome};
+use linkgraph_simweb::raw::{RawLog, serve_raw};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 struct Case {
     test: String,
@@ -51,56 +49,23 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
-/// host -> robots.txt body; every request is logged as (host, path).
-type Sites = Arc<HashMap<String, String>>;
-type Log = Arc<Mutex<Vec<(String, String)>>>;
-
-async fn serve(sites: Sites) -> (SocketAddr, Log) {
-    let listener = TcpListener::bind("127.0.0.1:0")
+/// Serves each case's robots.txt on its host, and a small page elsewhere.
+async fn serve(sites: HashMap<String, String>) -> (SocketAddr, RawLog) {
+    let route = move |host: &str, path: &str| {
+        let (ctype, body) = if path == "/robots.txt" {
+            ("text/plain", sites.get(host).cloned().unwrap_or_default())
+        } else {
+            ("text/html", "<html><body>ok</body></html>".to_owned())
+        };
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    serve_raw(route, Duration::ZERO)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let log: Log = Arc::default();
-    let log2 = Arc::clone(&log);
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let (sites, log) = (Arc::clone(&sites), Arc::clone(&log2));
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).into_owned();
-                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let host = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("host").then(|| v.trim().to_owned())
-                    })
-                    .unwrap_or_default();
-                if let Ok(mut l) = log.lock() {
-                    l.push((host.clone(), path.clone()));
-                }
-                let (ctype, body) = if path == "/robots.txt" {
-                    ("text/plain", sites.get(&host).cloned().unwrap_or_default())
-                } else {
-                    ("text/html", "<html><body>ok</body></html>".to_owned())
-                };
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    (addr, log)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The case's URL on its own host, as the crawler would request it.
@@ -121,13 +86,11 @@ async fn google_robots_suite_end_to_end() {
     let cases = cases();
     assert!(cases.len() > 150, "{} cases", cases.len());
     let hosts: Vec<String> = (0..cases.len()).map(|i| format!("case{i}.test")).collect();
-    let sites: Sites = Arc::new(
-        hosts
-            .iter()
-            .zip(&cases)
-            .map(|(h, c)| (h.clone(), c.robots.clone()))
-            .collect(),
-    );
+    let sites = hosts
+        .iter()
+        .zip(&cases)
+        .map(|(h, c)| (h.clone(), c.robots.clone()))
+        .collect();
     let (addr, log) = serve(sites).await;
     let mut fetchers: BTreeMap<String, Fetcher> = BTreeMap::new();
     let mut failures = Vec::new();
@@ -159,7 +122,7 @@ async fn google_robots_suite_end_to_end() {
         let path = &url[format!("http://{host}").len()..];
         let requested = log
             .lock()
-            .map(|l| l.iter().any(|(h, p)| h == host && p == path))
+            .map(|l| l.iter().any(|(_, h, p)| h == host && p == path))
             .unwrap_or(false);
         let outcome = res.outcome();
         let consistent = match outcome {

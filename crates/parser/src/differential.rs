@@ -6,8 +6,8 @@
 //! difference is one of tree building: noscript, nested and misnested
 //! links, raw-text elements, character references, encodings.
 //!
-//! Intended differences (documented in the crate docs) are listed in
-//! [`INTENDED`]; everything else must agree on every page of the corpus.
+//! The intended differences (documented in the crate docs) do not occur in
+//! the corpus, so every page must agree exactly.
 
 use std::path::{Path, PathBuf};
 
@@ -17,11 +17,6 @@ use html5ever::{ParseOpts, ns, parse_document};
 use markup5ever_rcdom::{Handle, NodeData, RcDom};
 
 use super::*;
-
-/// (page, target URL, why): links where the DOM and the stream disagree on
-/// purpose. Empty today: the corpus holds no misnested end tag that the
-/// adoption agency would reopen a link across.
-const INTENDED: [(&str, &str, &str); 0] = [];
 
 struct Walk {
     raw: Vec<RawLink>,
@@ -198,24 +193,17 @@ fn compare(page: &Path) -> (usize, Vec<String>) {
         .collect();
     let ours_targets: HashSet<&str> = ours.links.iter().map(|l| l.target_url.as_str()).collect();
     for l in &ours.links {
-        let intended = INTENDED
-            .iter()
-            .any(|(p, t, _)| *p == name && *t == l.target_url);
         match dom_by_target.get(l.target_url.as_str()) {
-            Some(d) if key(d) == key(l) || intended => {}
+            Some(d) if key(d) == key(l) => {}
             Some(d) => diffs.push(format!(
                 "{name}: {}: stream {:?} {:?} {:?}, dom {:?} {:?} {:?}",
                 l.target_url, l.anchor, l.rel, l.placement, d.anchor, d.rel, d.placement
             )),
-            None if intended => {}
             None => diffs.push(format!("{name}: {}: only in the stream", l.target_url)),
         }
     }
     for d in &dom.links {
-        let intended = INTENDED
-            .iter()
-            .any(|(p, t, _)| *p == name && *t == d.target_url);
-        if !ours_targets.contains(d.target_url.as_str()) && !intended {
+        if !ours_targets.contains(d.target_url.as_str()) {
             diffs.push(format!(
                 "{name}: {}: only in the dom ({:?})",
                 d.target_url, d.anchor

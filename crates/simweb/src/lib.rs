@@ -6,6 +6,7 @@
 
 pub mod hostile;
 mod model;
+pub mod raw;
 mod server;
 
 pub use model::{Answer, Burst, EpochTruth, Host, SimConfig, SimWeb, Truth, TruthEdge};
