@@ -11,10 +11,11 @@
 //! | outlinks   | source URL \0 target URL                   | (empty)          |
 //! | link_events| target domain \0 time (BE) kind source \0 target | StoredEvent |
 //!
-//! `outlinks` is each page's current outlink set: a new observation of the
-//! page is diffed against it, and links that disappeared are marked lost
-//! (`lost_at`) with a `lost_link` event; links that appear (or come back) get
-//! a `new_link` event. A referring domain is lost when its last live link is.
+//! `outlinks` is each page's current outlink set. A new observation is
+//! diffed against it by [`crate::diff`], which owns the link-change rules;
+//! this module reads the prior state and persists the diff: lost links keep
+//! their row with `lost_at`, refdomain rows hold live counters, and a
+//! referring domain is lost when its counter reaches zero.
 //!
 //! A target domain's backlinks and referring domains are each one contiguous
 //! key range, so both queries are prefix scans. Canonical URLs and domains
@@ -37,9 +38,10 @@ use linkgraph_proto::{StoredBacklink, StoredEvent, StoredPage, StoredRefdomain};
 use prost::Message;
 use std::collections::{BTreeMap, HashSet};
 
+use crate::diff::{self, Attrs, Diff, Outlink, Prior};
 use crate::{
-    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkSetUpdate, LinkStore,
-    PageWrite, RefDomain, Status, StoreError, Target, WriteStats,
+    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, PageWrite, RefDomain,
+    Status, StoreError, Target, WriteStats,
 };
 
 const SEP: u8 = 0;
@@ -164,6 +166,53 @@ impl FjallStore {
         Ok(stats)
     }
 
+    /// What the store holds of the page before this observation.
+    fn read_prior(&self, source: &str) -> Result<Before, StoreError> {
+        let i = &self.inner;
+        let page_key = source.as_bytes();
+        let prev = match i.pages.get(page_key)? {
+            Some(v) => Some(decode::<StoredPage>("pages", page_key, &v)?),
+            None => None,
+        };
+        let mut prior = Prior {
+            fetched_at_ms: prev.as_ref().map(|p| p.fetched_at_ms),
+            content_hash: prev.as_ref().map_or(0, |p| p.content_hash),
+            outlinks: Vec::new(),
+        };
+        let mut rows = BTreeMap::new();
+        let mut stray = Vec::new();
+        let out_prefix = key2(source, "");
+        for kv in i.outlinks.prefix(&out_prefix) {
+            let k = kv.key()?;
+            let target = String::from_utf8_lossy(&k[out_prefix.len()..]).into_owned();
+            let key = key3(registrable_domain(url_host(&target)), &target, source);
+            match i.backlinks.get(&key)? {
+                Some(v) => {
+                    let row = decode::<StoredBacklink>("backlinks", &key, &v)?;
+                    if row.lost_at_ms != 0 {
+                        stray.push(target);
+                        continue;
+                    }
+                    prior.outlinks.push(Outlink {
+                        target: target.clone(),
+                        rel: rel_bits(row.rel),
+                        anchor: row.anchor.clone(),
+                        placement: u8::try_from(row.placement).unwrap_or(0),
+                        kind: u8::try_from(row.kind).unwrap_or(0),
+                    });
+                    rows.insert(target, row);
+                }
+                None => stray.push(target),
+            }
+        }
+        Ok(Before {
+            page: prev,
+            prior,
+            rows,
+            stray,
+        })
+    }
+
     fn write_locked(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
         let i = &self.inner;
         let _guard = i
@@ -172,18 +221,17 @@ impl FjallStore {
             .map_err(|e| StoreError::Task(e.to_string()))?;
         let t = page.fetched_at_ms;
         let source = page.url.as_str();
+        let source_domain = registrable_domain(url_host(source));
         let mut batch = i.db.batch();
-        let mut stats = WriteStats::default();
-
+        let Before {
+            page: prev,
+            prior,
+            mut rows,
+            stray,
+        } = self.read_prior(source)?;
         let page_key = source.as_bytes();
-        let prev = match i.pages.get(page_key)? {
-            Some(v) => Some(decode::<StoredPage>("pages", page_key, &v)?),
-            None => None,
-        };
-        // Results can arrive out of order: an observation older than the one
-        // stored may only lower first_seen; it never rolls state back.
-        let stale = prev.as_ref().is_some_and(|p| p.fetched_at_ms > t);
-        if !stale {
+        let diff = diff::diff(page, &prior);
+        if !matches!(diff, Diff::Stale { .. }) {
             let row = StoredPage {
                 status: page.status,
                 outcome: page.outcome,
@@ -193,57 +241,12 @@ impl FjallStore {
             };
             batch.insert(&i.pages, page_key, row.encode_to_vec());
         }
-        batch.insert(
-            &i.domains,
-            registrable_domain(url_host(source)).as_bytes(),
-            b"".as_slice(),
-        );
-        if !stale && page.update == LinkSetUpdate::Unchanged {
-            // A 304: every current outlink was seen again now.
-            let out_prefix = key2(source, "");
-            let mut touched: HashSet<Vec<u8>> = HashSet::new();
-            for kv in i.outlinks.prefix(&out_prefix) {
-                let k = kv.key()?;
-                let target = String::from_utf8_lossy(&k[out_prefix.len()..]).into_owned();
-                let target_domain = registrable_domain(url_host(&target));
-                let key = key3(target_domain, &target, source);
-                if let Some(v) = i.backlinks.get(&key)? {
-                    let mut row = decode::<StoredBacklink>("backlinks", &key, &v)?;
-                    if row.lost_at_ms == 0 && row.last_seen_ms < t {
-                        row.last_seen_ms = t;
-                        batch.insert(&i.backlinks, key, row.encode_to_vec());
-                    }
-                }
-                let source_domain = registrable_domain(url_host(source));
-                if source_domain != target_domain {
-                    touched.insert(key2(target_domain, source_domain));
-                }
-            }
-            for key in touched {
-                if let Some(v) = i.refdomains.get(&key)? {
-                    let mut rd = decode::<StoredRefdomain>("refdomains", &key, &v)?;
-                    if rd.links > 0 && rd.last_seen_ms < t {
-                        rd.last_seen_ms = t;
-                        batch.insert(&i.refdomains, key, rd.encode_to_vec());
-                    }
-                }
-            }
-            if let Some(p) = &prev {
-                // The stored page keeps its hash and link count.
-                let row = StoredPage {
-                    fetched_at_ms: t,
-                    status: page.status,
-                    outcome: page.outcome,
-                    ..*p
-                };
-                batch.insert(&i.pages, page_key, row.encode_to_vec());
-            }
-            batch.commit()?;
-            return Ok(stats);
-        }
-        if stale || page.update != LinkSetUpdate::Replace {
-            if stale {
-                for link in &page.links {
+        batch.insert(&i.domains, source_domain.as_bytes(), b"".as_slice());
+        let change = match diff {
+            Diff::Stale { links } => {
+                // Any stored row of an observed link, live or lost, existed
+                // at `t`: only its first_seen may move earlier.
+                for link in links {
                     let key = key3(link.target_domain(), &link.target_url, source);
                     if let Some(v) = i.backlinks.get(&key)? {
                         let mut row = decode::<StoredBacklink>("backlinks", &key, &v)?;
@@ -255,136 +258,104 @@ impl FjallStore {
                     if link.is_internal() {
                         continue;
                     }
-                    let rd_key = key2(link.target_domain(), link.source_domain());
-                    if let Some(v) = i.refdomains.get(&rd_key)? {
-                        let mut rd = decode::<StoredRefdomain>("refdomains", &rd_key, &v)?;
-                        if t < rd.first_seen_ms {
-                            rd.first_seen_ms = t;
-                            batch.insert(&i.refdomains, rd_key, rd.encode_to_vec());
-                        }
+                    self.update_refdomain(&mut batch, link.target_domain(), source_domain, |rd| {
+                        let earlier = t < rd.first_seen_ms;
+                        rd.first_seen_ms = rd.first_seen_ms.min(t);
+                        earlier
+                    })?;
+                }
+                batch.commit()?;
+                return Ok(WriteStats::default());
+            }
+            Diff::Keep => {
+                batch.commit()?;
+                return Ok(WriteStats::default());
+            }
+            Diff::Unchanged {
+                seen,
+                target_domains,
+            } => {
+                for o in seen {
+                    let Some(mut row) = rows.remove(&o.target) else {
+                        continue;
+                    };
+                    if row.last_seen_ms < t {
+                        row.last_seen_ms = t;
+                        let key = key3(o.target_domain(), &o.target, source);
+                        batch.insert(&i.backlinks, key, row.encode_to_vec());
                     }
                 }
-            }
-            batch.commit()?;
-            return Ok(stats);
-        }
-
-        // The page's previous outlink set, for the diff.
-        let out_prefix = key2(source, "");
-        let mut old: HashSet<String> = HashSet::new();
-        for kv in i.outlinks.prefix(&out_prefix) {
-            let k = kv.key()?;
-            old.insert(String::from_utf8_lossy(&k[out_prefix.len()..]).into_owned());
-        }
-        let new: HashSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
-
-        let mut rd: BTreeMap<(String, String), RdDelta> = BTreeMap::new();
-        let mut events: Vec<(Vec<u8>, StoredEvent)> = Vec::new();
-        for link in &page.links {
-            let target_domain = link.target_domain();
-            let key = key3(target_domain, &link.target_url, source);
-            let existing = match i.backlinks.get(&key)? {
-                Some(v) => Some(decode::<StoredBacklink>("backlinks", &key, &v)?),
-                None => None,
-            };
-            let (row, appeared, was_follow) = match &existing {
-                None => (stored_from(link, t, t), true, None),
-                Some(o) if o.lost_at_ms != 0 => {
-                    // It came back: live again, first_seen kept.
-                    (
-                        stored_from(link, o.first_seen_ms.min(t), t.max(o.last_seen_ms)),
-                        true,
-                        None,
-                    )
-                }
-                Some(o) => {
-                    let mut row = if t >= o.last_seen_ms {
-                        stored_from(link, o.first_seen_ms.min(t), t)
-                    } else {
-                        StoredBacklink {
-                            first_seen_ms: o.first_seen_ms.min(t),
-                            ..o.clone()
+                for td in target_domains {
+                    self.update_refdomain(&mut batch, td, source_domain, |rd| {
+                        let later = rd.links > 0 && rd.last_seen_ms < t;
+                        if later {
+                            rd.last_seen_ms = t;
                         }
+                        later
+                    })?;
+                }
+                if let Some(p) = &prev {
+                    // The stored page keeps its hash and link count.
+                    let row = StoredPage {
+                        fetched_at_ms: t,
+                        status: page.status,
+                        outcome: page.outcome,
+                        ..*p
                     };
-                    row.last_seen_ms = row.last_seen_ms.max(o.last_seen_ms);
-                    (
-                        row,
-                        false,
-                        Some(Rel::from_bits(rel_bits(o.rel)).is_follow()),
-                    )
+                    batch.insert(&i.pages, page_key, row.encode_to_vec());
                 }
-            };
-            let follow_now = Rel::from_bits(rel_bits(row.rel)).is_follow();
-            stats.edges += 1;
-            if appeared {
-                stats.new_edges += 1;
-                events.push(event(
-                    target_domain,
-                    t,
-                    EventKind::NewLink,
-                    source,
-                    &link.target_url,
-                    &row,
-                ));
+                batch.commit()?;
+                return Ok(WriteStats::default());
             }
-            if !link.is_internal() {
-                let d = rd
-                    .entry((target_domain.to_owned(), link.source_domain().to_owned()))
-                    .or_default();
-                d.seen = true;
-                if appeared {
-                    d.live += 1;
-                }
-                d.follow += match (was_follow, follow_now, appeared) {
-                    (_, true, true) | (Some(false), true, false) => 1,
-                    (Some(true), false, false) => -1,
-                    _ => 0,
-                };
-            }
-            batch.insert(&i.backlinks, key, row.encode_to_vec());
-        }
-        for gone in old.iter().filter(|u| !new.contains(u.as_str())) {
-            batch.remove(&i.outlinks, key2(source, gone));
-            let target_domain = registrable_domain(url_host(gone));
-            let key = key3(target_domain, gone, source);
-            let Some(v) = i.backlinks.get(&key)? else {
-                continue;
-            };
-            let mut row = decode::<StoredBacklink>("backlinks", &key, &v)?;
-            if row.lost_at_ms != 0 {
-                continue;
-            }
-            row.lost_at_ms = t;
-            stats.lost_edges += 1;
-            events.push(event(
-                target_domain,
-                t,
-                EventKind::LostLink,
-                source,
-                gone,
-                &row,
-            ));
-            let source_domain = registrable_domain(url_host(source));
-            if source_domain != target_domain {
-                let d = rd
-                    .entry((target_domain.to_owned(), source_domain.to_owned()))
-                    .or_default();
-                d.live -= 1;
-                if Rel::from_bits(rel_bits(row.rel)).is_follow() {
-                    d.follow -= 1;
-                }
-            }
-            batch.insert(&i.backlinks, key, row.encode_to_vec());
-        }
-        for added in new.iter().filter(|u| !old.contains(**u)) {
-            batch.insert(&i.outlinks, key2(source, added), b"".as_slice());
-        }
-        stats.changed = prev.as_ref().is_some_and(|p| {
-            p.content_hash != page.content_hash || old.len() != new.len() || stats.new_edges > 0
-        });
+            Diff::Replace(change) => change,
+        };
 
-        for ((target_domain, source_domain), d) in rd {
-            let key = key2(&target_domain, &source_domain);
+        for u in &change.upserts {
+            let link = u.link;
+            let key = key3(link.target_domain(), &link.target_url, source);
+            let existing = match rows.remove(&link.target_url) {
+                Some(row) => Some(row),
+                // A link that came back keeps its first_seen.
+                None => match i.backlinks.get(&key)? {
+                    Some(v) => Some(decode::<StoredBacklink>("backlinks", &key, &v)?),
+                    None => None,
+                },
+            };
+            let row = match existing {
+                None => stored_from(link, t, t),
+                Some(o) => stored_from(link, o.first_seen_ms.min(t), t.max(o.last_seen_ms)),
+            };
+            batch.insert(&i.backlinks, key, row.encode_to_vec());
+            if u.appeared {
+                batch.insert(&i.outlinks, key2(source, &link.target_url), b"".as_slice());
+            }
+        }
+        for o in &change.lost {
+            batch.remove(&i.outlinks, key2(source, &o.target));
+            let Some(mut row) = rows.remove(&o.target) else {
+                continue;
+            };
+            row.lost_at_ms = t;
+            let key = key3(o.target_domain(), &o.target, source);
+            batch.insert(&i.backlinks, key, row.encode_to_vec());
+        }
+        let observed: HashSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
+        for gone in stray.iter().filter(|s| !observed.contains(s.as_str())) {
+            batch.remove(&i.outlinks, key2(source, gone));
+        }
+        let blank = Attrs {
+            anchor: "",
+            rel: 0,
+            placement: 0,
+            kind: 0,
+        };
+        let mut events: Vec<(Vec<u8>, StoredEvent)> = change
+            .events
+            .iter()
+            .map(|e| event(e.target_domain, t, e.kind, e.source, e.target, e.attrs))
+            .collect();
+        for r in &change.refdomains {
+            let key = key2(&r.target_domain, source_domain);
             let mut row = match i.refdomains.get(&key)? {
                 Some(v) => decode::<StoredRefdomain>("refdomains", &key, &v)?,
                 None => StoredRefdomain {
@@ -394,37 +365,24 @@ impl FjallStore {
                 },
             };
             let was_live = row.links > 0;
-            row.links = row.links.saturating_add_signed(d.live);
+            row.links = row
+                .links
+                .saturating_add_signed(r.after.links - r.before.links);
             row.follow_links = row
                 .follow_links
-                .saturating_add_signed(d.follow)
+                .saturating_add_signed(r.after.follow - r.before.follow)
                 .min(row.links);
-            if d.seen {
+            if r.seen() {
                 row.first_seen_ms = row.first_seen_ms.min(t);
                 row.last_seen_ms = row.last_seen_ms.max(t);
             }
-            let live = row.links > 0;
-            let blank = StoredBacklink::default();
-            if live && !was_live {
-                row.lost_at_ms = 0;
-                events.push(event(
-                    &target_domain,
-                    t,
-                    EventKind::NewRefdomain,
-                    &source_domain,
-                    "",
-                    &blank,
-                ));
-            } else if was_live && !live {
-                row.lost_at_ms = t;
-                events.push(event(
-                    &target_domain,
-                    t,
-                    EventKind::LostRefdomain,
-                    &source_domain,
-                    "",
-                    &blank,
-                ));
+            if let Some(kind) = diff::refdomain_event(was_live, row.links > 0) {
+                row.lost_at_ms = if kind == EventKind::LostRefdomain {
+                    t
+                } else {
+                    0
+                };
+                events.push(event(&r.target_domain, t, kind, source_domain, "", blank));
             }
             batch.insert(&i.refdomains, key, row.encode_to_vec());
         }
@@ -432,7 +390,26 @@ impl FjallStore {
             batch.insert(&i.events, k, v.encode_to_vec());
         }
         batch.commit()?;
-        Ok(stats)
+        Ok(change.stats)
+    }
+
+    /// Rewrites the refdomain row of (`target`, `source`) when it exists
+    /// and `update` changed it.
+    fn update_refdomain(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        target: &str,
+        source: &str,
+        update: impl FnOnce(&mut StoredRefdomain) -> bool,
+    ) -> Result<(), StoreError> {
+        let key = key2(target, source);
+        if let Some(v) = self.inner.refdomains.get(&key)? {
+            let mut rd = decode::<StoredRefdomain>("refdomains", &key, &v)?;
+            if update(&mut rd) {
+                batch.insert(&self.inner.refdomains, key, rd.encode_to_vec());
+            }
+        }
+        Ok(())
     }
 
     /// Registrable domains with a live link to `url` (other than its own),
@@ -580,11 +557,17 @@ impl FjallStore {
     }
 }
 
-#[derive(Default)]
-struct RdDelta {
-    live: i64,
-    follow: i64,
-    seen: bool,
+/// A page's stored state before an observation.
+struct Before {
+    /// Its row.
+    page: Option<StoredPage>,
+    /// Its current outlinks, with the attributes of their live backlink rows.
+    prior: Prior,
+    /// Those live backlink rows, by target URL.
+    rows: BTreeMap<String, StoredBacklink>,
+    /// Outlinks without a live backlink row (none are written so): dropped
+    /// unless seen again.
+    stray: Vec<String>,
 }
 
 fn time_be(ms: i64) -> [u8; 8] {
@@ -598,7 +581,7 @@ fn event(
     kind: EventKind,
     source: &str,
     target: &str,
-    row: &StoredBacklink,
+    attrs: Attrs<'_>,
 ) -> (Vec<u8>, StoredEvent) {
     let mut k = Vec::with_capacity(target_domain.len() + source.len() + target.len() + 12);
     k.extend_from_slice(target_domain.as_bytes());
@@ -609,10 +592,10 @@ fn event(
     k.push(SEP);
     k.extend_from_slice(target.as_bytes());
     let v = StoredEvent {
-        anchor: row.anchor.clone(),
-        rel: row.rel,
-        placement: row.placement,
-        kind: row.kind,
+        anchor: attrs.anchor.to_owned(),
+        rel: u32::from(attrs.rel),
+        placement: u32::from(attrs.placement),
+        kind: u32::from(attrs.kind),
     };
     (k, v)
 }

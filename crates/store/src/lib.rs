@@ -8,6 +8,7 @@
 //! duplicates an edge.
 
 pub mod conformance;
+pub mod diff;
 mod fjall_store;
 pub mod lock;
 pub mod scylla;

@@ -1,14 +1,16 @@
 //! The Scylla write path as pure functions: the CQL of every statement, and
 //! the statements one page observation turns into, given what the page's
-//! partition held before. No I/O here, so the plan is unit-tested without a
+//! partition held before (the rules themselves are [`crate::diff`]'s). No I/O here, so the plan is unit-tested without a
 //! server; `super` executes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use linkgraph_core::{Link, LinkKind, Placement, Rel, fnv1a64, registrable_domain, url_host};
+use linkgraph_core::{Placement, fnv1a64, registrable_domain, url_host};
 use scylla::value::CqlValue;
 
-use crate::{EventKind, LinkSetUpdate, PageWrite, WriteStats};
+use crate::diff::{Attrs, Change, Diff, Event as DiffEvent, diff, refdomain_event};
+pub use crate::diff::{Outlink, Prior};
+use crate::{EventKind, PageWrite, WriteStats};
 
 /// first_seen cells are written at `INVERTED_BASE - t(us)`: the earliest
 /// observation gets the highest write timestamp, so last-write-wins keeps
@@ -262,32 +264,6 @@ pub struct Write {
     pub partition: String,
 }
 
-/// One current outlink of a page, as its partition holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outlink {
-    /// The target URL.
-    pub target: String,
-    /// Rel bits.
-    pub rel: u8,
-    /// Anchor text.
-    pub anchor: String,
-    /// Placement code.
-    pub placement: u8,
-    /// 1 for a redirect.
-    pub kind: u8,
-}
-
-/// What a page's partition held before this observation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Prior {
-    /// Fetch time of the stored observation; `None` for a new page.
-    pub fetched_at_ms: Option<i64>,
-    /// Content hash of the stored observation.
-    pub content_hash: u64,
-    /// The current outlink set.
-    pub outlinks: Vec<Outlink>,
-}
-
 /// A page's first link to a target domain appeared, or its last one went:
 /// whether the referring domain itself appeared or went depends on the
 /// domain's other pages, which only a read can tell.
@@ -421,92 +397,53 @@ fn domain_write(d: &str) -> Write {
     }
 }
 
-/// Live link counts of a set of links to each external target domain.
-fn domain_counts<'a>(
-    source_domain: &str,
-    links: impl Iterator<Item = (&'a str, u8)>,
-) -> BTreeMap<String, (i64, i64)> {
-    let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for (target, rel) in links {
-        let td = registrable_domain(url_host(target));
-        if td == source_domain {
-            continue;
-        }
-        let e = out.entry(td.to_owned()).or_default();
-        e.0 += 1;
-        if Rel::from_bits(rel).is_follow() {
-            e.1 += 1;
-        }
-    }
-    out
-}
-
-fn attrs(l: &Link) -> (&str, u8, u8, u8) {
-    (
-        l.anchor.as_str(),
-        l.rel.bits(),
-        l.placement.code(),
-        u8::from(l.kind == LinkKind::Redirect),
-    )
-}
-
 /// The statements one page observation turns into, given its partition's
-/// prior state. Mirrors the embedded store's rules exactly (see
-/// `FjallStore`): a stale observation only lowers first_seen; a temporary
-/// failure keeps the links; a 304 sees them again; otherwise the new set
-/// replaces the old, and the difference is new and lost links.
+/// prior state: the link-change rules of [`crate::diff`], as CQL. A stale
+/// observation only lowers first_seen of the page's current links (a cell
+/// written to a row that does not exist would create it).
 pub fn plan(page: &PageWrite, prior: &Prior, buckets: u32) -> Plan {
     let t = page.fetched_at_ms;
     let source = page.url.as_str();
     let sd = registrable_domain(url_host(source));
     let mut p = Plan::default();
     p.graph.push(domain_write(sd));
-    let current: BTreeMap<&str, &Outlink> = prior
-        .outlinks
-        .iter()
-        .map(|o| (o.target.as_str(), o))
-        .collect();
-
-    if prior.fetched_at_ms.is_some_and(|f| f > t) {
-        // Stale: it may only move first_seen earlier, of rows that exist.
-        let live: Vec<&Link> = page
-            .links
-            .iter()
-            .filter(|l| current.contains_key(l.target_url.as_str()))
-            .collect();
-        let mut domains = BTreeSet::new();
-        for l in live {
-            p.graph.push(edge_key(
-                Stmt::BacklinkFirstSeen,
-                &l.target_url,
-                source,
-                buckets,
-                vec![big(first_seen_ts(t)), big(t)],
-            ));
-            if !l.is_internal() {
-                domains.insert(l.target_domain().to_owned());
+    match diff(page, prior) {
+        Diff::Stale { links } => {
+            let current: BTreeSet<&str> =
+                prior.outlinks.iter().map(|o| o.target.as_str()).collect();
+            let mut domains = BTreeSet::new();
+            for l in links
+                .iter()
+                .filter(|l| current.contains(l.target_url.as_str()))
+            {
+                p.graph.push(edge_key(
+                    Stmt::BacklinkFirstSeen,
+                    &l.target_url,
+                    source,
+                    buckets,
+                    vec![big(first_seen_ts(t)), big(t)],
+                ));
+                if !l.is_internal() {
+                    domains.insert(l.target_domain());
+                }
+            }
+            for td in domains {
+                p.graph.push(refpage_key(
+                    Stmt::RefPageFirstSeen,
+                    td,
+                    sd,
+                    source,
+                    buckets,
+                    vec![big(first_seen_ts(t)), big(t)],
+                ));
             }
         }
-        for td in domains {
-            p.graph.push(refpage_key(
-                Stmt::RefPageFirstSeen,
-                &td,
-                sd,
-                source,
-                buckets,
-                vec![big(first_seen_ts(t)), big(t)],
-            ));
-        }
-        return p;
-    }
-
-    match page.update {
-        LinkSetUpdate::Keep => {
-            p.page.push(page_state(page));
-        }
-        LinkSetUpdate::Unchanged => {
-            let mut domains = BTreeSet::new();
-            for o in &prior.outlinks {
+        Diff::Keep => p.page.push(page_state(page)),
+        Diff::Unchanged {
+            seen,
+            target_domains,
+        } => {
+            for o in seen {
                 p.graph.push(edge_key(
                     Stmt::BacklinkLastSeen,
                     &o.target,
@@ -514,15 +451,11 @@ pub fn plan(page: &PageWrite, prior: &Prior, buckets: u32) -> Plan {
                     buckets,
                     vec![big(ts(t)), big(t)],
                 ));
-                let td = registrable_domain(url_host(&o.target));
-                if td != sd {
-                    domains.insert(td.to_owned());
-                }
             }
-            for td in domains {
+            for td in target_domains {
                 p.graph.push(refpage_key(
                     Stmt::RefPageLastSeen,
-                    &td,
+                    td,
                     sd,
                     source,
                     buckets,
@@ -543,7 +476,7 @@ pub fn plan(page: &PageWrite, prior: &Prior, buckets: u32) -> Plan {
                 });
             }
         }
-        LinkSetUpdate::Replace => replace(page, prior, &current, buckets, &mut p),
+        Diff::Replace(c) => replace(page, &c, buckets, &mut p),
     }
     p
 }
@@ -566,23 +499,28 @@ fn page_state(page: &PageWrite) -> Write {
     }
 }
 
-fn replace(
-    page: &PageWrite,
-    prior: &Prior,
-    current: &BTreeMap<&str, &Outlink>,
-    buckets: u32,
-    p: &mut Plan,
-) {
+fn event_writes(e: &DiffEvent<'_>, t: i64, buckets: u32) -> [Write; 2] {
+    let a = e.attrs;
+    event(
+        e.target_domain,
+        t,
+        e.kind,
+        e.source,
+        e.target,
+        (a.anchor, a.rel, a.placement, a.kind),
+        buckets,
+    )
+}
+
+fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
     let t = page.fetched_at_ms;
     let source = page.url.as_str();
     let sd = registrable_domain(url_host(source));
-    let new: BTreeSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
     let mut targets = BTreeSet::new();
-    for l in &page.links {
-        let td = l.target_domain();
-        targets.insert(td.to_owned());
-        p.stats.edges += 1;
-        let (anchor, rel, placement, kind) = attrs(l);
+    for u in &c.upserts {
+        let l = u.link;
+        targets.insert(l.target_domain());
+        let a = Attrs::of(l);
         p.graph.push(edge_key(
             Stmt::BacklinkPut,
             &l.target_url,
@@ -590,10 +528,10 @@ fn replace(
             buckets,
             vec![
                 big(ts(t)),
-                text(anchor),
-                int(rel),
-                int(placement),
-                int(kind),
+                text(a.anchor),
+                int(a.rel),
+                int(a.placement),
+                int(a.kind),
                 big(t),
             ],
         ));
@@ -604,39 +542,21 @@ fn replace(
             buckets,
             vec![big(first_seen_ts(t)), big(t)],
         ));
-        if !current.contains_key(l.target_url.as_str()) {
-            p.stats.new_edges += 1;
-            p.graph.extend(event(
-                td,
-                t,
-                EventKind::NewLink,
-                source,
-                &l.target_url,
-                attrs(l),
-                buckets,
-            ));
-        }
         p.page.push(Write {
             stmt: Stmt::OutlinkPut,
             values: vec![
                 big(ts(t)),
-                int(rel),
-                text(anchor),
-                int(placement),
-                int(kind),
+                int(a.rel),
+                text(a.anchor),
+                int(a.placement),
+                int(a.kind),
                 text(source),
                 text(&l.target_url),
             ],
             partition: format!("pages\0{source}"),
         });
     }
-    for o in prior
-        .outlinks
-        .iter()
-        .filter(|o| !new.contains(o.target.as_str()))
-    {
-        let td = registrable_domain(url_host(&o.target));
-        p.stats.lost_edges += 1;
+    for o in &c.lost {
         p.graph.push(edge_key(
             Stmt::BacklinkLost,
             &o.target,
@@ -644,89 +564,66 @@ fn replace(
             buckets,
             vec![big(ts(t)), big(t)],
         ));
-        p.graph.extend(event(
-            td,
-            t,
-            EventKind::LostLink,
-            source,
-            &o.target,
-            (&o.anchor, o.rel, o.placement, o.kind),
-            buckets,
-        ));
         p.page.push(Write {
             stmt: Stmt::OutlinkDelete,
             values: vec![big(ts(t)), text(source), text(&o.target)],
             partition: format!("pages\0{source}"),
         });
     }
-    for td in &targets {
+    for e in &c.events {
+        p.graph.extend(event_writes(e, t, buckets));
+    }
+    for td in targets {
         p.graph.push(domain_write(td));
     }
-
     // Per-page refdomain rows: fully determined by the old and new sets.
-    let old = domain_counts(
-        sd,
-        prior.outlinks.iter().map(|o| (o.target.as_str(), o.rel)),
-    );
-    let now = domain_counts(
-        sd,
-        page.links
-            .iter()
-            .map(|l| (l.target_url.as_str(), l.rel.bits())),
-    );
-    for (td, (links, follow)) in &now {
-        p.graph.push(refpage_key(
-            Stmt::RefPagePut,
-            td,
-            sd,
-            source,
-            buckets,
-            vec![big(ts(t)), int(*links), int(*follow), big(t)],
-        ));
-        p.graph.push(refpage_key(
-            Stmt::RefPageFirstSeen,
-            td,
-            sd,
-            source,
-            buckets,
-            vec![big(first_seen_ts(t)), big(t)],
-        ));
-        p.graph.push(ref_live_put(td, sd, source, t, buckets));
-        if !old.contains_key(td) {
+    for r in &c.refdomains {
+        let td = r.target_domain.as_str();
+        if r.seen() {
+            p.graph.push(refpage_key(
+                Stmt::RefPagePut,
+                td,
+                sd,
+                source,
+                buckets,
+                vec![big(ts(t)), int(r.after.links), int(r.after.follow), big(t)],
+            ));
+            p.graph.push(refpage_key(
+                Stmt::RefPageFirstSeen,
+                td,
+                sd,
+                source,
+                buckets,
+                vec![big(first_seen_ts(t)), big(t)],
+            ));
+            p.graph.push(ref_live_put(td, sd, source, t, buckets));
+        } else {
+            p.graph.push(refpage_key(
+                Stmt::RefPageLost,
+                td,
+                sd,
+                source,
+                buckets,
+                vec![big(ts(t)), big(t)],
+            ));
+            p.graph.push(refpage_key(
+                Stmt::RefLiveDelete,
+                td,
+                sd,
+                source,
+                buckets,
+                vec![big(ts(t))],
+            ));
+        }
+        if let Some(appeared) = r.transition() {
             p.transitions.push(Transition {
-                target_domain: td.clone(),
+                target_domain: td.to_owned(),
                 source_domain: sd.to_owned(),
-                appeared: true,
+                appeared,
             });
         }
     }
-    for td in old.keys().filter(|td| !now.contains_key(*td)) {
-        p.graph.push(refpage_key(
-            Stmt::RefPageLost,
-            td,
-            sd,
-            source,
-            buckets,
-            vec![big(ts(t)), big(t)],
-        ));
-        p.graph.push(refpage_key(
-            Stmt::RefLiveDelete,
-            td,
-            sd,
-            source,
-            buckets,
-            vec![big(ts(t))],
-        ));
-        p.transitions.push(Transition {
-            target_domain: td.clone(),
-            source_domain: sd.to_owned(),
-            appeared: false,
-        });
-    }
-    p.stats.changed = prior.fetched_at_ms.is_some()
-        && (prior.content_hash != page.content_hash
-            || prior.outlinks.len() != new.len()
-            || p.stats.new_edges > 0);
+    p.stats = c.stats;
     p.page.push(page_state(page));
 }
 
@@ -739,14 +636,7 @@ pub fn transition_events(
     t: i64,
     buckets: u32,
 ) -> Option<[Write; 2]> {
-    if others_live {
-        return None;
-    }
-    let kind = if tr.appeared {
-        EventKind::NewRefdomain
-    } else {
-        EventKind::LostRefdomain
-    };
+    let kind = refdomain_event(others_live || !tr.appeared, others_live || tr.appeared)?;
     Some(event(
         &tr.target_domain,
         t,
