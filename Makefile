@@ -4,14 +4,14 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test lint unit bench bench-frontier fuzz build release check-tools tools k8s-validate clean
+.PHONY: demo test lint embedded-only unit bench bench-frontier fuzz build release check-tools tools k8s-validate clean
 
 ## demo: serve a simulated web, crawl it, print a referring-domains report
 demo: release
 	BIN=target/release/linkgraph ./scripts/demo.sh
 
 ## test: formatting, lints, manifests, and the whole test suite (unit, property, end-to-end, Kafka)
-test: check-tools tools lint k8s-validate unit
+test: check-tools tools lint k8s-validate embedded-only unit
 
 # The tools the suite runs: installed once, skipped when present, and a
 # failed install stops `make test` (the tests never skip a missing tool).
@@ -45,6 +45,13 @@ check-tools:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## embedded-only: build linkgraph without the kafka and scylla features, and check
+## that neither librdkafka nor the Scylla driver is in it
+embedded-only:
+	$(CARGO) build --locked --no-default-features --bin linkgraph
+	@if $(CARGO) tree --locked --no-default-features -e normal --prefix none | grep -qE '^(rdkafka|scylla) '; then \
+	  echo "error: the embedded-only build depends on rdkafka or scylla"; exit 1; fi
 
 # The live-ScyllaDB conformance suite is #[ignore]d (no server here); with
 # LINKGRAPH_SCYLLA_URI set it runs too.

@@ -173,7 +173,8 @@ async fn prepare(broker: &Broker, served: &Served, name: &str) -> PathBuf {
     dir
 }
 
-/// Arguments of a service `role` crawling `served` over `broker`.
+/// Arguments of a service `role` crawling `served` over `broker`: each
+/// service takes only the flags it uses.
 fn service_args(
     broker: &Broker,
     served: &Served,
@@ -186,18 +187,23 @@ fn service_args(
         role.into(),
         "--bus".into(),
         broker.url.clone(),
-        "--resolve".into(),
-        format!("*={}", served.addr),
-        "--allow-private-networks".into(),
-        "--per-host-rps".into(),
-        rps.to_string(),
-        "--per-ip-concurrency".into(),
-        "0".into(),
         "--admin-addr".into(),
         format!("127.0.0.1:{admin}"),
         "--grace-period".into(),
         "5s".into(),
     ];
+    if role != "parser" {
+        a.extend(["--per-host-rps".into(), rps.to_string()]);
+    }
+    if role == "fetcher" {
+        a.extend([
+            "--resolve".into(),
+            format!("*={}", served.addr),
+            "--allow-private-networks".into(),
+            "--per-ip-concurrency".into(),
+            "0".into(),
+        ]);
+    }
     a.extend(extra.iter().cloned());
     a
 }

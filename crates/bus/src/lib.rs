@@ -1,6 +1,6 @@
 //! The message bus between the crawl stages: the [`Bus`] trait, the topics
 //! the services exchange, an in-process [`MemoryBus`], and Kafka
-//! ([`KafkaBus`], rdkafka). Backends are chosen by URL ([`connect`]):
+//! (`KafkaBus`, rdkafka, with the `kafka` feature). Backends are chosen by URL ([`connect`]):
 //! `memory://` or `kafka://HOST:PORT[,HOST:PORT]`.
 //!
 //! Delivery is at-least-once. A consumer [`Subscription::ack`]s a message
@@ -8,7 +8,14 @@
 //! [`Subscription::commit`] commits, per partition, everything below the
 //! first message not yet acked, so work finishing out of order never
 //! commits past a message still in flight.
+//!
+//! # Layout
+//! * this file: the [`Bus`] and [`Subscription`] traits, topics, [`connect`];
+//! * `memory`: the in-process bus;
+//! * `kafka` (feature `kafka`): Kafka through rdkafka;
+//! * `offsets`: what may be committed, per partition.
 
+#[cfg(feature = "kafka")]
 mod kafka;
 mod memory;
 mod offsets;
@@ -17,6 +24,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+#[cfg(feature = "kafka")]
 pub use kafka::KafkaBus;
 pub use memory::MemoryBus;
 pub use offsets::OffsetTracker;
@@ -109,6 +117,7 @@ pub enum BusError {
         reason: String,
     },
     /// Kafka refused or failed an operation.
+    #[cfg(feature = "kafka")]
     #[error("kafka {op} failed")]
     Kafka {
         /// What was being done.
@@ -209,9 +218,17 @@ pub fn connect_as(url: &str, instance_id: Option<String>) -> Result<Arc<dyn Bus>
     };
     match url.split_once("://") {
         Some(("memory", "")) => Ok(Arc::new(MemoryBus::default())),
+        #[cfg(feature = "kafka")]
         Some(("kafka", _)) => Ok(Arc::new(
             KafkaBus::from_url(url)?.with_instance_id(instance_id),
         )),
+        #[cfg(not(feature = "kafka"))]
+        Some(("kafka", _)) => {
+            let _ = instance_id;
+            Err(bad(
+                "this linkgraph was built without Kafka (enable the `kafka` cargo feature)",
+            ))
+        }
         Some((scheme, _)) => Err(bad(&format!(
             "unknown backend {scheme:?} (expected memory:// or kafka://)"
         ))),
@@ -239,6 +256,7 @@ mod tests {
         assert_eq!(partition_for("anything", 1), 0);
     }
 
+    #[cfg(feature = "kafka")]
     #[test]
     fn bus_urls_pick_the_backend() {
         assert!(connect("memory://").is_ok());

@@ -1,5 +1,12 @@
 //! The linkgraph core model, free of I/O: URL canonicalization, hosts and
 //! registrable domains, and the link record every other crate exchanges.
+//!
+//! # Layout
+//! * `urlcanon`: canonical URLs ([`canonicalize`]) and their errors;
+//! * `domain`: hosts and registrable domains by the Public Suffix List;
+//! * `link`: the link record ([`Link`]): rel, placement, kind, anchors;
+//! * `trap`: the URL admission policy ([`UrlPolicy`]) against crawler traps;
+//! * `time`: the crawl clock (`LINKGRAPH_NOW`) and RFC 3339 times.
 
 mod domain;
 mod link;

@@ -15,6 +15,12 @@
 //!   target, which the frontier schedules like any URL, so each hop is
 //!   rate-limited, robots-checked and de-duplicated. The redirect limit is
 //!   enforced on the hop count the request carries.
+//!
+//! # Layout
+//! * this file: the [`Fetcher`], its settings and outcomes;
+//! * `robots`: the robots.txt cache and RFC 9309 matching;
+//! * [`resolve`]: `--resolve` rules and the SSRF guard;
+//! * `tests`: against a real HTTP server on loopback.
 
 pub mod resolve;
 mod robots;

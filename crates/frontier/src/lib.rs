@@ -29,6 +29,10 @@
 //! The frontier is synchronous and owns no tasks or sockets: the caller
 //! drives it with [`Frontier::next_ready`] and [`Frontier::complete`] and a
 //! clock, so it is tested without any I/O but its files.
+//!
+//! # Layout
+//! * this file: the [`Frontier`], its settings and its fjall state;
+//! * `tests`: unit and property tests.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};

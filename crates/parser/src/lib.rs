@@ -33,6 +33,11 @@
 //!   [`linkgraph_core::MAX_ANCHOR_CHARS`] characters; an image link with no
 //!   text takes the alts of all its images joined by spaces; a link cut by a
 //!   misnested end tag (`<a><p></a>`) is not reopened by the adoption agency.
+//!
+//! # Layout
+//! * this file: link extraction ([`extract_links`]), sitemaps, redirects;
+//! * `differential` (tests): the stream checked against an HTML5 DOM;
+//! * `tests`: unit and property tests.
 
 use std::cell::RefCell;
 use std::collections::HashSet;

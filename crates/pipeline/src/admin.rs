@@ -68,6 +68,53 @@ pub async fn serve(
     }
 }
 
+/// Why the admin endpoints could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The Prometheus recorder could not be installed.
+    #[error("cannot install the metrics recorder: {0}")]
+    Recorder(String),
+    /// The admin address cannot be bound.
+    #[error("cannot listen on admin address {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Latency histogram buckets, in seconds, of every `_seconds` metric.
+const BUCKETS: [f64; 13] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Installs the Prometheus recorder, describes every metric, and serves the
+/// admin endpoints on `addr`; they stop when the returned sender is dropped.
+pub async fn start(
+    addr: std::net::SocketAddr,
+    ready: Arc<AtomicBool>,
+) -> Result<tokio::sync::oneshot::Sender<()>, AdminError> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&BUCKETS)
+        .map_err(|e| AdminError::Recorder(e.to_string()))?
+        .install_recorder()
+        .map_err(|e| AdminError::Recorder(e.to_string()))?;
+    crate::metrics_spec::describe();
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError::Listen { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(%local, "admin endpoints on /metrics, /healthz, /readyz");
+    eprintln!("admin listening on http://{local}");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let render: Render = Arc::new(move || handle.render());
+    tokio::spawn(serve(listener, render, ready, async {
+        let _ = rx.await;
+    }));
+    Ok(tx)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -16,17 +16,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use linkgraph_core::{UrlPolicy, now_ms};
+use linkgraph_core::now_ms;
 use linkgraph_fetcher::{Fetcher, FetcherConfig, FetcherError};
 use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
 use linkgraph_parser::ParseLimits;
 use linkgraph_proto::{CrawlRequest, FetchOutcome, FrontierFeedback};
 use linkgraph_store::{FjallStore, LinkStore, StoreError, WriteStats};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::stages;
+use crate::record::Recorder;
+use crate::{sleep_until, stages};
 
 /// Due URLs queued per look at the schedule.
 const DUE_BATCH: usize = 100_000;
@@ -80,6 +80,9 @@ pub enum CrawlError {
     /// No seeds were given and nothing is queued from an earlier run.
     #[error("nothing to crawl: no seeds given and no queued URLs in {0:?}")]
     NothingToDo(PathBuf),
+    /// A page could not be parsed and stored.
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
     /// A crawl task panicked (a bug); its URL stays queued for the next run.
     #[error("a crawl task failed: {0}")]
     Task(String),
@@ -213,7 +216,10 @@ pub async fn crawl(
     })?;
     let store: Arc<dyn LinkStore> = match &opts.store_url {
         Some(url) => linkgraph_store::open(url, true).await?,
-        None => Arc::new(FjallStore::open(&opts.data_dir.join("store"), true)?),
+        None => Arc::new(FjallStore::open(
+            &linkgraph_store::data_store_path(&opts.data_dir),
+            true,
+        )?),
     };
     let mut frontier = Frontier::open(&opts.data_dir.join("frontier"), opts.frontier.clone())?;
     for s in &opts.seeds {
@@ -226,11 +232,13 @@ pub async fn crawl(
         return Err(CrawlError::NothingToDo(opts.data_dir.clone()));
     }
     let fetcher = Fetcher::new(opts.fetcher.clone())?;
-    let token = fetcher.product_token().to_owned();
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let parse_permits = Arc::new(Semaphore::new(cpus));
+    let recorder = Recorder::new(
+        Arc::clone(&store),
+        fetcher.product_token(),
+        opts.parse_limits,
+        opts.frontier.url_policy.clone(),
+    );
     let concurrency = opts.concurrency.max(1);
-    let url_policy = Arc::new(opts.frontier.url_policy.clone());
     info!(
         seeds = opts.seeds.len(),
         queued = frontier.pending(),
@@ -273,15 +281,7 @@ pub async fn crawl(
             dispatched += 1;
             tasks.spawn(guard_task(
                 req.clone(),
-                process(
-                    req,
-                    fetcher.clone(),
-                    Arc::clone(&store),
-                    Arc::clone(&parse_permits),
-                    token.clone(),
-                    opts.parse_limits,
-                    Arc::clone(&url_policy),
-                ),
+                process(req, fetcher.clone(), recorder.clone()),
             ));
         }
         live.queued
@@ -367,13 +367,6 @@ pub async fn crawl(
     Ok(summary)
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Runs one request's task. A panic in it (a bug) is caught, counted and
 /// logged with the URL, and the URL completes as failed
 /// ([`FetchOutcome::InternalError`]) instead of ending the crawl.
@@ -401,24 +394,11 @@ async fn guard_task(
 async fn process(
     req: CrawlRequest,
     fetcher: Fetcher,
-    store: Arc<dyn LinkStore>,
-    parse_permits: Arc<Semaphore>,
-    token: String,
-    limits: ParseLimits,
-    policy: Arc<UrlPolicy>,
+    recorder: Recorder,
 ) -> Result<Done, CrawlError> {
     let fetched = fetcher.fetch(req).await;
     let outcome = fetched.outcome();
-    let page = {
-        let _permit = parse_permits
-            .acquire_owned()
-            .await
-            .map_err(|e| CrawlError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(move || stages::parse(fetched, &token, limits, &policy))
-            .await
-            .map_err(|e| CrawlError::Task(e.to_string()))?
-    };
-    let stats = store.write_page(stages::page_write(&page)).await?;
+    let (page, stats) = recorder.record(fetched).await?;
     Ok(Done {
         feedback: stages::feedback(&page, &stats),
         outcome,

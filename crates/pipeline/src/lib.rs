@@ -1,15 +1,54 @@
-//! The pipeline: the stage functions over the wire contract ([`stages`]),
-//! the embedded crawl that wires frontier, fetcher, parser and store in one
-//! process ([`embedded`]), the distributed services over a bus
-//! ([`services`]) with their admin endpoints ([`admin`]), the reports
-//! ([`report`]) and link velocity ([`velocity`]).
+//! The crawl: frontier, fetcher, parser and store wired together, in one
+//! process or as services over a bus. The reports are the read side's
+//! (`linkgraph-query`).
+//!
+//! # Layout
+//! * [`stages`]: the pure stage functions over the proto messages;
+//! * [`record`]: parse-then-store, shared by the embedded crawl and the parser service;
+//! * [`embedded`]: the one-process crawl loop;
+//! * [`services`]: the frontier, fetcher and parser services over a bus;
+//! * [`admin`]: `/metrics`, `/healthz`, `/readyz` and the Prometheus recorder;
+//! * [`metrics_spec`]: every metric's name, type and help;
+//! * [`config`]: the per-host rate and seed lists.
 
 pub mod admin;
+pub mod config;
 pub mod embedded;
 pub mod metrics_spec;
-pub mod report;
+pub mod record;
 pub mod services;
 pub mod stages;
-pub mod velocity;
 
 pub use embedded::{CrawlError, CrawlOptions, CrawlSummary, StopReason, crawl, peak_rss_bytes};
+
+/// Sleeps until `at`, or forever when there is nothing to wake for.
+pub(crate) async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

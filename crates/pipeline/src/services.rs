@@ -25,18 +25,17 @@ use std::time::{Duration, Instant};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use linkgraph_bus::{Bus, BusError, Message, Rebalanced, Subscription, partition_for, topics};
-use linkgraph_core::{UrlPolicy, now_ms};
+use linkgraph_core::now_ms;
 use linkgraph_fetcher::Fetcher;
 use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
-use linkgraph_parser::ParseLimits;
 use linkgraph_proto::{CrawlRequest, DiscoveredUrl, FetchResult, FrontierFeedback};
-use linkgraph_store::{LinkStore, StoreError};
+use linkgraph_store::StoreError;
 use prost::Message as _;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::stages;
+use crate::record::Recorder;
+use crate::{sleep_until, stages};
 
 /// How often offsets are committed (after local state is flushed).
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
@@ -55,6 +54,9 @@ pub enum ServiceError {
     /// The frontier failed.
     #[error(transparent)]
     Frontier(#[from] FrontierError),
+    /// A page could not be parsed and stored.
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
     /// A worker task panicked (a bug).
     #[error("a worker task failed: {0}")]
     Task(String),
@@ -110,13 +112,6 @@ async fn commit(sub: &mut dyn Subscription) {
     if let Err(e) = sub.commit().await {
         // Not fatal: the next commit covers it, and a restart re-reads it.
         warn!(error = %e, "offset commit failed");
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -313,36 +308,20 @@ pub async fn run_fetcher(
 /// discovered URLs and feedback to the frontier.
 pub async fn run_parser(
     opts: ServiceOptions,
-    store: Arc<dyn LinkStore>,
-    product_token: String,
-    limits: ParseLimits,
-    policy: UrlPolicy,
+    recorder: Recorder,
     concurrency: usize,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
     let group = format!("{}-parser", opts.group);
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let permits = Arc::new(Semaphore::new(cpus));
-    let policy = Arc::new(policy);
     let bus = Arc::clone(&opts.bus);
     let start = |payload: &[u8]| -> Result<Work, String> {
         let res = FetchResult::decode(payload).map_err(|e| e.to_string())?;
         if res.request.as_ref().is_none_or(|r| r.url.is_empty()) {
             return Err("fetch result without a request url".into());
         }
-        let (store, bus, permits) = (Arc::clone(&store), Arc::clone(&bus), Arc::clone(&permits));
-        let (token, policy) = (product_token.clone(), Arc::clone(&policy));
+        let (recorder, bus) = (recorder.clone(), Arc::clone(&bus));
         Ok(Box::pin(async move {
-            let page = {
-                let _p = permits
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| ServiceError::Task(e.to_string()))?;
-                tokio::task::spawn_blocking(move || stages::parse(res, &token, limits, &policy))
-                    .await
-                    .map_err(|e| ServiceError::Task(e.to_string()))?
-            };
-            let stats = store.write_page(stages::page_write(&page)).await?;
+            let (page, stats) = recorder.record(res).await?;
             let mut fb = stages::feedback(&page, &stats);
             // Discoveries go to the frontier partition owning their host,
             // before the feedback that completes the request.
@@ -364,7 +343,7 @@ pub async fn run_parser(
             Ok(())
         }))
     };
-    let flush_store = Arc::clone(&store);
+    let flush_store = Arc::clone(recorder.store());
     worker_loop(
         &opts,
         &group,
@@ -403,6 +382,29 @@ pub struct FrontierRun {
     pub idle: bool,
 }
 
+/// Publishes seed URLs to the seeds topic, keyed by host so that the
+/// frontier owning the host admits them; a seed that is not a URL is logged
+/// and skipped. Returns how many were published.
+pub async fn publish_seeds(bus: &dyn Bus, seeds: &[String]) -> Result<usize, BusError> {
+    let mut published = 0;
+    for s in seeds {
+        match linkgraph_core::canonicalize(s, None) {
+            Ok(u) => {
+                let d = DiscoveredUrl {
+                    host: u.host_str().unwrap_or_default().to_owned(),
+                    url: u.into(),
+                    ..DiscoveredUrl::default()
+                };
+                bus.publish(topics::SEEDS, &d.host, d.encode_to_vec())
+                    .await?;
+                published += 1;
+            }
+            Err(e) => warn!(seed = %s, error = %e, "skipping seed"),
+        }
+    }
+    Ok(published)
+}
+
 fn open_frontier(dir: &Path, cfg: FrontierConfig) -> Result<Frontier, ServiceError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         ServiceError::Task(format!(
@@ -424,21 +426,7 @@ pub async fn run_frontier(
 ) -> Result<FrontierRun, ServiceError> {
     let mut frontier = open_frontier(&f_opts.data_dir, f_opts.config)?;
     // Seeds go through the bus, to the frontier that owns their host.
-    for s in &f_opts.seeds {
-        match linkgraph_core::canonicalize(s, None) {
-            Ok(u) => {
-                let d = DiscoveredUrl {
-                    host: u.host_str().unwrap_or_default().to_owned(),
-                    url: u.into(),
-                    ..DiscoveredUrl::default()
-                };
-                opts.bus
-                    .publish(topics::SEEDS, &d.host, d.encode_to_vec())
-                    .await?;
-            }
-            Err(e) => warn!(seed = %s, error = %e, "skipping seed"),
-        }
-    }
+    publish_seeds(opts.bus.as_ref(), &f_opts.seeds).await?;
     let group = format!("{}-frontier", opts.group);
     let mut sub = opts
         .bus

@@ -124,10 +124,12 @@ async fn services_over_the_memory_bus_match_ground_truth() {
     }));
     let parse_task = tokio::spawn(run_parser(
         opts.clone(),
-        Arc::clone(&store),
-        token,
-        Default::default(),
-        frontier_cfg.url_policy.clone(),
+        linkgraph_pipeline::record::Recorder::new(
+            Arc::clone(&store),
+            &token,
+            Default::default(),
+            frontier_cfg.url_policy.clone(),
+        ),
         16,
         async {
             let _ = parse_stopped.await;

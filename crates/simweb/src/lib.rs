@@ -3,7 +3,15 @@
 //! own ground truth (every edge a compliant crawler must find) and can log
 //! every request it serves, so tests check the crawler from the server's side.
 //! It changes by epochs (see [`SimWeb`]), with a ground truth for each.
+//!
+//! # Layout
+//! * `model`: the generated web, its epochs and ground truth;
+//! * `server`: the HTTP server with its request log;
+//! * [`hostile`]: hosts that misbehave on purpose;
+//! * [`raw`]: a raw loopback server for byte-exact responses;
+//! * [`demo`]: the `linkgraph simweb` command.
 
+pub mod demo;
 pub mod hostile;
 mod model;
 pub mod raw;

@@ -1,16 +1,28 @@
 //! The link store: the [`LinkStore`] trait every backend implements, its
-//! query types, and the embedded backend on fjall ([`FjallStore`]).
+//! query types, the link-diff, and the fjall and ScyllaDB backends.
 //!
 //! Backends are chosen by URL (`fjall:///var/lib/linkgraph`,
 //! `scylla://host:9042/keyspace`); see [`open`].
 //! Every write is idempotent: writing the same page twice leaves the store as
 //! writing it once (apart from `last_seen`), so at-least-once delivery never
 //! duplicates an edge.
+//!
+//! # Layout
+//! * this file: the [`LinkStore`] trait, its types, [`open`] and [`init`];
+//! * [`diff`]: the link-change rules, as one pure function both backends persist;
+//! * `fjall_store`: the embedded backend ([`FjallStore`]);
+//! * `scylla` (feature `scylla`): the ScyllaDB backend, its write plans and a
+//!   model of CQL for tests;
+//! * [`lock`]: one process at a time per embedded store;
+//! * `conformance` (tests, or feature `testsuite`): the behaviour every
+//!   backend must show.
 
+#[cfg(any(test, feature = "testsuite"))]
 pub mod conformance;
 pub mod diff;
 mod fjall_store;
 pub mod lock;
+#[cfg(feature = "scylla")]
 pub mod scylla;
 
 use std::path::PathBuf;
@@ -19,6 +31,7 @@ use async_trait::async_trait;
 use linkgraph_core::Link;
 
 pub use fjall_store::FjallStore;
+#[cfg(feature = "scylla")]
 pub use scylla::{ScyllaStore, ScyllaUri};
 
 /// Why a store operation failed.
@@ -141,6 +154,7 @@ pub struct WriteStats {
 
 /// Which rows a query returns, by link status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Status {
     /// Rows that are live now.
     #[default]
@@ -330,16 +344,73 @@ fn record_read<T>(
     }
 }
 
+/// Partitions per target domain of a new Scylla keyspace unless told otherwise.
+pub const DEFAULT_BUCKETS: u32 = 16;
+
+/// What `init` prepared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Initialized {
+    /// An embedded store's directory.
+    Embedded,
+    /// A Scylla keyspace and its tables.
+    Scylla {
+        /// The keyspace.
+        keyspace: String,
+        /// Its buckets per domain: those asked for, or those it already had.
+        buckets: u32,
+    },
+}
+
+/// Creates the schema of the store at `url` (idempotent): the keyspace and
+/// tables of `deploy/scylla/schema.cql` (with `replication_factor` replicas
+/// per datacenter and `buckets` partitions per domain, for a new keyspace)
+/// for `scylla://`, the data directory for `fjall://`.
+pub async fn init(
+    url: &str,
+    replication_factor: u32,
+    buckets: u32,
+) -> Result<Initialized, StoreError> {
+    if url.starts_with("scylla://") {
+        #[cfg(feature = "scylla")]
+        {
+            let uri = ScyllaUri::parse(url)?;
+            let buckets = ScyllaStore::init(&uri, replication_factor, buckets).await?;
+            return Ok(Initialized::Scylla {
+                keyspace: uri.keyspace,
+                buckets,
+            });
+        }
+    }
+    let _ = (replication_factor, buckets);
+    open(url, true).await?;
+    Ok(Initialized::Embedded)
+}
+
+/// Where a crawl's data directory keeps its embedded store: `DATA/store`.
+pub fn data_store_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("store")
+}
+
 /// Opens a store by URL: `fjall:///path` (or a bare path) for the embedded
 /// store, `scylla://HOST:PORT[,HOST:PORT]/KEYSPACE` for ScyllaDB (initialized
 /// with `linkgraph store init`). `create` applies to the embedded store.
 pub async fn open(url: &str, create: bool) -> Result<std::sync::Arc<dyn LinkStore>, StoreError> {
     let path = match url.split_once("://") {
         Some(("fjall", rest)) if !rest.is_empty() => PathBuf::from(rest),
+        #[cfg(feature = "scylla")]
         Some(("scylla", _)) => {
             return Ok(std::sync::Arc::new(
                 ScyllaStore::connect(&ScyllaUri::parse(url)?).await?,
             ));
+        }
+        #[cfg(not(feature = "scylla"))]
+        Some(("scylla", _)) => {
+            return Err(StoreError::BadUrl {
+                url: url.into(),
+                reason:
+                    "this linkgraph was built without ScyllaDB (enable the `scylla` cargo feature)"
+                        .into(),
+            });
         }
         Some((scheme, _)) => {
             return Err(StoreError::BadUrl {

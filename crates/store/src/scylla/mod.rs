@@ -43,8 +43,7 @@ const PAGE_PARALLELISM: usize = 32;
 const MAX_BATCH: usize = 64;
 /// Backlinks per bucket read when counting a page's referring domains.
 const PAGE_REFDOMAIN_SCAN: i32 = 1000;
-/// Bucket count `store init` uses unless told otherwise.
-pub const DEFAULT_BUCKETS: u32 = 16;
+pub use crate::DEFAULT_BUCKETS;
 
 /// Where a Scylla store lives: `scylla://HOST:PORT[,HOST:PORT...]/KEYSPACE`.
 #[derive(Debug, Clone, PartialEq, Eq)]

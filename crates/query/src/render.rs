@@ -1,4 +1,6 @@
-//! Reports: referring domains and backlinks as a table, JSON / JSON lines, or CSV.
+//! Rendering of every report, and only here: a table for people, JSON (one
+//! document, or one object per line for streams) and RFC 4180 CSV. The JSON
+//! shapes and CSV headers are documented in the README and stay stable.
 
 use std::io::{self, Write};
 
@@ -6,9 +8,12 @@ use linkgraph_core::format_rfc3339_ms;
 use linkgraph_store::{Backlink, RefDomain};
 use serde::Serialize;
 
-/// Output format of `refdomains`.
+use crate::velocity::Velocity;
+
+/// Output format of a report that is one document (refdomains, velocity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefdomainsFormat {
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Format {
     /// Aligned columns for people.
     Table,
     /// One JSON document.
@@ -17,8 +22,9 @@ pub enum RefdomainsFormat {
     Csv,
 }
 
-/// Output format of `backlinks`.
+/// Output format of `backlinks`, a stream of rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum BacklinksFormat {
     /// Aligned columns for people.
     Table,
@@ -50,10 +56,10 @@ pub fn write_refdomains(
     out: &mut impl Write,
     target: &str,
     rows: &[RefDomain],
-    format: RefdomainsFormat,
+    format: Format,
 ) -> io::Result<()> {
     match format {
-        RefdomainsFormat::Json => {
+        Format::Json => {
             let doc = RefdomainsJson {
                 target,
                 referring_domains: rows.len(),
@@ -72,7 +78,7 @@ pub fn write_refdomains(
             serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)
         }
-        RefdomainsFormat::Csv => {
+        Format::Csv => {
             writeln!(
                 out,
                 "domain,links,follow_links,first_seen,last_seen,lost_at"
@@ -92,7 +98,7 @@ pub fn write_refdomains(
             }
             Ok(())
         }
-        RefdomainsFormat::Table => {
+        Format::Table => {
             writeln!(out, "{} referring domains link to {target}", rows.len())?;
             let body: Vec<Vec<String>> = rows
                 .iter()
@@ -277,6 +283,125 @@ pub fn write_csv_row(out: &mut impl Write, fields: &[&str]) -> io::Result<()> {
     writeln!(out, "{}", cells.join(","))
 }
 
+#[derive(Serialize)]
+struct PointJson {
+    start: String,
+    new_links: u64,
+    lost_links: u64,
+    new_refdomains: u64,
+    lost_refdomains: u64,
+}
+
+#[derive(Serialize)]
+struct SpikeJson {
+    start: String,
+    new_refdomains: u64,
+    baseline: f64,
+    score: f64,
+}
+
+#[derive(Serialize)]
+struct VelocityJson<'a> {
+    target: &'a str,
+    bucket: &'static str,
+    series: Vec<PointJson>,
+    spikes: Vec<SpikeJson>,
+}
+
+/// The documented JSON document of a velocity report.
+pub fn velocity_json(v: &Velocity) -> serde_json::Value {
+    let t = format_rfc3339_ms;
+    let doc = VelocityJson {
+        target: &v.target,
+        bucket: v.bucket.as_str(),
+        series: v
+            .series
+            .iter()
+            .map(|p| PointJson {
+                start: t(p.start_ms),
+                new_links: p.new_links,
+                lost_links: p.lost_links,
+                new_refdomains: p.new_refdomains,
+                lost_refdomains: p.lost_refdomains,
+            })
+            .collect(),
+        spikes: v
+            .spikes
+            .iter()
+            .map(|s| SpikeJson {
+                start: t(s.start_ms),
+                new_refdomains: s.new_refdomains,
+                baseline: s.baseline,
+                score: s.score,
+            })
+            .collect(),
+    };
+    serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
+}
+
+/// Writes a velocity report; spikes are marked in the table and the CSV.
+pub fn write_velocity(out: &mut impl Write, v: &Velocity, format: Format) -> io::Result<()> {
+    let spike_at = |start: i64| v.spikes.iter().find(|s| s.start_ms == start);
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &velocity_json(v))?;
+            writeln!(out)
+        }
+        Format::Csv => {
+            writeln!(
+                out,
+                "start,new_links,lost_links,new_refdomains,lost_refdomains,spike"
+            )?;
+            for p in &v.series {
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{}",
+                    format_rfc3339_ms(p.start_ms),
+                    p.new_links,
+                    p.lost_links,
+                    p.new_refdomains,
+                    p.lost_refdomains,
+                    spike_at(p.start_ms).is_some()
+                )?;
+            }
+            Ok(())
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "link velocity of {} per {}",
+                v.target,
+                v.bucket.as_str()
+            )?;
+            writeln!(
+                out,
+                "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}",
+                "START", "NEW LINKS", "LOST LINKS", "NEW REFDOMAINS", "LOST REFDOMAINS"
+            )?;
+            for p in &v.series {
+                let mark = match spike_at(p.start_ms) {
+                    Some(s) => format!(
+                        "  <- spike (baseline {:.1}, score {:.1})",
+                        s.baseline, s.score
+                    ),
+                    None => String::new(),
+                };
+                let day = format_rfc3339_ms(p.start_ms);
+                writeln!(
+                    out,
+                    "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}{mark}",
+                    day.get(..10).unwrap_or(&day),
+                    p.new_links,
+                    p.lost_links,
+                    p.new_refdomains,
+                    p.lost_refdomains
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,7 +427,7 @@ mod tests {
     #[test]
     fn refdomains_json_has_the_documented_shape() {
         let rows = [rd("a.com", 3), rd("b.org", 1)];
-        let s = text(|o| write_refdomains(o, "t.com", &rows, RefdomainsFormat::Json));
+        let s = text(|o| write_refdomains(o, "t.com", &rows, Format::Json));
         let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v["target"], "t.com");
         assert_eq!(v["referring_domains"], 2);

@@ -11,10 +11,10 @@
 //! buckets.
 
 use linkgraph_store::{EventKind, LinkEvent};
-use serde::Serialize;
 
 /// Bucket width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Bucket {
     /// UTC days.
     Day,
@@ -190,64 +190,6 @@ fn spikes(series: &[Point]) -> Vec<Spike> {
         .collect()
 }
 
-#[derive(Serialize)]
-struct PointJson {
-    start: String,
-    new_links: u64,
-    lost_links: u64,
-    new_refdomains: u64,
-    lost_refdomains: u64,
-}
-
-#[derive(Serialize)]
-struct SpikeJson {
-    start: String,
-    new_refdomains: u64,
-    baseline: f64,
-    score: f64,
-}
-
-#[derive(Serialize)]
-struct VelocityJson<'a> {
-    target: &'a str,
-    bucket: &'static str,
-    series: Vec<PointJson>,
-    spikes: Vec<SpikeJson>,
-}
-
-impl Velocity {
-    /// The documented JSON document.
-    pub fn to_json(&self) -> serde_json::Value {
-        let t = linkgraph_core::format_rfc3339_ms;
-        let doc = VelocityJson {
-            target: &self.target,
-            bucket: self.bucket.as_str(),
-            series: self
-                .series
-                .iter()
-                .map(|p| PointJson {
-                    start: t(p.start_ms),
-                    new_links: p.new_links,
-                    lost_links: p.lost_links,
-                    new_refdomains: p.new_refdomains,
-                    lost_refdomains: p.lost_refdomains,
-                })
-                .collect(),
-            spikes: self
-                .spikes
-                .iter()
-                .map(|s| SpikeJson {
-                    start: t(s.start_ms),
-                    new_refdomains: s.new_refdomains,
-                    baseline: s.baseline,
-                    score: s.score,
-                })
-                .collect(),
-        };
-        serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,7 +254,7 @@ mod tests {
             })
             .collect();
         assert_eq!(rows, vec![(1, 0, 1, 0), (0, 0, 0, 0), (0, 1, 0, 1)]);
-        let json = v.to_json();
+        let json = crate::render::velocity_json(&v);
         assert_eq!(json["series"][0]["start"], "2026-03-02T00:00:00.000Z");
         assert_eq!(json["bucket"], "day");
         let bounded = velocity(
