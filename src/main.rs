@@ -193,12 +193,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Parser(a) => {
             let url = match (&a.store.store, &a.store.data) {
                 (Some(url), _) => url.clone(),
-                (None, Some(dir)) => {
-                    format!(
-                        "fjall://{}",
-                        linkgraph_store::data_store_path(dir).display()
-                    )
-                }
+                (None, Some(dir)) => linkgraph_store::data_store_url(dir),
                 (None, None) => bail!("the parser needs --store URL or --data DIR"),
             };
             let store = linkgraph_store::open(&url, true)

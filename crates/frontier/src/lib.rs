@@ -290,6 +290,11 @@ fn queue_key(host: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// Where a crawl's data directory keeps the frontier: `DATA/frontier`.
+pub fn data_frontier_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("frontier")
+}
+
 impl Frontier {
     /// Opens (creating if needed) the frontier state in `path` and reloads
     /// every queued URL.

@@ -221,7 +221,10 @@ pub async fn crawl(
             true,
         )?),
     };
-    let mut frontier = Frontier::open(&opts.data_dir.join("frontier"), opts.frontier.clone())?;
+    let mut frontier = Frontier::open(
+        &linkgraph_frontier::data_frontier_path(&opts.data_dir),
+        opts.frontier.clone(),
+    )?;
     for s in &opts.seeds {
         if let Err(e) = frontier.add_seed(s) {
             warn!(seed = %s, error = %e, "skipping seed");

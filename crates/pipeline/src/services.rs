@@ -412,7 +412,10 @@ fn open_frontier(dir: &Path, cfg: FrontierConfig) -> Result<Frontier, ServiceErr
             dir.display()
         ))
     })?;
-    Ok(Frontier::open(&dir.join("frontier"), cfg)?)
+    Ok(Frontier::open(
+        &linkgraph_frontier::data_frontier_path(dir),
+        cfg,
+    )?)
 }
 
 /// The frontier service: seeds, discovered URLs and feedback in;

@@ -148,7 +148,7 @@ impl Reader {
                 data.display()
             )));
         }
-        let store = linkgraph_store::open(&format!("fjall://{}", path.display()), false)
+        let store = linkgraph_store::open(&linkgraph_store::data_store_url(data), false)
             .await
             .map_err(|source| QueryError::Open {
                 action: "read",
@@ -319,8 +319,7 @@ mod tests {
 
     async fn reader() -> (tempfile::TempDir, Reader) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = linkgraph_store::data_store_path(dir.path());
-        let store = linkgraph_store::open(&format!("fjall://{}", path.display()), true)
+        let store = linkgraph_store::open(&linkgraph_store::data_store_url(dir.path()), true)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let page = |from: &str, t: i64| PageWrite {

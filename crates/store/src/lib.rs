@@ -391,6 +391,11 @@ pub fn data_store_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("store")
 }
 
+/// The URL of a crawl's embedded store ([`data_store_path`]), for [`open`].
+pub fn data_store_url(data_dir: &std::path::Path) -> String {
+    format!("fjall://{}", data_store_path(data_dir).display())
+}
+
 /// Opens a store by URL: `fjall:///path` (or a bare path) for the embedded
 /// store, `scylla://HOST:PORT[,HOST:PORT]/KEYSPACE` for ScyllaDB (initialized
 /// with `linkgraph store init`). `create` applies to the embedded store.
