@@ -27,7 +27,8 @@ pub fn page(url: &str, t: i64, targets: &[&str]) -> PageWrite {
     }
 }
 
-fn link(from: &str, to: &str, rel: Rel) -> Link {
+/// A content link from `from` to `to` with `rel`, anchored "to TARGET".
+pub fn link(from: &str, to: &str, rel: Rel) -> Link {
     Link {
         source_url: from.into(),
         target_url: to.into(),

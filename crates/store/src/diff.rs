@@ -300,19 +300,8 @@ pub fn refdomain_event(live_before: bool, live_after: bool) -> Option<EventKind>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linkgraph_core::Placement;
+    use crate::conformance::link;
     use proptest::prelude::*;
-
-    fn link(from: &str, to: &str, rel: Rel) -> Link {
-        Link {
-            source_url: from.into(),
-            target_url: to.into(),
-            anchor: format!("to {to}"),
-            rel,
-            placement: Placement::Content,
-            kind: LinkKind::Link,
-        }
-    }
 
     fn page(url: &str, t: i64, links: Vec<Link>) -> PageWrite {
         PageWrite {
