@@ -43,6 +43,7 @@ LINKGRAPH_NOW=$LATER "$BIN" crawl --data "$WORK/data" \
   --resolve "*=$LISTEN" --allow-private-networks --per-host-rps 20 --concurrency 64 --per-ip-concurrency 0
 echo
 echo "== linkgraph velocity $POPULAR_DOMAIN --bucket week"
+echo "   (the first crawl discovers links of unknown age: they are not new, and no spike)"
 LINKGRAPH_NOW=$LATER "$BIN" velocity "$POPULAR_DOMAIN" --data "$WORK/data" --bucket week
 echo
 echo "== lost backlinks (linkgraph backlinks $POPULAR_DOMAIN --status lost --format csv)"

@@ -372,6 +372,10 @@ pub struct VelocityCmd {
     /// Day after the last one included (YYYY-MM-DD or RFC 3339); default: after the last event.
     #[arg(long, value_parser = parse_time_arg)]
     pub to: Option<i64>,
+    /// Count links and referring domains found on a page's first fetch (discovered, of
+    /// unknown age) as new too; spikes still come from new ones only.
+    #[arg(long, env = "LINKGRAPH_INCLUDE_DISCOVERED")]
+    pub include_discovered: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table, env = "LINKGRAPH_FORMAT")]
     pub format: Format,

@@ -148,7 +148,8 @@ async fn run(cli: Cli) -> Result<()> {
             let reader = open_reader(&a.sel).await?;
             let range = (a.from, a.to);
             let out = &mut out.lock();
-            Ok(velocity_report(&reader, out, &domain, a.bucket, range, a.format).await?)
+            let all = a.include_discovered;
+            Ok(velocity_report(&reader, out, &domain, a.bucket, range, all, a.format).await?)
         }
         Command::Simweb(a) => {
             let opts = linkgraph_simweb::demo::DemoOptions {

@@ -18,8 +18,12 @@ const HOUR: i64 = 3_600_000;
 
 type Pair = (String, String);
 
-/// [new_links, lost_links, new_refdomains, lost_refdomains] per domain per day.
-type Expected = BTreeMap<String, BTreeMap<String, [u64; 4]>>;
+/// Per domain per day: [new_links, lost_links, new_refdomains,
+/// lost_refdomains, discovered_links, discovered_refdomains, undecided], where
+/// a link is discovered when its page was fetched for the first time, and a
+/// referring domain is "undecided" when it gained the target through both a
+/// new and a discovered link in one recrawl (which comes first decides).
+type Expected = BTreeMap<String, BTreeMap<String, [u64; 7]>>;
 
 fn refdomain_sets(live: &BTreeMap<Pair, Link>) -> BTreeMap<String, BTreeSet<String>> {
     let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -63,7 +67,7 @@ async fn new_and_lost_links_and_velocity_match_every_epoch() {
                 "every known URL recrawled once\n{summary}"
             );
         }
-        known = truth.known.clone();
+        let known_before = std::mem::replace(&mut known, truth.known.clone());
 
         let live: BTreeMap<Pair, Link> = truth
             .truth
@@ -124,12 +128,13 @@ async fn new_and_lost_links_and_velocity_match_every_epoch() {
 
         // Expected velocity of this epoch's day.
         let day = format_rfc3339_ms(now - now.rem_euclid(DAY));
+        let discovered = |l: &Link| !known_before.contains(&l.source_url);
         for l in new.iter().filter(|l| !l.is_internal()) {
             expected
                 .entry(l.target_domain().into())
                 .or_default()
                 .entry(day.clone())
-                .or_default()[0] += 1;
+                .or_default()[if discovered(l) { 4 } else { 0 }] += 1;
         }
         for l in lost.iter().filter(|l| !l.is_internal()) {
             expected
@@ -151,7 +156,22 @@ async fn new_and_lost_links_and_velocity_match_every_epoch() {
                 .or_default()
                 .entry(day.clone())
                 .or_default();
-            e[2] += a.difference(b).count() as u64;
+            for gained in a.difference(b) {
+                // How the domain's links to the target appeared: all on pages
+                // fetched before (new), all on first fetches, or both.
+                let how: BTreeSet<bool> = new
+                    .iter()
+                    .filter(|l| l.target_domain() == t.as_str())
+                    .filter(|l| l.source_domain() == gained.as_str())
+                    .map(|l| discovered(l))
+                    .collect();
+                let slot = match (how.contains(&false), how.contains(&true)) {
+                    (true, false) => 2,
+                    (false, true) => 5,
+                    _ => 6,
+                };
+                e[slot] += 1;
+            }
             e[3] += b.difference(a).count() as u64;
         }
 
@@ -201,26 +221,62 @@ async fn new_and_lost_links_and_velocity_match_every_epoch() {
         let v: Value = serde_json::from_str(&linkgraph_ok(args).await).unwrap();
         assert_eq!(v["target"], domain.as_str());
         assert_eq!(v["bucket"], "day");
-        let mut got: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+        let mut got: BTreeMap<String, [u64; 7]> = BTreeMap::new();
         for p in v["series"].as_array().unwrap() {
             let c = [
                 "new_links",
                 "lost_links",
                 "new_refdomains",
                 "lost_refdomains",
+                "discovered_links",
+                "discovered_refdomains",
             ]
             .map(|k| p[k].as_u64().unwrap());
-            if c != [0; 4] {
-                got.insert(p["start"].as_str().unwrap().to_owned(), c);
+            if c != [0; 6] {
+                let [a, b, c, d, e, f] = c;
+                got.insert(
+                    p["start"].as_str().unwrap().to_owned(),
+                    [a, b, c, d, e, f, 0],
+                );
             }
         }
-        let want: BTreeMap<String, [u64; 4]> = days
+        // An undecided domain counts as new or as discovered, never both.
+        for (day, want) in days.iter().filter(|(_, c)| **c != [0; 7]) {
+            let g = got
+                .get_mut(day)
+                .unwrap_or_else(|| panic!("{domain}: no events on {day}"));
+            assert!(
+                g[2] >= want[2]
+                    && g[5] >= want[5]
+                    && (g[2] - want[2]) + (g[5] - want[5]) == want[6],
+                "{domain} on {day}: new and discovered domains {g:?}, want {want:?}"
+            );
+            (g[2], g[5], g[6]) = (want[2], want[5], want[6]);
+        }
+        let want: BTreeMap<String, [u64; 7]> = days
             .iter()
-            .filter(|(_, c)| **c != [0; 4])
+            .filter(|(_, c)| **c != [0; 7])
             .map(|(d, c)| (d.clone(), *c))
             .collect();
         assert_eq!(got, want, "velocity of {domain}");
     }
+    // The first crawl only discovers; later recrawls find new links too.
+    let first = "2026-03-02T00:00:00.000Z";
+    let sum = |i: usize, first_day: bool| -> u64 {
+        expected
+            .values()
+            .flat_map(|d| d.iter())
+            .filter(|(day, _)| (day.as_str() == first) == first_day)
+            .map(|(_, c)| c[i])
+            .sum()
+    };
+    assert_eq!(
+        (sum(0, true), sum(2, true)),
+        (0, 0),
+        "nothing new on day one"
+    );
+    assert!(sum(4, true) > 0 && sum(5, true) > 0, "day one discovers");
+    assert!(sum(0, false) > 0, "recrawls find new links");
     // The first epoch's events fall on the day LINKGRAPH_NOW names.
     assert!(
         expected

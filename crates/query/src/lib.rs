@@ -181,13 +181,13 @@ impl Reader {
     }
 
     /// The link velocity of `domain` over `[from_ms, to_ms)` (unbounded
-    /// ends span its events).
+    /// ends span its events); see [`velocity::velocity`].
     pub async fn velocity(
         &self,
         domain: &str,
         bucket: Bucket,
-        from_ms: Option<i64>,
-        to_ms: Option<i64>,
+        (from_ms, to_ms): (Option<i64>, Option<i64>),
+        include_discovered: bool,
     ) -> Result<Velocity, QueryError> {
         if let (Some(f), Some(t)) = (from_ms, to_ms)
             && f >= t
@@ -199,7 +199,14 @@ impl Reader {
             .store
             .events(domain, from_ms.unwrap_or(0), to_ms.unwrap_or(i64::MAX))
             .await?;
-        Ok(velocity::velocity(domain, &events, bucket, from_ms, to_ms))
+        Ok(velocity::velocity(
+            domain,
+            &events,
+            bucket,
+            from_ms,
+            to_ms,
+            include_discovered,
+        ))
     }
 
     /// Writes every backlink of `target` to `out`, page by page, so memory
@@ -277,9 +284,12 @@ pub async fn velocity_report(
     domain: &str,
     bucket: Bucket,
     range: (Option<i64>, Option<i64>),
+    include_discovered: bool,
     format: Format,
 ) -> Result<(), QueryError> {
-    let v = reader.velocity(domain, bucket, range.0, range.1).await?;
+    let v = reader
+        .velocity(domain, bucket, range, include_discovered)
+        .await?;
     render::write_velocity(out, &v, format)?;
     out.flush()?;
     Ok(())
@@ -381,12 +391,18 @@ mod tests {
             assert_eq!(text.lines().count(), want, "{format:?}:\n{text}");
         }
         let v = r
-            .velocity("t.com", Bucket::Day, None, None)
+            .velocity("t.com", Bucket::Day, (None, None), false)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v.series.iter().map(|p| p.new_refdomains).sum::<u64>(), 2);
+        // Both referring domains were found on their pages' first fetch.
+        let sum = |f: fn(&velocity::Point) -> u64| v.series.iter().map(f).sum::<u64>();
+        assert_eq!(
+            (sum(|p| p.new_refdomains), sum(|p| p.discovered_refdomains)),
+            (0, 2)
+        );
         assert!(matches!(
-            r.velocity("t.com", Bucket::Day, Some(5), Some(5)).await,
+            r.velocity("t.com", Bucket::Day, (Some(5), Some(5)), false)
+                .await,
             Err(QueryError::BadRange)
         ));
     }

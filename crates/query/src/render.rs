@@ -290,6 +290,8 @@ struct PointJson {
     lost_links: u64,
     new_refdomains: u64,
     lost_refdomains: u64,
+    discovered_links: u64,
+    discovered_refdomains: u64,
 }
 
 #[derive(Serialize)]
@@ -304,6 +306,7 @@ struct SpikeJson {
 struct VelocityJson<'a> {
     target: &'a str,
     bucket: &'static str,
+    include_discovered: bool,
     series: Vec<PointJson>,
     spikes: Vec<SpikeJson>,
 }
@@ -314,6 +317,7 @@ pub fn velocity_json(v: &Velocity) -> serde_json::Value {
     let doc = VelocityJson {
         target: &v.target,
         bucket: v.bucket.as_str(),
+        include_discovered: v.include_discovered,
         series: v
             .series
             .iter()
@@ -323,6 +327,8 @@ pub fn velocity_json(v: &Velocity) -> serde_json::Value {
                 lost_links: p.lost_links,
                 new_refdomains: p.new_refdomains,
                 lost_refdomains: p.lost_refdomains,
+                discovered_links: p.discovered_links,
+                discovered_refdomains: p.discovered_refdomains,
             })
             .collect(),
         spikes: v
@@ -350,18 +356,21 @@ pub fn write_velocity(out: &mut impl Write, v: &Velocity, format: Format) -> io:
         Format::Csv => {
             writeln!(
                 out,
-                "start,new_links,lost_links,new_refdomains,lost_refdomains,spike"
+                "start,new_links,lost_links,new_refdomains,lost_refdomains,spike,\
+                 discovered_links,discovered_refdomains"
             )?;
             for p in &v.series {
                 writeln!(
                     out,
-                    "{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{}",
                     format_rfc3339_ms(p.start_ms),
                     p.new_links,
                     p.lost_links,
                     p.new_refdomains,
                     p.lost_refdomains,
-                    spike_at(p.start_ms).is_some()
+                    spike_at(p.start_ms).is_some(),
+                    p.discovered_links,
+                    p.discovered_refdomains
                 )?;
             }
             Ok(())
@@ -373,10 +382,19 @@ pub fn write_velocity(out: &mut impl Write, v: &Velocity, format: Format) -> io:
                 v.target,
                 v.bucket.as_str()
             )?;
+            if v.include_discovered {
+                writeln!(out, "(new includes discovered)")?;
+            }
             writeln!(
                 out,
-                "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}",
-                "START", "NEW LINKS", "LOST LINKS", "NEW REFDOMAINS", "LOST REFDOMAINS"
+                "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}  {:>16}  {:>21}",
+                "START",
+                "NEW LINKS",
+                "LOST LINKS",
+                "NEW REFDOMAINS",
+                "LOST REFDOMAINS",
+                "DISCOVERED LINKS",
+                "DISCOVERED REFDOMAINS"
             )?;
             for p in &v.series {
                 let mark = match spike_at(p.start_ms) {
@@ -389,12 +407,14 @@ pub fn write_velocity(out: &mut impl Write, v: &Velocity, format: Format) -> io:
                 let day = format_rfc3339_ms(p.start_ms);
                 writeln!(
                     out,
-                    "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}{mark}",
+                    "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}  {:>16}  {:>21}{mark}",
                     day.get(..10).unwrap_or(&day),
                     p.new_links,
                     p.lost_links,
                     p.new_refdomains,
-                    p.lost_refdomains
+                    p.lost_refdomains,
+                    p.discovered_links,
+                    p.discovered_refdomains
                 )?;
             }
             Ok(())

@@ -68,6 +68,10 @@ pub struct Point {
     pub new_refdomains: u64,
     /// Domains that lost their last live link.
     pub lost_refdomains: u64,
+    /// External links found on the first fetch of their page (of unknown age).
+    pub discovered_links: u64,
+    /// Domains whose first live link was a discovered one.
+    pub discovered_refdomains: u64,
 }
 
 /// A bucket whose new referring domains stand far above the baseline.
@@ -94,16 +98,21 @@ pub struct Velocity {
     pub series: Vec<Point>,
     /// The spikes, in time order.
     pub spikes: Vec<Spike>,
+    /// `new_links` and `new_refdomains` include the discovered ones.
+    pub include_discovered: bool,
 }
 
 /// Buckets `events` of `target` over `[from, to)`; without bounds, the range
-/// spans the events.
+/// spans the events. Discovered links and referring domains (found on a
+/// page's first fetch) are counted apart, and added to the new ones only with
+/// `include_discovered`; spikes come from new referring domains only.
 pub fn velocity(
     target: &str,
     events: &[LinkEvent],
     bucket: Bucket,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
+    include_discovered: bool,
 ) -> Velocity {
     let first = from_ms.or_else(|| events.iter().map(|e| e.at_ms).min());
     let last = to_ms.or_else(|| events.iter().map(|e| e.at_ms).max().map(|m| m + 1));
@@ -131,17 +140,26 @@ pub fn velocity(
         match e.kind {
             EventKind::NewLink if external => p.new_links += 1,
             EventKind::LostLink if external => p.lost_links += 1,
+            EventKind::DiscoveredLink if external => p.discovered_links += 1,
             EventKind::NewRefdomain => p.new_refdomains += 1,
             EventKind::LostRefdomain => p.lost_refdomains += 1,
+            EventKind::DiscoveredRefdomain => p.discovered_refdomains += 1,
             _ => {}
         }
     }
     let spikes = spikes(&series);
+    if include_discovered {
+        for p in &mut series {
+            p.new_links += p.discovered_links;
+            p.new_refdomains += p.discovered_refdomains;
+        }
+    }
     Velocity {
         target: target.to_owned(),
         bucket,
         series,
         spikes,
+        include_discovered,
     }
 }
 
@@ -240,7 +258,7 @@ mod tests {
             ev("2026-03-04T09:00:00Z", EventKind::LostLink, "http://a.com/"),
             ev("2026-03-04T09:00:00Z", EventKind::LostRefdomain, "a.com"),
         ];
-        let v = velocity("t.com", &events, Bucket::Day, None, None);
+        let v = velocity("t.com", &events, Bucket::Day, None, None, false);
         let rows: Vec<(u64, u64, u64, u64)> = v
             .series
             .iter()
@@ -263,6 +281,7 @@ mod tests {
             Bucket::Day,
             parse_time("2026-03-03"),
             parse_time("2026-03-05"),
+            false,
         );
         assert_eq!(bounded.series.len(), 2);
         assert_eq!(bounded.series[1].lost_links, 1);
@@ -281,7 +300,7 @@ mod tests {
                 ));
             }
         }
-        let v = velocity("t.com", &events, Bucket::Day, None, None);
+        let v = velocity("t.com", &events, Bucket::Day, None, None, false);
         assert_eq!(v.spikes.len(), 1, "{:?}", v.spikes);
         assert_eq!(v.spikes[0].start_ms, parse_time("2026-03-15").unwrap_or(0));
         assert_eq!(v.spikes[0].new_refdomains, 25);
@@ -301,14 +320,60 @@ mod tests {
             })
             .collect();
         assert!(
-            velocity("t.com", &events, Bucket::Day, None, None)
+            velocity("t.com", &events, Bucket::Day, None, None, false)
                 .spikes
                 .is_empty()
         );
         assert!(
-            velocity("t.com", &[], Bucket::Week, None, None)
+            velocity("t.com", &[], Bucket::Week, None, None, false)
                 .series
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_first_crawl_is_discovery_not_a_spike() {
+        // Day 1 discovers 30 referring domains; days 2..=10 gain one each.
+        let mut events = Vec::new();
+        for i in 0..30 {
+            let d = format!("d{i}.com");
+            events.push(ev(
+                "2026-03-01T10:00:00Z",
+                EventKind::DiscoveredRefdomain,
+                &d,
+            ));
+            events.push(ev(
+                "2026-03-01T10:00:00Z",
+                EventKind::DiscoveredLink,
+                &format!("http://{d}/"),
+            ));
+        }
+        for day in 2..=10 {
+            let d = format!("n{day}.com");
+            events.push(ev(
+                &format!("2026-03-{day:02}T10:00:00Z"),
+                EventKind::NewRefdomain,
+                &d,
+            ));
+        }
+        let v = velocity("t.com", &events, Bucket::Day, None, None, false);
+        assert!(v.spikes.is_empty(), "{:?}", v.spikes);
+        assert_eq!(
+            (
+                v.series[0].new_refdomains,
+                v.series[0].discovered_refdomains
+            ),
+            (0, 30)
+        );
+        assert_eq!(v.series[0].discovered_links, 30);
+        // The old behaviour on request: discovered counted as new, still no spike.
+        let all = velocity("t.com", &events, Bucket::Day, None, None, true);
+        assert_eq!(all.series[0].new_refdomains, 30);
+        assert_eq!(all.series[0].new_links, 30);
+        assert!(all.spikes.is_empty());
+        assert_eq!(
+            crate::render::velocity_json(&all)["include_discovered"],
+            true
         );
     }
 }

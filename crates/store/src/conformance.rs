@@ -79,6 +79,55 @@ pub async fn run_all(s: &dyn LinkStore) {
     lost_links_and_their_return(s).await;
     gone_pages_lose_everything_and_failures_lose_nothing(s).await;
     stale_observations_never_roll_back(s).await;
+    discovered_is_not_new(s).await;
+}
+
+/// Links of a page's first definite observation are discovered; links that
+/// appear on a page fetched before are new, a temporary failure in between
+/// notwithstanding.
+async fn discovered_is_not_new(s: &dyn LinkStore) {
+    let failed = |url: &str, t: i64| PageWrite {
+        status: 503,
+        outcome: linkgraph_proto::FetchOutcome::HttpError as i32,
+        update: LinkSetUpdate::Keep,
+        ..page(url, t, &[])
+    };
+    // First fetch fails, second succeeds: the links are discovered.
+    s.write_page(failed("http://dn1.com/", 1_000))
+        .await
+        .unwrap();
+    s.write_page(page("http://dn1.com/", 2_000, &["http://dnt.com/a"]))
+        .await
+        .unwrap();
+    // Fetched, then a failure, then a new link: new.
+    s.write_page(page("http://dn2.com/", 1_000, &["http://dnt.com/b"]))
+        .await
+        .unwrap();
+    s.write_page(failed("http://dn2.com/", 2_000))
+        .await
+        .unwrap();
+    s.write_page(page(
+        "http://dn2.com/",
+        3_000,
+        &["http://dnt.com/b", "http://dnt.com/c"],
+    ))
+    .await
+    .unwrap();
+    let ev = s.events("dnt.com", 0, 10_000).await.unwrap();
+    let got: Vec<(i64, &str, String)> = ev
+        .iter()
+        .map(|e| (e.at_ms, e.kind.as_str(), e.link.target_url.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1_000, "discovered_link", "http://dnt.com/b".to_owned()),
+            (1_000, "discovered_refdomain", String::new()),
+            (2_000, "discovered_link", "http://dnt.com/a".to_owned()),
+            (2_000, "discovered_refdomain", String::new()),
+            (3_000, "new_link", "http://dnt.com/c".to_owned()),
+        ]
+    );
 }
 
 fn kinds(events: &[crate::LinkEvent]) -> Vec<(i64, &'static str, String)> {
@@ -161,11 +210,12 @@ async fn lost_links_and_their_return(s: &dyn LinkStore) {
     assert_eq!(
         kinds(&ev),
         vec![
-            (1_000, "new_link", src.to_owned()),
-            (1_000, "new_link", src.to_owned()),
-            (1_000, "new_link", "http://l2.com/".to_owned()),
-            (1_000, "new_refdomain", "l1.com".to_owned()),
-            (1_000, "new_refdomain", "l2.com".to_owned()),
+            // A page's first fetch discovers its links; they are not new.
+            (1_000, "discovered_link", src.to_owned()),
+            (1_000, "discovered_link", src.to_owned()),
+            (1_000, "discovered_link", "http://l2.com/".to_owned()),
+            (1_000, "discovered_refdomain", "l1.com".to_owned()),
+            (1_000, "discovered_refdomain", "l2.com".to_owned()),
             (2_000, "lost_link", src.to_owned()),
             (3_000, "lost_link", src.to_owned()),
             (3_000, "lost_refdomain", "l1.com".to_owned()),
@@ -180,7 +230,13 @@ async fn lost_links_and_their_return(s: &dyn LinkStore) {
     );
     assert_eq!(
         ev.iter().filter(|e| e.kind == EventKind::NewLink).count(),
-        4
+        1
+    );
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e.kind == EventKind::DiscoveredLink)
+            .count(),
+        3
     );
 }
 

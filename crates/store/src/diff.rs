@@ -10,6 +10,9 @@
 //! * A 304 (**unchanged**) sees every current outlink again.
 //! * Otherwise the new set **replaces** the old: links not in the old set
 //!   are new (or came back), links of the old set not in the new are lost.
+//!   On the first definite observation of a page ([`Prior::known`] false)
+//!   its links are of unknown age: they are *discovered*, not new, and so is
+//!   a referring domain they bring.
 //!   Each external target domain's live and follow link counts of this page
 //!   before and after are reported; a referring domain appears or goes when
 //!   the counts over all its pages cross zero ([`refdomain_event`]).
@@ -75,6 +78,10 @@ pub struct Prior {
     pub fetched_at_ms: Option<i64>,
     /// Content hash of the stored observation.
     pub content_hash: u64,
+    /// The page's outlink set was observed before: it has live outlinks, or
+    /// its last fetch was definite (a 200, a redirect, a 404 or 410, a 304).
+    /// False for a new page and for one whose fetches failed temporarily.
+    pub known: bool,
     /// The current (live) outlink set.
     pub outlinks: Vec<Outlink>,
 }
@@ -107,7 +114,7 @@ impl<'a> Attrs<'a> {
 /// A link event the observation makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event<'a> {
-    /// `NewLink` or `LostLink`.
+    /// `NewLink`, `DiscoveredLink` or `LostLink`.
     pub kind: EventKind,
     /// The registrable domain of the target.
     pub target_domain: &'a str,
@@ -175,8 +182,12 @@ pub struct Change<'a> {
     pub lost: Vec<&'a Outlink>,
     /// Per external target domain of the old or new set, ordered by domain.
     pub refdomains: Vec<PageRefdomain>,
-    /// New-link events (observation order), then lost-link events.
+    /// New- or discovered-link events (observation order), then lost-link
+    /// events.
     pub events: Vec<Event<'a>>,
+    /// The page's links were discovered (its first definite observation):
+    /// a referring domain they make live is discovered too.
+    pub discovered: bool,
     /// What the write changes (`referring_domains` is left to the backend).
     pub stats: WriteStats,
 }
@@ -228,7 +239,15 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
     let source = page.url.as_str();
     let old: HashSet<&str> = prior.outlinks.iter().map(|o| o.target.as_str()).collect();
     let new: HashSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
-    let mut c = Change::default();
+    let mut c = Change {
+        discovered: !prior.known,
+        ..Change::default()
+    };
+    let appeared_kind = if prior.known {
+        EventKind::NewLink
+    } else {
+        EventKind::DiscoveredLink
+    };
     let mut counts: BTreeMap<&str, (Counts, Counts)> = BTreeMap::new();
     for link in &page.links {
         let appeared = !old.contains(link.target_url.as_str());
@@ -237,7 +256,7 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
         if appeared {
             c.stats.new_edges += 1;
             c.events.push(Event {
-                kind: EventKind::NewLink,
+                kind: appeared_kind,
                 target_domain,
                 source,
                 target: &link.target_url,
@@ -286,11 +305,18 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
     c
 }
 
+/// Whether a stored observation (fetch outcome and HTTP status) told the
+/// page's outlink set: it makes the page [`Prior::known`].
+pub fn is_definite(outcome: i32, status: u32) -> bool {
+    linkgraph_proto::FetchOutcome::try_from(outcome).is_ok_and(|o| o.is_definite(status))
+}
+
 /// The referring-domain event of a change in a domain's liveness: whether
-/// any page of the source domain linked the target domain before, and
-/// whether any does now.
-pub fn refdomain_event(live_before: bool, live_after: bool) -> Option<EventKind> {
+/// any page of the source domain linked the target domain before, whether
+/// any does now, and whether the page that changed it was discovered.
+pub fn refdomain_event(live_before: bool, live_after: bool, discovered: bool) -> Option<EventKind> {
     match (live_before, live_after) {
+        (false, true) if discovered => Some(EventKind::DiscoveredRefdomain),
         (false, true) => Some(EventKind::NewRefdomain),
         (true, false) => Some(EventKind::LostRefdomain),
         _ => None,
@@ -319,6 +345,7 @@ mod tests {
         Prior {
             fetched_at_ms: Some(p.fetched_at_ms),
             content_hash: p.content_hash,
+            known: true,
             outlinks: p.links.iter().map(Outlink::of).collect(),
         }
     }
@@ -348,7 +375,9 @@ mod tests {
         assert!(c.upserts.iter().all(|u| u.appeared));
         assert!(c.lost.is_empty());
         assert_eq!(c.events.len(), 3);
-        assert!(c.events.iter().all(|e| e.kind == EventKind::NewLink));
+        // A page's first observation discovers its links: they are not new.
+        assert!(c.discovered);
+        assert!(c.events.iter().all(|e| e.kind == EventKind::DiscoveredLink));
         assert_eq!(
             c.refdomains,
             vec![PageRefdomain {
@@ -364,6 +393,30 @@ mod tests {
         // A first observation is not a change of the page.
         assert!(!c.stats.changed);
         assert_eq!((c.stats.edges, c.stats.new_edges), (3, 3));
+    }
+
+    #[test]
+    fn links_added_to_a_known_page_are_new() {
+        let first = page(SRC, 10, vec![link(SRC, "http://b.com/1", Rel::follow())]);
+        let prior = prior_of(&first);
+        let second = page(
+            SRC,
+            20,
+            vec![
+                link(SRC, "http://b.com/1", Rel::follow()),
+                link(SRC, "http://c.com/1", Rel::follow()),
+            ],
+        );
+        let c = change(&second, &prior);
+        assert!(!c.discovered);
+        let kinds: Vec<_> = c.events.iter().map(|e| (e.kind, e.target)).collect();
+        assert_eq!(kinds, [(EventKind::NewLink, "http://c.com/1")]);
+        // A page whose fetches all failed is not known: its links are discovered.
+        let unknown = Prior {
+            fetched_at_ms: Some(10),
+            ..Prior::default()
+        };
+        assert!(change(&second, &unknown).discovered);
     }
 
     #[test]
@@ -440,10 +493,22 @@ mod tests {
 
     #[test]
     fn refdomain_events_fire_on_crossing_zero() {
-        assert_eq!(refdomain_event(false, true), Some(EventKind::NewRefdomain));
-        assert_eq!(refdomain_event(true, false), Some(EventKind::LostRefdomain));
-        assert_eq!(refdomain_event(true, true), None);
-        assert_eq!(refdomain_event(false, false), None);
+        assert_eq!(
+            refdomain_event(false, true, false),
+            Some(EventKind::NewRefdomain)
+        );
+        assert_eq!(
+            refdomain_event(false, true, true),
+            Some(EventKind::DiscoveredRefdomain)
+        );
+        for discovered in [false, true] {
+            assert_eq!(
+                refdomain_event(true, false, discovered),
+                Some(EventKind::LostRefdomain)
+            );
+            assert_eq!(refdomain_event(true, true, discovered), None);
+            assert_eq!(refdomain_event(false, false, discovered), None);
+        }
     }
 
     /// Targets on a few domains, one of them the page's own.
@@ -493,7 +558,7 @@ mod tests {
                 }
                 for e in &c.events {
                     match e.kind {
-                        EventKind::NewLink => new_events += 1,
+                        EventKind::NewLink | EventKind::DiscoveredLink => new_events += 1,
                         EventKind::LostLink => lost_events += 1,
                         _ => prop_assert!(false, "no refdomain events from a page diff"),
                     }
@@ -506,9 +571,12 @@ mod tests {
                 for o in &c.lost {
                     prop_assert!(!p.links.iter().any(|l| l.target_url == o.target));
                 }
+                // Only the first observation discovers.
+                prop_assert_eq!(c.discovered, i == 0);
                 prior = Prior {
                     fetched_at_ms: Some(p.fetched_at_ms),
                     content_hash: p.content_hash,
+                    known: true,
                     outlinks: p.links.iter().map(Outlink::of).collect(),
                 };
                 // The model's counts equal a recount of the current set.

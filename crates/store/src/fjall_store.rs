@@ -177,6 +177,9 @@ impl FjallStore {
         let mut prior = Prior {
             fetched_at_ms: prev.as_ref().map(|p| p.fetched_at_ms),
             content_hash: prev.as_ref().map_or(0, |p| p.content_hash),
+            known: prev
+                .as_ref()
+                .is_some_and(|p| diff::is_definite(p.outcome, p.status)),
             outlinks: Vec::new(),
         };
         let mut rows = BTreeMap::new();
@@ -205,6 +208,7 @@ impl FjallStore {
                 None => stray.push(target),
             }
         }
+        prior.known |= !prior.outlinks.is_empty();
         Ok(Before {
             page: prev,
             prior,
@@ -376,7 +380,7 @@ impl FjallStore {
                 row.first_seen_ms = row.first_seen_ms.min(t);
                 row.last_seen_ms = row.last_seen_ms.max(t);
             }
-            if let Some(kind) = diff::refdomain_event(was_live, row.links > 0) {
+            if let Some(kind) = diff::refdomain_event(was_live, row.links > 0, change.discovered) {
                 row.lost_at_ms = if kind == EventKind::LostRefdomain {
                     t
                 } else {

@@ -179,7 +179,7 @@ impl Status {
 /// What happened to the link graph of a target domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventKind {
-    /// A link appeared (or came back).
+    /// A link appeared on a page already fetched without it (or came back).
     NewLink = 1,
     /// A live link disappeared from its page, or its page is gone.
     LostLink = 2,
@@ -187,15 +187,23 @@ pub enum EventKind {
     NewRefdomain = 3,
     /// A domain lost its last live link to the target domain.
     LostRefdomain = 4,
+    /// A link found on the first successful fetch of its page: of unknown
+    /// age, so discovered rather than new.
+    DiscoveredLink = 5,
+    /// A domain's first live link to the target domain was a discovered one.
+    DiscoveredRefdomain = 6,
 }
 
 impl EventKind {
-    fn from_code(c: u8) -> Option<EventKind> {
+    /// The kind stored as code `c`.
+    pub fn from_code(c: u8) -> Option<EventKind> {
         [
             EventKind::NewLink,
             EventKind::LostLink,
             EventKind::NewRefdomain,
             EventKind::LostRefdomain,
+            EventKind::DiscoveredLink,
+            EventKind::DiscoveredRefdomain,
         ]
         .into_iter()
         .find(|k| *k as u8 == c)
@@ -207,6 +215,8 @@ impl EventKind {
             EventKind::LostLink => "lost_link",
             EventKind::NewRefdomain => "new_refdomain",
             EventKind::LostRefdomain => "lost_refdomain",
+            EventKind::DiscoveredLink => "discovered_link",
+            EventKind::DiscoveredRefdomain => "discovered_refdomain",
         }
     }
 }

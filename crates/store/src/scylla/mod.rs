@@ -404,6 +404,8 @@ impl ScyllaStore {
         type Row = (
             Option<i64>,
             Option<i64>,
+            Option<i32>,
+            Option<i32>,
             Option<String>,
             Option<i32>,
             Option<String>,
@@ -414,8 +416,12 @@ impl ScyllaStore {
             .rows(Stmt::ReadPage, vec![CqlValue::Text(url.to_owned())])
             .await?;
         let mut prior = Prior::default();
-        for (fetched_at, hash, target, rel, anchor, placement, kind) in rows {
+        for (fetched_at, hash, status, outcome, target, rel, anchor, placement, kind) in rows {
             prior.fetched_at_ms = prior.fetched_at_ms.or(fetched_at);
+            if let (Some(status), Some(outcome)) = (status, outcome) {
+                let status = u32::try_from(status).unwrap_or(0);
+                prior.known |= crate::diff::is_definite(outcome, status);
+            }
             if let Some(h) = hash {
                 prior.content_hash = u64::from_ne_bytes(h.to_ne_bytes());
             }
@@ -429,6 +435,7 @@ impl ScyllaStore {
                 });
             }
         }
+        prior.known |= !prior.outlinks.is_empty();
         Ok(prior)
     }
 

@@ -201,8 +201,8 @@ impl Stmt {
             Stmt::EventDay => "INSERT INTO event_days (target_domain, day) VALUES (?, ?)",
             Stmt::Domain => "INSERT INTO domains (domain) VALUES (?)",
             Stmt::ReadPage => {
-                "SELECT fetched_at, content_hash, target_url, rel, anchor, placement, kind \
-                 FROM pages WHERE url = ?"
+                "SELECT fetched_at, content_hash, status, outcome, target_url, rel, anchor, \
+                 placement, kind FROM pages WHERE url = ?"
             }
             Stmt::ReadRefLive => {
                 "SELECT source_url FROM refdomain_live \
@@ -275,6 +275,8 @@ pub struct Transition {
     pub source_domain: String,
     /// True when the page's links to the domain appeared, false when lost.
     pub appeared: bool,
+    /// The page's links were discovered (its first definite observation).
+    pub discovered: bool,
 }
 
 /// The statements of one observation, in two phases: `graph` (edges,
@@ -620,6 +622,7 @@ fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
                 target_domain: td.to_owned(),
                 source_domain: sd.to_owned(),
                 appeared,
+                discovered: c.discovered,
             });
         }
     }
@@ -636,7 +639,11 @@ pub fn transition_events(
     t: i64,
     buckets: u32,
 ) -> Option<[Write; 2]> {
-    let kind = refdomain_event(others_live || !tr.appeared, others_live || tr.appeared)?;
+    let kind = refdomain_event(
+        others_live || !tr.appeared,
+        others_live || tr.appeared,
+        tr.discovered,
+    )?;
     Some(event(
         &tr.target_domain,
         t,

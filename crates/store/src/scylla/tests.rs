@@ -209,6 +209,7 @@ fn prior_after(p: &PageWrite) -> Prior {
     Prior {
         fetched_at_ms: Some(p.fetched_at_ms),
         content_hash: p.content_hash,
+        known: true,
         outlinks: p
             .links
             .iter()
@@ -265,8 +266,14 @@ fn a_new_page_writes_edges_events_and_refdomain_rows() {
         vec![plan::Transition {
             target_domain: "t.com".into(),
             source_domain: "src.com".into(),
-            appeared: true
+            appeared: true,
+            discovered: true,
         }]
+    );
+    let ev = plan::transition_events(&plan.transitions[0], false, 1_000, B).unwrap();
+    assert_eq!(
+        ev[0].values[4],
+        CqlValue::Int(EventKind::DiscoveredRefdomain as i32)
     );
     // The page partition: 3 outlinks and the state, none in the graph phase.
     assert_eq!(count(&plan.page, Stmt::OutlinkPut), 3);
@@ -373,7 +380,8 @@ fn a_lost_link_and_a_lost_domain() {
         vec![plan::Transition {
             target_domain: "x.com".into(),
             source_domain: "l1.com".into(),
-            appeared: false
+            appeared: false,
+            discovered: false,
         }]
     );
     let ev = plan::transition_events(&plan.transitions[0], false, 2_000, B).unwrap();
