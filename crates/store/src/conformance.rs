@@ -80,6 +80,64 @@ pub async fn run_all(s: &dyn LinkStore) {
     gone_pages_lose_everything_and_failures_lose_nothing(s).await;
     stale_observations_never_roll_back(s).await;
     discovered_is_not_new(s).await;
+    a_domain_that_moves_its_link_stays(s).await;
+}
+
+/// Refdomain events of `target`, as (time, kind, referring domain).
+async fn refdomain_events(s: &dyn LinkStore, target: &str) -> Vec<(i64, &'static str, String)> {
+    s.events(target, 0, i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.link.target_url.is_empty())
+        .map(|e| (e.at_ms, e.kind.as_str(), e.link.source_url))
+        .collect()
+}
+
+/// A domain whose link to a target moves from one page to another in one
+/// recrawl is neither lost nor new, whichever page is processed first; a
+/// page fetched after the loss without the link, then with it, is a real
+/// return.
+async fn a_domain_that_moves_its_link_stays(s: &dyn LinkStore) {
+    for (n, p1_first) in [(1, true), (2, false)] {
+        let (t, x) = (format!("mv{n}t.com"), format!("mv{n}x.com"));
+        let (p1, p2) = (format!("http://{x}/1"), format!("http://{x}/2"));
+        let target = format!("http://{t}/");
+        s.write_page(page(&p1, 1_000, &[&target])).await.unwrap();
+        s.write_page(page(&p2, 1_000, &[])).await.unwrap();
+        // The recrawl: the link moves from p1 to p2.
+        let (drop, gain) = (page(&p1, 2_000, &[]), page(&p2, 2_100, &[&target]));
+        if p1_first {
+            s.write_page(drop).await.unwrap();
+            s.write_page(gain).await.unwrap();
+        } else {
+            s.write_page(gain).await.unwrap();
+            s.write_page(drop).await.unwrap();
+        }
+        assert_eq!(
+            refdomain_events(s, &t).await,
+            vec![(1_000, "discovered_refdomain", x.clone())],
+            "p1 first: {p1_first}"
+        );
+        let rd = s.refdomains(&t, Status::Live).await.unwrap();
+        assert_eq!(rd.len(), 1, "{rd:?}");
+        assert_eq!((rd[0].links, rd[0].lost_at_ms), (1, None));
+    }
+    // A real loss and a real return: p2 was seen without the link after the loss.
+    let (t, x) = ("mv3t.com", "mv3x.com");
+    let (p1, p2, target) = ("http://mv3x.com/1", "http://mv3x.com/2", "http://mv3t.com/");
+    s.write_page(page(p1, 1_000, &[target])).await.unwrap();
+    s.write_page(page(p1, 2_000, &[])).await.unwrap();
+    s.write_page(page(p2, 2_500, &[])).await.unwrap();
+    s.write_page(page(p2, 3_000, &[target])).await.unwrap();
+    assert_eq!(
+        refdomain_events(s, t).await,
+        vec![
+            (1_000, "discovered_refdomain", x.to_owned()),
+            (2_000, "lost_refdomain", x.to_owned()),
+            (3_000, "new_refdomain", x.to_owned()),
+        ]
+    );
 }
 
 /// Links of a page's first definite observation are discovered; links that

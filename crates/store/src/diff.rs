@@ -16,6 +16,11 @@
 //!   Each external target domain's live and follow link counts of this page
 //!   before and after are reported; a referring domain appears or goes when
 //!   the counts over all its pages cross zero ([`refdomain_event`]).
+//! * A referring domain that went (its last linking page dropped the link)
+//!   and comes back through a page last fetched before it went never went:
+//!   that page may have linked all along, so the loss is retracted and no
+//!   new domain is recorded ([`refdomain_change`]). The processing order of
+//!   one recrawl's pages decides nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -188,6 +193,8 @@ pub struct Change<'a> {
     /// The page's links were discovered (its first definite observation):
     /// a referring domain they make live is discovered too.
     pub discovered: bool,
+    /// When the page was fetched before (`None`: never).
+    pub fetched_before: Option<i64>,
     /// What the write changes (`referring_domains` is left to the backend).
     pub stats: WriteStats,
 }
@@ -241,6 +248,7 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
     let new: HashSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
     let mut c = Change {
         discovered: !prior.known,
+        fetched_before: prior.fetched_at_ms,
         ..Change::default()
     };
     let appeared_kind = if prior.known {
@@ -309,6 +317,44 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
 /// page's outlink set: it makes the page [`Prior::known`].
 pub fn is_definite(outcome: i32, status: u32) -> bool {
     linkgraph_proto::FetchOutcome::try_from(outcome).is_ok_and(|o| o.is_definite(status))
+}
+
+/// What a change in a referring domain's liveness records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefdomainChange {
+    /// Nothing: the domain stays live, or stays lost.
+    None,
+    /// This event.
+    Event(EventKind),
+    /// The domain's loss, recorded at this time, was not one: delete that
+    /// event, and record no new domain.
+    Retract {
+        /// When the loss was recorded (ms).
+        lost_at_ms: i64,
+    },
+}
+
+/// What a referring domain's change records: [`refdomain_event`], except
+/// that a domain lost at `lost_at_ms` that comes back through a page fetched
+/// before that (`fetched_before`, `None` for a first fetch) retracts the loss.
+pub fn refdomain_change(
+    live_before: bool,
+    live_after: bool,
+    discovered: bool,
+    lost_at_ms: Option<i64>,
+    fetched_before: Option<i64>,
+) -> RefdomainChange {
+    match refdomain_event(live_before, live_after, discovered) {
+        Some(EventKind::NewRefdomain | EventKind::DiscoveredRefdomain)
+            if lost_at_ms.is_some_and(|lost| fetched_before.is_none_or(|f| f < lost)) =>
+        {
+            RefdomainChange::Retract {
+                lost_at_ms: lost_at_ms.unwrap_or_default(),
+            }
+        }
+        Some(kind) => RefdomainChange::Event(kind),
+        None => RefdomainChange::None,
+    }
 }
 
 /// The referring-domain event of a change in a domain's liveness: whether
@@ -509,6 +555,37 @@ mod tests {
             assert_eq!(refdomain_event(true, true, discovered), None);
             assert_eq!(refdomain_event(false, false, discovered), None);
         }
+    }
+
+    #[test]
+    fn a_domain_that_comes_back_through_an_older_page_never_went() {
+        use RefdomainChange::{Event, Retract};
+        // Lost at 100; a page last fetched at 50 (or never) brings it back.
+        assert_eq!(
+            refdomain_change(false, true, false, Some(100), Some(50)),
+            Retract { lost_at_ms: 100 }
+        );
+        assert_eq!(
+            refdomain_change(false, true, true, Some(100), None),
+            Retract { lost_at_ms: 100 }
+        );
+        // A page fetched after the loss, without the link, then with it: new.
+        assert_eq!(
+            refdomain_change(false, true, false, Some(100), Some(150)),
+            Event(EventKind::NewRefdomain)
+        );
+        assert_eq!(
+            refdomain_change(false, true, false, None, Some(50)),
+            Event(EventKind::NewRefdomain)
+        );
+        assert_eq!(
+            refdomain_change(true, false, false, None, Some(50)),
+            Event(EventKind::LostRefdomain)
+        );
+        assert_eq!(
+            refdomain_change(true, true, false, None, Some(50)),
+            RefdomainChange::None
+        );
     }
 
     /// Targets on a few domains, one of them the page's own.

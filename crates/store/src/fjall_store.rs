@@ -38,7 +38,7 @@ use linkgraph_proto::{StoredBacklink, StoredEvent, StoredPage, StoredRefdomain};
 use prost::Message;
 use std::collections::{BTreeMap, HashSet};
 
-use crate::diff::{self, Attrs, Diff, Outlink, Prior};
+use crate::diff::{self, Attrs, Diff, Outlink, Prior, RefdomainChange};
 use crate::{
     Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, PageWrite, RefDomain,
     Status, StoreError, Target, WriteStats,
@@ -380,13 +380,30 @@ impl FjallStore {
                 row.first_seen_ms = row.first_seen_ms.min(t);
                 row.last_seen_ms = row.last_seen_ms.max(t);
             }
-            if let Some(kind) = diff::refdomain_event(was_live, row.links > 0, change.discovered) {
-                row.lost_at_ms = if kind == EventKind::LostRefdomain {
-                    t
-                } else {
-                    0
-                };
-                events.push(event(&r.target_domain, t, kind, source_domain, "", blank));
+            let lost_at = (!was_live && row.lost_at_ms > 0).then_some(row.lost_at_ms);
+            match diff::refdomain_change(
+                was_live,
+                row.links > 0,
+                change.discovered,
+                lost_at,
+                change.fetched_before,
+            ) {
+                RefdomainChange::Event(kind) => {
+                    row.lost_at_ms = if kind == EventKind::LostRefdomain {
+                        t
+                    } else {
+                        0
+                    };
+                    events.push(event(&r.target_domain, t, kind, source_domain, "", blank));
+                }
+                RefdomainChange::Retract { lost_at_ms } => {
+                    row.lost_at_ms = 0;
+                    let kind = EventKind::LostRefdomain;
+                    let (gone, _) =
+                        event(&r.target_domain, lost_at_ms, kind, source_domain, "", blank);
+                    batch.remove(&i.events, gone);
+                }
+                RefdomainChange::None => {}
             }
             batch.insert(&i.refdomains, key, row.encode_to_vec());
         }

@@ -243,6 +243,7 @@ macro_rules! tuple_row {
     };
 }
 tuple_row!(A);
+tuple_row!(A, B);
 tuple_row!(A, B, C, D, E, F);
 tuple_row!(A, B, C, D, E, F, G);
 tuple_row!(A, B, C, D, E, F, G, H);
@@ -455,22 +456,53 @@ impl ScyllaStore {
         Ok(rows.iter().any(|(u,)| u != page))
     }
 
+    /// What a transition needs to know: whether other pages of the source
+    /// domain link the target now, and, for a domain that comes back with
+    /// none, when it was lost (the latest loss of its pages' rows).
+    async fn decide(
+        &self,
+        tr: &plan::Transition,
+        page: &str,
+    ) -> Result<(bool, Option<i64>), StoreError> {
+        let others = self.others_live(tr, page).await?;
+        if others || !tr.appeared {
+            return Ok((others, None));
+        }
+        let rows: Vec<(Option<i32>, Option<i64>)> = self
+            .rows(
+                Stmt::ReadRefPagesLost,
+                vec![
+                    CqlValue::Text(tr.target_domain.clone()),
+                    CqlValue::Int(plan::bucket(&tr.source_domain, self.buckets)),
+                    CqlValue::Text(tr.source_domain.clone()),
+                ],
+            )
+            .await?;
+        let lost_at = rows
+            .iter()
+            .filter_map(|(_, lost)| *lost)
+            .filter(|l| *l > 0)
+            .max();
+        Ok((false, lost_at))
+    }
+
     async fn write_inner(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
         let prior = self.read_prior(&page.url).await?;
         let mut p = plan::plan(page, &prior, self.buckets);
         // Few per page (one per target domain gained or lost); the
         // store-wide semaphore bounds them with everything else.
         let decided = futures_util::future::try_join_all(
-            p.transitions
-                .iter()
-                .map(|tr| self.others_live(tr, &page.url)),
+            p.transitions.iter().map(|tr| self.decide(tr, &page.url)),
         )
         .await?;
-        for (tr, others) in p.transitions.iter().zip(decided) {
-            if let Some(ev) = plan::transition_events(tr, others, page.fetched_at_ms, self.buckets)
-            {
-                p.graph.extend(ev);
-            }
+        for (tr, (others, lost_at)) in p.transitions.iter().zip(decided) {
+            p.graph.extend(plan::transition_events(
+                tr,
+                others,
+                lost_at,
+                page.fetched_at_ms,
+                self.buckets,
+            ));
         }
         // The page's partition goes last: see `plan::Plan`.
         self.run_all(p.graph).await?;

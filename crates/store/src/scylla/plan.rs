@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use linkgraph_core::{Placement, fnv1a64, registrable_domain, url_host};
 use scylla::value::CqlValue;
 
-use crate::diff::{Attrs, Change, Diff, Event as DiffEvent, diff, refdomain_event};
+use crate::diff::{
+    Attrs, Change, Diff, Event as DiffEvent, RefdomainChange, diff, refdomain_change,
+};
 pub use crate::diff::{Outlink, Prior};
 use crate::{EventKind, PageWrite, WriteStats};
 
@@ -80,6 +82,8 @@ pub enum Stmt {
     RefLiveDelete,
     /// A link or refdomain event.
     Event,
+    /// A refdomain loss that was retracted.
+    EventDelete,
     /// A day with events for a target domain.
     EventDay,
     /// A known registrable domain.
@@ -88,6 +92,8 @@ pub enum Stmt {
     ReadPage,
     /// Reads whether a source domain has live pages linking a target domain.
     ReadRefLive,
+    /// Reads a source domain's pages' rows for a target domain (when lost).
+    ReadRefPagesLost,
     /// Reads a backlinks partition from a (target URL, source URL) cursor.
     ReadBacklinksDomain,
     /// Reads one target URL's backlinks in a bucket from a source URL cursor.
@@ -104,7 +110,7 @@ pub enum Stmt {
 
 impl Stmt {
     /// Every statement, for preparing them all at open.
-    pub const ALL: [Stmt; 25] = [
+    pub const ALL: [Stmt; 27] = [
         Stmt::PageState,
         Stmt::PageSeen,
         Stmt::OutlinkPut,
@@ -120,10 +126,12 @@ impl Stmt {
         Stmt::RefLivePut,
         Stmt::RefLiveDelete,
         Stmt::Event,
+        Stmt::EventDelete,
         Stmt::EventDay,
         Stmt::Domain,
         Stmt::ReadPage,
         Stmt::ReadRefLive,
+        Stmt::ReadRefPagesLost,
         Stmt::ReadBacklinksDomain,
         Stmt::ReadBacklinksUrl,
         Stmt::ReadRefdomains,
@@ -196,13 +204,21 @@ impl Stmt {
             Stmt::Event => {
                 "INSERT INTO link_events (target_domain, day, bucket, at, kind, source_url, \
                  target_url, anchor, rel, placement, link_kind) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            }
+            Stmt::EventDelete => {
+                "DELETE FROM link_events USING TIMESTAMP ? WHERE target_domain = ? AND day = ? \
+                 AND bucket = ? AND at = ? AND kind = ? AND source_url = ? AND target_url = ?"
             }
             Stmt::EventDay => "INSERT INTO event_days (target_domain, day) VALUES (?, ?)",
             Stmt::Domain => "INSERT INTO domains (domain) VALUES (?)",
             Stmt::ReadPage => {
                 "SELECT fetched_at, content_hash, status, outcome, target_url, rel, anchor, \
                  placement, kind FROM pages WHERE url = ?"
+            }
+            Stmt::ReadRefPagesLost => {
+                "SELECT links, lost_at FROM refdomain_pages \
+                 WHERE target_domain = ? AND bucket = ? AND source_domain = ?"
             }
             Stmt::ReadRefLive => {
                 "SELECT source_url FROM refdomain_live \
@@ -242,6 +258,7 @@ impl Stmt {
             self,
             Stmt::ReadPage
                 | Stmt::ReadRefLive
+                | Stmt::ReadRefPagesLost
                 | Stmt::ReadBacklinksDomain
                 | Stmt::ReadBacklinksUrl
                 | Stmt::ReadRefdomains
@@ -277,6 +294,8 @@ pub struct Transition {
     pub appeared: bool,
     /// The page's links were discovered (its first definite observation).
     pub discovered: bool,
+    /// When the page was fetched before (`None`: never).
+    pub fetched_before: Option<i64>,
 }
 
 /// The statements of one observation, in two phases: `graph` (edges,
@@ -380,6 +399,7 @@ pub fn event(
                 int(rel),
                 int(placement),
                 int(link_kind),
+                big(ts(t)),
             ],
             partition: format!("link_events\0{target_domain}\0{d}\0{b}"),
         },
@@ -623,6 +643,7 @@ fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
                 source_domain: sd.to_owned(),
                 appeared,
                 discovered: c.discovered,
+                fetched_before: c.fetched_before,
             });
         }
     }
@@ -630,29 +651,57 @@ fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
     p.page.push(page_state(page));
 }
 
-/// The refdomain event a transition makes, given the source domain's other
-/// live pages (read from refdomain_live, this page excluded): a domain
-/// appears when this page is its only live one, and goes when none is left.
+/// The writes a transition makes, given the source domain's other live
+/// pages (read from refdomain_live, this page excluded) and, for a domain
+/// that comes back, when it was lost (read from refdomain_pages): a domain
+/// appears when this page is its only live one and goes when none is left,
+/// and a loss that was not one is retracted ([`crate::diff::refdomain_change`]).
 pub fn transition_events(
     tr: &Transition,
     others_live: bool,
+    lost_at_ms: Option<i64>,
     t: i64,
     buckets: u32,
-) -> Option<[Write; 2]> {
-    let kind = refdomain_event(
+) -> Vec<Write> {
+    let change = refdomain_change(
         others_live || !tr.appeared,
         others_live || tr.appeared,
         tr.discovered,
-    )?;
-    Some(event(
-        &tr.target_domain,
-        t,
-        kind,
-        &tr.source_domain,
-        "",
-        ("", 0, Placement::Content.code(), 0),
-        buckets,
-    ))
+        lost_at_ms,
+        tr.fetched_before,
+    );
+    match change {
+        RefdomainChange::None => Vec::new(),
+        RefdomainChange::Event(kind) => event(
+            &tr.target_domain,
+            t,
+            kind,
+            &tr.source_domain,
+            "",
+            ("", 0, Placement::Content.code(), 0),
+            buckets,
+        )
+        .into(),
+        RefdomainChange::Retract { lost_at_ms } => {
+            let (d, b) = (day(lost_at_ms), bucket(&tr.source_domain, buckets));
+            vec![Write {
+                stmt: Stmt::EventDelete,
+                // Above the loss event's own timestamp, so a replay of it
+                // stays deleted.
+                values: vec![
+                    big(ts(lost_at_ms) + 1),
+                    text(&tr.target_domain),
+                    CqlValue::Int(d),
+                    CqlValue::Int(b),
+                    big(lost_at_ms),
+                    int(EventKind::LostRefdomain as u8),
+                    text(&tr.source_domain),
+                    text(""),
+                ],
+                partition: format!("link_events\0{}\0{d}\0{b}", tr.target_domain),
+            }]
+        }
+    }
 }
 
 /// Splits statements into unlogged batches: one partition per batch, at most

@@ -268,9 +268,10 @@ fn a_new_page_writes_edges_events_and_refdomain_rows() {
             source_domain: "src.com".into(),
             appeared: true,
             discovered: true,
+            fetched_before: None,
         }]
     );
-    let ev = plan::transition_events(&plan.transitions[0], false, 1_000, B).unwrap();
+    let ev = plan::transition_events(&plan.transitions[0], false, None, 1_000, B);
     assert_eq!(
         ev[0].values[4],
         CqlValue::Int(EventKind::DiscoveredRefdomain as i32)
@@ -347,6 +348,33 @@ fn earlier_observations_win_first_seen_and_later_ones_everything_else() {
 }
 
 #[test]
+fn a_domain_back_through_an_older_page_retracts_its_loss() {
+    let tr = plan::Transition {
+        target_domain: "t.com".into(),
+        source_domain: "x.com".into(),
+        appeared: true,
+        discovered: false,
+        fetched_before: Some(1_000),
+    };
+    // Lost at 2,000; this page was last fetched at 1,000: the loss goes.
+    let ws = plan::transition_events(&tr, false, Some(2_000), 2_100, B);
+    assert_eq!(stmts(&ws), [Stmt::EventDelete]);
+    check_binding(&schema_columns(), &ws[0]);
+    assert_eq!(ws[0].values[0], CqlValue::BigInt(plan::ts(2_000) + 1));
+    assert_eq!(
+        ws[0].values[5],
+        CqlValue::Int(EventKind::LostRefdomain as i32)
+    );
+    // Fetched after the loss: a real return.
+    let later = plan::Transition {
+        fetched_before: Some(2_500),
+        ..tr
+    };
+    let ws = plan::transition_events(&later, false, Some(2_000), 3_000, B);
+    assert_eq!(stmts(&ws), [Stmt::Event, Stmt::EventDay]);
+}
+
+#[test]
 fn a_lost_link_and_a_lost_domain() {
     let before = page(
         "http://l1.com/page",
@@ -382,15 +410,16 @@ fn a_lost_link_and_a_lost_domain() {
             source_domain: "l1.com".into(),
             appeared: false,
             discovered: false,
+            fetched_before: Some(1_000),
         }]
     );
-    let ev = plan::transition_events(&plan.transitions[0], false, 2_000, B).unwrap();
+    let ev = plan::transition_events(&plan.transitions[0], false, None, 2_000, B);
     check_binding(&schema_columns(), &ev[0]);
     assert_eq!(
         ev[0].values[4],
         CqlValue::Int(EventKind::LostRefdomain as i32)
     );
-    assert!(plan::transition_events(&plan.transitions[0], true, 2_000, B).is_none());
+    assert!(plan::transition_events(&plan.transitions[0], true, None, 2_000, B).is_empty());
 }
 
 #[test]

@@ -1,0 +1,136 @@
+//! End to end, history that can be trusted: a site whose link to a target
+//! moves from one page to another in a recrawl keeps the target as a
+//! referring domain (no lost-then-new flap), and a first crawl discovers
+//! rather than adds.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::*;
+use linkgraph_core::parse_time;
+use serde_json::Value;
+
+const DAY: i64 = 86_400_000;
+
+/// A two-page site, x.test: in epoch 0 page /1 links t.test, in epoch 1
+/// page /2 does instead. The home page links /1 before /2, so the recrawl
+/// drops the old link before it finds the new one.
+async fn moving_site(epoch: Arc<AtomicU32>) -> std::net::SocketAddr {
+    let route = move |host: &str, path: &str| -> Vec<u8> {
+        let e = epoch.load(Ordering::SeqCst);
+        let to_t = "<a href=\"http://t.test/\">our friends at t</a>";
+        let body = match (host, path) {
+            (_, "/robots.txt") => None,
+            ("x.test", "/") => Some("<a href=\"/1\">one</a> <a href=\"/2\">two</a>".to_owned()),
+            ("x.test", "/1") => Some(format!("<p>one</p>{}", if e == 0 { to_t } else { "" })),
+            ("x.test", "/2") => Some(format!("<p>two</p>{}", if e == 0 { "" } else { to_t })),
+            ("t.test", "/") => Some("<p>t</p>".to_owned()),
+            _ => None,
+        };
+        let (status, body) = match body {
+            Some(b) => ("200 OK", b),
+            None => ("404 Not Found", String::new()),
+        };
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    linkgraph_simweb::raw::serve_raw(route, Duration::ZERO)
+        .await
+        .unwrap()
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_moves_between_pages_keeps_its_referring_domain() {
+    let epoch = Arc::new(AtomicU32::new(0));
+    let addr = moving_site(Arc::clone(&epoch)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.display().to_string();
+    let crawl = |seeds: bool| {
+        let mut a: Vec<String> = [
+            "crawl",
+            "--data",
+            &data_s,
+            "--resolve",
+            &format!("*={addr}"),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        a.extend(
+            ["--allow-private-networks", "--per-host-rps", "100"]
+                .iter()
+                .map(|s| (*s).to_owned()),
+        );
+        if seeds {
+            a.extend(["--seeds".to_owned(), "http://x.test/".to_owned()]);
+        }
+        a
+    };
+    let base = parse_time("2026-03-02T12:00:00Z").unwrap();
+    linkgraph_ok_env(crawl(true), env_at(base)).await;
+    epoch.store(1, Ordering::SeqCst);
+    // 40 days on, every page is due: a plain crawl recrawls them.
+    let summary = linkgraph_ok_env(crawl(false), env_at(base + 40 * DAY)).await;
+    assert_eq!(summary_edges(&summary, "lost"), 1, "{summary}");
+
+    // The link moved: one lost link, one new one, and the domain stayed.
+    let v: Value = serde_json::from_str(
+        &linkgraph_ok(
+            ["velocity", "t.test", "--data", &data_s, "--format", "json"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        )
+        .await,
+    )
+    .unwrap();
+    let sum = |k: &str| -> u64 {
+        v["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[k].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        [
+            sum("new_links"),
+            sum("lost_links"),
+            sum("discovered_links"),
+            sum("new_refdomains"),
+            sum("lost_refdomains"),
+            sum("discovered_refdomains"),
+        ],
+        [1, 1, 1, 0, 0, 1],
+        "{v:#}"
+    );
+    let rd = refdomains_json(&data, "t.test").await;
+    assert_eq!(rd, vec![("x.test".to_owned(), 1, 1)]);
+    let lost = linkgraph_ok(
+        [
+            "refdomains",
+            "t.test",
+            "--data",
+            &data_s,
+            "--status",
+            "lost",
+            "--format",
+            "csv",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect(),
+    )
+    .await;
+    assert_eq!(lost.lines().count(), 1, "no lost referring domain:\n{lost}");
+}
