@@ -235,8 +235,16 @@ pub async fn stored(
             let v: Value = serde_json::from_str(line).unwrap();
             if status == "lost" {
                 assert!(v["lost_at"].is_string(), "{line}");
+                let why = v["lost_reason"].as_str().unwrap_or_default();
+                assert!(
+                    ["removed", "page_gone", "page_redirected"].contains(&why),
+                    "{line}"
+                );
             } else if status == "live" {
-                assert!(v["lost_at"].is_null(), "{line}");
+                assert!(
+                    v["lost_at"].is_null() && v["lost_reason"].is_null(),
+                    "{line}"
+                );
             }
             assert!(out.insert(full_json(&v)), "duplicate {line}");
         }

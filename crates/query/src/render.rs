@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use linkgraph_core::format_rfc3339_ms;
-use linkgraph_store::{Backlink, RefDomain};
+use linkgraph_store::{Backlink, LostReason, RefDomain};
 use serde::Serialize;
 
 use crate::velocity::Velocity;
@@ -133,6 +133,7 @@ struct BacklinkJson<'a> {
     first_seen: String,
     last_seen: String,
     lost_at: Option<String>,
+    lost_reason: Option<&'static str>,
 }
 
 /// Writes the header of a backlinks report (CSV only has one).
@@ -140,7 +141,8 @@ pub fn write_backlinks_header(out: &mut impl Write, format: BacklinksFormat) -> 
     if format == BacklinksFormat::Csv {
         writeln!(
             out,
-            "source_url,target_url,anchor,rel,placement,kind,first_seen,last_seen,lost_at"
+            "source_url,target_url,anchor,rel,placement,kind,first_seen,last_seen,lost_at,\
+             lost_reason"
         )?;
     }
     Ok(())
@@ -166,6 +168,7 @@ pub fn write_backlinks(
                     first_seen: format_rfc3339_ms(b.first_seen_ms),
                     last_seen: format_rfc3339_ms(b.last_seen_ms),
                     lost_at: b.lost_at_ms.map(format_rfc3339_ms),
+                    lost_reason: b.lost_reason.map(LostReason::as_str),
                 };
                 serde_json::to_writer(&mut *out, &j)?;
                 writeln!(out)?;
@@ -187,6 +190,7 @@ pub fn write_backlinks(
                         &format_rfc3339_ms(b.first_seen_ms),
                         &format_rfc3339_ms(b.last_seen_ms),
                         &b.lost_at_ms.map(format_rfc3339_ms).unwrap_or_default(),
+                        b.lost_reason.map_or("", LostReason::as_str),
                     ],
                 )?;
             }
@@ -478,6 +482,7 @@ mod tests {
             first_seen_ms: 0,
             last_seen_ms: 0,
             lost_at_ms: Some(86_400_000),
+            lost_reason: Some(LostReason::PageGone),
         };
         let s = text(|o| write_backlinks(o, std::slice::from_ref(&b), BacklinksFormat::Jsonl));
         let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("{e}"));
@@ -485,6 +490,7 @@ mod tests {
         assert_eq!(v["placement"], "comment");
         assert_eq!(v["anchor"], "a, \"b\"");
         assert_eq!(v["lost_at"], "1970-01-02T00:00:00.000Z");
+        assert_eq!(v["lost_reason"], "page_gone");
         let csv = text(|o| {
             write_backlinks_header(o, BacklinksFormat::Csv)?;
             write_backlinks(o, std::slice::from_ref(&b), BacklinksFormat::Csv)
@@ -492,7 +498,7 @@ mod tests {
         let widths: Vec<usize> = csv.lines().map(|l| l.matches(',').count()).collect();
         assert_eq!(
             widths,
-            vec![8, 9],
+            vec![9, 10],
             "header and row have the same columns (the quoted anchor holds one comma)"
         );
         let table = text(|o| write_backlinks(o, &[b], BacklinksFormat::Table));

@@ -225,6 +225,7 @@ mod tests {
                 placement: Placement::Content,
                 kind: LinkKind::Link,
             },
+            lost_reason: None,
         }
     }
 

@@ -9,7 +9,9 @@
 
 use linkgraph_core::{Link, LinkKind, Placement, Rel};
 
-use crate::{BacklinkQuery, EventKind, LinkSetUpdate, LinkStore, PageWrite, Status, Target};
+use crate::{
+    BacklinkQuery, EventKind, LinkSetUpdate, LinkStore, LostReason, PageWrite, Status, Target,
+};
 
 /// A 200 page at `url`, fetched at `t`, linking to `targets` (follow, content).
 pub fn page(url: &str, t: i64, targets: &[&str]) -> PageWrite {
@@ -81,6 +83,68 @@ pub async fn run_all(s: &dyn LinkStore) {
     stale_observations_never_roll_back(s).await;
     discovered_is_not_new(s).await;
     a_domain_that_moves_its_link_stays(s).await;
+    lost_links_say_why(s).await;
+}
+
+/// Every lost link says why: removed from its page, page gone, or page
+/// redirected; a link that comes back is live again, with no reason.
+async fn lost_links_say_why(s: &dyn LinkStore) {
+    use linkgraph_proto::FetchOutcome;
+    let target = "http://whyt.com/";
+    for p in ["http://why1.com/", "http://why2.com/", "http://why3.com/"] {
+        s.write_page(page(p, 1_000, &[target])).await.unwrap();
+    }
+    s.write_page(page("http://why1.com/", 2_000, &[]))
+        .await
+        .unwrap();
+    let gone = PageWrite {
+        status: 404,
+        outcome: FetchOutcome::HttpError as i32,
+        ..page("http://why2.com/", 2_000, &[])
+    };
+    s.write_page(gone).await.unwrap();
+    let moved = PageWrite {
+        status: 301,
+        outcome: FetchOutcome::Redirect as i32,
+        ..page("http://why3.com/", 2_000, &["http://why3.com/new"])
+    };
+    s.write_page(moved).await.unwrap();
+    let lost = backlinks_with(s, Target::Url(target.into()), false, Status::Lost).await;
+    let why: Vec<(&str, Option<&str>)> = lost
+        .iter()
+        .map(|b| {
+            (
+                b.link.source_url.as_str(),
+                b.lost_reason.map(LostReason::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        why,
+        vec![
+            ("http://why1.com/", Some("removed")),
+            ("http://why2.com/", Some("page_gone")),
+            ("http://why3.com/", Some("page_redirected")),
+        ]
+    );
+    let ev = s.events("whyt.com", 2_000, 2_001).await.unwrap();
+    let mut reasons: Vec<Option<&str>> = ev
+        .iter()
+        .filter(|e| e.kind == EventKind::LostLink)
+        .map(|e| e.lost_reason.map(LostReason::as_str))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![Some("page_gone"), Some("page_redirected"), Some("removed")]
+    );
+    // Back again: live, no reason.
+    s.write_page(page("http://why1.com/", 3_000, &[target]))
+        .await
+        .unwrap();
+    let live = all_backlinks(s, Target::Url(target.into()), false).await;
+    assert_eq!(live.len(), 1);
+    assert_eq!((live[0].lost_at_ms, live[0].lost_reason), (None, None));
 }
 
 /// Refdomain events of `target`, as (time, kind, referring domain).

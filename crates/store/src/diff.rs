@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use linkgraph_core::{Link, LinkKind, Rel, registrable_domain, url_host};
 
-use crate::{EventKind, LinkSetUpdate, PageWrite, WriteStats};
+use crate::{EventKind, LinkSetUpdate, LostReason, PageWrite, WriteStats};
 
 /// One current outlink of a page, with the attributes last stored for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +195,8 @@ pub struct Change<'a> {
     pub discovered: bool,
     /// When the page was fetched before (`None`: never).
     pub fetched_before: Option<i64>,
+    /// Why the lost links were lost.
+    pub lost_reason: LostReason,
     /// What the write changes (`referring_domains` is left to the backend).
     pub stats: WriteStats,
 }
@@ -249,6 +251,7 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
     let mut c = Change {
         discovered: !prior.known,
         fetched_before: prior.fetched_at_ms,
+        lost_reason: lost_reason(page.outcome, page.status),
         ..Change::default()
     };
     let appeared_kind = if prior.known {
@@ -311,6 +314,17 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
             || old.len() != new.len()
             || c.stats.new_edges > 0);
     c
+}
+
+/// Why an observation that replaces a page's links loses the ones missing
+/// from it: the page is gone (404, 410), redirects, or dropped them.
+pub fn lost_reason(outcome: i32, status: u32) -> LostReason {
+    use linkgraph_proto::FetchOutcome;
+    match FetchOutcome::try_from(outcome) {
+        Ok(FetchOutcome::HttpError) if matches!(status, 404 | 410) => LostReason::PageGone,
+        Ok(FetchOutcome::Redirect) => LostReason::PageRedirected,
+        _ => LostReason::Removed,
+    }
 }
 
 /// Whether a stored observation (fetch outcome and HTTP status) told the
@@ -534,6 +548,24 @@ mod tests {
                 assert_eq!(target_domains.into_iter().collect::<Vec<_>>(), ["b.com"]);
             }
             other => panic!("expected unchanged, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lost_links_say_why() {
+        use linkgraph_proto::FetchOutcome;
+        let first = page(SRC, 10, vec![link(SRC, "http://b.com/1", Rel::follow())]);
+        let prior = prior_of(&first);
+        for (outcome, status, want) in [
+            (FetchOutcome::Ok, 200, LostReason::Removed),
+            (FetchOutcome::HttpError, 404, LostReason::PageGone),
+            (FetchOutcome::HttpError, 410, LostReason::PageGone),
+            (FetchOutcome::Redirect, 301, LostReason::PageRedirected),
+        ] {
+            let mut p = page(SRC, 20, vec![]);
+            (p.outcome, p.status) = (outcome as i32, status);
+            let c = change(&p, &prior);
+            assert_eq!((c.lost.len(), c.lost_reason), (1, want), "{outcome:?}");
         }
     }
 

@@ -40,8 +40,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::diff::{self, Attrs, Diff, Outlink, Prior, RefdomainChange};
 use crate::{
-    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, PageWrite, RefDomain,
-    Status, StoreError, Target, WriteStats,
+    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, LostReason, PageWrite,
+    RefDomain, Status, StoreError, Target, WriteStats,
 };
 
 const SEP: u8 = 0;
@@ -340,6 +340,7 @@ impl FjallStore {
                 continue;
             };
             row.lost_at_ms = t;
+            row.lost_reason = change.lost_reason as u32;
             let key = key3(o.target_domain(), &o.target, source);
             batch.insert(&i.backlinks, key, row.encode_to_vec());
         }
@@ -356,7 +357,18 @@ impl FjallStore {
         let mut events: Vec<(Vec<u8>, StoredEvent)> = change
             .events
             .iter()
-            .map(|e| event(e.target_domain, t, e.kind, e.source, e.target, e.attrs))
+            .map(|e| {
+                let reason = (e.kind == EventKind::LostLink).then_some(change.lost_reason);
+                event(
+                    e.target_domain,
+                    t,
+                    e.kind,
+                    e.source,
+                    e.target,
+                    e.attrs,
+                    reason,
+                )
+            })
             .collect();
         for r in &change.refdomains {
             let key = key2(&r.target_domain, source_domain);
@@ -394,13 +406,28 @@ impl FjallStore {
                     } else {
                         0
                     };
-                    events.push(event(&r.target_domain, t, kind, source_domain, "", blank));
+                    events.push(event(
+                        &r.target_domain,
+                        t,
+                        kind,
+                        source_domain,
+                        "",
+                        blank,
+                        None,
+                    ));
                 }
                 RefdomainChange::Retract { lost_at_ms } => {
                     row.lost_at_ms = 0;
                     let kind = EventKind::LostRefdomain;
-                    let (gone, _) =
-                        event(&r.target_domain, lost_at_ms, kind, source_domain, "", blank);
+                    let (gone, _) = event(
+                        &r.target_domain,
+                        lost_at_ms,
+                        kind,
+                        source_domain,
+                        "",
+                        blank,
+                        None,
+                    );
                     batch.remove(&i.events, gone);
                 }
                 RefdomainChange::None => {}
@@ -517,6 +544,7 @@ impl FjallStore {
                 at_ms,
                 kind,
                 link: stored_link(src, dst, row.anchor, row.rel, row.placement, row.kind),
+                lost_reason: LostReason::from_code(row.lost_reason),
             });
         }
         Ok(out)
@@ -572,6 +600,7 @@ impl FjallStore {
                 first_seen_ms: row.first_seen_ms,
                 last_seen_ms: row.last_seen_ms,
                 lost_at_ms: (row.lost_at_ms != 0).then_some(row.lost_at_ms),
+                lost_reason: LostReason::from_code(row.lost_reason).filter(|_| row.lost_at_ms != 0),
             });
         }
         Ok(page)
@@ -603,6 +632,7 @@ fn event(
     source: &str,
     target: &str,
     attrs: Attrs<'_>,
+    lost_reason: Option<LostReason>,
 ) -> (Vec<u8>, StoredEvent) {
     let mut k = Vec::with_capacity(target_domain.len() + source.len() + target.len() + 12);
     k.extend_from_slice(target_domain.as_bytes());
@@ -617,6 +647,7 @@ fn event(
         rel: u32::from(attrs.rel),
         placement: u32::from(attrs.placement),
         kind: u32::from(attrs.kind),
+        lost_reason: lost_reason.map_or(0, |r| r as u32),
     };
     (k, v)
 }
@@ -657,6 +688,7 @@ fn stored_from(link: &Link, first: i64, last: i64) -> StoredBacklink {
         first_seen_ms: first,
         last_seen_ms: last,
         lost_at_ms: 0,
+        lost_reason: 0,
     }
 }
 

@@ -221,6 +221,39 @@ impl EventKind {
     }
 }
 
+/// Why a link was lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LostReason {
+    /// The link is gone from a page that is still there.
+    #[default]
+    Removed = 1,
+    /// The page answers 404 or 410.
+    PageGone = 2,
+    /// The page now redirects.
+    PageRedirected = 3,
+}
+
+impl LostReason {
+    /// The reason stored as code `c` (0: none).
+    pub fn from_code(c: u32) -> Option<LostReason> {
+        [
+            LostReason::Removed,
+            LostReason::PageGone,
+            LostReason::PageRedirected,
+        ]
+        .into_iter()
+        .find(|r| *r as u32 == c)
+    }
+    /// The lower-case name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LostReason::Removed => "removed",
+            LostReason::PageGone => "page_gone",
+            LostReason::PageRedirected => "page_redirected",
+        }
+    }
+}
+
 /// One link event of a target domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEvent {
@@ -231,6 +264,8 @@ pub struct LinkEvent {
     /// The link (for refdomain events: source URL holds the referring
     /// domain, target URL is empty).
     pub link: Link,
+    /// For a lost link, why.
+    pub lost_reason: Option<LostReason>,
 }
 
 /// One referring domain of a target domain.
@@ -261,6 +296,8 @@ pub struct Backlink {
     pub last_seen_ms: i64,
     /// When it was found missing (ms); `None` while it is live.
     pub lost_at_ms: Option<i64>,
+    /// Why it was lost; `None` while it is live.
+    pub lost_reason: Option<LostReason>,
 }
 
 /// What backlinks to list.

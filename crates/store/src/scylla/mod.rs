@@ -28,13 +28,19 @@ use tokio::sync::Semaphore;
 
 use crate::fjall_store::stored_link;
 use crate::{
-    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, PageWrite, RefDomain,
-    Status, StoreError, Target, WriteStats,
+    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, LostReason, PageWrite,
+    RefDomain, Status, StoreError, Target, WriteStats,
 };
 use plan::{Outlink, Prior, Stmt, Write};
 
 /// The schema, applied by [`ScyllaStore::init`].
 pub const SCHEMA: &str = include_str!("../../../../deploy/scylla/schema.cql");
+/// Columns added to tables after their first release, as (table, column,
+/// type): `store init` adds each one an existing keyspace lacks.
+pub const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("backlinks", "lost_reason", "int"),
+    ("link_events", "lost_reason", "int"),
+];
 /// Statements in flight per store, across all pages.
 const MAX_IN_FLIGHT: usize = 256;
 /// Batches of one page write in flight at once.
@@ -248,6 +254,7 @@ tuple_row!(A, B, C, D, E, F);
 tuple_row!(A, B, C, D, E, F, G);
 tuple_row!(A, B, C, D, E, F, G, H);
 tuple_row!(A, B, C, D, E, F, G, H, I);
+tuple_row!(A, B, C, D, E, F, G, H, I, J);
 
 /// The ScyllaDB link store.
 #[derive(Clone)]
@@ -268,6 +275,7 @@ type BacklinkRow = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
+    Option<i32>,
 );
 
 impl ScyllaStore {
@@ -294,6 +302,27 @@ impl ScyllaStore {
             s.query_unpaged(stmt.as_str(), &[])
                 .await
                 .map_err(cql_err("create table"))?;
+        }
+        // A keyspace made by an older release lacks the columns added since.
+        for (table, column, ty) in ADDED_COLUMNS {
+            let res = s
+                .query_unpaged(
+                    "SELECT column_name FROM system_schema.columns \
+                     WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+                    (uri.keyspace.as_str(), table, column),
+                )
+                .await
+                .map_err(cql_err("read the schema"))?;
+            let rows = res.into_rows_result().map_err(cql_err("read the schema"))?;
+            let present = rows
+                .maybe_first_row::<(String,)>()
+                .map_err(cql_err("read the schema"))?
+                .is_some();
+            if !present {
+                s.query_unpaged(format!("ALTER TABLE {table} ADD {column} {ty}"), &[])
+                    .await
+                    .map_err(cql_err("add a column"))?;
+            }
         }
         s.await_schema_agreement()
             .await
@@ -596,6 +625,7 @@ impl ScyllaStore {
             Option<i32>,
             Option<i32>,
             Option<i32>,
+            Option<i32>,
         );
         let parts = days
             .into_iter()
@@ -617,7 +647,7 @@ impl ScyllaStore {
             .try_collect()
             .await?;
         let mut out = Vec::new();
-        for (at, kind, src, dst, anchor, rel, placement, kind_code) in
+        for (at, kind, src, dst, anchor, rel, placement, kind_code, reason) in
             per_part.into_iter().flatten()
         {
             let kind = u8::try_from(kind)
@@ -639,6 +669,7 @@ impl ScyllaStore {
                     u32::from(small(placement)),
                     u32::from(small(kind_code)),
                 ),
+                lost_reason: reason_of(reason),
             });
         }
         out.sort_by(|a, b| {
@@ -756,12 +787,17 @@ fn key_of(b: Option<&Backlink>) -> (&str, &str) {
     })
 }
 
+fn reason_of(v: Option<i32>) -> Option<LostReason> {
+    LostReason::from_code(u32::try_from(v.unwrap_or(0)).unwrap_or(0))
+}
+
 fn small(v: Option<i32>) -> u8 {
     v.and_then(|v| u8::try_from(v).ok()).unwrap_or(0)
 }
 
 fn backlink_of(r: BacklinkRow) -> Backlink {
-    let (target, source, anchor, rel, placement, kind, first, last, lost) = r;
+    let (target, source, anchor, rel, placement, kind, first, last, lost, reason) = r;
+    let lost_at_ms = lost.filter(|l| *l != 0);
     Backlink {
         link: stored_link(
             &source,
@@ -773,7 +809,8 @@ fn backlink_of(r: BacklinkRow) -> Backlink {
         ),
         first_seen_ms: first.or(last).unwrap_or(0),
         last_seen_ms: last.unwrap_or(0),
-        lost_at_ms: lost.filter(|l| *l != 0),
+        lost_reason: lost_at_ms.and_then(|_| reason_of(reason)),
+        lost_at_ms,
     }
 }
 

@@ -374,6 +374,7 @@ fn is_int_col(table: &str, col: &str) -> bool {
                 | "placement"
                 | "kind"
                 | "status"
+                | "lost_reason"
                 | "outcome"
                 | "links"
                 | "bucket"

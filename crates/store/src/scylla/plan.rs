@@ -12,7 +12,7 @@ use crate::diff::{
     Attrs, Change, Diff, Event as DiffEvent, RefdomainChange, diff, refdomain_change,
 };
 pub use crate::diff::{Outlink, Prior};
-use crate::{EventKind, PageWrite, WriteStats};
+use crate::{EventKind, LostReason, PageWrite, WriteStats};
 
 /// first_seen cells are written at `INVERTED_BASE - t(us)`: the earliest
 /// observation gets the highest write timestamp, so last-write-wins keeps
@@ -160,7 +160,7 @@ impl Stmt {
             }
             Stmt::BacklinkPut => {
                 "UPDATE backlinks USING TIMESTAMP ? SET anchor = ?, rel = ?, placement = ?, \
-                 kind = ?, last_seen = ?, lost_at = 0 \
+                 kind = ?, last_seen = ?, lost_at = 0, lost_reason = 0 \
                  WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url = ?"
             }
             Stmt::BacklinkFirstSeen => {
@@ -172,7 +172,7 @@ impl Stmt {
                  WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url = ?"
             }
             Stmt::BacklinkLost => {
-                "UPDATE backlinks USING TIMESTAMP ? SET lost_at = ? \
+                "UPDATE backlinks USING TIMESTAMP ? SET lost_at = ?, lost_reason = ? \
                  WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url = ?"
             }
             Stmt::RefPagePut => {
@@ -203,8 +203,8 @@ impl Stmt {
             }
             Stmt::Event => {
                 "INSERT INTO link_events (target_domain, day, bucket, at, kind, source_url, \
-                 target_url, anchor, rel, placement, link_kind) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                 target_url, anchor, rel, placement, link_kind, lost_reason) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             }
             Stmt::EventDelete => {
                 "DELETE FROM link_events USING TIMESTAMP ? WHERE target_domain = ? AND day = ? \
@@ -226,13 +226,13 @@ impl Stmt {
             }
             Stmt::ReadBacklinksDomain => {
                 "SELECT target_url, source_url, anchor, rel, placement, kind, first_seen, \
-                 last_seen, lost_at FROM backlinks \
+                 last_seen, lost_at, lost_reason FROM backlinks \
                  WHERE target_domain = ? AND bucket = ? AND (target_url, source_url) > (?, ?) \
                  LIMIT ?"
             }
             Stmt::ReadBacklinksUrl => {
                 "SELECT target_url, source_url, anchor, rel, placement, kind, first_seen, \
-                 last_seen, lost_at FROM backlinks \
+                 last_seen, lost_at, lost_reason FROM backlinks \
                  WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url > ? \
                  LIMIT ?"
             }
@@ -244,8 +244,8 @@ impl Stmt {
                 "SELECT day FROM event_days WHERE target_domain = ? AND day >= ? AND day <= ?"
             }
             Stmt::ReadEvents => {
-                "SELECT at, kind, source_url, target_url, anchor, rel, placement, link_kind \
-                 FROM link_events \
+                "SELECT at, kind, source_url, target_url, anchor, rel, placement, link_kind, \
+                 lost_reason FROM link_events \
                  WHERE target_domain = ? AND day = ? AND bucket = ? AND at >= ? AND at < ?"
             }
             Stmt::ReadDomain => "SELECT domain FROM domains WHERE domain = ?",
@@ -371,14 +371,15 @@ fn ref_live_put(td: &str, sd: &str, page: &str, t: i64, buckets: u32) -> Write {
     }
 }
 
-/// The event rows (and their day index entry) of one event.
+/// The event rows (and their day index entry) of one event of the link
+/// `(source, target)`.
 pub fn event(
     target_domain: &str,
     t: i64,
     kind: EventKind,
-    source: &str,
-    target: &str,
+    (source, target): (&str, &str),
     attrs: (&str, u8, u8, u8),
+    lost_reason: Option<LostReason>,
     buckets: u32,
 ) -> [Write; 2] {
     let (anchor, rel, placement, link_kind) = attrs;
@@ -399,6 +400,7 @@ pub fn event(
                 int(rel),
                 int(placement),
                 int(link_kind),
+                int(lost_reason.map_or(0, |r| r as u8)),
                 big(ts(t)),
             ],
             partition: format!("link_events\0{target_domain}\0{d}\0{b}"),
@@ -521,15 +523,16 @@ fn page_state(page: &PageWrite) -> Write {
     }
 }
 
-fn event_writes(e: &DiffEvent<'_>, t: i64, buckets: u32) -> [Write; 2] {
+fn event_writes(e: &DiffEvent<'_>, c: &Change<'_>, t: i64, buckets: u32) -> [Write; 2] {
     let a = e.attrs;
+    let reason = (e.kind == EventKind::LostLink).then_some(c.lost_reason);
     event(
         e.target_domain,
         t,
         e.kind,
-        e.source,
-        e.target,
+        (e.source, e.target),
         (a.anchor, a.rel, a.placement, a.kind),
+        reason,
         buckets,
     )
 }
@@ -584,7 +587,7 @@ fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
             &o.target,
             source,
             buckets,
-            vec![big(ts(t)), big(t)],
+            vec![big(ts(t)), big(t), int(c.lost_reason as u8)],
         ));
         p.page.push(Write {
             stmt: Stmt::OutlinkDelete,
@@ -593,7 +596,7 @@ fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
         });
     }
     for e in &c.events {
-        p.graph.extend(event_writes(e, t, buckets));
+        p.graph.extend(event_writes(e, c, t, buckets));
     }
     for td in targets {
         p.graph.push(domain_write(td));
@@ -676,9 +679,9 @@ pub fn transition_events(
             &tr.target_domain,
             t,
             kind,
-            &tr.source_domain,
-            "",
+            (&tr.source_domain, ""),
             ("", 0, Placement::Content.code(), 0),
+            None,
             buckets,
         )
         .into(),

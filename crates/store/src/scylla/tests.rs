@@ -172,6 +172,18 @@ fn every_statement_names_real_tables_and_columns() {
 }
 
 #[test]
+fn added_columns_are_in_the_schema() {
+    let schema = schema_columns();
+    for (table, column, ty) in super::ADDED_COLUMNS {
+        assert_eq!(
+            schema[table].get(column).map(String::as_str),
+            Some(ty),
+            "{table}.{column}"
+        );
+    }
+}
+
+#[test]
 fn schema_init_is_idempotent_and_names_the_keyspace() {
     let stmts = plan::schema_statements(SCHEMA, "crawl_eu", 5);
     assert!(stmts[0].starts_with("CREATE KEYSPACE IF NOT EXISTS crawl_eu"));
