@@ -134,3 +134,94 @@ async fn a_link_that_moves_between_pages_keeps_its_referring_domain() {
     .await;
     assert_eq!(lost.lines().count(), 1, "no lost referring domain:\n{lost}");
 }
+
+/// A site whose robots.txt answers 503 while `down` is set.
+async fn site_with_flaky_robots(down: Arc<AtomicU32>) -> std::net::SocketAddr {
+    let route = move |host: &str, path: &str| -> Vec<u8> {
+        let (status, body) = match (host, path) {
+            (_, "/robots.txt") if down.load(Ordering::SeqCst) == 1 => {
+                ("503 Service Unavailable", String::new())
+            }
+            (_, "/robots.txt") => ("200 OK", "User-agent: *\nDisallow: /private/\n".to_owned()),
+            ("r.test", "/") => (
+                "200 OK",
+                "<a href=\"/a\">a</a> <a href=\"/b\">b</a> <a href=\"http://t.test/\">t</a>"
+                    .to_owned(),
+            ),
+            ("r.test", "/a" | "/b") => ("200 OK", "<a href=\"http://t.test/x\">x</a>".to_owned()),
+            ("t.test", _) => ("200 OK", "<p>t</p>".to_owned()),
+            _ => ("404 Not Found", String::new()),
+        };
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    linkgraph_simweb::raw::serve_raw(route, Duration::ZERO)
+        .await
+        .unwrap()
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_robots_txt_completes_nothing_and_loses_nothing() {
+    let down = Arc::new(AtomicU32::new(0));
+    let addr = site_with_flaky_robots(Arc::clone(&down)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.display().to_string();
+    let crawl = |seeds: bool| {
+        let mut a: Vec<String> = [
+            "crawl",
+            "--data",
+            &data_s,
+            "--resolve",
+            &format!("*={addr}"),
+            "--allow-private-networks",
+            "--per-host-rps",
+            "100",
+            "--park-after",
+            "3",
+            "--max-backoff",
+            "0.05",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        if seeds {
+            a.extend(["--seeds".to_owned(), "http://r.test/".to_owned()]);
+        }
+        a
+    };
+    let base = parse_time("2026-03-02T12:00:00Z").unwrap();
+    let first = linkgraph_ok_env(crawl(true), env_at(base)).await;
+    let pages = summary_number(&first, "pages");
+    let links = refdomains_json(&data, "t.test").await;
+    assert_eq!(links, vec![("r.test".to_owned(), 3, 3)], "{first}");
+
+    // The recrawl meets a failing robots.txt: nothing is fetched, nothing is
+    // completed (and so nothing denied), nothing is lost.
+    down.store(1, Ordering::SeqCst);
+    let second = linkgraph_ok_env(crawl(false), env_at(base + 40 * DAY)).await;
+    assert!(second.contains("robots_unavailable"), "{second}");
+    assert!(!second.contains("robots_denied"), "{second}");
+    assert_eq!(summary_edges(&second, "lost"), 0, "{second}");
+    assert!(
+        summary_number(&second, "queued") > 0,
+        "URLs stay queued:\n{second}"
+    );
+    assert_eq!(refdomains_json(&data, "t.test").await, links);
+
+    // robots.txt is back: every page is recrawled, still nothing lost.
+    down.store(0, Ordering::SeqCst);
+    let third = linkgraph_ok_env(crawl(false), env_at(base + 40 * DAY + 3_600_000)).await;
+    assert!(third.contains("frontier empty"), "{third}");
+    assert_eq!(summary_number(&third, "queued"), 0, "{third}");
+    assert!(
+        summary_number(&third, "pages") >= pages - 1,
+        "{first}\n{third}"
+    );
+    assert_eq!(summary_edges(&third, "lost"), 0, "{third}");
+    assert_eq!(refdomains_json(&data, "t.test").await, links);
+}

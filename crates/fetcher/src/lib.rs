@@ -242,6 +242,9 @@ impl Fetcher {
             .increment(1);
         metrics::histogram!("linkgraph_fetcher_fetch_duration_seconds")
             .record(started.elapsed().as_secs_f64());
+        if outcome == FetchOutcome::RobotsUnavailable {
+            metrics::counter!("linkgraph_fetcher_robots_unavailable_total").increment(1);
+        }
         if outcome == FetchOutcome::RobotsDenied {
             metrics::counter!("linkgraph_fetcher_robots_denied_total").increment(1);
         }
@@ -296,7 +299,7 @@ impl Fetcher {
             }
             RobotsVerdict::Unavailable(why) => {
                 return fail(
-                    FetchOutcome::RobotsDenied,
+                    FetchOutcome::RobotsUnavailable,
                     format!("robots.txt unavailable: {why}"),
                 );
             }

@@ -1,6 +1,9 @@
 //! The robots.txt cache: one entry per origin, fetched once by the first
 //! request that needs it while concurrent requests wait, trusted until it
 //! expires, and bounded in size (least recently used entries go first).
+//! When a refresh fails (unreachable, 5xx), the last good copy keeps
+//! answering for up to [`MAX_STALE`] (Google keeps one for 30 days) while the
+//! refresh is retried with back-off.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +19,10 @@ pub const MAX_ROBOTS_BYTES: usize = 500 * 1024;
 /// Redirect hops followed when fetching robots.txt (RFC 9309: at least five).
 pub const MAX_ROBOTS_REDIRECTS: usize = 5;
 
+/// How long the last good robots.txt of an origin stands in for one that
+/// cannot be fetched.
+pub const MAX_STALE: Duration = Duration::from_secs(30 * 86_400);
+
 /// What robots.txt says about one URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RobotsVerdict {
@@ -23,14 +30,16 @@ pub enum RobotsVerdict {
     Allowed,
     /// A rule disallows it.
     Disallowed,
-    /// robots.txt could not be fetched (5xx, unreachable): disallow all.
+    /// robots.txt could not be fetched (5xx, unreachable) and no good copy
+    /// is at hand: nothing may be fetched, but nothing is denied either.
     Unavailable(String),
     /// The SSRF guard refused the host's address.
     Blocked(String),
 }
 
+#[derive(Clone)]
 enum Kind {
-    Rules(Box<texting_robots::Robot>),
+    Rules(Arc<texting_robots::Robot>),
     AllowAll,
     Unreachable(String),
     Blocked(String),
@@ -40,6 +49,8 @@ enum Kind {
 pub struct Fetched {
     kind: Kind,
     expires: Instant,
+    /// When this copy was fetched (a stand-in keeps its original's time).
+    fetched: Instant,
 }
 
 impl Fetched {
@@ -48,12 +59,13 @@ impl Fetched {
     pub fn parsed(token: &str, body: &[u8], ttl: Duration) -> Self {
         let body = normalize_escapes(body);
         let kind = match texting_robots::Robot::new(token, &body) {
-            Ok(r) => Kind::Rules(Box::new(r)),
+            Ok(r) => Kind::Rules(Arc::new(r)),
             Err(_) => Kind::AllowAll,
         };
         Fetched {
             kind,
             expires: Instant::now() + ttl,
+            fetched: Instant::now(),
         }
     }
     /// A 4xx (or absent) robots.txt: everything is allowed.
@@ -61,6 +73,7 @@ impl Fetched {
         Fetched {
             kind: Kind::AllowAll,
             expires: Instant::now() + ttl,
+            fetched: Instant::now(),
         }
     }
     /// An unreachable or 5xx robots.txt: everything is disallowed for `ttl`.
@@ -68,6 +81,7 @@ impl Fetched {
         Fetched {
             kind: Kind::Unreachable(why),
             expires: Instant::now() + ttl,
+            fetched: Instant::now(),
         }
     }
     /// The host's address is refused by the SSRF guard (cached like an error).
@@ -75,6 +89,7 @@ impl Fetched {
         Fetched {
             kind: Kind::Blocked(why),
             expires: Instant::now() + ttl,
+            fetched: Instant::now(),
         }
     }
     /// The verdict for a full URL.
@@ -104,6 +119,10 @@ impl Fetched {
     /// True for an unreachable or 5xx robots.txt.
     fn is_error(&self) -> bool {
         matches!(self.kind, Kind::Unreachable(_))
+    }
+    /// True for a robots.txt that answered (rules, or allow-all).
+    fn is_good(&self) -> bool {
+        matches!(self.kind, Kind::Rules(_) | Kind::AllowAll)
     }
     fn expired(&self, now: Instant) -> bool {
         now >= self.expires
@@ -159,20 +178,30 @@ struct Slot {
     used: Instant,
     /// Consecutive failed fetches of this origin's robots.txt before this one.
     failures: u32,
+    /// The last good copy, standing in while refreshes fail.
+    last_good: Option<Arc<Fetched>>,
 }
 
 /// A bounded cache of robots.txt files keyed by origin.
 pub struct RobotsCache {
     slots: Mutex<HashMap<String, Slot>>,
     capacity: usize,
+    max_stale: Duration,
 }
 
 impl RobotsCache {
     /// A cache holding at most `capacity` origins.
     pub fn new(capacity: usize) -> Self {
+        RobotsCache::with_max_stale(capacity, MAX_STALE)
+    }
+
+    /// A cache holding at most `capacity` origins, whose last good copies
+    /// stand in for failed refreshes for at most `max_stale`.
+    pub fn with_max_stale(capacity: usize, max_stale: Duration) -> Self {
         RobotsCache {
             slots: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
+            max_stale,
         }
     }
 
@@ -201,31 +230,41 @@ impl RobotsCache {
             };
             let stale = slots.get(origin).and_then(|s| {
                 let f = s.cell.get()?;
-                f.expired(now)
-                    .then(|| if f.is_error() { s.failures + 1 } else { 0 })
+                let last_good = if f.is_good() {
+                    Some(Arc::clone(f))
+                } else {
+                    s.last_good.clone()
+                };
+                f.expired(now).then(|| {
+                    let failures = if f.is_good() { 0 } else { s.failures + 1 };
+                    (failures, last_good)
+                })
             });
             if stale.is_some() || !slots.contains_key(origin) {
                 if slots.len() >= self.capacity {
                     evict(&mut slots, now, self.capacity);
                 }
+                let (failures, last_good) = stale.unwrap_or((0, None));
                 slots.insert(
                     origin.to_owned(),
                     Slot {
                         cell: Arc::new(OnceCell::new()),
                         used: now,
-                        failures: stale.unwrap_or(0),
+                        failures,
+                        last_good,
                     },
                 );
             }
             match slots.get_mut(origin) {
                 Some(s) => {
                     s.used = now;
-                    (Arc::clone(&s.cell), s.failures)
+                    (Arc::clone(&s.cell), s.failures, s.last_good.clone())
                 }
-                None => (Arc::new(OnceCell::new()), 0),
+                None => (Arc::new(OnceCell::new()), 0, None),
             }
         };
-        let (cell, failures) = cell;
+        let (cell, failures, last_good) = cell;
+        let max_stale = self.max_stale;
         let ran = AtomicBool::new(false);
         let entry = cell
             .get_or_init(|| {
@@ -237,6 +276,18 @@ impl RobotsCache {
                         // Retried with back-off: each consecutive failure doubles the wait.
                         let ttl = f.expires.saturating_duration_since(started);
                         f.expires = started + ttl * (1u32 << failures.min(6));
+                        // Meanwhile the last good copy answers, if it is recent enough.
+                        if let Some(good) = last_good
+                            && started.saturating_duration_since(good.fetched) <= max_stale
+                        {
+                            metrics::counter!("linkgraph_fetcher_robots_stale_used_total")
+                                .increment(1);
+                            f = Fetched {
+                                kind: good.kind.clone(),
+                                expires: f.expires,
+                                fetched: good.fetched,
+                            };
+                        }
                     }
                     Arc::new(f)
                 }
@@ -316,6 +367,34 @@ mod tests {
             Fetched::allow_all(Duration::from_secs(1)).verdict("http://a.com/x"),
             RobotsVerdict::Allowed
         );
+    }
+
+    #[tokio::test]
+    async fn the_last_good_copy_answers_while_refreshes_fail() {
+        let cache = RobotsCache::with_max_stale(10, Duration::from_millis(200));
+        let good = || async { Fetched::parsed("linkgraph", TXT, Duration::ZERO) };
+        let down = || async { Fetched::unreachable("503".into(), Duration::ZERO) };
+        let (f, fetched) = cache.get_or_fetch("http://a.com", good).await;
+        assert!(fetched);
+        assert_eq!(f.verdict("http://a.com/nolg/x"), RobotsVerdict::Disallowed);
+        // Expired; the refresh fails: the old rules still answer.
+        let (f, fetched) = cache.get_or_fetch("http://a.com", down).await;
+        assert!(fetched);
+        assert_eq!(f.verdict("http://a.com/nolg/x"), RobotsVerdict::Disallowed);
+        assert_eq!(f.verdict("http://a.com/ok"), RobotsVerdict::Allowed);
+        // Past the stale limit, a failed refresh is unavailable.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (f, _) = cache.get_or_fetch("http://a.com", down).await;
+        assert!(matches!(
+            f.verdict("http://a.com/ok"),
+            RobotsVerdict::Unavailable(_)
+        ));
+        // With no good copy ever, unavailable at once.
+        let (f, _) = cache.get_or_fetch("http://b.com", down).await;
+        assert!(matches!(
+            f.verdict("http://b.com/"),
+            RobotsVerdict::Unavailable(_)
+        ));
     }
 
     #[tokio::test]

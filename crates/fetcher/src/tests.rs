@@ -117,7 +117,8 @@ async fn robots_errors_disallow_and_robots_404_allows() {
     let (addr, log) = serve(routes).await;
     let f = fetcher(addr, true, 1000.0);
     let down = f.fetch(req("http://down.test/page")).await;
-    assert_eq!(down.outcome(), FetchOutcome::RobotsDenied);
+    // Not denied: unavailable, so the URL is tried again later.
+    assert_eq!(down.outcome(), FetchOutcome::RobotsUnavailable);
     assert!(down.error.contains("503"), "{}", down.error);
     let open = f.fetch(req("http://norobots.test/private/x")).await;
     assert_eq!(
@@ -209,8 +210,8 @@ async fn a_refused_connection_is_a_network_error() {
     drop(listener);
     let f = fetcher(addr, true, 1000.0);
     let r = f.fetch(req("http://norobots.test/page")).await;
-    // robots.txt unreachable: the host is disallowed, nothing else is tried.
-    assert_eq!(r.outcome(), FetchOutcome::RobotsDenied);
+    // robots.txt unreachable: nothing else is tried, and nothing is denied.
+    assert_eq!(r.outcome(), FetchOutcome::RobotsUnavailable);
     assert!(r.error.contains("unavailable"), "{}", r.error);
 }
 

@@ -653,9 +653,11 @@ impl Frontier {
         let retry = self.note_outcome(req, fb, now);
         self.in_flight -= 1;
         if retry {
-            // Try again later: the queue entry stays, with one more attempt.
+            // Try again later: the queue entry stays, with one more attempt
+            // (a missing robots.txt is the host's failure, not the URL's).
+            let unavailable = fb.outcome() == FetchOutcome::RobotsUnavailable;
             let again = CrawlRequest {
-                attempt: req.attempt + 1,
+                attempt: req.attempt + u32::from(!unavailable),
                 ..req.clone()
             };
             self.queue
@@ -711,7 +713,9 @@ impl Frontier {
             wait
         };
         h.next_allowed = Some(h.next_allowed.map_or(now + wait, |n| n.max(now + wait)));
-        req.attempt + 1 < cfg.max_attempts
+        // Without robots.txt nothing was fetched: the URL is never given up
+        // for that (the host is backed off, and parked if it keeps failing).
+        fb.outcome() == FetchOutcome::RobotsUnavailable || req.attempt + 1 < cfg.max_attempts
     }
 
     /// Queued URLs on hosts that are not parked: the work a crawl that stops

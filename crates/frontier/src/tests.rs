@@ -432,3 +432,41 @@ fn hand_off_gives_up_moved_hosts_queued_and_known_urls() {
         Some(Admission::Seen)
     );
 }
+
+#[test]
+fn a_url_whose_robots_txt_is_unavailable_stays_queued_and_its_host_backs_off() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = FrontierConfig {
+        max_attempts: 2,
+        park_after: 3,
+        max_backoff: Duration::ZERO,
+        park_for: Duration::ZERO,
+        ..fast()
+    };
+    let mut f = open(dir.path(), cfg);
+    f.add_seed("http://a.com/x")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Far more tries than max_attempts: robots.txt never answers.
+    for i in 0..6 {
+        let req = f
+            .next_ready(Instant::now())
+            .unwrap_or_else(|| panic!("try {i}: the url must still be queued"));
+        assert_eq!(
+            req.attempt, 0,
+            "a missing robots.txt is not the url's attempt"
+        );
+        let mut fb = done(&req, vec![]);
+        fb.set_outcome(FetchOutcome::RobotsUnavailable);
+        f.complete_now(&fb).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f.pending(), 1, "try {i}: not completed");
+    }
+    assert_eq!(f.parked_hosts(), 1, "a host that keeps failing is parked");
+    // robots.txt answers again: the URL completes.
+    let req = f
+        .next_ready(Instant::now())
+        .unwrap_or_else(|| panic!("queued"));
+    let mut fb = done(&req, vec![]);
+    fb.set_outcome(FetchOutcome::Ok);
+    f.complete_now(&fb).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.pending(), 0);
+}

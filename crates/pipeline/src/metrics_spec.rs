@@ -7,7 +7,7 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 15] = [
+pub const COUNTERS: [(&str, &str); 17] = [
     (
         "linkgraph_parser_panics_total",
         "Pages whose processing panicked (a bug, caught): completed as outcome internal_error.",
@@ -39,6 +39,14 @@ pub const COUNTERS: [(&str, &str); 15] = [
     (
         "linkgraph_fetcher_robots_denied_total",
         "URLs not fetched because robots.txt disallows them.",
+    ),
+    (
+        "linkgraph_fetcher_robots_unavailable_total",
+        "URLs not fetched because robots.txt could not be fetched and no good copy was at hand; they are tried again.",
+    ),
+    (
+        "linkgraph_fetcher_robots_stale_used_total",
+        "Failed robots.txt refreshes answered by the last good copy (kept up to 30 days).",
     ),
     (
         "linkgraph_frontier_rejected_urls_total",

@@ -67,6 +67,7 @@ impl FetchOutcome {
             FetchOutcome::RedirectLimit => "redirect_limit",
             FetchOutcome::NotModified => "not_modified",
             FetchOutcome::InternalError => "internal_error",
+            FetchOutcome::RobotsUnavailable => "robots_unavailable",
         }
     }
 
@@ -74,7 +75,9 @@ impl FetchOutcome {
     /// 429 and 5xx. The page keeps its links and the host backs off.
     pub fn is_temporary(self, status: u32) -> bool {
         match self {
-            FetchOutcome::Timeout | FetchOutcome::NetworkError => true,
+            FetchOutcome::Timeout
+            | FetchOutcome::NetworkError
+            | FetchOutcome::RobotsUnavailable => true,
             FetchOutcome::HttpError => status == 429 || status >= 500,
             _ => false,
         }
