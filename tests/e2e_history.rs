@@ -145,7 +145,8 @@ async fn site_with_flaky_robots(down: Arc<AtomicU32>) -> std::net::SocketAddr {
             (_, "/robots.txt") => ("200 OK", "User-agent: *\nDisallow: /private/\n".to_owned()),
             ("r.test", "/") => (
                 "200 OK",
-                "<a href=\"/a\">a</a> <a href=\"/b\">b</a> <a href=\"http://t.test/\">t</a>"
+                "<a href=\"/a\">a</a> <a href=\"/b\">b</a> <a href=\"http://t.test/\">t</a> \
+                 <a href=\"/private/p\">p</a>"
                     .to_owned(),
             ),
             ("r.test", "/a" | "/b") => ("200 OK", "<a href=\"http://t.test/x\">x</a>".to_owned()),
@@ -199,10 +200,21 @@ async fn an_unavailable_robots_txt_completes_nothing_and_loses_nothing() {
     let pages = summary_number(&first, "pages");
     let links = refdomains_json(&data, "t.test").await;
     assert_eq!(links, vec![("r.test".to_owned(), 3, 3)], "{first}");
+    assert!(pages >= 5, "{first}");
 
-    // The recrawl meets a failing robots.txt: nothing is fetched, nothing is
-    // completed (and so nothing denied), nothing is lost.
+    assert!(first.contains("robots_denied 1"), "{first}");
+
+    // Ten days on, robots.txt fails: the copy the first run kept answers, so
+    // every page is recrawled and /private/ is still denied.
     down.store(1, Ordering::SeqCst);
+    let copy = linkgraph_ok_env(crawl(false), env_at(base + 10 * DAY)).await;
+    assert!(!copy.contains("robots_unavailable"), "{copy}");
+    assert!(copy.contains("robots_denied 1"), "{copy}");
+    assert_eq!(summary_number(&copy, "pages"), pages, "{copy}");
+    assert_eq!(summary_number(&copy, "queued"), 0, "{copy}");
+
+    // Forty days on the copy is too old (30 days at most): nothing is
+    // fetched, nothing is completed (and so nothing denied), nothing is lost.
     let second = linkgraph_ok_env(crawl(false), env_at(base + 40 * DAY)).await;
     assert!(second.contains("robots_unavailable"), "{second}");
     assert!(!second.contains("robots_denied"), "{second}");

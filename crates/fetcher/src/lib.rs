@@ -40,7 +40,10 @@ use tracing::{debug, instrument};
 use url::Url;
 
 pub use resolve::{Blocked, GuardedResolver, ResolveRule, check_ip};
-pub use robots::{Fetched as RobotsFile, MAX_ROBOTS_BYTES, RobotsCache, RobotsVerdict};
+pub use robots::{
+    ArchivedRobots, Fetched as RobotsFile, MAX_ROBOTS_BYTES, MAX_STALE, RobotsArchive, RobotsCache,
+    RobotsVerdict,
+};
 
 /// Fetcher settings. Defaults are documented on each field.
 #[derive(Debug, Clone)]
@@ -149,6 +152,8 @@ struct Inner {
     resolver: GuardedResolver,
     cfg: FetcherConfig,
     token: String,
+    /// Where last good robots.txt files outlive the process, if anywhere.
+    archive: Option<Arc<dyn robots::RobotsArchive>>,
     /// One semaphore per IP address, when the per-IP cap is on.
     ip_slots:
         std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Arc<tokio::sync::Semaphore>>>,
@@ -157,6 +162,15 @@ struct Inner {
 impl Fetcher {
     /// Builds a fetcher.
     pub fn new(cfg: FetcherConfig) -> Result<Self, FetcherError> {
+        Fetcher::with_archive(cfg, None)
+    }
+
+    /// Builds a fetcher that keeps each origin's last good robots.txt in
+    /// `archive`, and falls back to it when a fetch fails.
+    pub fn with_archive(
+        cfg: FetcherConfig,
+        archive: Option<Arc<dyn robots::RobotsArchive>>,
+    ) -> Result<Self, FetcherError> {
         if !(cfg.per_host_rps.is_finite() && cfg.per_host_rps > 0.0) {
             return Err(FetcherError::BadRate(cfg.per_host_rps));
         }
@@ -191,6 +205,7 @@ impl Fetcher {
                 resolver,
                 cfg,
                 token,
+                archive,
                 ip_slots: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
@@ -330,7 +345,8 @@ impl Fetcher {
             .inner
             .robots
             .get_or_fetch(&origin, move || async move {
-                this.fetch_robots(&robots_url, &h).await
+                let fetched = this.fetch_robots(&robots_url, &h).await;
+                this.archived(&robots_url, fetched)
             })
             .await;
         let sitemaps = if fresh { entry.sitemaps() } else { Vec::new() };
@@ -371,6 +387,7 @@ impl Fetcher {
                         .await
                     {
                         Ok((bytes, _)) => {
+                            self.archive_save(robots_url, Some(bytes.to_vec()));
                             robots::Fetched::parsed(&self.inner.token, &bytes, cfg.robots_ttl)
                         }
                         Err(BodyError::Network(e) | BodyError::TooSlow(e)) => {
@@ -388,10 +405,16 @@ impl Fetcher {
                             url = next;
                         }
                         // A redirect without a usable target: as if unavailable (4xx).
-                        _ => return robots::Fetched::allow_all(cfg.robots_ttl),
+                        _ => {
+                            self.archive_save(robots_url, None);
+                            return robots::Fetched::allow_all(cfg.robots_ttl);
+                        }
                     }
                 }
-                400..=499 => return robots::Fetched::allow_all(cfg.robots_ttl),
+                400..=499 => {
+                    self.archive_save(robots_url, None);
+                    return robots::Fetched::allow_all(cfg.robots_ttl);
+                }
                 _ => {
                     return robots::Fetched::unreachable(
                         format!("http status {status}"),
@@ -401,7 +424,42 @@ impl Fetcher {
             }
         }
         // Too many redirects: RFC 9309 treats this like an unavailable (4xx) file.
+        self.archive_save(robots_url, None);
         robots::Fetched::allow_all(cfg.robots_ttl)
+    }
+
+    /// Keeps a good robots.txt of `robots_url` (`None`: a 4xx) in the archive.
+    fn archive_save(&self, robots_url: &str, body: Option<Vec<u8>>) {
+        if let Some(a) = &self.inner.archive {
+            let copy = robots::ArchivedRobots {
+                fetched_at_ms: linkgraph_core::now_ms(),
+                body,
+            };
+            a.save(robots_url, &copy);
+        }
+    }
+
+    /// A failed robots.txt fetch, answered by the archive's copy of an
+    /// earlier run when it is recent enough ([`robots::MAX_STALE`]).
+    fn archived(&self, robots_url: &str, fetched: robots::Fetched) -> robots::Fetched {
+        let Some(archive) = self.inner.archive.as_ref().filter(|_| fetched.is_error()) else {
+            return fetched;
+        };
+        let Some(copy) = archive.load(robots_url) else {
+            return fetched;
+        };
+        let age_ms = linkgraph_core::now_ms().saturating_sub(copy.fetched_at_ms);
+        let max_ms = i64::try_from(robots::MAX_STALE.as_millis()).unwrap_or(i64::MAX);
+        if age_ms > max_ms {
+            return fetched;
+        }
+        metrics::counter!("linkgraph_fetcher_robots_stale_used_total").increment(1);
+        // Answers until the next retry of the fetch, as the error would have.
+        let ttl = self.inner.cfg.robots_error_ttl;
+        match copy.body {
+            Some(body) => robots::Fetched::parsed(&self.inner.token, &body, ttl),
+            None => robots::Fetched::allow_all(ttl),
+        }
     }
 
     async fn get(&self, url: &Url, req: &CrawlRequest) -> FetchResult {

@@ -23,6 +23,48 @@ pub const MAX_ROBOTS_REDIRECTS: usize = 5;
 /// cannot be fetched.
 pub const MAX_STALE: Duration = Duration::from_secs(30 * 86_400);
 
+/// An origin's last good robots.txt, kept across runs by a [`RobotsArchive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedRobots {
+    /// When it was fetched (ms since the Unix epoch, crawl clock).
+    pub fetched_at_ms: i64,
+    /// The file; `None` for a 4xx (everything allowed).
+    pub body: Option<Vec<u8>>,
+}
+
+impl ArchivedRobots {
+    /// Bytes: the time (8 bytes, big-endian), a flag byte (1 = body), the body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = self.fetched_at_ms.to_be_bytes().to_vec();
+        v.push(u8::from(self.body.is_some()));
+        v.extend_from_slice(self.body.as_deref().unwrap_or_default());
+        v
+    }
+    /// The copy `encode` wrote, or `None` for bytes it did not write.
+    pub fn decode(bytes: &[u8]) -> Option<ArchivedRobots> {
+        let (time, rest) = bytes.split_at_checked(8)?;
+        let (flag, body) = rest.split_first()?;
+        Some(ArchivedRobots {
+            fetched_at_ms: i64::from_be_bytes(time.try_into().ok()?),
+            body: match flag {
+                0 => None,
+                1 => Some(body.to_vec()),
+                _ => return None,
+            },
+        })
+    }
+}
+
+/// Keeps each origin's last good robots.txt beyond the process (the
+/// embedded crawl keeps them in its data directory), so a run that cannot
+/// fetch one uses the copy of an earlier run, for up to [`MAX_STALE`].
+pub trait RobotsArchive: Send + Sync {
+    /// The last good copy of `origin`'s robots.txt, if one was kept.
+    fn load(&self, origin: &str) -> Option<ArchivedRobots>;
+    /// Keeps `copy` as `origin`'s last good robots.txt.
+    fn save(&self, origin: &str, copy: &ArchivedRobots);
+}
+
 /// What robots.txt says about one URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RobotsVerdict {
@@ -117,7 +159,7 @@ impl Fetched {
         }
     }
     /// True for an unreachable or 5xx robots.txt.
-    fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         matches!(self.kind, Kind::Unreachable(_))
     }
     /// True for a robots.txt that answered (rules, or allow-all).
@@ -367,6 +409,24 @@ mod tests {
             Fetched::allow_all(Duration::from_secs(1)).verdict("http://a.com/x"),
             RobotsVerdict::Allowed
         );
+    }
+
+    #[test]
+    fn archived_copies_round_trip() {
+        for copy in [
+            ArchivedRobots {
+                fetched_at_ms: 1_700_000_000_000,
+                body: Some(TXT.to_vec()),
+            },
+            ArchivedRobots {
+                fetched_at_ms: 5,
+                body: None,
+            },
+        ] {
+            assert_eq!(ArchivedRobots::decode(&copy.encode()), Some(copy));
+        }
+        assert_eq!(ArchivedRobots::decode(b"short"), None);
+        assert_eq!(ArchivedRobots::decode(&[0, 0, 0, 0, 0, 0, 0, 1, 7]), None);
     }
 
     #[tokio::test]

@@ -215,6 +215,7 @@ pub struct Frontier {
     linkers: Keyspace,
     schedule: Keyspace,
     due: Keyspace,
+    robots: Keyspace,
     hosts: HashMap<String, HostState>,
     ready: BinaryHeap<Reverse<(Instant, u64, String)>>,
     next_seq: u64,
@@ -290,6 +291,23 @@ fn queue_key(host: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// A small table in the frontier's database for what the crawl keeps per
+/// host beside its queue (the last good robots.txt of each origin); cheap to
+/// clone and safe to use from other threads.
+#[derive(Clone)]
+pub struct SideTable(Keyspace);
+
+impl SideTable {
+    /// The value at `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, FrontierError> {
+        Ok(self.0.get(key)?.map(|v| v.to_vec()))
+    }
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), FrontierError> {
+        Ok(self.0.insert(key, value)?)
+    }
+}
+
 /// Where a crawl's data directory keeps the frontier: `DATA/frontier`.
 pub fn data_frontier_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("frontier")
@@ -326,6 +344,7 @@ impl Frontier {
             linkers: ks("linkers")?,
             schedule: ks("schedule")?,
             due: ks("due")?,
+            robots: ks("robots")?,
             db,
             hosts: HashMap::new(),
             ready: BinaryHeap::new(),
@@ -337,6 +356,11 @@ impl Frontier {
         };
         f.reload()?;
         Ok(f)
+    }
+
+    /// The table of each origin's last good robots.txt.
+    pub fn robots_table(&self) -> SideTable {
+        SideTable(self.robots.clone())
     }
 
     fn reload(&mut self) -> Result<(), FrontierError> {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use linkgraph_core::now_ms;
-use linkgraph_fetcher::{Fetcher, FetcherConfig, FetcherError};
+use linkgraph_fetcher::{ArchivedRobots, Fetcher, FetcherConfig, FetcherError, RobotsArchive};
 use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
 use linkgraph_parser::ParseLimits;
 use linkgraph_proto::{CrawlRequest, FetchOutcome, FrontierFeedback};
@@ -234,7 +234,10 @@ pub async fn crawl(
     if frontier.pending() == 0 && opts.seeds.is_empty() && frontier.next_due_ms().is_none() {
         return Err(CrawlError::NothingToDo(opts.data_dir.clone()));
     }
-    let fetcher = Fetcher::new(opts.fetcher.clone())?;
+    // The last good robots.txt of each origin outlives the run, in the
+    // frontier's database.
+    let archive: Arc<dyn RobotsArchive> = Arc::new(RobotsTable(frontier.robots_table()));
+    let fetcher = Fetcher::with_archive(opts.fetcher.clone(), Some(archive))?;
     let recorder = Recorder::new(
         Arc::clone(&store),
         fetcher.product_token(),
@@ -390,6 +393,26 @@ async fn guard_task(
                 new_edges: 0,
                 lost_edges: 0,
             })
+        }
+    }
+}
+
+/// The robots.txt archive on a frontier side table.
+struct RobotsTable(linkgraph_frontier::SideTable);
+
+impl RobotsArchive for RobotsTable {
+    fn load(&self, origin: &str) -> Option<ArchivedRobots> {
+        match self.0.get(origin.as_bytes()) {
+            Ok(v) => v.and_then(|v| ArchivedRobots::decode(&v)),
+            Err(e) => {
+                warn!(error = %e, "cannot read the robots.txt archive");
+                None
+            }
+        }
+    }
+    fn save(&self, origin: &str, copy: &ArchivedRobots) {
+        if let Err(e) = self.0.put(origin.as_bytes(), &copy.encode()) {
+            warn!(error = %e, "cannot write the robots.txt archive");
         }
     }
 }
