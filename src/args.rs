@@ -433,6 +433,10 @@ pub struct FrontierCmd {
     /// Exit 0 once no URL has been queued or in flight for this many seconds.
     #[arg(long, env = "LINKGRAPH_EXIT_WHEN_IDLE", value_name = "SECONDS", value_parser = seconds_arg)]
     pub exit_when_idle: Option<Duration>,
+    /// Dispatch a request again when its feedback has not come back after this long
+    /// (e.g. 2m; a few times the fetch timeout): a lost message never stalls a crawl.
+    #[arg(long, env = "LINKGRAPH_INFLIGHT_DEADLINE", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub inflight_deadline: Duration,
     #[command(flatten)]
     pub rate: RateFlags,
     #[command(flatten)]

@@ -261,6 +261,7 @@ async fn run_frontier(a: FrontierCmd) -> Result<()> {
         config,
         seeds,
         exit_when_idle: a.exit_when_idle,
+        inflight_deadline: a.inflight_deadline,
     };
     let run = services::run_frontier(opts, f_opts, shutdown_signal()).await?;
     println!(

@@ -183,6 +183,8 @@ struct HostState {
     loaded_upto: u64,
     /// The dispatched request: its queue sequence number and URL.
     in_flight: Option<(u64, String)>,
+    /// When it was dispatched.
+    dispatched_at: Option<Instant>,
     next_allowed: Option<Instant>,
     admitted: u64,
     in_heap: bool,
@@ -630,6 +632,7 @@ impl Frontier {
                 continue;
             };
             h.in_flight = Some((seq, req.url.clone()));
+            h.dispatched_at = Some(now);
             h.queued = h.queued.saturating_sub(1);
             h.next_allowed = Some(now + h.crawl_delay.map_or(interval, |d| d.max(interval)));
             self.pending -= 1;
@@ -639,6 +642,57 @@ impl Frontier {
             }
             return Some(req);
         }
+    }
+
+    /// Hands out again every request in flight for longer than `deadline`
+    /// at `now`: its feedback was lost (a fetcher or parser died with it, or
+    /// its partition went unconsumed), and a frontier that waited for it
+    /// would wait forever. Re-dispatching is idempotent: the first feedback
+    /// for the URL completes it, a later one answers nothing in flight.
+    /// Returns how many were handed out again.
+    pub fn redispatch_overdue(
+        &mut self,
+        now: Instant,
+        deadline: Duration,
+    ) -> Result<usize, FrontierError> {
+        let overdue: Vec<(String, u64)> = self
+            .hosts
+            .iter()
+            .filter_map(|(host, h)| {
+                let (seq, _) = h.in_flight.as_ref()?;
+                let since = h.dispatched_at?;
+                (now.saturating_duration_since(since) > deadline).then(|| (host.clone(), *seq))
+            })
+            .collect();
+        let mut again = 0;
+        for (host, seq) in overdue {
+            let Some(bytes) = self.queue.get(queue_key(&host, seq))? else {
+                continue;
+            };
+            let Ok(req) = CrawlRequest::decode(&*bytes) else {
+                continue;
+            };
+            let Some(h) = self.hosts.get_mut(&host) else {
+                continue;
+            };
+            h.in_flight = None;
+            h.dispatched_at = None;
+            h.pending.push_front((seq, req));
+            h.queued += 1;
+            self.pending += 1;
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.schedule(&host, now);
+            again += 1;
+        }
+        if again > 0 {
+            metrics::counter!("linkgraph_frontier_redispatched_requests_total")
+                .increment(again as u64);
+            tracing::warn!(
+                requests = again,
+                "requests in flight past their deadline dispatched again"
+            );
+        }
+        Ok(again)
     }
 
     /// When the next host becomes ready, if any host has work.

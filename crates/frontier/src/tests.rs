@@ -470,3 +470,39 @@ fn a_url_whose_robots_txt_is_unavailable_stays_queued_and_its_host_backs_off() {
     f.complete_now(&fb).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(f.pending(), 0);
 }
+
+#[test]
+fn a_request_whose_feedback_never_comes_is_dispatched_again() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut f = open(dir.path(), fast());
+    f.add_seed("http://a.com/x")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let t0 = Instant::now();
+    let req = f.next_ready(t0).unwrap_or_else(|| panic!("ready"));
+    let deadline = Duration::from_secs(60);
+    // Not yet overdue: nothing happens.
+    assert_eq!(f.redispatch_overdue(t0 + deadline, deadline).ok(), Some(0));
+    assert!(
+        f.next_ready(t0 + deadline).is_none(),
+        "one in flight per host"
+    );
+    // Overdue: handed out again, the same URL.
+    let late = t0 + deadline + Duration::from_secs(1);
+    assert_eq!(f.redispatch_overdue(late, deadline).ok(), Some(1));
+    assert_eq!((f.in_flight(), f.pending()), (0, 1));
+    let again = f
+        .next_ready(late)
+        .unwrap_or_else(|| panic!("dispatched again"));
+    assert_eq!(again.url, req.url);
+    // The first feedback completes it; a second one (the lost one, after
+    // all) answers nothing.
+    f.complete_now(&done(&again, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.complete_now(&done(&req, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((f.in_flight(), f.pending()), (0, 0));
+    assert_eq!(
+        f.redispatch_overdue(late + deadline * 2, deadline).ok(),
+        Some(0)
+    );
+}

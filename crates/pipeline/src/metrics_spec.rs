@@ -7,7 +7,7 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 17] = [
+pub const COUNTERS: [(&str, &str); 18] = [
     (
         "linkgraph_parser_panics_total",
         "Pages whose processing panicked (a bug, caught): completed as outcome internal_error.",
@@ -35,6 +35,10 @@ pub const COUNTERS: [(&str, &str); 17] = [
     (
         "linkgraph_fetcher_downloaded_bytes_total",
         "Body bytes downloaded, after decompression.",
+    ),
+    (
+        "linkgraph_frontier_redispatched_requests_total",
+        "Requests dispatched again because their feedback did not come back within --inflight-deadline.",
     ),
     (
         "linkgraph_fetcher_robots_denied_total",

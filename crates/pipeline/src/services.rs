@@ -369,6 +369,9 @@ pub struct FrontierServiceOptions {
     pub seeds: Vec<String>,
     /// Exit once nothing has been queued or in flight for this long.
     pub exit_when_idle: Option<Duration>,
+    /// Dispatch again a request in flight for longer than this (its
+    /// feedback was lost with a fetcher, a parser or an unconsumed partition).
+    pub inflight_deadline: Duration,
 }
 
 /// How a frontier service run ended.
@@ -514,6 +517,8 @@ pub async fn run_frontier(
                 if frontier.active_pending() == 0 && frontier.in_flight() == 0 {
                     frontier.enqueue_due(now_ms(), DUE_BATCH)?;
                 }
+                // A request whose feedback is lost must not hold its host forever.
+                frontier.redispatch_overdue(Instant::now(), f_opts.inflight_deadline)?;
                 frontier.flush()?;
                 commit(sub.as_mut()).await;
             }
