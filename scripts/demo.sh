@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Demo: serve a simulated web on loopback, crawl it into a fresh data
-# directory, and print who links to its most popular domain.
+# directory, and print who links to its most popular domain; recrawl it 40
+# days later (velocity, lost links); then crawl a second web daily through a
+# burst of new referring domains, flagged as a spike.
 set -euo pipefail
 
 BIN=${BIN:-target/release/linkgraph}
@@ -48,3 +50,34 @@ LINKGRAPH_NOW=$LATER "$BIN" velocity "$POPULAR_DOMAIN" --data "$WORK/data" --buc
 echo
 echo "== lost backlinks (linkgraph backlinks $POPULAR_DOMAIN --status lost --format csv)"
 "$BIN" backlinks "$POPULAR_DOMAIN" --data "$WORK/data" --status lost --format csv | head -n 4
+
+# A burst: a second, sparser web where, from day 6 on, every home page links
+# to one little-linked host. Crawled daily for 10 days; the first day only
+# discovers (no spike), the burst day is one.
+BURST_WORK="$WORK/burst"
+mkdir -p "$BURST_WORK"
+"$BIN" simweb --listen 127.0.0.1:0 --hosts 100 --pages-per-host 3 --seed 5 \
+  --burst-epoch 6 --burst-target 99 --info "$BURST_WORK/info" >"$BURST_WORK/simweb.out" 2>&1 &
+BURST_PID=$!
+trap 'kill "$SIMWEB_PID" "$BURST_PID" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -s "$BURST_WORK/info" ] && break; sleep 0.1; done
+[ -s "$BURST_WORK/info" ] || { echo "simweb did not start:"; cat "$BURST_WORK/simweb.out"; exit 1; }
+BURST_DOMAIN=$(sed -n 's/^BURST_DOMAIN=//p' "$BURST_WORK/info")
+BURST_LISTEN=$(sed -n 's/^LISTEN=//p' "$BURST_WORK/info")
+BURST_SEED=$(sed -n 's/^SEED_URL=//p' "$BURST_WORK/info")
+echo
+echo "== a burst: 10 daily crawls of a second web; from day 6 every home page links to $BURST_DOMAIN"
+for day in $(seq 0 9); do
+  AT=$(date -u -d "+$((day * 25)) hours" +%Y-%m-%dT%H:%M:%SZ)
+  if [ "$day" -gt 0 ]; then
+    exec 3<>"/dev/tcp/${BURST_LISTEN%:*}/${BURST_LISTEN##*:}"
+    printf 'GET /__simweb/advance HTTP/1.0\r\nHost: simweb\r\n\r\n' >&3
+    cat <&3 >/dev/null
+    exec 3<&-
+  fi
+  LINKGRAPH_NOW=$AT "$BIN" crawl --seeds "$BURST_SEED" --data "$BURST_WORK/data" \
+    --resolve "*=$BURST_LISTEN" --allow-private-networks --per-host-rps 50 --concurrency 64 \
+    --per-ip-concurrency 0 --recrawl-initial 1d --recrawl-max 1d --no-progress >/dev/null
+done
+echo "== linkgraph velocity $BURST_DOMAIN"
+LINKGRAPH_NOW=$AT "$BIN" velocity "$BURST_DOMAIN" --data "$BURST_WORK/data"

@@ -400,6 +400,13 @@ pub struct SimwebCmd {
     /// epoch's changes go to FILE.epoch-N.jsonl when advanced (GET /__simweb/advance).
     #[arg(long, env = "LINKGRAPH_SIMWEB_TRUTH")]
     pub truth: Option<PathBuf>,
+    /// From this epoch on, every host's home page links to host --burst-target (a burst
+    /// of new referring domains, to see a spike).
+    #[arg(long, requires = "burst_target")]
+    pub burst_epoch: Option<u32>,
+    /// The index (0-based) of the host the burst links to.
+    #[arg(long, requires = "burst_epoch")]
+    pub burst_target: Option<usize>,
     /// Write shell-readable facts (listen address, seed URL, popular domain) here.
     #[arg(long, env = "LINKGRAPH_SIMWEB_INFO")]
     pub info: Option<PathBuf>,

@@ -157,6 +157,8 @@ async fn run(cli: Cli) -> Result<()> {
                 hosts: a.hosts,
                 pages_per_host: a.pages_per_host,
                 seed: a.seed,
+                burst: (a.burst_epoch.zip(a.burst_target))
+                    .map(|(epoch, target)| linkgraph_simweb::Burst { epoch, target }),
                 truth: a.truth,
                 info: a.info,
             };

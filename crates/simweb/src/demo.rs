@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{EpochTruth, SimConfig, SimWeb, write_epoch_changes, write_truth};
+use crate::{Burst, EpochTruth, SimConfig, SimWeb, write_epoch_changes, write_truth};
 
 /// What to serve, and where to write what it knows.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct DemoOptions {
     pub pages_per_host: usize,
     /// Seed of the generated web.
     pub seed: u64,
+    /// A wave of new referring domains for one host from some epoch on.
+    pub burst: Option<Burst>,
     /// Ground-truth file; each epoch's changes go to FILE.epoch-N.jsonl.
     pub truth: Option<PathBuf>,
     /// Shell-readable facts (listen address, seed URL, popular domain).
@@ -33,6 +35,14 @@ pub enum DemoError {
     /// The address is not a loopback address.
     #[error("the simulated web only listens on loopback addresses, not {0}")]
     NotLoopback(SocketAddr),
+    /// The burst names a host the web does not have.
+    #[error("--burst-target {target} is not a host index (the web has {hosts} hosts)")]
+    BadBurst {
+        /// The index given.
+        target: usize,
+        /// Hosts in the web.
+        hosts: usize,
+    },
     /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -87,11 +97,19 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
     if !opts.listen.ip().is_loopback() {
         return Err(DemoError::NotLoopback(opts.listen));
     }
+    if let Some(b) = opts.burst
+        && b.target >= opts.hosts.max(2)
+    {
+        return Err(DemoError::BadBurst {
+            target: b.target,
+            hosts: opts.hosts.max(2),
+        });
+    }
     let web = Arc::new(SimWeb::new(SimConfig {
         hosts: opts.hosts,
         pages_per_host: opts.pages_per_host,
         seed: opts.seed,
-        ..SimConfig::default()
+        burst: opts.burst,
     }));
     let listen_err = |source| DemoError::Listen {
         addr: opts.listen,
@@ -121,7 +139,11 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
             web.config().hosts,
             web.config().pages_per_host
         );
-        write_file(path, |w| w.write_all(info.as_bytes()))?;
+        let burst = match opts.burst.and_then(|b| web.hosts().get(b.target)) {
+            Some(h) => format!("BURST_DOMAIN={}\n", h.domain),
+            None => String::new(),
+        };
+        write_file(path, |w| w.write_all(format!("{info}{burst}").as_bytes()))?;
     }
     let mut out = std::io::stdout().lock();
     // The banner is best effort: a closed stdout must not stop the server.
