@@ -1,7 +1,8 @@
 //! End to end, history that can be trusted: a site whose link to a target
 //! moves from one page to another in a recrawl keeps the target as a
-//! referring domain (no lost-then-new flap), and a first crawl discovers
-//! rather than adds.
+//! referring domain (no lost-then-new flap), a first crawl discovers rather
+//! than adds, and a robots.txt that cannot be fetched completes nothing and
+//! loses nothing (its last good copy answering for up to 30 days).
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -17,11 +18,34 @@ use serde_json::Value;
 
 const DAY: i64 = 86_400_000;
 
+/// An HTTP/1.1 answer with an HTML body.
+fn respond(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Serves `route` (host, path) -> (status, body) on loopback.
+async fn serve(
+    route: impl Fn(&str, &str) -> (&'static str, String) + Send + Sync + 'static,
+) -> std::net::SocketAddr {
+    let answer = move |host: &str, path: &str| {
+        let (status, body) = route(host, path);
+        respond(status, &body)
+    };
+    linkgraph_simweb::raw::serve_raw(answer, Duration::ZERO)
+        .await
+        .unwrap()
+        .0
+}
+
 /// A two-page site, x.test: in epoch 0 page /1 links t.test, in epoch 1
 /// page /2 does instead. The home page links /1 before /2, so the recrawl
 /// drops the old link before it finds the new one.
 async fn moving_site(epoch: Arc<AtomicU32>) -> std::net::SocketAddr {
-    let route = move |host: &str, path: &str| -> Vec<u8> {
+    serve(move |host: &str, path: &str| {
         let e = epoch.load(Ordering::SeqCst);
         let to_t = "<a href=\"http://t.test/\">our friends at t</a>";
         let body = match (host, path) {
@@ -32,20 +56,12 @@ async fn moving_site(epoch: Arc<AtomicU32>) -> std::net::SocketAddr {
             ("t.test", "/") => Some("<p>t</p>".to_owned()),
             _ => None,
         };
-        let (status, body) = match body {
+        match body {
             Some(b) => ("200 OK", b),
             None => ("404 Not Found", String::new()),
-        };
-        format!(
-            "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    };
-    linkgraph_simweb::raw::serve_raw(route, Duration::ZERO)
-        .await
-        .unwrap()
-        .0
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,32 +153,22 @@ async fn a_link_that_moves_between_pages_keeps_its_referring_domain() {
 
 /// A site whose robots.txt answers 503 while `down` is set.
 async fn site_with_flaky_robots(down: Arc<AtomicU32>) -> std::net::SocketAddr {
-    let route = move |host: &str, path: &str| -> Vec<u8> {
-        let (status, body) = match (host, path) {
-            (_, "/robots.txt") if down.load(Ordering::SeqCst) == 1 => {
-                ("503 Service Unavailable", String::new())
-            }
-            (_, "/robots.txt") => ("200 OK", "User-agent: *\nDisallow: /private/\n".to_owned()),
-            ("r.test", "/") => (
-                "200 OK",
-                "<a href=\"/a\">a</a> <a href=\"/b\">b</a> <a href=\"http://t.test/\">t</a> \
-                 <a href=\"/private/p\">p</a>"
-                    .to_owned(),
-            ),
-            ("r.test", "/a" | "/b") => ("200 OK", "<a href=\"http://t.test/x\">x</a>".to_owned()),
-            ("t.test", _) => ("200 OK", "<p>t</p>".to_owned()),
-            _ => ("404 Not Found", String::new()),
-        };
-        format!(
-            "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    };
-    linkgraph_simweb::raw::serve_raw(route, Duration::ZERO)
-        .await
-        .unwrap()
-        .0
+    serve(move |host: &str, path: &str| match (host, path) {
+        (_, "/robots.txt") if down.load(Ordering::SeqCst) == 1 => {
+            ("503 Service Unavailable", String::new())
+        }
+        (_, "/robots.txt") => ("200 OK", "User-agent: *\nDisallow: /private/\n".to_owned()),
+        ("r.test", "/") => (
+            "200 OK",
+            "<a href=\"/a\">a</a> <a href=\"/b\">b</a> <a href=\"http://t.test/\">t</a> \
+             <a href=\"/private/p\">p</a>"
+                .to_owned(),
+        ),
+        ("r.test", "/a" | "/b") => ("200 OK", "<a href=\"http://t.test/x\">x</a>".to_owned()),
+        ("t.test", _) => ("200 OK", "<p>t</p>".to_owned()),
+        _ => ("404 Not Found", String::new()),
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
