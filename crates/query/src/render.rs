@@ -296,6 +296,7 @@ struct PointJson {
     lost_refdomains: u64,
     discovered_links: u64,
     discovered_refdomains: u64,
+    changed_links: u64,
 }
 
 #[derive(Serialize)]
@@ -333,6 +334,7 @@ pub fn velocity_json(v: &Velocity) -> serde_json::Value {
                 lost_refdomains: p.lost_refdomains,
                 discovered_links: p.discovered_links,
                 discovered_refdomains: p.discovered_refdomains,
+                changed_links: p.changed_links,
             })
             .collect(),
         spikes: v
@@ -361,12 +363,12 @@ pub fn write_velocity(out: &mut impl Write, v: &Velocity, format: Format) -> io:
             writeln!(
                 out,
                 "start,new_links,lost_links,new_refdomains,lost_refdomains,spike,\
-                 discovered_links,discovered_refdomains"
+                 discovered_links,discovered_refdomains,changed_links"
             )?;
             for p in &v.series {
                 writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{}",
                     format_rfc3339_ms(p.start_ms),
                     p.new_links,
                     p.lost_links,
@@ -374,7 +376,8 @@ pub fn write_velocity(out: &mut impl Write, v: &Velocity, format: Format) -> io:
                     p.lost_refdomains,
                     spike_at(p.start_ms).is_some(),
                     p.discovered_links,
-                    p.discovered_refdomains
+                    p.discovered_refdomains,
+                    p.changed_links
                 )?;
             }
             Ok(())
@@ -391,14 +394,15 @@ pub fn write_velocity(out: &mut impl Write, v: &Velocity, format: Format) -> io:
             }
             writeln!(
                 out,
-                "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}  {:>16}  {:>21}",
+                "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}  {:>16}  {:>21}  {:>7}",
                 "START",
                 "NEW LINKS",
                 "LOST LINKS",
                 "NEW REFDOMAINS",
                 "LOST REFDOMAINS",
                 "DISCOVERED LINKS",
-                "DISCOVERED REFDOMAINS"
+                "DISCOVERED REFDOMAINS",
+                "CHANGED"
             )?;
             for p in &v.series {
                 let mark = match spike_at(p.start_ms) {
@@ -411,14 +415,15 @@ pub fn write_velocity(out: &mut impl Write, v: &Velocity, format: Format) -> io:
                 let day = format_rfc3339_ms(p.start_ms);
                 writeln!(
                     out,
-                    "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}  {:>16}  {:>21}{mark}",
+                    "{:<10}  {:>9}  {:>10}  {:>14}  {:>15}  {:>16}  {:>21}  {:>7}{mark}",
                     day.get(..10).unwrap_or(&day),
                     p.new_links,
                     p.lost_links,
                     p.new_refdomains,
                     p.lost_refdomains,
                     p.discovered_links,
-                    p.discovered_refdomains
+                    p.discovered_refdomains,
+                    p.changed_links
                 )?;
             }
             Ok(())

@@ -72,6 +72,8 @@ pub struct Point {
     pub discovered_links: u64,
     /// Domains whose first live link was a discovered one.
     pub discovered_refdomains: u64,
+    /// External links whose anchor, rel or placement changed.
+    pub changed_links: u64,
 }
 
 /// A bucket whose new referring domains stand far above the baseline.
@@ -141,6 +143,7 @@ pub fn velocity(
             EventKind::NewLink if external => p.new_links += 1,
             EventKind::LostLink if external => p.lost_links += 1,
             EventKind::DiscoveredLink if external => p.discovered_links += 1,
+            EventKind::ChangedLink if external => p.changed_links += 1,
             EventKind::NewRefdomain => p.new_refdomains += 1,
             EventKind::LostRefdomain => p.lost_refdomains += 1,
             EventKind::DiscoveredRefdomain => p.discovered_refdomains += 1,
@@ -226,6 +229,7 @@ mod tests {
                 kind: LinkKind::Link,
             },
             lost_reason: None,
+            before: None,
         }
     }
 

@@ -84,6 +84,39 @@ pub async fn run_all(s: &dyn LinkStore) {
     discovered_is_not_new(s).await;
     a_domain_that_moves_its_link_stays(s).await;
     lost_links_say_why(s).await;
+    attribute_changes_are_changes(s).await;
+}
+
+/// A link whose anchor, rel or placement changes is a `changed_link` event
+/// with the attributes before and after, not a loss.
+async fn attribute_changes_are_changes(s: &dyn LinkStore) {
+    let (src, target) = ("http://chg1.com/", "http://chgt.com/");
+    s.write_page(page(src, 1_000, &[target])).await.unwrap();
+    let mut p = page(src, 2_000, &[target]);
+    p.links[0].rel = Rel::SPONSORED;
+    p.links[0].anchor = "buy now".into();
+    let st = s.write_page(p).await.unwrap();
+    assert_eq!((st.lost_edges, st.new_edges), (0, 0));
+    let ev = s.events("chgt.com", 2_000, 2_001).await.unwrap();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].kind, EventKind::ChangedLink);
+    assert_eq!(
+        (ev[0].link.anchor.as_str(), ev[0].link.rel),
+        ("buy now", Rel::SPONSORED)
+    );
+    assert_eq!(
+        ev[0].before,
+        Some((format!("to {target}"), Rel::follow(), Placement::Content))
+    );
+    // The same attributes again: nothing.
+    let mut same = page(src, 3_000, &[target]);
+    same.links[0].rel = Rel::SPONSORED;
+    same.links[0].anchor = "buy now".into();
+    s.write_page(same).await.unwrap();
+    assert!(s.events("chgt.com", 3_000, 3_001).await.unwrap().is_empty());
+    // Other events carry no before.
+    let first = s.events("chgt.com", 1_000, 1_001).await.unwrap();
+    assert!(first.iter().all(|e| e.before.is_none()), "{first:?}");
 }
 
 /// Every lost link says why: removed from its page, page gone, or page

@@ -127,6 +127,8 @@ pub struct Event<'a> {
     pub source: &'a str,
     /// The target URL.
     pub target: &'a str,
+    /// For a changed link, its attributes before.
+    pub before: Option<Attrs<'a>>,
     /// The link's attributes: the new ones for a new link, the last stored
     /// ones for a lost link.
     pub attrs: Attrs<'a>,
@@ -187,8 +189,8 @@ pub struct Change<'a> {
     pub lost: Vec<&'a Outlink>,
     /// Per external target domain of the old or new set, ordered by domain.
     pub refdomains: Vec<PageRefdomain>,
-    /// New- or discovered-link events (observation order), then lost-link
-    /// events.
+    /// New-, discovered- or changed-link events (observation order), then
+    /// lost-link events.
     pub events: Vec<Event<'a>>,
     /// The page's links were discovered (its first definite observation):
     /// a referring domain they make live is discovered too.
@@ -246,7 +248,12 @@ pub fn diff<'a>(page: &'a PageWrite, prior: &'a Prior) -> Diff<'a> {
 
 fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Change<'a> {
     let source = page.url.as_str();
-    let old: HashSet<&str> = prior.outlinks.iter().map(|o| o.target.as_str()).collect();
+    let old_by_target: std::collections::HashMap<&str, &Outlink> = prior
+        .outlinks
+        .iter()
+        .map(|o| (o.target.as_str(), o))
+        .collect();
+    let old: HashSet<&str> = old_by_target.keys().copied().collect();
     let new: HashSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
     let mut c = Change {
         discovered: !prior.known,
@@ -272,7 +279,20 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
                 source,
                 target: &link.target_url,
                 attrs: Attrs::of(link),
+                before: None,
             });
+        } else if let Some(o) = old_by_target.get(link.target_url.as_str()) {
+            let (was, now) = (o.attrs(), Attrs::of(link));
+            if (was.anchor, was.rel, was.placement) != (now.anchor, now.rel, now.placement) {
+                c.events.push(Event {
+                    kind: EventKind::ChangedLink,
+                    target_domain,
+                    source,
+                    target: &link.target_url,
+                    attrs: now,
+                    before: Some(was),
+                });
+            }
         }
         if target_domain != source_domain {
             let after = &mut counts.entry(target_domain).or_default().1;
@@ -298,6 +318,7 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
             source,
             target: &o.target,
             attrs: o.attrs(),
+            before: None,
         });
         c.lost.push(o);
     }
@@ -522,7 +543,21 @@ mod tests {
         let prior = prior_of(&first);
         let second = page(SRC, 20, vec![link(SRC, "http://b.com/1", Rel::UGC)]);
         let c = change(&second, &prior);
-        assert!(c.events.is_empty());
+        // A change, not a loss: one changed_link event with both rels.
+        let ev: Vec<_> = c
+            .events
+            .iter()
+            .map(|e| (e.kind, e.before.map(|b| b.rel), e.attrs.rel))
+            .collect();
+        assert_eq!(
+            ev,
+            [(
+                EventKind::ChangedLink,
+                Some(Rel::follow().bits()),
+                Rel::UGC.bits()
+            )]
+        );
+        assert!(c.lost.is_empty());
         let r = &c.refdomains[0];
         assert_eq!((r.before.follow, r.after.follow), (1, 0));
         assert_eq!(r.transition(), None);
@@ -668,6 +703,7 @@ mod tests {
                 for e in &c.events {
                     match e.kind {
                         EventKind::NewLink | EventKind::DiscoveredLink => new_events += 1,
+                        EventKind::ChangedLink => {}
                         EventKind::LostLink => lost_events += 1,
                         _ => prop_assert!(false, "no refdomain events from a page diff"),
                     }

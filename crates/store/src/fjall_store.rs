@@ -359,7 +359,7 @@ impl FjallStore {
             .iter()
             .map(|e| {
                 let reason = (e.kind == EventKind::LostLink).then_some(change.lost_reason);
-                event(
+                let mut row = event(
                     e.target_domain,
                     t,
                     e.kind,
@@ -367,7 +367,13 @@ impl FjallStore {
                     e.target,
                     e.attrs,
                     reason,
-                )
+                );
+                if let Some(b) = e.before {
+                    row.1.old_anchor = Some(b.anchor.to_owned());
+                    row.1.old_rel = u32::from(b.rel);
+                    row.1.old_placement = u32::from(b.placement);
+                }
+                row
             })
             .collect();
         for r in &change.refdomains {
@@ -545,6 +551,13 @@ impl FjallStore {
                 kind,
                 link: stored_link(src, dst, row.anchor, row.rel, row.placement, row.kind),
                 lost_reason: LostReason::from_code(row.lost_reason),
+                before: row.old_anchor.map(|a| {
+                    (
+                        a,
+                        Rel::from_bits(rel_bits(row.old_rel)),
+                        Placement::from_code(u8::try_from(row.old_placement).unwrap_or(0)),
+                    )
+                }),
             });
         }
         Ok(out)
@@ -648,6 +661,7 @@ fn event(
         placement: u32::from(attrs.placement),
         kind: u32::from(attrs.kind),
         lost_reason: lost_reason.map_or(0, |r| r as u32),
+        ..StoredEvent::default()
     };
     (k, v)
 }

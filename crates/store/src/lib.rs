@@ -192,6 +192,8 @@ pub enum EventKind {
     DiscoveredLink = 5,
     /// A domain's first live link to the target domain was a discovered one.
     DiscoveredRefdomain = 6,
+    /// A live link's anchor, rel or placement changed (not a loss).
+    ChangedLink = 7,
 }
 
 impl EventKind {
@@ -204,6 +206,7 @@ impl EventKind {
             EventKind::LostRefdomain,
             EventKind::DiscoveredLink,
             EventKind::DiscoveredRefdomain,
+            EventKind::ChangedLink,
         ]
         .into_iter()
         .find(|k| *k as u8 == c)
@@ -217,6 +220,7 @@ impl EventKind {
             EventKind::LostRefdomain => "lost_refdomain",
             EventKind::DiscoveredLink => "discovered_link",
             EventKind::DiscoveredRefdomain => "discovered_refdomain",
+            EventKind::ChangedLink => "changed_link",
         }
     }
 }
@@ -266,6 +270,9 @@ pub struct LinkEvent {
     pub link: Link,
     /// For a lost link, why.
     pub lost_reason: Option<LostReason>,
+    /// For a changed link, its attributes before: anchor, rel, placement
+    /// (`link` holds the new ones).
+    pub before: Option<(String, linkgraph_core::Rel, linkgraph_core::Placement)>,
 }
 
 /// One referring domain of a target domain.

@@ -37,9 +37,12 @@ use plan::{Outlink, Prior, Stmt, Write};
 pub const SCHEMA: &str = include_str!("../../../../deploy/scylla/schema.cql");
 /// Columns added to tables after their first release, as (table, column,
 /// type): `store init` adds each one an existing keyspace lacks.
-pub const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+pub const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     ("backlinks", "lost_reason", "int"),
     ("link_events", "lost_reason", "int"),
+    ("link_events", "old_anchor", "text"),
+    ("link_events", "old_rel", "int"),
+    ("link_events", "old_placement", "int"),
 ];
 /// Statements in flight per store, across all pages.
 const MAX_IN_FLIGHT: usize = 256;
@@ -255,6 +258,7 @@ tuple_row!(A, B, C, D, E, F, G);
 tuple_row!(A, B, C, D, E, F, G, H);
 tuple_row!(A, B, C, D, E, F, G, H, I);
 tuple_row!(A, B, C, D, E, F, G, H, I, J);
+tuple_row!(A, B, C, D, E, F, G, H, I, J, K, L);
 
 /// The ScyllaDB link store.
 #[derive(Clone)]
@@ -626,6 +630,9 @@ impl ScyllaStore {
             Option<i32>,
             Option<i32>,
             Option<i32>,
+            Option<String>,
+            Option<i32>,
+            Option<i32>,
         );
         let parts = days
             .into_iter()
@@ -647,7 +654,7 @@ impl ScyllaStore {
             .try_collect()
             .await?;
         let mut out = Vec::new();
-        for (at, kind, src, dst, anchor, rel, placement, kind_code, reason) in
+        for (at, kind, src, dst, anchor, rel, placement, kind_code, reason, old_a, old_r, old_p) in
             per_part.into_iter().flatten()
         {
             let kind = u8::try_from(kind)
@@ -670,6 +677,13 @@ impl ScyllaStore {
                     u32::from(small(kind_code)),
                 ),
                 lost_reason: reason_of(reason),
+                before: old_r.filter(|r| *r > 0).map(|r| {
+                    (
+                        old_a.unwrap_or_default(),
+                        linkgraph_core::Rel::from_bits(u8::try_from(r - 1).unwrap_or(0)),
+                        linkgraph_core::Placement::from_code(small(old_p)),
+                    )
+                }),
             });
         }
         out.sort_by(|a, b| {

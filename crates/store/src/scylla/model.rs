@@ -375,6 +375,8 @@ fn is_int_col(table: &str, col: &str) -> bool {
                 | "kind"
                 | "status"
                 | "lost_reason"
+                | "old_rel"
+                | "old_placement"
                 | "outcome"
                 | "links"
                 | "bucket"

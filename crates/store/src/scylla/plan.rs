@@ -203,8 +203,9 @@ impl Stmt {
             }
             Stmt::Event => {
                 "INSERT INTO link_events (target_domain, day, bucket, at, kind, source_url, \
-                 target_url, anchor, rel, placement, link_kind, lost_reason) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                 target_url, anchor, rel, placement, link_kind, lost_reason, old_anchor, \
+                 old_rel, old_placement) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             }
             Stmt::EventDelete => {
                 "DELETE FROM link_events USING TIMESTAMP ? WHERE target_domain = ? AND day = ? \
@@ -245,7 +246,7 @@ impl Stmt {
             }
             Stmt::ReadEvents => {
                 "SELECT at, kind, source_url, target_url, anchor, rel, placement, link_kind, \
-                 lost_reason FROM link_events \
+                 lost_reason, old_anchor, old_rel, old_placement FROM link_events \
                  WHERE target_domain = ? AND day = ? AND bucket = ? AND at >= ? AND at < ?"
             }
             Stmt::ReadDomain => "SELECT domain FROM domains WHERE domain = ?",
@@ -371,6 +372,15 @@ fn ref_live_put(td: &str, sd: &str, page: &str, t: i64, buckets: u32) -> Write {
     }
 }
 
+/// What some events carry besides the link.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventExtra<'a> {
+    /// For a lost link, why.
+    pub lost_reason: Option<LostReason>,
+    /// For a changed link, its attributes before.
+    pub before: Option<Attrs<'a>>,
+}
+
 /// The event rows (and their day index entry) of one event of the link
 /// `(source, target)`.
 pub fn event(
@@ -379,10 +389,11 @@ pub fn event(
     kind: EventKind,
     (source, target): (&str, &str),
     attrs: (&str, u8, u8, u8),
-    lost_reason: Option<LostReason>,
+    extra: EventExtra<'_>,
     buckets: u32,
 ) -> [Write; 2] {
     let (anchor, rel, placement, link_kind) = attrs;
+    let old = extra.before;
     let d = day(t);
     let b = bucket(source, buckets);
     [
@@ -400,7 +411,11 @@ pub fn event(
                 int(rel),
                 int(placement),
                 int(link_kind),
-                int(lost_reason.map_or(0, |r| r as u8)),
+                int(extra.lost_reason.map_or(0, |r| r as u8)),
+                // old_rel is rel + 1, so 0 says "no before".
+                text(old.map_or("", |b| b.anchor)),
+                int(old.map_or(0, |b| u16::from(b.rel) + 1)),
+                int(old.map_or(0, |b| b.placement)),
                 big(ts(t)),
             ],
             partition: format!("link_events\0{target_domain}\0{d}\0{b}"),
@@ -525,14 +540,17 @@ fn page_state(page: &PageWrite) -> Write {
 
 fn event_writes(e: &DiffEvent<'_>, c: &Change<'_>, t: i64, buckets: u32) -> [Write; 2] {
     let a = e.attrs;
-    let reason = (e.kind == EventKind::LostLink).then_some(c.lost_reason);
+    let extra = EventExtra {
+        lost_reason: (e.kind == EventKind::LostLink).then_some(c.lost_reason),
+        before: e.before,
+    };
     event(
         e.target_domain,
         t,
         e.kind,
         (e.source, e.target),
         (a.anchor, a.rel, a.placement, a.kind),
-        reason,
+        extra,
         buckets,
     )
 }
@@ -681,7 +699,7 @@ pub fn transition_events(
             kind,
             (&tr.source_domain, ""),
             ("", 0, Placement::Content.code(), 0),
-            None,
+            EventExtra::default(),
             buckets,
         )
         .into(),
