@@ -41,6 +41,30 @@ async fn serve(
         .0
 }
 
+/// `crawl` into `data` against the site at `addr`, from `seed` when given.
+fn site_crawl_args(
+    addr: std::net::SocketAddr,
+    data: &std::path::Path,
+    seed: Option<&str>,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "crawl".into(),
+        "--data".into(),
+        data.display().to_string(),
+        "--resolve".into(),
+        format!("*={addr}"),
+        "--allow-private-networks".into(),
+        "--per-host-rps".into(),
+        "100".into(),
+    ];
+    a.extend(extra.iter().map(|s| (*s).to_owned()));
+    if let Some(seed) = seed {
+        a.extend(["--seeds".to_owned(), seed.to_owned()]);
+    }
+    a
+}
+
 /// A two-page site, x.test: in epoch 0 page /1 links t.test, in epoch 1
 /// page /2 does instead. The home page links /1 before /2, so the recrawl
 /// drops the old link before it finds the new one.
@@ -71,27 +95,7 @@ async fn a_link_that_moves_between_pages_keeps_its_referring_domain() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.display().to_string();
-    let crawl = |seeds: bool| {
-        let mut a: Vec<String> = [
-            "crawl",
-            "--data",
-            &data_s,
-            "--resolve",
-            &format!("*={addr}"),
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        a.extend(
-            ["--allow-private-networks", "--per-host-rps", "100"]
-                .iter()
-                .map(|s| (*s).to_owned()),
-        );
-        if seeds {
-            a.extend(["--seeds".to_owned(), "http://x.test/".to_owned()]);
-        }
-        a
-    };
+    let crawl = |seeds: bool| site_crawl_args(addr, &data, seeds.then_some("http://x.test/"), &[]);
     let base = parse_time("2026-03-02T12:00:00Z").unwrap();
     linkgraph_ok_env(crawl(true), env_at(base)).await;
     epoch.store(1, Ordering::SeqCst);
@@ -177,30 +181,9 @@ async fn an_unavailable_robots_txt_completes_nothing_and_loses_nothing() {
     let addr = site_with_flaky_robots(Arc::clone(&down)).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let data_s = data.display().to_string();
-    let crawl = |seeds: bool| {
-        let mut a: Vec<String> = [
-            "crawl",
-            "--data",
-            &data_s,
-            "--resolve",
-            &format!("*={addr}"),
-            "--allow-private-networks",
-            "--per-host-rps",
-            "100",
-            "--park-after",
-            "3",
-            "--max-backoff",
-            "0.05",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        if seeds {
-            a.extend(["--seeds".to_owned(), "http://r.test/".to_owned()]);
-        }
-        a
-    };
+    let extra = ["--park-after", "3", "--max-backoff", "0.05"];
+    let crawl =
+        |seeds: bool| site_crawl_args(addr, &data, seeds.then_some("http://r.test/"), &extra);
     let base = parse_time("2026-03-02T12:00:00Z").unwrap();
     let first = linkgraph_ok_env(crawl(true), env_at(base)).await;
     let pages = summary_number(&first, "pages");

@@ -22,7 +22,7 @@
 //!   new domain is recorded ([`refdomain_change`]). The processing order of
 //!   one recrawl's pages decides nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use linkgraph_core::{Link, LinkKind, Rel, registrable_domain, url_host};
 
@@ -83,9 +83,9 @@ pub struct Prior {
     pub fetched_at_ms: Option<i64>,
     /// Content hash of the stored observation.
     pub content_hash: u64,
-    /// The page's outlink set was observed before: it has live outlinks, or
-    /// its last fetch was definite (a 200, a redirect, a 404 or 410, a 304).
-    /// False for a new page and for one whose fetches failed temporarily.
+    /// The last stored fetch was definite (a 200, a redirect, a 404 or 410,
+    /// a 304: see [`is_definite`]). With live outlinks the page is known
+    /// either way; without both, its next links are discovered.
     pub known: bool,
     /// The current (live) outlink set.
     pub outlinks: Vec<Outlink>,
@@ -119,7 +119,7 @@ impl<'a> Attrs<'a> {
 /// A link event the observation makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event<'a> {
-    /// `NewLink`, `DiscoveredLink` or `LostLink`.
+    /// `NewLink`, `DiscoveredLink`, `ChangedLink` or `LostLink`.
     pub kind: EventKind,
     /// The registrable domain of the target.
     pub target_domain: &'a str,
@@ -129,6 +129,8 @@ pub struct Event<'a> {
     pub target: &'a str,
     /// For a changed link, its attributes before.
     pub before: Option<Attrs<'a>>,
+    /// For a lost link, why.
+    pub lost_reason: Option<LostReason>,
     /// The link's attributes: the new ones for a new link, the last stored
     /// ones for a lost link.
     pub attrs: Attrs<'a>,
@@ -197,7 +199,7 @@ pub struct Change<'a> {
     pub discovered: bool,
     /// When the page was fetched before (`None`: never).
     pub fetched_before: Option<i64>,
-    /// Why the lost links were lost.
+    /// Why the lost links were lost (their events carry it too).
     pub lost_reason: LostReason,
     /// What the write changes (`referring_domains` is left to the backend).
     pub stats: WriteStats,
@@ -248,27 +250,27 @@ pub fn diff<'a>(page: &'a PageWrite, prior: &'a Prior) -> Diff<'a> {
 
 fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Change<'a> {
     let source = page.url.as_str();
-    let old_by_target: std::collections::HashMap<&str, &Outlink> = prior
+    let old: HashMap<&str, &Outlink> = prior
         .outlinks
         .iter()
         .map(|o| (o.target.as_str(), o))
         .collect();
-    let old: HashSet<&str> = old_by_target.keys().copied().collect();
     let new: HashSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
+    let known = prior.known || !prior.outlinks.is_empty();
     let mut c = Change {
-        discovered: !prior.known,
+        discovered: !known,
         fetched_before: prior.fetched_at_ms,
         lost_reason: lost_reason(page.outcome, page.status),
         ..Change::default()
     };
-    let appeared_kind = if prior.known {
+    let appeared_kind = if known {
         EventKind::NewLink
     } else {
         EventKind::DiscoveredLink
     };
     let mut counts: BTreeMap<&str, (Counts, Counts)> = BTreeMap::new();
     for link in &page.links {
-        let appeared = !old.contains(link.target_url.as_str());
+        let appeared = !old.contains_key(link.target_url.as_str());
         let target_domain = registrable_domain(url_host(&link.target_url));
         c.stats.edges += 1;
         if appeared {
@@ -280,8 +282,9 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
                 target: &link.target_url,
                 attrs: Attrs::of(link),
                 before: None,
+                lost_reason: None,
             });
-        } else if let Some(o) = old_by_target.get(link.target_url.as_str()) {
+        } else if let Some(o) = old.get(link.target_url.as_str()) {
             let (was, now) = (o.attrs(), Attrs::of(link));
             if (was.anchor, was.rel, was.placement) != (now.anchor, now.rel, now.placement) {
                 c.events.push(Event {
@@ -291,6 +294,7 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
                     target: &link.target_url,
                     attrs: now,
                     before: Some(was),
+                    lost_reason: None,
                 });
             }
         }
@@ -319,6 +323,7 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
             target: &o.target,
             attrs: o.attrs(),
             before: None,
+            lost_reason: Some(c.lost_reason),
         });
         c.lost.push(o);
     }

@@ -208,7 +208,6 @@ impl FjallStore {
                 None => stray.push(target),
             }
         }
-        prior.known |= !prior.outlinks.is_empty();
         Ok(Before {
             page: prev,
             prior,
@@ -358,7 +357,6 @@ impl FjallStore {
             .events
             .iter()
             .map(|e| {
-                let reason = (e.kind == EventKind::LostLink).then_some(change.lost_reason);
                 let mut row = event(
                     e.target_domain,
                     t,
@@ -366,7 +364,7 @@ impl FjallStore {
                     e.source,
                     e.target,
                     e.attrs,
-                    reason,
+                    e.lost_reason,
                 );
                 if let Some(b) = e.before {
                     row.1.old_anchor = Some(b.anchor.to_owned());

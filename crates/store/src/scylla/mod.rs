@@ -469,47 +469,27 @@ impl ScyllaStore {
                 });
             }
         }
-        prior.known |= !prior.outlinks.is_empty();
         Ok(prior)
     }
 
-    /// Whether a page of `tr.source_domain` other than `page` links
-    /// `tr.target_domain` now (one bounded read).
-    async fn others_live(&self, tr: &plan::Transition, page: &str) -> Result<bool, StoreError> {
-        let rows: Vec<(String,)> = self
-            .rows(
-                Stmt::ReadRefLive,
-                vec![
-                    CqlValue::Text(tr.target_domain.clone()),
-                    CqlValue::Int(plan::bucket(&tr.source_domain, self.buckets)),
-                    CqlValue::Text(tr.source_domain.clone()),
-                ],
-            )
-            .await?;
-        Ok(rows.iter().any(|(u,)| u != page))
-    }
-
-    /// What a transition needs to know: whether other pages of the source
-    /// domain link the target now, and, for a domain that comes back with
-    /// none, when it was lost (the latest loss of its pages' rows).
+    /// What a transition needs to know: whether a page of the source domain
+    /// other than `page` links the target now (one bounded read), and, for
+    /// a domain that comes back with none, when it was lost (the latest loss
+    /// of its pages' rows).
     async fn decide(
         &self,
         tr: &plan::Transition,
         page: &str,
     ) -> Result<(bool, Option<i64>), StoreError> {
-        let others = self.others_live(tr, page).await?;
+        let live: Vec<(String,)> = self
+            .rows(Stmt::ReadRefLive, tr.source_key(self.buckets))
+            .await?;
+        let others = live.iter().any(|(u,)| u != page);
         if others || !tr.appeared {
             return Ok((others, None));
         }
         let rows: Vec<(Option<i32>, Option<i64>)> = self
-            .rows(
-                Stmt::ReadRefPagesLost,
-                vec![
-                    CqlValue::Text(tr.target_domain.clone()),
-                    CqlValue::Int(plan::bucket(&tr.source_domain, self.buckets)),
-                    CqlValue::Text(tr.source_domain.clone()),
-                ],
-            )
+            .rows(Stmt::ReadRefPagesLost, tr.source_key(self.buckets))
             .await?;
         let lost_at = rows
             .iter()

@@ -299,6 +299,18 @@ pub struct Transition {
     pub fetched_before: Option<i64>,
 }
 
+impl Transition {
+    /// The bound (target domain, bucket, source domain) of the source
+    /// domain's rows for the target domain.
+    pub fn source_key(&self, buckets: u32) -> Vec<CqlValue> {
+        vec![
+            text(&self.target_domain),
+            CqlValue::Int(bucket(&self.source_domain, buckets)),
+            text(&self.source_domain),
+        ]
+    }
+}
+
 /// The statements of one observation, in two phases: `graph` (edges,
 /// refdomain rows, events, domains) is executed first, `page` (the page's
 /// partition: state and outlink set) only after every graph write was
@@ -538,10 +550,10 @@ fn page_state(page: &PageWrite) -> Write {
     }
 }
 
-fn event_writes(e: &DiffEvent<'_>, c: &Change<'_>, t: i64, buckets: u32) -> [Write; 2] {
+fn event_writes(e: &DiffEvent<'_>, t: i64, buckets: u32) -> [Write; 2] {
     let a = e.attrs;
     let extra = EventExtra {
-        lost_reason: (e.kind == EventKind::LostLink).then_some(c.lost_reason),
+        lost_reason: e.lost_reason,
         before: e.before,
     };
     event(
@@ -614,7 +626,7 @@ fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
         });
     }
     for e in &c.events {
-        p.graph.extend(event_writes(e, c, t, buckets));
+        p.graph.extend(event_writes(e, t, buckets));
     }
     for td in targets {
         p.graph.push(domain_write(td));
