@@ -85,6 +85,78 @@ pub async fn run_all(s: &dyn LinkStore) {
     a_domain_that_moves_its_link_stays(s).await;
     lost_links_say_why(s).await;
     attribute_changes_are_changes(s).await;
+    outlinks_and_page_states(s).await;
+}
+
+async fn all_outlinks(s: &dyn LinkStore, domain: &str, status: Status) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let q = crate::OutlinkQuery {
+            domain: domain.into(),
+            status,
+            limit: 2,
+            after,
+        };
+        let page = s.outlinks(q).await.unwrap();
+        out.extend(
+            page.items
+                .into_iter()
+                .map(|b| (b.link.source_url, b.link.target_url)),
+        );
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return out,
+        }
+    }
+}
+
+/// A domain's outlinks are its pages' external links, ordered by source
+/// then target, live or lost; every fetched URL's last status is readable.
+async fn outlinks_and_page_states(s: &dyn LinkStore) {
+    let (a, b) = ("http://www.olsrc.com/a", "http://blog.olsrc.com/b");
+    let targets = ["http://olx.com/1", "http://oly.org/2", "http://olx.com/3"];
+    s.write_page(page(
+        a,
+        1_000,
+        &[targets[0], targets[1], "http://www.olsrc.com/in"],
+    ))
+    .await
+    .unwrap();
+    s.write_page(page(b, 1_000, &[targets[2], targets[0]]))
+        .await
+        .unwrap();
+    let live = all_outlinks(s, "olsrc.com", Status::Live).await;
+    let pair = |x: &str, y: &str| (x.to_owned(), y.to_owned());
+    assert_eq!(
+        live,
+        vec![
+            pair(b, targets[0]),
+            pair(b, targets[2]),
+            pair(a, targets[0]),
+            pair(a, targets[1]),
+        ]
+    );
+    // b drops a link: it is lost, not gone.
+    s.write_page(page(b, 2_000, &[targets[2]])).await.unwrap();
+    assert_eq!(
+        all_outlinks(s, "olsrc.com", Status::Lost).await,
+        vec![pair(b, targets[0])]
+    );
+    assert_eq!(all_outlinks(s, "olsrc.com", Status::All).await.len(), 4);
+    assert!(all_outlinks(s, "olx.com", Status::All).await.is_empty());
+
+    let mut gone = page("http://olx.com/1", 3_000, &[]);
+    gone.status = 404;
+    gone.outcome = 3;
+    s.write_page(gone).await.unwrap();
+    let urls = [a, "http://olx.com/1", "http://never.olx.com/"].map(String::from);
+    let states = s.page_states(&urls).await.unwrap();
+    let got: Vec<Option<(u32, i64)>> = states
+        .iter()
+        .map(|p| p.map(|p| (p.status, p.fetched_at_ms)))
+        .collect();
+    assert_eq!(got, vec![Some((200, 1_000)), Some((404, 3_000)), None]);
 }
 
 /// A link whose anchor, rel or placement changes is a `changed_link` event

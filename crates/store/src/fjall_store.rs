@@ -10,6 +10,8 @@
 //! | domains    | registrable domain of a crawled page       | (empty)          |
 //! | outlinks   | source URL \0 target URL                   | (empty)          |
 //! | link_events| target domain \0 time (BE) kind source \0 target | StoredEvent |
+//! | source_links | source domain \0 source URL \0 target URL (external links) | (empty) |
+//! | meta       | `format`                                   | u32 (BE)         |
 //!
 //! `outlinks` is each page's current outlink set. A new observation is
 //! diffed against it by [`crate::diff`], which owns the link-change rules;
@@ -20,6 +22,14 @@
 //! A target domain's backlinks and referring domains are each one contiguous
 //! key range, so both queries are prefix scans. Canonical URLs and domains
 //! never contain NUL, which makes it a safe separator.
+//!
+//! `source_links` indexes every external edge ever seen by its source
+//! domain (written when the edge first appears, never removed), so a
+//! domain's outlinks are one prefix scan plus a backlinks read per row.
+//!
+//! The data directory carries its layout version ([`FORMAT`]) in `meta`.
+//! Opening a directory of format 1 (before `source_links`) builds the index
+//! once from `backlinks`; a newer format than this build knows is refused.
 //!
 //! Writes read the rows they update (refdomain counters depend on whether an
 //! edge is new), so they are serialized by a mutex and applied as one atomic
@@ -40,11 +50,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::diff::{self, Attrs, Diff, Outlink, Prior, RefdomainChange};
 use crate::{
-    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, LostReason, PageWrite,
-    RefDomain, Status, StoreError, Target, WriteStats,
+    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, LostReason,
+    OutlinkQuery, PageState, PageWrite, RefDomain, Row, ScanPage, Status, StoreError, Table,
+    Target, WriteStats,
 };
 
 const SEP: u8 = 0;
+/// The layout version this build writes (see the module doc).
+pub const FORMAT: u32 = 2;
 /// Memtable size per keyspace: bounds write-buffer RAM at 6 x 16 MiB
 /// (fjall's default is 64 MiB per keyspace).
 const MEMTABLE_BYTES: u64 = 16 << 20;
@@ -59,6 +72,7 @@ struct Inner {
     domains: Keyspace,
     outlinks: Keyspace,
     events: Keyspace,
+    source_links: Keyspace,
     write_lock: Mutex<()>,
     /// Held for as long as the engine is open (dropped last).
     _lock: StoreLock,
@@ -142,6 +156,7 @@ impl FjallStore {
                 KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
             })
         };
+        let meta = ks("meta")?;
         let inner = Inner {
             backlinks: ks("backlinks")?,
             refdomains: ks("refdomains")?,
@@ -149,13 +164,68 @@ impl FjallStore {
             domains: ks("domains")?,
             outlinks: ks("outlinks")?,
             events: ks("link_events")?,
+            source_links: ks("source_links")?,
             db,
             write_lock: Mutex::new(()),
             _lock: lock,
         };
-        Ok(FjallStore {
+        let store = FjallStore {
             inner: Arc::new(inner),
-        })
+        };
+        match meta.get(b"format")? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        table: "meta",
+                        key: "format".into(),
+                        reason: format!("{} bytes, expected 4", v.len()),
+                    })?;
+                if found > FORMAT {
+                    return Err(StoreError::Format {
+                        path: path.to_path_buf(),
+                        found,
+                        supported: FORMAT,
+                    });
+                }
+            }
+            None => {
+                store.migrate_to_2()?;
+                meta.insert(b"format", FORMAT.to_be_bytes())?;
+                store.inner.db.persist(PersistMode::SyncAll)?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Format 1 to 2: indexes every external edge by its source domain.
+    fn migrate_to_2(&self) -> Result<(), StoreError> {
+        let i = &self.inner;
+        let mut batch = i.db.batch();
+        let mut n = 0u64;
+        for kv in i.backlinks.iter() {
+            let k = kv.key()?;
+            let parts = split_key("backlinks", &k)?;
+            let [td, target, source] = parts.as_slice() else {
+                continue;
+            };
+            let sd = registrable_domain(url_host(source));
+            if sd != td {
+                batch.insert(&i.source_links, key3(sd, source, target), b"".as_slice());
+                n += 1;
+                if n % 10_000 == 0 {
+                    std::mem::replace(&mut batch, i.db.batch()).commit()?;
+                }
+            }
+        }
+        batch.commit()?;
+        if n > 0 {
+            tracing::info!(
+                edges = n,
+                "link store migrated to format 2 (outlinks index)"
+            );
+        }
+        Ok(())
     }
 
     /// Applies a page under the write lock, then counts the page's referring
@@ -331,6 +401,10 @@ impl FjallStore {
             batch.insert(&i.backlinks, key, row.encode_to_vec());
             if u.appeared {
                 batch.insert(&i.outlinks, key2(source, &link.target_url), b"".as_slice());
+                if !link.is_internal() {
+                    let k = key3(source_domain, source, &link.target_url);
+                    batch.insert(&i.source_links, k, b"".as_slice());
+                }
             }
         }
         for o in &change.lost {
@@ -489,22 +563,10 @@ impl FjallStore {
             let (k, v) = kv.into_inner()?;
             let parts = split_key("refdomains", &k)?;
             let rd = decode::<StoredRefdomain>("refdomains", &k, &v)?;
-            let lost_at = if rd.links == 0 {
-                rd.lost_at_ms.max(1)
-            } else {
-                0
-            };
-            if !status.admits(lost_at) {
-                continue;
+            let row = refdomain_of(parts.get(1).cloned().unwrap_or_default(), &rd);
+            if status.admits(row.lost_at_ms.unwrap_or(0)) {
+                out.push(row);
             }
-            out.push(RefDomain {
-                domain: parts.get(1).cloned().unwrap_or_default(),
-                links: rd.links,
-                follow_links: rd.follow_links,
-                first_seen_ms: rd.first_seen_ms,
-                last_seen_ms: rd.last_seen_ms,
-                lost_at_ms: (lost_at != 0).then_some(rd.lost_at_ms),
-            });
         }
         out.sort_by(|a, b| b.links.cmp(&a.links).then_with(|| a.domain.cmp(&b.domain)));
         Ok(out)
@@ -524,39 +586,7 @@ impl FjallStore {
         let mut out = Vec::new();
         for kv in self.inner.events.range(start..end) {
             let (k, v) = kv.into_inner()?;
-            let corrupt = |reason: &str| StoreError::Corrupt {
-                table: "link_events",
-                key: String::from_utf8_lossy(&k).into_owned(),
-                reason: reason.into(),
-            };
-            let rest = k.get(prefix.len()..).ok_or_else(|| corrupt("short key"))?;
-            let (ts, rest) = rest
-                .split_at_checked(8)
-                .ok_or_else(|| corrupt("short key"))?;
-            let at_ms = i64::try_from(u64::from_be_bytes(
-                ts.try_into().map_err(|_| corrupt("time"))?,
-            ))
-            .map_err(|_| corrupt("time"))?;
-            let (kind, rest) = rest.split_first().ok_or_else(|| corrupt("no kind"))?;
-            let kind = EventKind::from_code(*kind).ok_or_else(|| corrupt("unknown kind"))?;
-            let text = String::from_utf8_lossy(rest);
-            let (src, dst) = text
-                .split_once('\0')
-                .ok_or_else(|| corrupt("no separator"))?;
-            let row = decode::<StoredEvent>("link_events", &k, &v)?;
-            out.push(LinkEvent {
-                at_ms,
-                kind,
-                link: stored_link(src, dst, row.anchor, row.rel, row.placement, row.kind),
-                lost_reason: LostReason::from_code(row.lost_reason),
-                before: row.old_anchor.map(|a| {
-                    (
-                        a,
-                        Rel::from_bits(rel_bits(row.old_rel)),
-                        Placement::from_code(u8::try_from(row.old_placement).unwrap_or(0)),
-                    )
-                }),
-            });
+            out.push(event_of(prefix.len(), &k, &v)?);
         }
         Ok(out)
     }
@@ -570,11 +600,8 @@ impl FjallStore {
             }
         };
         let start = match &q.after {
-            Some(c) => {
-                let mut k = c.as_bytes().to_vec();
-                k.push(SEP); // strictly after the cursor row
-                k
-            }
+            // Strictly after the cursor row.
+            Some(c) => after_cursor(c),
             None => prefix.clone(),
         };
         let limit = q.limit.max(1);
@@ -593,7 +620,14 @@ impl FjallStore {
                 });
             };
             let row = decode::<StoredBacklink>("backlinks", &k, &v)?;
-            let link = stored_link(source, target, row.anchor, row.rel, row.placement, row.kind);
+            let link = stored_link(
+                source,
+                target,
+                row.anchor.clone(),
+                row.rel,
+                row.placement,
+                row.kind,
+            );
             if (!q.include_internal && link.source_domain() == domain)
                 || !q.status.admits(row.lost_at_ms)
             {
@@ -606,16 +640,247 @@ impl FjallStore {
                 });
                 break;
             }
-            page.items.push(Backlink {
-                link,
-                first_seen_ms: row.first_seen_ms,
-                last_seen_ms: row.last_seen_ms,
-                lost_at_ms: (row.lost_at_ms != 0).then_some(row.lost_at_ms),
-                lost_reason: LostReason::from_code(row.lost_reason).filter(|_| row.lost_at_ms != 0),
-            });
+            page.items.push(backlink_of(link, &row));
         }
         Ok(page)
     }
+
+    fn page_states_sync(&self, urls: &[String]) -> Result<Vec<Option<PageState>>, StoreError> {
+        urls.iter()
+            .map(|u| match self.inner.pages.get(u.as_bytes())? {
+                Some(v) => Ok(Some(page_state_of(&decode::<StoredPage>(
+                    "pages",
+                    u.as_bytes(),
+                    &v,
+                )?))),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    fn outlinks_sync(&self, q: &OutlinkQuery) -> Result<BacklinkPage, StoreError> {
+        let prefix = key2(&q.domain, "");
+        let start = match &q.after {
+            Some(c) => after_cursor(c),
+            None => prefix.clone(),
+        };
+        let limit = q.limit.max(1);
+        let mut page = BacklinkPage::default();
+        for kv in self.inner.source_links.range(start..) {
+            let k = kv.key()?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let parts = split_key("source_links", &k)?;
+            let [_, source, target] = parts.as_slice() else {
+                return Err(StoreError::Corrupt {
+                    table: "source_links",
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "expected three key parts".into(),
+                });
+            };
+            let key = key3(registrable_domain(url_host(target)), target, source);
+            let Some(v) = self.inner.backlinks.get(&key)? else {
+                continue;
+            };
+            let row = decode::<StoredBacklink>("backlinks", &key, &v)?;
+            if !q.status.admits(row.lost_at_ms) {
+                continue;
+            }
+            if page.items.len() == limit {
+                page.next = page.items.last().map(|b| {
+                    String::from_utf8_lossy(&key3(
+                        &q.domain,
+                        &b.link.source_url,
+                        &b.link.target_url,
+                    ))
+                    .into_owned()
+                });
+                break;
+            }
+            let link = stored_link(
+                source,
+                target,
+                row.anchor.clone(),
+                row.rel,
+                row.placement,
+                row.kind,
+            );
+            page.items.push(backlink_of(link, &row));
+        }
+        Ok(page)
+    }
+
+    fn scan_sync(
+        &self,
+        table: Table,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let i = &self.inner;
+        let ks = match table {
+            Table::Backlinks => &i.backlinks,
+            Table::Refdomains => &i.refdomains,
+            Table::Events => &i.events,
+            Table::Pages => &i.pages,
+        };
+        let start = after.map(unhex).transpose()?.map(|mut k| {
+            k.push(SEP);
+            k
+        });
+        let iter = match start {
+            Some(s) => ks.range(s..),
+            None => ks.range::<&[u8], _>(..),
+        };
+        let mut out = ScanPage::default();
+        let mut last = Vec::new();
+        for kv in iter {
+            let (k, v) = kv.into_inner()?;
+            if out.rows.len() == limit.max(1) {
+                out.next = Some(hex(&last));
+                break;
+            }
+            let row = match table {
+                Table::Backlinks => {
+                    let parts = split_key("backlinks", &k)?;
+                    let [_, target, source] = parts.as_slice() else {
+                        continue;
+                    };
+                    let row = decode::<StoredBacklink>("backlinks", &k, &v)?;
+                    let link = stored_link(
+                        source,
+                        target,
+                        row.anchor.clone(),
+                        row.rel,
+                        row.placement,
+                        row.kind,
+                    );
+                    Row::Backlink(backlink_of(link, &row))
+                }
+                Table::Refdomains => {
+                    let mut parts = split_key("refdomains", &k)?.into_iter();
+                    let (Some(target_domain), Some(domain)) = (parts.next(), parts.next()) else {
+                        continue;
+                    };
+                    let rd = decode::<StoredRefdomain>("refdomains", &k, &v)?;
+                    Row::Refdomain {
+                        target_domain,
+                        row: refdomain_of(domain, &rd),
+                    }
+                }
+                Table::Events => {
+                    let Some(at) = k.iter().position(|b| *b == SEP) else {
+                        continue;
+                    };
+                    Row::Event {
+                        target_domain: String::from_utf8_lossy(&k[..at]).into_owned(),
+                        event: event_of(at + 1, &k, &v)?,
+                    }
+                }
+                Table::Pages => Row::Page {
+                    url: String::from_utf8_lossy(&k).into_owned(),
+                    state: page_state_of(&decode::<StoredPage>("pages", &k, &v)?),
+                },
+            };
+            last = k.to_vec();
+            out.rows.push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// The key just after cursor `c` (a key given as lossy UTF-8).
+fn after_cursor(c: &str) -> Vec<u8> {
+    let mut k = c.as_bytes().to_vec();
+    k.push(SEP);
+    k
+}
+
+/// Lower-case hex of a key, as a scan cursor.
+fn hex(k: &[u8]) -> String {
+    k.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, StoreError> {
+    let bad = || StoreError::BadCursor(s.chars().take(64).collect());
+    if s.len() % 2 != 0 {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
+}
+
+fn page_state_of(p: &StoredPage) -> PageState {
+    PageState {
+        status: p.status,
+        outcome: p.outcome,
+        fetched_at_ms: p.fetched_at_ms,
+    }
+}
+
+fn backlink_of(link: Link, row: &StoredBacklink) -> Backlink {
+    Backlink {
+        link,
+        first_seen_ms: row.first_seen_ms,
+        last_seen_ms: row.last_seen_ms,
+        lost_at_ms: (row.lost_at_ms != 0).then_some(row.lost_at_ms),
+        lost_reason: LostReason::from_code(row.lost_reason).filter(|_| row.lost_at_ms != 0),
+    }
+}
+
+/// A refdomain row: lost (with its time, at least 1) once it has no links.
+fn refdomain_of(domain: String, rd: &StoredRefdomain) -> RefDomain {
+    RefDomain {
+        domain,
+        links: rd.links,
+        follow_links: rd.follow_links,
+        first_seen_ms: rd.first_seen_ms,
+        last_seen_ms: rd.last_seen_ms,
+        lost_at_ms: (rd.links == 0).then_some(rd.lost_at_ms.max(1)),
+    }
+}
+
+/// An event row whose key's time starts at byte `at`.
+fn event_of(at: usize, k: &[u8], v: &[u8]) -> Result<LinkEvent, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        table: "link_events",
+        key: String::from_utf8_lossy(k).into_owned(),
+        reason: reason.into(),
+    };
+    let rest = k.get(at..).ok_or_else(|| corrupt("short key"))?;
+    let (ts, rest) = rest
+        .split_at_checked(8)
+        .ok_or_else(|| corrupt("short key"))?;
+    let at_ms = i64::try_from(u64::from_be_bytes(
+        ts.try_into().map_err(|_| corrupt("time"))?,
+    ))
+    .map_err(|_| corrupt("time"))?;
+    let (kind, rest) = rest.split_first().ok_or_else(|| corrupt("no kind"))?;
+    let kind = EventKind::from_code(*kind).ok_or_else(|| corrupt("unknown kind"))?;
+    let text = String::from_utf8_lossy(rest);
+    let (src, dst) = text
+        .split_once('\0')
+        .ok_or_else(|| corrupt("no separator"))?;
+    let row = decode::<StoredEvent>("link_events", k, v)?;
+    Ok(LinkEvent {
+        at_ms,
+        kind,
+        link: stored_link(src, dst, row.anchor, row.rel, row.placement, row.kind),
+        lost_reason: LostReason::from_code(row.lost_reason),
+        before: row.old_anchor.map(|a| {
+            (
+                a,
+                Rel::from_bits(rel_bits(row.old_rel)),
+                Placement::from_code(u8::try_from(row.old_placement).unwrap_or(0)),
+            )
+        }),
+    })
 }
 
 /// A page's stored state before an observation.
@@ -748,6 +1013,32 @@ impl LinkStore for FjallStore {
         res
     }
 
+    async fn page_states(&self, urls: &[String]) -> Result<Vec<Option<PageState>>, StoreError> {
+        let (this, urls, started) = (self.clone(), urls.to_vec(), Instant::now());
+        let res = blocking(move || this.page_states_sync(&urls)).await;
+        crate::record_read("fjall", "page_states", started, &res);
+        res
+    }
+
+    async fn outlinks(&self, query: OutlinkQuery) -> Result<BacklinkPage, StoreError> {
+        let (this, started) = (self.clone(), Instant::now());
+        let res = blocking(move || this.outlinks_sync(&query)).await;
+        crate::record_read("fjall", "outlinks", started, &res);
+        res
+    }
+
+    async fn scan(
+        &self,
+        table: Table,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let (this, started) = (self.clone(), Instant::now());
+        let res = blocking(move || this.scan_sync(table, after.as_deref(), limit)).await;
+        crate::record_read("fjall", "scan", started, &res);
+        res
+    }
+
     async fn knows_domain(&self, domain: &str) -> Result<bool, StoreError> {
         let (this, d) = (self.clone(), domain.to_owned());
         blocking(move || {
@@ -801,6 +1092,100 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(rd.len(), 1);
         assert_eq!(rd[0].domain, "a.com");
+    }
+
+    /// A format-1 directory (no `meta`, no `source_links`) gains its
+    /// outlinks index on open; a newer format is refused with what to do.
+    #[tokio::test]
+    async fn old_layouts_migrate_and_newer_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ok = |r: Result<(), fjall::Error>| r.unwrap_or_else(|e| panic!("{e}"));
+        {
+            let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+            let p = conformance::page("http://a.com/", 1000, &["http://b.com/x", "http://a.com/y"]);
+            s.write_page(p).await.unwrap_or_else(|e| panic!("{e}"));
+            // Back to format 1.
+            let i = &s.inner;
+            ok(i.db
+                .keyspace("meta", Default::default)
+                .and_then(|m| m.remove(b"format")));
+            let keys: Vec<_> = i
+                .source_links
+                .iter()
+                .filter_map(|kv| kv.key().ok())
+                .collect();
+            for k in keys {
+                ok(i.source_links.remove(k));
+            }
+            assert!(i.source_links.is_empty().unwrap_or(false));
+            s.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        {
+            let s = FjallStore::open(dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
+            let page = s
+                .outlinks(OutlinkQuery {
+                    domain: "a.com".into(),
+                    status: Status::All,
+                    limit: 10,
+                    after: None,
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let targets: Vec<_> = page
+                .items
+                .iter()
+                .map(|b| b.link.target_url.as_str())
+                .collect();
+            assert_eq!(targets, ["http://b.com/x"]);
+            let meta = s.inner.db.keyspace("meta", Default::default);
+            ok(meta.and_then(|m| m.insert(b"format", 99u32.to_be_bytes())));
+            s.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        match FjallStore::open(dir.path(), false) {
+            Err(e @ StoreError::Format { found: 99, .. }) => {
+                assert!(e.to_string().contains("use a newer linkgraph"), "{e}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a newer format opened"),
+        }
+    }
+
+    /// A scan pages through a whole table exactly once, by hex cursors.
+    #[tokio::test]
+    async fn scans_return_every_row_once() {
+        let (_dir, s) = store();
+        for i in 0..5 {
+            let p = conformance::page(
+                &format!("http://s{i}.com/"),
+                1000,
+                &["http://t.com/", "http://u.com/"],
+            );
+            s.write_page(p).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        for (table, want) in [
+            (Table::Backlinks, 10),
+            (Table::Refdomains, 10),
+            (Table::Pages, 5),
+            (Table::Events, 20),
+        ] {
+            let (mut n, mut after) = (0, None);
+            loop {
+                let page = s
+                    .scan(table, after, 3)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                n += page.rows.len();
+                match page.next {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(n, want, "{table:?}");
+        }
+        assert!(matches!(
+            s.scan(Table::Pages, Some("zz".into()), 3).await,
+            Err(StoreError::BadCursor(_))
+        ));
     }
 
     #[test]

@@ -93,6 +93,24 @@ pub enum StoreError {
         /// Who holds it, and what to do.
         reason: String,
     },
+    /// The data directory was written in a layout this build cannot read.
+    #[error(
+        "the link store {path:?} has format {found}, and this linkgraph reads at most format {supported}: use a newer linkgraph, or crawl into a new --data directory"
+    )]
+    Format {
+        /// The store directory.
+        path: PathBuf,
+        /// The format it has.
+        found: u32,
+        /// The newest format this build knows.
+        supported: u32,
+    },
+    /// A paging cursor that this store did not hand out.
+    #[error("invalid cursor {0:?}")]
+    BadCursor(String),
+    /// The backend cannot do this operation.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// The store's lock file cannot be used.
     #[error("cannot use the lock file {path:?}: {source}")]
     Lock {
@@ -340,6 +358,82 @@ pub struct BacklinkPage {
     pub next: Option<String>,
 }
 
+/// The last fetch of a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageState {
+    /// HTTP status (0 when no answer: robots.txt denied it, or the network
+    /// failed).
+    pub status: u32,
+    /// The fetch outcome (`linkgraph_proto::FetchOutcome` as i32).
+    pub outcome: i32,
+    /// When (ms since the Unix epoch).
+    pub fetched_at_ms: i64,
+}
+
+/// An outlinks query with paging: the external links on one registrable
+/// domain's pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutlinkQuery {
+    /// The source registrable domain.
+    pub domain: String,
+    /// Live, lost or all links.
+    pub status: Status,
+    /// Rows per page (at least 1).
+    pub limit: usize,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+/// A whole table, for bulk export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Every edge ever seen, live and lost.
+    Backlinks,
+    /// Every (target domain, referring domain) row.
+    Refdomains,
+    /// Every link event.
+    Events,
+    /// Every fetched URL with its last fetch.
+    Pages,
+}
+
+/// One row of a table scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Row {
+    /// A backlinks row.
+    Backlink(Backlink),
+    /// A referring domain of `target_domain`.
+    Refdomain {
+        /// The target registrable domain.
+        target_domain: String,
+        /// The row.
+        row: RefDomain,
+    },
+    /// A link event of `target_domain`.
+    Event {
+        /// The target registrable domain.
+        target_domain: String,
+        /// The event.
+        event: LinkEvent,
+    },
+    /// A fetched URL.
+    Page {
+        /// Its canonical URL.
+        url: String,
+        /// Its last fetch.
+        state: PageState,
+    },
+}
+
+/// One page of a table scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// The rows, in key order.
+    pub rows: Vec<Row>,
+    /// Cursor for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
 /// A link-graph store backend.
 #[async_trait]
 pub trait LinkStore: Send + Sync {
@@ -357,6 +451,23 @@ pub trait LinkStore: Send + Sync {
     ) -> Result<Vec<LinkEvent>, StoreError>;
     /// One page of backlinks.
     async fn backlinks(&self, query: BacklinkQuery) -> Result<BacklinkPage, StoreError>;
+    /// The last fetch of each of `urls` (`None`: never fetched), in order.
+    async fn page_states(&self, urls: &[String]) -> Result<Vec<Option<PageState>>, StoreError>;
+    /// One page of the external links on a domain's pages, ordered by
+    /// source URL then target URL.
+    async fn outlinks(&self, query: OutlinkQuery) -> Result<BacklinkPage, StoreError>;
+    /// One page of a whole-table scan, for bulk export.
+    async fn scan(
+        &self,
+        table: Table,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let _ = (table, after, limit);
+        Err(StoreError::Unsupported(
+            "this store cannot be scanned whole: read its tables with the Spark Cassandra connector (see the README)",
+        ))
+    }
     /// True when the store has seen `domain` as a link target or a crawled site.
     async fn knows_domain(&self, domain: &str) -> Result<bool, StoreError>;
     /// Makes every acknowledged write durable.

@@ -28,8 +28,8 @@ use tokio::sync::Semaphore;
 
 use crate::fjall_store::stored_link;
 use crate::{
-    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, LostReason, PageWrite,
-    RefDomain, Status, StoreError, Target, WriteStats,
+    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, LostReason,
+    OutlinkQuery, PageState, PageWrite, RefDomain, Status, StoreError, Target, WriteStats,
 };
 use plan::{Outlink, Prior, Stmt, Write};
 
@@ -253,6 +253,7 @@ macro_rules! tuple_row {
 }
 tuple_row!(A);
 tuple_row!(A, B);
+tuple_row!(A, B, C);
 tuple_row!(A, B, C, D, E, F);
 tuple_row!(A, B, C, D, E, F, G);
 tuple_row!(A, B, C, D, E, F, G, H);
@@ -679,53 +680,60 @@ impl ScyllaStore {
 
     async fn fetch_chunk(
         &self,
-        q: &BacklinkQuery,
-        domain: &str,
+        scan: &Scan<'_>,
         c: &mut BucketCursor,
         chunk: i32,
     ) -> Result<(), StoreError> {
-        let (stmt, mut values) = match &q.target {
-            Target::Domain(_) => (
+        let text = |s: &str| CqlValue::Text(s.to_owned());
+        let (stmt, mut values) = match scan {
+            Scan::Domain(d) => (
                 Stmt::ReadBacklinksDomain,
                 vec![
-                    CqlValue::Text(domain.to_owned()),
+                    text(d),
                     CqlValue::Int(c.bucket),
-                    CqlValue::Text(c.after.0.clone()),
-                    CqlValue::Text(c.after.1.clone()),
+                    text(&c.after.0),
+                    text(&c.after.1),
                 ],
             ),
-            Target::Url(u) => (
+            Scan::Url(d, u) => (
                 Stmt::ReadBacklinksUrl,
+                vec![text(d), CqlValue::Int(c.bucket), text(u), text(&c.after.1)],
+            ),
+            Scan::Source(d) => (
+                Stmt::ReadSourceLinks,
                 vec![
-                    CqlValue::Text(domain.to_owned()),
+                    text(d),
                     CqlValue::Int(c.bucket),
-                    CqlValue::Text(u.clone()),
-                    CqlValue::Text(c.after.1.clone()),
+                    text(&c.after.0),
+                    text(&c.after.1),
                 ],
             ),
         };
         values.push(CqlValue::Int(chunk));
         let rows: Vec<BacklinkRow> = self.rows(stmt, values).await?;
         c.done = rows.len() < usize::try_from(chunk).unwrap_or(0);
-        if let Some(last) = rows.last() {
-            c.after = (last.0.clone(), last.1.clone());
-        }
         c.buf.extend(rows.into_iter().map(backlink_of));
+        if let Some(last) = c.buf.back() {
+            let (a, b) = scan.key(last);
+            c.after = (a.to_owned(), b.to_owned());
+        }
         Ok(())
     }
 
-    async fn backlinks_inner(&self, q: &BacklinkQuery) -> Result<BacklinkPage, StoreError> {
-        let domain = match &q.target {
-            Target::Domain(d) => d.clone(),
-            Target::Url(u) => registrable_domain(url_host(u)).to_owned(),
-        };
-        let after = q
-            .after
-            .as_deref()
+    /// One page of `scan`, merged over every bucket in the scan's key order,
+    /// from the cursor `after` ("first key part \0 second key part").
+    async fn merged(
+        &self,
+        scan: Scan<'_>,
+        keep: impl Fn(&Backlink) -> bool,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<BacklinkPage, StoreError> {
+        let after = after
             .and_then(|c| c.split_once('\0'))
             .map(|(t, s)| (t.to_owned(), s.to_owned()))
             .unwrap_or_default();
-        let limit = q.limit.max(1);
+        let limit = limit.max(1);
         let chunk = i32::try_from((limit + 1).clamp(16, 1000)).unwrap_or(1000);
         let mut cursors: Vec<BucketCursor> = (0..self.buckets)
             .map(|b| BucketCursor {
@@ -738,32 +746,99 @@ impl ScyllaStore {
         let mut page = BacklinkPage::default();
         loop {
             for c in cursors.iter_mut().filter(|c| c.buf.is_empty() && !c.done) {
-                self.fetch_chunk(q, &domain, c, chunk).await?;
+                self.fetch_chunk(&scan, c, chunk).await?;
             }
-            // The smallest head across buckets, by (target URL, source URL).
+            // The smallest head across buckets, in the scan's key order.
             let Some(next) = cursors
                 .iter_mut()
                 .filter(|c| !c.buf.is_empty())
-                .min_by(|a, b| key_of(a.buf.front()).cmp(&key_of(b.buf.front())))
+                .min_by(|a, b| head(&scan, a).cmp(&head(&scan, b)))
             else {
                 return Ok(page);
             };
             let Some(row) = next.buf.pop_front() else {
                 return Ok(page);
             };
-            let lost = row.lost_at_ms.unwrap_or(0);
-            if (!q.include_internal && row.link.source_domain() == domain) || !q.status.admits(lost)
-            {
+            if !keep(&row) {
                 continue;
             }
             if page.items.len() == limit {
-                page.next = page
-                    .items
-                    .last()
-                    .map(|b| format!("{}\0{}", b.link.target_url, b.link.source_url));
+                page.next = page.items.last().map(|b| {
+                    let (a, b) = scan.key(b);
+                    format!("{a}\0{b}")
+                });
                 return Ok(page);
             }
             page.items.push(row);
+        }
+    }
+
+    async fn backlinks_inner(&self, q: &BacklinkQuery) -> Result<BacklinkPage, StoreError> {
+        let (scan, domain) = match &q.target {
+            Target::Domain(d) => (Scan::Domain(d), d.as_str()),
+            Target::Url(u) => {
+                let d = registrable_domain(url_host(u));
+                (Scan::Url(d, u), d)
+            }
+        };
+        let keep = |row: &Backlink| {
+            (q.include_internal || row.link.source_domain() != domain)
+                && q.status.admits(row.lost_at_ms.unwrap_or(0))
+        };
+        self.merged(scan, keep, q.limit, q.after.as_deref()).await
+    }
+
+    async fn outlinks_inner(&self, q: &OutlinkQuery) -> Result<BacklinkPage, StoreError> {
+        let keep = |row: &Backlink| q.status.admits(row.lost_at_ms.unwrap_or(0));
+        self.merged(Scan::Source(&q.domain), keep, q.limit, q.after.as_deref())
+            .await
+    }
+
+    async fn page_states_inner(
+        &self,
+        urls: &[String],
+    ) -> Result<Vec<Option<PageState>>, StoreError> {
+        type StateRow = (Option<i32>, Option<i32>, Option<i64>);
+        stream::iter(urls.iter().cloned())
+            .map(|u| async move {
+                let rows: Vec<StateRow> = self
+                    .rows(Stmt::ReadPageState, vec![CqlValue::Text(u)])
+                    .await?;
+                Ok(rows.into_iter().next().and_then(|(status, outcome, at)| {
+                    Some(PageState {
+                        status: u32::try_from(status?).unwrap_or(0),
+                        outcome: outcome.unwrap_or(0),
+                        fetched_at_ms: at?,
+                    })
+                }))
+            })
+            .buffered(PAGE_PARALLELISM)
+            .try_collect()
+            .await
+    }
+}
+
+/// A merged multi-bucket read: a target domain's backlinks, one target
+/// URL's, or a source domain's external links.
+enum Scan<'a> {
+    Domain(&'a str),
+    Url(&'a str, &'a str),
+    Source(&'a str),
+}
+
+/// The key of a bucket's next row in the scan's order.
+fn head<'a>(scan: &Scan<'_>, c: &'a BucketCursor) -> Option<(&'a str, &'a str)> {
+    c.buf.front().map(|b| scan.key(b))
+}
+
+impl Scan<'_> {
+    /// A row's key in this scan's order: (target, source) for backlinks,
+    /// (source, target) for a source domain's links.
+    fn key<'b>(&self, b: &'b Backlink) -> (&'b str, &'b str) {
+        let (t, s) = (b.link.target_url.as_str(), b.link.source_url.as_str());
+        match self {
+            Scan::Source(_) => (s, t),
+            _ => (t, s),
         }
     }
 }
@@ -773,12 +848,6 @@ struct BucketCursor {
     buf: VecDeque<Backlink>,
     after: (String, String),
     done: bool,
-}
-
-fn key_of(b: Option<&Backlink>) -> (&str, &str) {
-    b.map_or(("", ""), |b| {
-        (b.link.target_url.as_str(), b.link.source_url.as_str())
-    })
 }
 
 fn reason_of(v: Option<i32>) -> Option<LostReason> {
@@ -931,6 +1000,20 @@ impl LinkStore for ScyllaStore {
         let started = Instant::now();
         let res = self.backlinks_inner(&query).await;
         crate::record_read("scylla", "backlinks", started, &res);
+        res
+    }
+
+    async fn page_states(&self, urls: &[String]) -> Result<Vec<Option<PageState>>, StoreError> {
+        let started = Instant::now();
+        let res = self.page_states_inner(urls).await;
+        crate::record_read("scylla", "page_states", started, &res);
+        res
+    }
+
+    async fn outlinks(&self, query: OutlinkQuery) -> Result<BacklinkPage, StoreError> {
+        let started = Instant::now();
+        let res = self.outlinks_inner(&query).await;
+        crate::record_read("scylla", "outlinks", started, &res);
         res
     }
 

@@ -68,6 +68,14 @@ pub enum Stmt {
     BacklinkLastSeen,
     /// An edge found missing from its page.
     BacklinkLost,
+    /// [`Stmt::BacklinkPut`] of an external edge, in `source_links`.
+    SourceLinkPut,
+    /// [`Stmt::BacklinkFirstSeen`] of an external edge, in `source_links`.
+    SourceLinkFirstSeen,
+    /// [`Stmt::BacklinkLastSeen`] of an external edge, in `source_links`.
+    SourceLinkLastSeen,
+    /// [`Stmt::BacklinkLost`] of an external edge, in `source_links`.
+    SourceLinkLost,
     /// A page's live link counts to a target domain.
     RefPagePut,
     /// first_seen of a page's links to a target domain (inverted timestamp).
@@ -106,11 +114,16 @@ pub enum Stmt {
     ReadEvents,
     /// Reads whether a domain is known.
     ReadDomain,
+    /// Reads a source domain's external links in a bucket from a
+    /// (source URL, target URL) cursor.
+    ReadSourceLinks,
+    /// Reads a page's last fetch (static columns only).
+    ReadPageState,
 }
 
 impl Stmt {
     /// Every statement, for preparing them all at open.
-    pub const ALL: [Stmt; 27] = [
+    pub const ALL: [Stmt; 33] = [
         Stmt::PageState,
         Stmt::PageSeen,
         Stmt::OutlinkPut,
@@ -119,6 +132,10 @@ impl Stmt {
         Stmt::BacklinkFirstSeen,
         Stmt::BacklinkLastSeen,
         Stmt::BacklinkLost,
+        Stmt::SourceLinkPut,
+        Stmt::SourceLinkFirstSeen,
+        Stmt::SourceLinkLastSeen,
+        Stmt::SourceLinkLost,
         Stmt::RefPagePut,
         Stmt::RefPageFirstSeen,
         Stmt::RefPageLastSeen,
@@ -138,6 +155,8 @@ impl Stmt {
         Stmt::ReadEventDays,
         Stmt::ReadEvents,
         Stmt::ReadDomain,
+        Stmt::ReadSourceLinks,
+        Stmt::ReadPageState,
     ];
 
     /// The CQL text. Bind order is the order of the `?` markers.
@@ -174,6 +193,23 @@ impl Stmt {
             Stmt::BacklinkLost => {
                 "UPDATE backlinks USING TIMESTAMP ? SET lost_at = ?, lost_reason = ? \
                  WHERE target_domain = ? AND bucket = ? AND target_url = ? AND source_url = ?"
+            }
+            Stmt::SourceLinkPut => {
+                "UPDATE source_links USING TIMESTAMP ? SET anchor = ?, rel = ?, placement = ?, \
+                 kind = ?, last_seen = ?, lost_at = 0, lost_reason = 0 \
+                 WHERE source_domain = ? AND bucket = ? AND source_url = ? AND target_url = ?"
+            }
+            Stmt::SourceLinkFirstSeen => {
+                "UPDATE source_links USING TIMESTAMP ? SET first_seen = ? \
+                 WHERE source_domain = ? AND bucket = ? AND source_url = ? AND target_url = ?"
+            }
+            Stmt::SourceLinkLastSeen => {
+                "UPDATE source_links USING TIMESTAMP ? SET last_seen = ? \
+                 WHERE source_domain = ? AND bucket = ? AND source_url = ? AND target_url = ?"
+            }
+            Stmt::SourceLinkLost => {
+                "UPDATE source_links USING TIMESTAMP ? SET lost_at = ?, lost_reason = ? \
+                 WHERE source_domain = ? AND bucket = ? AND source_url = ? AND target_url = ?"
             }
             Stmt::RefPagePut => {
                 "UPDATE refdomain_pages USING TIMESTAMP ? SET links = ?, follow_links = ?, \
@@ -250,6 +286,15 @@ impl Stmt {
                  WHERE target_domain = ? AND day = ? AND bucket = ? AND at >= ? AND at < ?"
             }
             Stmt::ReadDomain => "SELECT domain FROM domains WHERE domain = ?",
+            Stmt::ReadSourceLinks => {
+                "SELECT target_url, source_url, anchor, rel, placement, kind, first_seen, \
+                 last_seen, lost_at, lost_reason FROM source_links \
+                 WHERE source_domain = ? AND bucket = ? AND (source_url, target_url) > (?, ?) \
+                 LIMIT ?"
+            }
+            Stmt::ReadPageState => {
+                "SELECT status, outcome, fetched_at FROM pages WHERE url = ? LIMIT 1"
+            }
         }
     }
 
@@ -266,6 +311,8 @@ impl Stmt {
                 | Stmt::ReadEventDays
                 | Stmt::ReadEvents
                 | Stmt::ReadDomain
+                | Stmt::ReadSourceLinks
+                | Stmt::ReadPageState
         )
     }
 }
@@ -340,16 +387,44 @@ fn big(v: i64) -> CqlValue {
     CqlValue::BigInt(v)
 }
 
-fn edge_key(stmt: Stmt, target: &str, source: &str, buckets: u32, lead: Vec<CqlValue>) -> Write {
+/// The writes of one edge statement: its backlinks row and, for an
+/// external edge, the same cells of its `source_links` row.
+fn edge_key(
+    stmt: Stmt,
+    target: &str,
+    source: &str,
+    buckets: u32,
+    lead: Vec<CqlValue>,
+) -> impl Iterator<Item = Write> {
     let td = registrable_domain(url_host(target));
+    let sd = registrable_domain(url_host(source));
+    let mirror = match stmt {
+        Stmt::BacklinkPut => Some(Stmt::SourceLinkPut),
+        Stmt::BacklinkFirstSeen => Some(Stmt::SourceLinkFirstSeen),
+        Stmt::BacklinkLastSeen => Some(Stmt::SourceLinkLastSeen),
+        Stmt::BacklinkLost => Some(Stmt::SourceLinkLost),
+        _ => None,
+    }
+    .filter(|_| td != sd)
+    .map(|stmt| {
+        let b = bucket(target, buckets);
+        let mut values = lead.clone();
+        values.extend([text(sd), CqlValue::Int(b), text(source), text(target)]);
+        Write {
+            stmt,
+            values,
+            partition: format!("source_links\0{sd}\0{b}"),
+        }
+    });
     let b = bucket(source, buckets);
     let mut values = lead;
     values.extend([text(td), CqlValue::Int(b), text(target), text(source)]);
-    Write {
+    std::iter::once(Write {
         stmt,
         values,
         partition: format!("backlinks\0{td}\0{b}"),
-    }
+    })
+    .chain(mirror)
 }
 
 fn refpage_key(
@@ -467,7 +542,7 @@ pub fn plan(page: &PageWrite, prior: &Prior, buckets: u32) -> Plan {
                 .iter()
                 .filter(|l| current.contains(l.target_url.as_str()))
             {
-                p.graph.push(edge_key(
+                p.graph.extend(edge_key(
                     Stmt::BacklinkFirstSeen,
                     &l.target_url,
                     source,
@@ -495,7 +570,7 @@ pub fn plan(page: &PageWrite, prior: &Prior, buckets: u32) -> Plan {
             target_domains,
         } => {
             for o in seen {
-                p.graph.push(edge_key(
+                p.graph.extend(edge_key(
                     Stmt::BacklinkLastSeen,
                     &o.target,
                     source,
@@ -576,7 +651,7 @@ fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
         let l = u.link;
         targets.insert(l.target_domain());
         let a = Attrs::of(l);
-        p.graph.push(edge_key(
+        p.graph.extend(edge_key(
             Stmt::BacklinkPut,
             &l.target_url,
             source,
@@ -590,7 +665,7 @@ fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
                 big(t),
             ],
         ));
-        p.graph.push(edge_key(
+        p.graph.extend(edge_key(
             Stmt::BacklinkFirstSeen,
             &l.target_url,
             source,
@@ -612,7 +687,7 @@ fn replace(page: &PageWrite, c: &Change<'_>, buckets: u32, p: &mut Plan) {
         });
     }
     for o in &c.lost {
-        p.graph.push(edge_key(
+        p.graph.extend(edge_key(
             Stmt::BacklinkLost,
             &o.target,
             source,

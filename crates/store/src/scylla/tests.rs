@@ -146,7 +146,7 @@ fn check_binding(schema: &HashMap<String, HashMap<String, String>>, w: &Write) {
 #[test]
 fn every_statement_names_real_tables_and_columns() {
     let schema = schema_columns();
-    assert_eq!(schema.len(), 8, "{:?}", schema.keys());
+    assert_eq!(schema.len(), 9, "{:?}", schema.keys());
     for stmt in Stmt::ALL {
         let cql = stmt.cql();
         let table = table_of(cql);
@@ -190,7 +190,7 @@ fn schema_init_is_idempotent_and_names_the_keyspace() {
     assert!(stmts[0].contains("'replication_factor': 5"));
     assert!(stmts.iter().all(|s| s.contains("IF NOT EXISTS")));
     assert!(stmts.iter().all(|s| !s.contains("--")));
-    assert_eq!(stmts.len(), 9);
+    assert_eq!(stmts.len(), 10);
 }
 
 #[test]
@@ -338,6 +338,7 @@ fn a_stale_observation_only_lowers_first_seen_of_current_links() {
         vec![
             Stmt::Domain,
             Stmt::BacklinkFirstSeen,
+            Stmt::SourceLinkFirstSeen,
             Stmt::RefPageFirstSeen
         ]
     );
