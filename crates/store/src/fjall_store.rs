@@ -213,7 +213,7 @@ impl FjallStore {
             if sd != td {
                 batch.insert(&i.source_links, key3(sd, source, target), b"".as_slice());
                 n += 1;
-                if n % 10_000 == 0 {
+                if n.is_multiple_of(10_000) {
                     std::mem::replace(&mut batch, i.db.batch()).commit()?;
                 }
             }
@@ -803,7 +803,7 @@ fn hex(k: &[u8]) -> String {
 
 fn unhex(s: &str) -> Result<Vec<u8>, StoreError> {
     let bad = || StoreError::BadCursor(s.chars().take(64).collect());
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..s.len())
