@@ -601,7 +601,7 @@ impl FjallStore {
         };
         let start = match &q.after {
             // Strictly after the cursor row.
-            Some(c) => after_cursor(c),
+            Some(c) => after_cursor(domain, c)?,
             None => prefix.clone(),
         };
         let limit = q.limit.max(1);
@@ -634,10 +634,7 @@ impl FjallStore {
                 continue;
             }
             if page.items.len() == limit {
-                page.next = page.items.last().map(|b| {
-                    String::from_utf8_lossy(&key3(domain, &b.link.target_url, &b.link.source_url))
-                        .into_owned()
-                });
+                page.next = page.items.last().map(crate::backlink_cursor);
                 break;
             }
             page.items.push(backlink_of(link, &row));
@@ -661,7 +658,7 @@ impl FjallStore {
     fn outlinks_sync(&self, q: &OutlinkQuery) -> Result<BacklinkPage, StoreError> {
         let prefix = key2(&q.domain, "");
         let start = match &q.after {
-            Some(c) => after_cursor(c),
+            Some(c) => after_cursor(&q.domain, c)?,
             None => prefix.clone(),
         };
         let limit = q.limit.max(1);
@@ -688,14 +685,7 @@ impl FjallStore {
                 continue;
             }
             if page.items.len() == limit {
-                page.next = page.items.last().map(|b| {
-                    String::from_utf8_lossy(&key3(
-                        &q.domain,
-                        &b.link.source_url,
-                        &b.link.target_url,
-                    ))
-                    .into_owned()
-                });
+                page.next = page.items.last().map(crate::outlink_cursor);
                 break;
             }
             let link = stored_link(
@@ -789,11 +779,15 @@ impl FjallStore {
     }
 }
 
-/// The key just after cursor `c` (a key given as lossy UTF-8).
-fn after_cursor(c: &str) -> Vec<u8> {
-    let mut k = c.as_bytes().to_vec();
+/// The key just after the row of cursor `c` ("first \0 second" key part)
+/// in the partition of `domain`.
+fn after_cursor(domain: &str, c: &str) -> Result<Vec<u8>, StoreError> {
+    let (a, b) = c
+        .split_once('\0')
+        .ok_or_else(|| StoreError::BadCursor(c.chars().take(64).collect()))?;
+    let mut k = key3(domain, a, b);
     k.push(SEP);
-    k
+    Ok(k)
 }
 
 /// Lower-case hex of a key, as a scan cursor.

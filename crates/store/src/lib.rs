@@ -349,6 +349,17 @@ pub struct BacklinkQuery {
     pub after: Option<String>,
 }
 
+/// The cursor after `b` in a backlinks query: "target URL \0 source URL"
+/// (the same for every backend, so a reader can resume after any row).
+pub fn backlink_cursor(b: &Backlink) -> String {
+    format!("{}\0{}", b.link.target_url, b.link.source_url)
+}
+
+/// The cursor after `b` in an outlinks query: "source URL \0 target URL".
+pub fn outlink_cursor(b: &Backlink) -> String {
+    format!("{}\0{}", b.link.source_url, b.link.target_url)
+}
+
 /// One page of backlinks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BacklinkPage {

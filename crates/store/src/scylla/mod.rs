@@ -729,10 +729,13 @@ impl ScyllaStore {
         limit: usize,
         after: Option<&str>,
     ) -> Result<BacklinkPage, StoreError> {
-        let after = after
-            .and_then(|c| c.split_once('\0'))
-            .map(|(t, s)| (t.to_owned(), s.to_owned()))
-            .unwrap_or_default();
+        let after = match after {
+            None => Default::default(),
+            Some(c) => c
+                .split_once('\0')
+                .map(|(t, s)| (t.to_owned(), s.to_owned()))
+                .ok_or_else(|| StoreError::BadCursor(c.chars().take(64).collect()))?,
+        };
         let limit = limit.max(1);
         let chunk = i32::try_from((limit + 1).clamp(16, 1000)).unwrap_or(1000);
         let mut cursors: Vec<BucketCursor> = (0..self.buckets)
@@ -763,9 +766,9 @@ impl ScyllaStore {
                 continue;
             }
             if page.items.len() == limit {
-                page.next = page.items.last().map(|b| {
-                    let (a, b) = scan.key(b);
-                    format!("{a}\0{b}")
+                page.next = page.items.last().map(|b| match scan {
+                    Scan::Source(_) => crate::outlink_cursor(b),
+                    _ => crate::backlink_cursor(b),
                 });
                 return Ok(page);
             }
