@@ -15,6 +15,7 @@ use linkgraph_frontier::{FrontierConfig, RecrawlPolicy};
 use linkgraph_parser::ParseLimits;
 use linkgraph_pipeline::config::PerHostRate;
 use linkgraph_query::render::{BacklinksFormat, Format};
+use linkgraph_query::reports::Direction;
 use linkgraph_query::velocity::Bucket;
 use linkgraph_store::Status;
 
@@ -376,6 +377,78 @@ pub struct VelocityCmd {
     /// unknown age) as new too; spikes still come from new ones only.
     #[arg(long, env = "LINKGRAPH_INCLUDE_DISCOVERED")]
     pub include_discovered: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "LINKGRAPH_FORMAT")]
+    pub format: Format,
+}
+
+/// Flags every link-intelligence report takes.
+#[derive(Args)]
+pub struct ReportFlags {
+    #[command(flatten)]
+    pub sel: StoreSel,
+    /// Count live links, lost links, or both.
+    #[arg(long, value_enum, default_value_t = Status::Live, env = "LINKGRAPH_STATUS")]
+    pub status: Status,
+    /// At most this many rows (default: 1000 for a table, all for json, jsonl and csv).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// `anchors`: the anchor texts of a target's backlinks.
+#[derive(Args)]
+pub struct AnchorsCmd {
+    /// A registrable domain (all its hosts), or one absolute URL.
+    pub target: String,
+    #[command(flatten)]
+    pub report: ReportFlags,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "LINKGRAPH_FORMAT")]
+    pub format: Format,
+}
+
+/// `pages` and `outlinks`: a report on one registrable domain.
+#[derive(Args)]
+pub struct DomainReportCmd {
+    /// The registrable domain.
+    pub domain: String,
+    #[command(flatten)]
+    pub report: ReportFlags,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "LINKGRAPH_FORMAT")]
+    pub format: Format,
+}
+
+/// `broken`: links to URLs that answer 404 or 410.
+#[derive(Args)]
+pub struct BrokenCmd {
+    /// The registrable domain.
+    pub domain: String,
+    /// inbound: backlinks of DOMAIN to its dead pages; outbound: links on DOMAIN's pages
+    /// to other domains' dead pages.
+    #[arg(long, value_enum, default_value_t = Direction::Inbound)]
+    pub direction: Direction,
+    #[command(flatten)]
+    pub report: ReportFlags,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = BacklinksFormat::Table, env = "LINKGRAPH_FORMAT")]
+    pub format: BacklinksFormat,
+}
+
+/// `intersect`: the link gap between domains.
+#[derive(Args)]
+pub struct IntersectCmd {
+    /// The target registrable domains (e.g. your competitors).
+    #[arg(required = true, num_args = 1..)]
+    pub domains: Vec<String>,
+    /// Leave out referring domains that link to this domain (e.g. yours); repeatable.
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// List referring domains that link to at least this many targets (default: all).
+    #[arg(long)]
+    pub min_targets: Option<usize>,
+    #[command(flatten)]
+    pub report: ReportFlags,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table, env = "LINKGRAPH_FORMAT")]
     pub format: Format,

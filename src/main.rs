@@ -16,14 +16,17 @@ use linkgraph_pipeline::config::read_seeds;
 use linkgraph_pipeline::record::Recorder;
 use linkgraph_pipeline::services::{self, FrontierServiceOptions, ServiceOptions};
 use linkgraph_pipeline::{CrawlOptions, shutdown_signal};
+use linkgraph_query::render::{self, BacklinksFormat, Format};
 use linkgraph_query::{Reader, normalize_domain, parse_target, refdomains_report, velocity_report};
 use linkgraph_store::Initialized;
+use linkgraph_store::Status;
 
 #[cfg(feature = "kafka")]
 use args::TopicsCreateCmd;
 use args::{
-    BacklinksCmd, CrawlCmd, FetcherCmd, FrontierCmd, ParserCmd, RefdomainsCmd, SeedCmd,
-    ServiceFlags, SimwebCmd, StoreInitCmd, StoreSel, VelocityCmd,
+    AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DomainReportCmd, FetcherCmd, FrontierCmd,
+    IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, SeedCmd, ServiceFlags, SimwebCmd,
+    StoreInitCmd, StoreSel, VelocityCmd,
 };
 
 #[derive(Parser)]
@@ -47,6 +50,16 @@ enum Command {
     Backlinks(BacklinksCmd),
     /// New and lost links and referring domains per day or week, with spikes.
     Velocity(VelocityCmd),
+    /// The anchor texts of a domain's or URL's backlinks, by referring domains.
+    Anchors(AnchorsCmd),
+    /// A domain's pages by the backlinks they earn, with each one's HTTP status.
+    Pages(DomainReportCmd),
+    /// Links to pages that answer 404 or 410: inbound (yours) or outbound (others').
+    Broken(BrokenCmd),
+    /// The domains a domain links to.
+    Outlinks(DomainReportCmd),
+    /// Link gap: referring domains that link to several domains and not to others.
+    Intersect(IntersectCmd),
     /// Serve a simulated web on a loopback address, for demos and tests.
     Simweb(SimwebCmd),
     /// Manage a link store.
@@ -151,6 +164,41 @@ async fn run(cli: Cli) -> Result<()> {
             let all = a.include_discovered;
             Ok(velocity_report(&reader, out, &domain, a.bucket, range, all, a.format).await?)
         }
+        Command::Anchors(a) => {
+            let target = parse_target(&a.target)?;
+            let (reader, status, limit) = open_report(&a.report, a.format == Format::Table).await?;
+            let r = reader.anchors(&target, status, limit).await?;
+            Ok(render::write_anchors(&mut out.lock(), &r, a.format)?)
+        }
+        Command::Pages(a) => {
+            let domain = normalize_domain(&a.domain)?;
+            let (reader, status, limit) = open_report(&a.report, a.format == Format::Table).await?;
+            let r = reader.pages(&domain, status, limit).await?;
+            Ok(render::write_pages(&mut out.lock(), &r, a.format)?)
+        }
+        Command::Outlinks(a) => {
+            let domain = normalize_domain(&a.domain)?;
+            let (reader, status, limit) = open_report(&a.report, a.format == Format::Table).await?;
+            let r = reader.outlinks(&domain, status, limit).await?;
+            Ok(render::write_outlinks(&mut out.lock(), &r, a.format)?)
+        }
+        Command::Intersect(a) => {
+            let (targets, exclude) = (domains(&a.domains)?, domains(&a.exclude)?);
+            let (reader, status, limit) = open_report(&a.report, a.format == Format::Table).await?;
+            let r = reader
+                .intersect(&targets, &exclude, a.min_targets, status, limit)
+                .await?;
+            Ok(render::write_intersect(&mut out.lock(), &r, a.format)?)
+        }
+        Command::Broken(a) => {
+            let domain = normalize_domain(&a.domain)?;
+            let table = a.format == BacklinksFormat::Table;
+            let (reader, status, limit) = open_report(&a.report, table).await?;
+            let out = &mut out.lock();
+            Ok(reader
+                .write_broken(out, &domain, a.direction, status, limit, a.format)
+                .await?)
+        }
         Command::Simweb(a) => {
             let opts = linkgraph_simweb::demo::DemoOptions {
                 listen: a.listen,
@@ -232,6 +280,21 @@ async fn run(cli: Cli) -> Result<()> {
 /// Opens the store a read command names.
 async fn open_reader(sel: &StoreSel) -> Result<Reader> {
     Ok(Reader::open(sel.data.as_deref(), sel.store.as_deref()).await?)
+}
+
+/// Each of `input` as a registrable domain.
+fn domains(input: &[String]) -> Result<Vec<String>> {
+    input
+        .iter()
+        .map(|d| Ok(normalize_domain(d)?))
+        .collect()
+}
+
+/// Opens a report's store, with its status and row limit (1000 rows by
+/// default for a table, all otherwise).
+async fn open_report(r: &ReportFlags, table: bool) -> Result<(Reader, Status, Option<usize>)> {
+    let limit = r.limit.or(table.then_some(1000));
+    Ok((open_reader(&r.sel).await?, r.status, limit))
 }
 
 /// Connects a service to its bus and starts its admin endpoints, which

@@ -6,11 +6,14 @@
 //! * this file: a [`Reader`] over one store, the reports it answers
 //!   (referring domains, backlinks, velocity), and their inputs (a domain
 //!   normalized to its registrable domain, a backlinks [`Target`]);
+//! * [`reports`]: anchors, top pages, broken links, outlinks and link
+//!   intersect;
 //! * [`velocity`]: new and lost links and referring domains per bucket,
 //!   with spikes (the documented algorithm);
 //! * [`render`]: every report as a table, JSON or CSV.
 
 pub mod render;
+pub mod reports;
 pub mod velocity;
 
 use std::io::{self, Write};
@@ -60,6 +63,9 @@ pub enum QueryError {
         /// Why.
         source: StoreError,
     },
+    /// A report argument is out of range.
+    #[error("{0}")]
+    BadArgument(String),
     /// A time range ends before it starts.
     #[error("--from must be before --to")]
     BadRange,
@@ -225,11 +231,6 @@ impl Reader {
             Target::Url(u) => registrable_domain(url_host(u)),
         };
         self.ensure_known(domain).await?;
-        let quiet_pipe = |r: io::Result<()>| match r {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-            Err(e) => Err(QueryError::Io(e)),
-            Ok(()) => Ok(true),
-        };
         if !quiet_pipe(render::write_backlinks_header(out, format))? {
             return Ok(());
         }
@@ -259,6 +260,55 @@ impl Reader {
             }
         }
         quiet_pipe(out.flush()).map(|_| ())
+    }
+}
+
+impl Reader {
+    /// Writes up to `limit` broken links of `domain` to `out`, page by page
+    /// (a table in one page); a closed pipe ends it quietly.
+    pub async fn write_broken(
+        &self,
+        out: &mut impl Write,
+        domain: &str,
+        direction: reports::Direction,
+        status: Status,
+        limit: Option<usize>,
+        format: BacklinksFormat,
+    ) -> Result<(), QueryError> {
+        self.ensure_known(domain).await?;
+        let mut left = limit.unwrap_or(usize::MAX);
+        if !quiet_pipe(render::write_broken_header(out, direction, format))? {
+            return Ok(());
+        }
+        let mut cursor = None;
+        while left > 0 {
+            let n = if format == BacklinksFormat::Table {
+                left
+            } else {
+                left.min(BACKLINKS_PAGE)
+            };
+            let page = self
+                .broken_page(domain, direction, status, n, cursor)
+                .await?;
+            left -= page.links.len();
+            if !quiet_pipe(render::write_broken(out, &page.links, direction, format))? {
+                return Ok(());
+            }
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        quiet_pipe(out.flush()).map(|_| ())
+    }
+}
+
+/// Ok(false) when the reader of `out` went away (a closed pipe).
+fn quiet_pipe(r: io::Result<()>) -> Result<bool, QueryError> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(QueryError::Io(e)),
+        Ok(()) => Ok(true),
     }
 }
 

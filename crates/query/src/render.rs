@@ -8,6 +8,7 @@ use linkgraph_core::format_rfc3339_ms;
 use linkgraph_store::{Backlink, LostReason, RefDomain};
 use serde::Serialize;
 
+use crate::reports::{Anchors, BrokenLink, Direction, Intersect, Outlinks, Pages};
 use crate::velocity::Velocity;
 
 /// Output format of a report that is one document (refdomains, velocity).
@@ -509,4 +510,246 @@ mod tests {
         let table = text(|o| write_backlinks(o, &[b], BacklinksFormat::Table));
         assert!(table.lines().count() == 2 && table.contains("nofollow,ugc"));
     }
+}
+
+/// Writes a one-document report: `doc` as JSON, or `rows` under `head` as
+/// CSV or a table (with `title` above it; `right` columns right-aligned).
+fn write_doc(
+    out: &mut impl Write,
+    format: Format,
+    doc: &impl Serialize,
+    (title, head, right): (&str, &[&str], &[usize]),
+    rows: Vec<Vec<String>>,
+) -> io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, doc)?;
+            writeln!(out)
+        }
+        Format::Csv => {
+            writeln!(out, "{}", head.join(","))?;
+            for r in &rows {
+                let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+                write_csv_row(out, &cells)?;
+            }
+            Ok(())
+        }
+        Format::Table => {
+            writeln!(out, "{title}")?;
+            let upper: Vec<String> = head.iter().map(|h| h.to_uppercase()).collect();
+            let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
+            write_table(out, &upper, &rows, right)
+        }
+    }
+}
+
+fn opt(v: Option<u32>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Writes an anchors report.
+pub fn write_anchors(out: &mut impl Write, r: &Anchors, format: Format) -> io::Result<()> {
+    let rows = r
+        .anchors
+        .iter()
+        .map(|a| {
+            let anchor = match format {
+                Format::Table => ellipsize(&a.anchor, 60),
+                _ => a.anchor.clone(),
+            };
+            vec![
+                anchor,
+                a.links.to_string(),
+                a.refdomains.to_string(),
+                a.follow_links.to_string(),
+                a.first_seen.clone(),
+                a.last_seen.clone(),
+            ]
+        })
+        .collect();
+    let title = format!("{} anchor texts link to {}", r.anchors.len(), r.target);
+    let head = [
+        "anchor",
+        "links",
+        "refdomains",
+        "follow_links",
+        "first_seen",
+        "last_seen",
+    ];
+    write_doc(out, format, r, (&title, &head, &[1, 2, 3]), rows)
+}
+
+/// Writes a top linked pages report.
+pub fn write_pages(out: &mut impl Write, r: &Pages, format: Format) -> io::Result<()> {
+    let rows = r
+        .pages
+        .iter()
+        .map(|p| {
+            vec![
+                p.url.clone(),
+                p.links.to_string(),
+                p.refdomains.to_string(),
+                p.follow_links.to_string(),
+                opt(p.http_status),
+            ]
+        })
+        .collect();
+    let title = format!("{} pages of {} have backlinks", r.pages.len(), r.target);
+    let head = ["url", "links", "refdomains", "follow_links", "http_status"];
+    write_doc(out, format, r, (&title, &head, &[1, 2, 3, 4]), rows)
+}
+
+/// Writes a linked-domains (outlinks) report.
+pub fn write_outlinks(out: &mut impl Write, r: &Outlinks, format: Format) -> io::Result<()> {
+    let rows = r
+        .domains
+        .iter()
+        .map(|d| {
+            vec![
+                d.domain.clone(),
+                d.links.to_string(),
+                d.follow_links.to_string(),
+            ]
+        })
+        .collect();
+    let title = format!("{} links to {} domains", r.source, r.linked_domains);
+    let head = ["domain", "links", "follow_links"];
+    write_doc(out, format, r, (&title, &head, &[1, 2]), rows)
+}
+
+/// Writes a link intersect report: one links column per target.
+pub fn write_intersect(out: &mut impl Write, r: &Intersect, format: Format) -> io::Result<()> {
+    let rows = r
+        .domains
+        .iter()
+        .map(|d| {
+            let mut row = vec![d.domain.clone(), d.targets_linked.to_string()];
+            row.extend(
+                r.targets
+                    .iter()
+                    .map(|t| d.links.get(t).copied().unwrap_or(0).to_string()),
+            );
+            row
+        })
+        .collect();
+    let mut head = vec!["domain".to_owned(), "targets_linked".to_owned()];
+    head.extend(r.targets.iter().map(|t| format!("links:{t}")));
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    let right: Vec<usize> = (1..head.len()).collect();
+    let title = format!(
+        "{} domains link to {}{}",
+        r.domains.len(),
+        r.targets.join(", "),
+        if r.exclude.is_empty() {
+            String::new()
+        } else {
+            format!(" but not to {}", r.exclude.join(", "))
+        }
+    );
+    write_doc(out, format, r, (&title, &head, &right), rows)
+}
+
+/// The documented JSON object of one broken link.
+pub fn broken_json(b: &BrokenLink, direction: Direction) -> serde_json::Value {
+    let l = &b.backlink.link;
+    match direction {
+        Direction::Inbound => serde_json::json!({
+            "source_url": l.source_url,
+            "target_url": l.target_url,
+            "anchor": l.anchor,
+            "rel": l.rel.names(),
+            "placement": l.placement.as_str(),
+            "http_status": b.http_status,
+            "first_seen": format_rfc3339_ms(b.backlink.first_seen_ms),
+            "last_seen": format_rfc3339_ms(b.backlink.last_seen_ms),
+        }),
+        Direction::Outbound => serde_json::json!({
+            "source_url": l.source_url,
+            "target_url": l.target_url,
+            "anchor": l.anchor,
+            "http_status": b.http_status,
+        }),
+    }
+}
+
+fn broken_head(direction: Direction) -> &'static [&'static str] {
+    match direction {
+        Direction::Inbound => &[
+            "source_url",
+            "target_url",
+            "anchor",
+            "rel",
+            "placement",
+            "http_status",
+            "first_seen",
+            "last_seen",
+        ],
+        Direction::Outbound => &["source_url", "target_url", "anchor", "http_status"],
+    }
+}
+
+/// Writes the header of a broken-links report (CSV only has one).
+pub fn write_broken_header(
+    out: &mut impl Write,
+    direction: Direction,
+    format: BacklinksFormat,
+) -> io::Result<()> {
+    if format == BacklinksFormat::Csv {
+        writeln!(out, "{}", broken_head(direction).join(","))?;
+    }
+    Ok(())
+}
+
+/// Writes broken links. Tables are aligned per call.
+pub fn write_broken(
+    out: &mut impl Write,
+    rows: &[BrokenLink],
+    direction: Direction,
+    format: BacklinksFormat,
+) -> io::Result<()> {
+    if format == BacklinksFormat::Jsonl {
+        for b in rows {
+            serde_json::to_writer(&mut *out, &broken_json(b, direction))?;
+            writeln!(out)?;
+        }
+        return Ok(());
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|b| {
+            let l = &b.backlink.link;
+            let mut r = vec![
+                l.source_url.clone(),
+                l.target_url.clone(),
+                if format == BacklinksFormat::Table {
+                    ellipsize(&l.anchor, 40)
+                } else {
+                    l.anchor.clone()
+                },
+            ];
+            if direction == Direction::Inbound {
+                r.push(l.rel.names().join(" "));
+                r.push(l.placement.as_str().into());
+            }
+            r.push(b.http_status.to_string());
+            if direction == Direction::Inbound {
+                r.push(format_rfc3339_ms(b.backlink.first_seen_ms));
+                r.push(format_rfc3339_ms(b.backlink.last_seen_ms));
+            }
+            r
+        })
+        .collect();
+    if format == BacklinksFormat::Csv {
+        for r in &cells {
+            let r: Vec<&str> = r.iter().map(String::as_str).collect();
+            write_csv_row(out, &r)?;
+        }
+        return Ok(());
+    }
+    let head: Vec<String> = broken_head(direction)
+        .iter()
+        .map(|h| h.to_uppercase())
+        .collect();
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    write_table(out, &head, &cells, &[])
 }

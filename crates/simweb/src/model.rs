@@ -1,7 +1,7 @@
 //! The simulated web's model: hosts, robots.txt, pages and their links, all
 //! pure functions of the seed, and the ground truth derived from them.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use linkgraph_core::{Link, LinkKind, Placement, Rel, canonicalize, normalize_anchor};
@@ -209,6 +209,10 @@ pub struct Truth {
     pub disallowed: Vec<String>,
     /// URLs answered 200 and parsed.
     pub pages: usize,
+    /// The HTTP status of every URL a compliant crawler requests (pages,
+    /// redirects, dead links; not the sitemaps).
+    #[serde(default)]
+    pub statuses: BTreeMap<String, u16>,
 }
 
 impl SimWeb {
@@ -429,6 +433,23 @@ impl SimWeb {
                 });
             } else {
                 add(&mut links, href, &text, rel, Placement::Content);
+            }
+        }
+        // Dead backlinks: links to other hosts' pages that answer 404 or 410
+        // (drawn from their own generator, so the rest of the web stays as
+        // it was for a seed).
+        let mut dead = Rng::new(&[self.cfg.seed, 9, host as u64, page as u64, kind]);
+        for (pct, path, text) in [
+            (12, "missing", "Dead resource"),
+            (8, "removed", "Archived report"),
+        ] {
+            if dead.pct(pct) {
+                let th = self.popular_host(&mut dead);
+                if th != host {
+                    let k = dead.below(p);
+                    let href = format!("http://{}/{path}/{k}", self.hosts[th].name);
+                    add(&mut links, href, text, "", Placement::Content);
+                }
             }
         }
         // Special targets: redirects, 404s, robots-disallowed paths, skipped schemes.
@@ -682,6 +703,9 @@ impl SimWeb {
                 x_robots_tag: None,
             };
         }
+        if num("/removed/").is_some() {
+            return Answer::Gone;
+        }
         if let Some(k) = num("/old/").filter(|k| (1..p).contains(k)) {
             return Answer::Redirect {
                 status: 301,
@@ -825,10 +849,15 @@ impl SimWeb {
                 }
                 continue;
             }
-            let found: Vec<Link> = match (
-                self.by_name.get(host),
-                self.answer_at(host, url.path(), epoch),
-            ) {
+            let answer = self.answer_at(host, url.path(), epoch);
+            let status = match &answer {
+                Answer::Page { .. } => 200,
+                Answer::Gone => 410,
+                Answer::Redirect { status, .. } => *status,
+                Answer::NotFound => 404,
+            };
+            truth.statuses.insert(u.clone(), status);
+            let found: Vec<Link> = match (self.by_name.get(host), answer) {
                 (Some(&h), Answer::Page { .. }) => {
                     truth.pages += 1;
                     let path = url.path();
