@@ -322,6 +322,12 @@ pub struct CrawlCmd {
     pub frontier: FrontierFlags,
     #[command(flatten)]
     pub parse: ParseFlags,
+    /// Also serve the HTTP API (and the crawl's /metrics) on this address while crawling,
+    /// e.g. 127.0.0.1:8080.
+    #[arg(long, env = "LINKGRAPH_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub api: ApiFlags,
 }
 
 /// `refdomains`: the referring domains report.
@@ -452,6 +458,68 @@ pub struct IntersectCmd {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table, env = "LINKGRAPH_FORMAT")]
     pub format: Format,
+}
+
+/// How the HTTP API listens and whom it serves.
+#[derive(Args)]
+pub struct ApiFlags {
+    /// A file holding a bearer token: every request but /healthz must send
+    /// `Authorization: Bearer <token>`. Required to listen beyond loopback, unless
+    /// --insecure-no-auth.
+    #[arg(long, env = "LINKGRAPH_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Serve without authentication on a non-loopback address (anyone who reaches it
+    /// can read the graph).
+    #[arg(
+        long,
+        env = "LINKGRAPH_INSECURE_NO_AUTH",
+        conflicts_with = "auth_token_file"
+    )]
+    pub insecure_no_auth: bool,
+    /// Requests handled at once; more get a 503 with Retry-After.
+    #[arg(long, env = "LINKGRAPH_API_MAX_CONCURRENT", default_value_t = 32)]
+    pub api_max_concurrent: usize,
+    /// Rows one response may hold; a larger `limit` is a 400.
+    #[arg(long, env = "LINKGRAPH_API_MAX_ROWS", default_value_t = 10_000)]
+    pub api_max_rows: usize,
+    /// Time for one request, from its first byte to its last (e.g. 30s).
+    #[arg(long, env = "LINKGRAPH_API_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub api_timeout: Duration,
+}
+
+impl ApiFlags {
+    /// The token (read from its file) and the limits; fails when `addr` is
+    /// not loopback and no decision about authentication was made.
+    pub fn settings(
+        &self,
+        addr: SocketAddr,
+    ) -> anyhow::Result<(Option<String>, linkgraph_api::Limits)> {
+        let token = self
+            .auth_token_file
+            .as_deref()
+            .map(linkgraph_api::read_token)
+            .transpose()?;
+        linkgraph_api::check_bind(addr, token.is_some(), self.insecure_no_auth)?;
+        let limits = linkgraph_api::Limits {
+            request_timeout: self.api_timeout,
+            max_concurrent: self.api_max_concurrent,
+            max_rows: self.api_max_rows,
+            ..linkgraph_api::Limits::default()
+        };
+        Ok((token, limits))
+    }
+}
+
+/// `serve`: the HTTP API over a store.
+#[derive(Args)]
+pub struct ServeCmd {
+    #[command(flatten)]
+    pub sel: StoreSel,
+    /// Address to listen on.
+    #[arg(long, env = "LINKGRAPH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub api: ApiFlags,
 }
 
 /// `simweb`: serve a simulated web.

@@ -25,8 +25,8 @@ use linkgraph_store::Status;
 use args::TopicsCreateCmd;
 use args::{
     AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DomainReportCmd, FetcherCmd, FrontierCmd,
-    IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, SeedCmd, ServiceFlags, SimwebCmd,
-    StoreInitCmd, StoreSel, VelocityCmd,
+    IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, SeedCmd, ServeCmd, ServiceFlags,
+    SimwebCmd, StoreInitCmd, StoreSel, VelocityCmd,
 };
 
 #[derive(Parser)]
@@ -60,6 +60,8 @@ enum Command {
     Outlinks(DomainReportCmd),
     /// Link gap: referring domains that link to several domains and not to others.
     Intersect(IntersectCmd),
+    /// Serve every report as JSON over HTTP (GET /v1/<report>), with /v1/openapi.json.
+    Serve(ServeCmd),
     /// Serve a simulated web on a loopback address, for demos and tests.
     Simweb(SimwebCmd),
     /// Manage a link store.
@@ -199,6 +201,17 @@ async fn run(cli: Cli) -> Result<()> {
                 .write_broken(out, &domain, a.direction, status, limit, a.format)
                 .await?)
         }
+        Command::Serve(a) => {
+            let (token, limits) = a.api.settings(a.listen)?;
+            let reader = open_reader(&a.sel).await?;
+            let metrics = linkgraph_pipeline::admin::install_recorder()?;
+            let listener = linkgraph_api::bind(a.listen).await?;
+            let local = listener.local_addr()?;
+            eprintln!("api listening on http://{local}/v1/ (see /v1/openapi.json)");
+            let api = linkgraph_api::Api::new(reader, token, limits, Some(metrics));
+            linkgraph_api::serve(listener, Arc::new(api), shutdown_signal()).await;
+            Ok(())
+        }
         Command::Simweb(a) => {
             let opts = linkgraph_simweb::demo::DemoOptions {
                 listen: a.listen,
@@ -284,10 +297,7 @@ async fn open_reader(sel: &StoreSel) -> Result<Reader> {
 
 /// Each of `input` as a registrable domain.
 fn domains(input: &[String]) -> Result<Vec<String>> {
-    input
-        .iter()
-        .map(|d| Ok(normalize_domain(d)?))
-        .collect()
+    input.iter().map(|d| Ok(normalize_domain(d)?)).collect()
 }
 
 /// Opens a report's store, with its status and row limit (1000 rows by
@@ -359,7 +369,35 @@ async fn run_crawl(a: CrawlCmd) -> Result<()> {
         progress: !a.no_progress,
         continuous: a.continuous,
     };
-    let summary = linkgraph_pipeline::crawl(opts, shutdown_signal()).await?;
-    println!("{summary}");
+    let store = linkgraph_pipeline::open_store(&opts).await?;
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = match a.listen {
+        Some(addr) => {
+            let (token, limits) = a.api.settings(addr)?;
+            let metrics = linkgraph_pipeline::admin::install_recorder()?;
+            let listener = linkgraph_api::bind(addr).await?;
+            eprintln!(
+                "api listening on http://{}/v1/ while crawling",
+                listener.local_addr()?
+            );
+            let reader = Reader::new(Arc::clone(&store), opts.data_dir.display().to_string());
+            let api = Arc::new(linkgraph_api::Api::new(
+                reader,
+                token,
+                limits,
+                Some(metrics),
+            ));
+            Some(tokio::spawn(linkgraph_api::serve(listener, api, async {
+                let _ = api_stopped.await;
+            })))
+        }
+        None => None,
+    };
+    let summary = linkgraph_pipeline::crawl_into(opts, store, shutdown_signal()).await;
+    drop(stop_api);
+    if let Some(t) = api_task {
+        let _ = t.await;
+    }
+    println!("{}", summary?);
     Ok(())
 }

@@ -89,18 +89,25 @@ const BUCKETS: [f64; 13] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Installs the Prometheus recorder, describes every metric, and serves the
-/// admin endpoints on `addr`; they stop when the returned sender is dropped.
-pub async fn start(
-    addr: std::net::SocketAddr,
-    ready: Arc<AtomicBool>,
-) -> Result<tokio::sync::oneshot::Sender<()>, AdminError> {
+/// Installs the Prometheus recorder (once per process) and describes every
+/// metric; returns what renders the metrics page.
+pub fn install_recorder() -> Result<Render, AdminError> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&BUCKETS)
         .map_err(|e| AdminError::Recorder(e.to_string()))?
         .install_recorder()
         .map_err(|e| AdminError::Recorder(e.to_string()))?;
     crate::metrics_spec::describe();
+    Ok(Arc::new(move || handle.render()))
+}
+
+/// Installs the Prometheus recorder, describes every metric, and serves the
+/// admin endpoints on `addr`; they stop when the returned sender is dropped.
+pub async fn start(
+    addr: std::net::SocketAddr,
+    ready: Arc<AtomicBool>,
+) -> Result<tokio::sync::oneshot::Sender<()>, AdminError> {
+    let render = install_recorder()?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| AdminError::Listen { addr, source })?;
@@ -108,7 +115,6 @@ pub async fn start(
     tracing::info!(%local, "admin endpoints on /metrics, /healthz, /readyz");
     eprintln!("admin listening on http://{local}");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let render: Render = Arc::new(move || handle.render());
     tokio::spawn(serve(listener, render, ready, async {
         let _ = rx.await;
     }));

@@ -209,18 +209,34 @@ pub async fn crawl(
     opts: CrawlOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<CrawlSummary, CrawlError> {
-    let started = Instant::now();
+    let store = open_store(&opts).await?;
+    crawl_into(opts, store, shutdown).await
+}
+
+/// Creates the crawl's data directory and opens its link store for
+/// writing: `--store`, or the embedded store in the data directory. Share
+/// it (e.g. with the API) and pass it to [`crawl_into`].
+pub async fn open_store(opts: &CrawlOptions) -> Result<Arc<dyn LinkStore>, CrawlError> {
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| CrawlError::DataDir {
         path: opts.data_dir.clone(),
         source,
     })?;
-    let store: Arc<dyn LinkStore> = match &opts.store_url {
+    Ok(match &opts.store_url {
         Some(url) => linkgraph_store::open(url, true).await?,
         None => Arc::new(FjallStore::open(
             &linkgraph_store::data_store_path(&opts.data_dir),
             true,
         )?),
-    };
+    })
+}
+
+/// [`crawl`] into an open store (see [`open_store`]).
+pub async fn crawl_into(
+    opts: CrawlOptions,
+    store: Arc<dyn LinkStore>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<CrawlSummary, CrawlError> {
+    let started = Instant::now();
     let mut frontier = Frontier::open(
         &linkgraph_frontier::data_frontier_path(&opts.data_dir),
         opts.frontier.clone(),

@@ -19,7 +19,10 @@ pub mod record;
 pub mod services;
 pub mod stages;
 
-pub use embedded::{CrawlError, CrawlOptions, CrawlSummary, StopReason, crawl, peak_rss_bytes};
+pub use embedded::{
+    CrawlError, CrawlOptions, CrawlSummary, StopReason, crawl, crawl_into, open_store,
+    peak_rss_bytes,
+};
 
 /// Sleeps until `at`, or forever when there is nothing to wake for.
 pub(crate) async fn sleep_until(at: Option<std::time::Instant>) {

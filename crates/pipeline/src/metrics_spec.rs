@@ -7,7 +7,11 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 18] = [
+pub const COUNTERS: [(&str, &str); 19] = [
+    (
+        "linkgraph_api_requests_total",
+        "API requests answered (labels endpoint, code).",
+    ),
     (
         "linkgraph_parser_panics_total",
         "Pages whose processing panicked (a bug, caught): completed as outcome internal_error.",
@@ -103,7 +107,11 @@ pub const GAUGES: [(&str, &str); 4] = [
 ];
 
 /// Histograms, in seconds: (name, help).
-pub const HISTOGRAMS: [(&str, &str); 3] = [
+pub const HISTOGRAMS: [(&str, &str); 4] = [
+    (
+        "linkgraph_api_request_duration_seconds",
+        "Time to answer an API request (label endpoint).",
+    ),
     (
         "linkgraph_fetcher_fetch_duration_seconds",
         "Wall time of a fetch, rate-limit wait included.",

@@ -52,6 +52,30 @@ struct RefdomainsJson<'a> {
     domains: Vec<RefdomainJson<'a>>,
 }
 
+fn refdomains_doc<'a>(target: &'a str, rows: &'a [RefDomain], total: usize) -> RefdomainsJson<'a> {
+    RefdomainsJson {
+        target,
+        referring_domains: total,
+        domains: rows
+            .iter()
+            .map(|r| RefdomainJson {
+                domain: &r.domain,
+                links: r.links,
+                follow_links: r.follow_links,
+                first_seen: format_rfc3339_ms(r.first_seen_ms),
+                last_seen: format_rfc3339_ms(r.last_seen_ms),
+                lost_at: r.lost_at_ms.map(format_rfc3339_ms),
+            })
+            .collect(),
+    }
+}
+
+/// The documented JSON document of a refdomains report whose `rows` may be
+/// the first of `total`.
+pub fn refdomains_json(target: &str, rows: &[RefDomain], total: usize) -> serde_json::Value {
+    serde_json::to_value(refdomains_doc(target, rows, total)).unwrap_or_default()
+}
+
 /// Writes the referring domains of `target` (already sorted, most links first).
 pub fn write_refdomains(
     out: &mut impl Write,
@@ -61,22 +85,7 @@ pub fn write_refdomains(
 ) -> io::Result<()> {
     match format {
         Format::Json => {
-            let doc = RefdomainsJson {
-                target,
-                referring_domains: rows.len(),
-                domains: rows
-                    .iter()
-                    .map(|r| RefdomainJson {
-                        domain: &r.domain,
-                        links: r.links,
-                        follow_links: r.follow_links,
-                        first_seen: format_rfc3339_ms(r.first_seen_ms),
-                        last_seen: format_rfc3339_ms(r.last_seen_ms),
-                        lost_at: r.lost_at_ms.map(format_rfc3339_ms),
-                    })
-                    .collect(),
-            };
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            serde_json::to_writer_pretty(&mut *out, &refdomains_doc(target, rows, rows.len()))?;
             writeln!(out)
         }
         Format::Csv => {
@@ -137,6 +146,27 @@ struct BacklinkJson<'a> {
     lost_reason: Option<&'static str>,
 }
 
+/// The documented JSON object of one backlink (a `backlinks` jsonl line).
+pub fn backlink_json(b: &Backlink) -> serde_json::Value {
+    serde_json::to_value(backlink_row(b)).unwrap_or_default()
+}
+
+fn backlink_row(b: &Backlink) -> BacklinkJson<'_> {
+    let l = &b.link;
+    BacklinkJson {
+        source_url: &l.source_url,
+        target_url: &l.target_url,
+        anchor: &l.anchor,
+        rel: l.rel.names(),
+        placement: l.placement.as_str(),
+        kind: l.kind.as_str(),
+        first_seen: format_rfc3339_ms(b.first_seen_ms),
+        last_seen: format_rfc3339_ms(b.last_seen_ms),
+        lost_at: b.lost_at_ms.map(format_rfc3339_ms),
+        lost_reason: b.lost_reason.map(LostReason::as_str),
+    }
+}
+
 /// Writes the header of a backlinks report (CSV only has one).
 pub fn write_backlinks_header(out: &mut impl Write, format: BacklinksFormat) -> io::Result<()> {
     if format == BacklinksFormat::Csv {
@@ -158,20 +188,7 @@ pub fn write_backlinks(
     match format {
         BacklinksFormat::Jsonl => {
             for b in rows {
-                let l = &b.link;
-                let j = BacklinkJson {
-                    source_url: &l.source_url,
-                    target_url: &l.target_url,
-                    anchor: &l.anchor,
-                    rel: l.rel.names(),
-                    placement: l.placement.as_str(),
-                    kind: l.kind.as_str(),
-                    first_seen: format_rfc3339_ms(b.first_seen_ms),
-                    last_seen: format_rfc3339_ms(b.last_seen_ms),
-                    lost_at: b.lost_at_ms.map(format_rfc3339_ms),
-                    lost_reason: b.lost_reason.map(LostReason::as_str),
-                };
-                serde_json::to_writer(&mut *out, &j)?;
+                serde_json::to_writer(&mut *out, &backlink_row(b))?;
                 writeln!(out)?;
             }
             Ok(())

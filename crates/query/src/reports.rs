@@ -553,3 +553,82 @@ mod tests {
         assert!(!is_broken(Some(500)) && !is_broken(None));
     }
 }
+
+/// Which backlinks a filtered listing keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BacklinkFilter {
+    /// `Some(Rel::follow())`: follow links only; else links with every flag given.
+    pub rel: Option<linkgraph_core::Rel>,
+    /// Links in this part of the page only.
+    pub placement: Option<linkgraph_core::Placement>,
+    /// Links first seen at or after this time (ms).
+    pub since_ms: Option<i64>,
+}
+
+impl BacklinkFilter {
+    /// True when `b` passes.
+    pub fn admits(&self, b: &Backlink) -> bool {
+        let rel_ok = match self.rel {
+            None => true,
+            Some(r) if r.is_follow() => b.link.rel.is_follow(),
+            Some(r) => b.link.rel.contains(r),
+        };
+        rel_ok
+            && self.placement.is_none_or(|p| b.link.placement == p)
+            && self.since_ms.is_none_or(|t| b.first_seen_ms >= t)
+    }
+}
+
+/// One page of filtered backlinks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilteredPage {
+    /// The rows, by target URL then source URL.
+    pub links: Vec<Backlink>,
+    /// Cursor after the last row; `None` when there are no more.
+    pub next: Option<String>,
+}
+
+impl Reader {
+    /// One page of `target`'s backlinks that pass `filter`, after `cursor`
+    /// (a [`FilteredPage::next`]); at most `limit` rows.
+    pub async fn backlinks_page(
+        &self,
+        target: &Target,
+        include_internal: bool,
+        status: Status,
+        filter: BacklinkFilter,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<FilteredPage, QueryError> {
+        let limit = limit.max(1);
+        let mut out = FilteredPage::default();
+        let mut after = cursor;
+        loop {
+            let page = self
+                .store
+                .backlinks(BacklinkQuery {
+                    target: target.clone(),
+                    include_internal,
+                    status,
+                    limit: if filter == BacklinkFilter::default() {
+                        limit + 1
+                    } else {
+                        CHUNK
+                    },
+                    after,
+                })
+                .await?;
+            for b in page.items.into_iter().filter(|b| filter.admits(b)) {
+                if out.links.len() == limit {
+                    out.next = out.links.last().map(backlink_cursor);
+                    return Ok(out);
+                }
+                out.links.push(b);
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+}

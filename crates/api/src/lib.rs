@@ -1,0 +1,350 @@
+//! The HTTP API: every report of `linkgraph-query` as `GET /v1/<report>`,
+//! with the same JSON as the CLI, plus `/v1/openapi.json`, `/healthz` and
+//! `/metrics`. It is stateless over its [`Reader`], so with the Scylla store
+//! it scales out behind a load balancer.
+//!
+//! Safe by default:
+//! * [`check_bind`]: a non-loopback address needs a bearer token or an
+//!   explicit `--insecure-no-auth`;
+//! * with a token, every request but `/healthz` must carry
+//!   `Authorization: Bearer <token>` (compared in constant time, never
+//!   logged), else 401;
+//! * a client gets [`Limits::header_timeout`] to send its request head and
+//!   [`Limits::request_timeout`] for the whole exchange; at most
+//!   [`Limits::max_concurrent`] requests run at once (then 503), and no
+//!   response holds more than [`Limits::max_rows`] rows (a larger `limit`
+//!   is a 400).
+//!
+//! # Layout
+//! * this file: configuration, the accept loop, auth and limits;
+//! * [`routes`]: the endpoints, their parameters and the OpenAPI document
+//!   built from the same table.
+
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use linkgraph_query::Reader;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Renders the Prometheus metrics page.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Why the API cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A non-loopback address without authentication or an explicit opt-out.
+    #[error(
+        "refusing to serve the API on {0} without authentication: give --auth-token-file FILE, or --insecure-no-auth to serve it to anyone who can reach that address"
+    )]
+    Unauthenticated(SocketAddr),
+    /// The token file cannot be read or is empty.
+    #[error("cannot use the token file {path}: {reason}")]
+    Token {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Bounds on what one client can make the server do.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Time to receive a request's head.
+    pub header_timeout: Duration,
+    /// Time for one whole request, from its head to the last response byte.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more get a 503.
+    pub max_concurrent: usize,
+    /// Open connections; more wait to be accepted.
+    pub max_connections: usize,
+    /// Rows in one response; a larger `limit` is a 400.
+    pub max_rows: usize,
+    /// Rows in one response when no `limit` is given.
+    pub default_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_concurrent: 32,
+            max_connections: 256,
+            max_rows: 10_000,
+            default_rows: 1_000,
+        }
+    }
+}
+
+/// What the server answers with.
+pub struct Api {
+    reader: Reader,
+    token: Option<String>,
+    limits: Limits,
+    metrics: Option<Render>,
+    busy: Semaphore,
+}
+
+impl Api {
+    /// An API over `reader`; requests need `token` as a bearer token when
+    /// given; `/metrics` renders `metrics` (404 without one).
+    pub fn new(
+        reader: Reader,
+        token: Option<String>,
+        limits: Limits,
+        metrics: Option<Render>,
+    ) -> Api {
+        let busy = Semaphore::new(limits.max_concurrent.max(1));
+        Api {
+            reader,
+            token,
+            limits,
+            metrics,
+            busy,
+        }
+    }
+}
+
+/// Fails unless serving on `addr` is safe: a loopback address, a token,
+/// or an explicit `insecure_no_auth`.
+pub fn check_bind(
+    addr: SocketAddr,
+    has_token: bool,
+    insecure_no_auth: bool,
+) -> Result<(), ApiError> {
+    if addr.ip().is_loopback() || has_token || insecure_no_auth {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthenticated(addr))
+    }
+}
+
+/// Reads a bearer token from `path`: its content without surrounding
+/// whitespace, which must not be empty.
+pub fn read_token(path: &std::path::Path) -> Result<String, ApiError> {
+    let bad = |reason: String| ApiError::Token {
+        path: path.display().to_string(),
+        reason,
+    };
+    let raw = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("it holds whitespace inside the token".into()));
+    }
+    Ok(token.to_owned())
+}
+
+/// Binds `addr` for [`serve`].
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ApiError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ApiError::Listen { addr, source })
+}
+
+/// Serves `api` on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let conns = Arc::new(Semaphore::new(api.limits.max_connections.max(1)));
+    loop {
+        let Ok(permit) = Arc::clone(&conns).acquire_owned().await else {
+            return;
+        };
+        let accepted = tokio::select! {
+            () = &mut shutdown => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let api = Arc::clone(&api);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let limits = api.limits.clone();
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let api = Arc::clone(&api);
+                async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), svc);
+            // A connection lives at most as long as a few requests may take:
+            // a client that reads its response too slowly is cut off.
+            let lifetime = limits.request_timeout + limits.header_timeout;
+            match tokio::time::timeout(lifetime, conn).await {
+                Err(_) => tracing::debug!(%peer, "api connection timed out"),
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "api connection failed"),
+                Ok(Ok(())) => {}
+            }
+        });
+    }
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut bytes = serde_json::to_vec(body).unwrap_or_default();
+    bytes.push(b'\n');
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A JSON error: `{"error": message}`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    json(status, &serde_json::json!({ "error": message.into() }))
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Api {
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        req.headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()))
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let path = req.uri().path().to_owned();
+        let endpoint = routes::endpoint_label(&path);
+        let res = if req.method() != hyper::Method::GET {
+            error(StatusCode::METHOD_NOT_ALLOWED, "only GET is served")
+        } else if path == "/healthz" {
+            json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+        } else if !self.authorized(&req) {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token: send Authorization: Bearer <token>",
+            );
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer"),
+            );
+            r
+        } else if path == "/metrics" {
+            match &self.metrics {
+                Some(render) => {
+                    let mut r = Response::new(Full::new(Bytes::from(render())));
+                    r.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static(
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        ),
+                    );
+                    r
+                }
+                None => error(StatusCode::NOT_FOUND, "no metrics here"),
+            }
+        } else {
+            match self.busy.try_acquire() {
+                Err(_) => {
+                    let mut r = error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "too many requests at once (at most {}): retry shortly",
+                            self.limits.max_concurrent
+                        ),
+                    );
+                    r.headers_mut().insert(
+                        hyper::header::RETRY_AFTER,
+                        hyper::header::HeaderValue::from_static("1"),
+                    );
+                    r
+                }
+                Ok(_permit) => {
+                    let query = req.uri().query().unwrap_or("").to_owned();
+                    let work = routes::route(&self.reader, &self.limits, &path, &query);
+                    match tokio::time::timeout(self.limits.request_timeout, work).await {
+                        Ok(r) => r,
+                        Err(_) => error(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            format!(
+                                "the report took longer than {}s: narrow it (a smaller limit, one URL)",
+                                self.limits.request_timeout.as_secs()
+                            ),
+                        ),
+                    }
+                }
+            }
+        };
+        let code = res.status().as_u16().to_string();
+        metrics::counter!("linkgraph_api_requests_total", "endpoint" => endpoint, "code" => code)
+            .increment(1);
+        metrics::histogram!("linkgraph_api_request_duration_seconds", "endpoint" => endpoint)
+            .record(started.elapsed().as_secs_f64());
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_beyond_loopback_needs_a_decision() {
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap_or_else(|e| panic!("{e}"));
+        let v6: SocketAddr = "[::1]:8080".parse().unwrap_or_else(|e| panic!("{e}"));
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_bind(lo, false, false).is_ok());
+        assert!(check_bind(v6, false, false).is_ok());
+        match check_bind(any, false, false) {
+            Err(e) => assert!(e.to_string().contains("--auth-token-file"), "{e}"),
+            Ok(()) => panic!("0.0.0.0 served without auth"),
+        }
+        assert!(check_bind(any, true, false).is_ok());
+        assert!(check_bind(any, false, true).is_ok());
+    }
+
+    #[test]
+    fn tokens_are_read_strictly() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let f = dir.path().join("t");
+        std::fs::write(&f, "  s3cret\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_token(&f).ok().as_deref(), Some("s3cret"));
+        std::fs::write(&f, "\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(read_token(&f).is_err());
+        std::fs::write(&f, "a b").unwrap_or_else(|e| panic!("{e}"));
+        assert!(read_token(&f).is_err());
+        assert!(read_token(&dir.path().join("missing")).is_err());
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
+    }
+}
