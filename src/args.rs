@@ -485,6 +485,9 @@ pub struct ApiFlags {
     /// Time for one request, from its first byte to its last (e.g. 30s).
     #[arg(long, env = "LINKGRAPH_API_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub api_timeout: Duration,
+    /// Time a client has to send a request's head before it is cut off (e.g. 10s).
+    #[arg(long, env = "LINKGRAPH_API_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub api_header_timeout: Duration,
 }
 
 impl ApiFlags {
@@ -502,6 +505,7 @@ impl ApiFlags {
         linkgraph_api::check_bind(addr, token.is_some(), self.insecure_no_auth)?;
         let limits = linkgraph_api::Limits {
             request_timeout: self.api_timeout,
+            header_timeout: self.api_header_timeout,
             max_concurrent: self.api_max_concurrent,
             max_rows: self.api_max_rows,
             ..linkgraph_api::Limits::default()

@@ -231,26 +231,40 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Api {
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
+    fn authorized(&self, authorization: Option<&str>) -> bool {
         let Some(token) = &self.token else {
             return true;
         };
-        req.headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        authorization
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()))
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let auth = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let (path, query) = (req.uri().path(), req.uri().query().unwrap_or(""));
+        self.answer(req.method(), path, query, auth).await
+    }
+
+    /// Answers one request: `method path?query` with this Authorization
+    /// header.
+    pub async fn answer(
+        &self,
+        method: &hyper::Method,
+        path: &str,
+        query: &str,
+        authorization: Option<&str>,
+    ) -> Response<Full<Bytes>> {
         let started = Instant::now();
-        let path = req.uri().path().to_owned();
-        let endpoint = routes::endpoint_label(&path);
-        let res = if req.method() != hyper::Method::GET {
+        let endpoint = routes::endpoint_label(path);
+        let res = if method != hyper::Method::GET {
             error(StatusCode::METHOD_NOT_ALLOWED, "only GET is served")
         } else if path == "/healthz" {
             json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
-        } else if !self.authorized(&req) {
+        } else if !self.authorized(authorization) {
             let mut r = error(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token: send Authorization: Bearer <token>",
@@ -291,8 +305,7 @@ impl Api {
                     r
                 }
                 Ok(_permit) => {
-                    let query = req.uri().query().unwrap_or("").to_owned();
-                    let work = routes::route(&self.reader, &self.limits, &path, &query);
+                    let work = routes::route(&self.reader, &self.limits, path, query);
                     match tokio::time::timeout(self.limits.request_timeout, work).await {
                         Ok(r) => r,
                         Err(_) => error(
@@ -318,6 +331,101 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+    use linkgraph_core::{Link, LinkKind, Placement, Rel};
+    use linkgraph_store::{LinkSetUpdate, PageWrite};
+
+    /// An API over a store where a.com and b.org link to t.com.
+    async fn api(token: Option<&str>, limits: Limits) -> (tempfile::TempDir, Api) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = linkgraph_store::data_store_url(dir.path());
+        let store = linkgraph_store::open(&url, true).await.unwrap_or_else(|e| panic!("{e}"));
+        for from in ["http://a.com/", "http://b.org/"] {
+            let links = (0..3)
+                .map(|i| Link {
+                    source_url: from.into(),
+                    target_url: format!("http://t.com/{i}"),
+                    anchor: format!("a{i}"),
+                    rel: Rel::follow(),
+                    placement: Placement::Content,
+                    kind: LinkKind::Link,
+                })
+                .collect();
+            let page = PageWrite {
+                url: from.into(),
+                status: 200,
+                outcome: 1,
+                fetched_at_ms: 1_000,
+                links,
+                update: LinkSetUpdate::Replace,
+                content_hash: 0,
+            };
+            store.write_page(page).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let reader = Reader::new(store, "test");
+        (dir, Api::new(reader, token.map(String::from), limits, None))
+    }
+
+    async fn get(api: &Api, target: &str, auth: Option<&str>) -> (u16, serde_json::Value) {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let res = api.answer(&hyper::Method::GET, path, query, auth).await;
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_token_guards_everything_but_health() {
+        let (_dir, api) = api(Some("s3cret"), Limits::default()).await;
+        let q = "/v1/refdomains?target=t.com";
+        assert_eq!(get(&api, q, None).await.0, 401);
+        assert_eq!(get(&api, q, Some("Bearer wrong")).await.0, 401);
+        assert_eq!(get(&api, "/v1/openapi.json", None).await.0, 401);
+        let (code, body) = get(&api, q, Some("Bearer s3cret")).await;
+        assert_eq!((code, body["referring_domains"].as_u64()), (200, Some(2)));
+        assert_eq!(get(&api, "/healthz", None).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_caps_are_refused() {
+        let limits = Limits {
+            max_concurrent: 1,
+            max_rows: 4,
+            ..Limits::default()
+        };
+        let (_dir, api) = api(None, limits).await;
+        let (code, body) = get(&api, "/v1/backlinks?target=t.com&limit=5", None).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("cap")), "{body}");
+        // Paging within the cap returns every row once.
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let q = format!("/v1/backlinks?target=t.com&limit=4{cursor}");
+            let (code, body) = get(&api, &q, None).await;
+            assert_eq!(code, 200, "{body}");
+            for l in body["links"].as_array().into_iter().flatten() {
+                seen.push(format!("{}>{}", l["source_url"], l["target_url"]));
+            }
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+        assert_eq!((seen.len(), unique.len()), (6, 6));
+        // One request at a time: a second one gets a 503 at once.
+        let held = api.busy.try_acquire().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(get(&api, "/v1/anchors?target=t.com", None).await.0, 503);
+        drop(held);
+        assert_eq!(get(&api, "/v1/anchors?target=t.com", None).await.0, 200);
+        let (code, body) = get(&api, "/v1/backlinks?target=t.com&cursor=zz", None).await;
+        assert_eq!(code, 400, "{body}");
+        assert_eq!(get(&api, "/v1/pages?target=nowhere.com", None).await.0, 404);
+        assert_eq!(get(&api, "/v1/nope", None).await.0, 404);
+        let res = api.answer(&hyper::Method::POST, "/v1/pages", "", None).await;
+        assert_eq!(res.status().as_u16(), 405);
+    }
 
     #[test]
     fn binding_beyond_loopback_needs_a_decision() {

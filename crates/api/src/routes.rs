@@ -336,7 +336,7 @@ impl Params {
     fn limit(&self, limits: &Limits) -> Result<usize, BadRequest> {
         let n = self
             .parsed("limit", |v| v.parse::<usize>().ok())?
-            .unwrap_or(limits.default_rows);
+            .unwrap_or(limits.default_rows.min(limits.max_rows));
         if n > limits.max_rows {
             return Err(BadRequest(format!(
                 "limit {n} is above this server's cap of {} rows per response: page with the cursor, or use `linkgraph export`",
