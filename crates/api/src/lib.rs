@@ -339,7 +339,9 @@ mod tests {
     async fn api(token: Option<&str>, limits: Limits) -> (tempfile::TempDir, Api) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let url = linkgraph_store::data_store_url(dir.path());
-        let store = linkgraph_store::open(&url, true).await.unwrap_or_else(|e| panic!("{e}"));
+        let store = linkgraph_store::open(&url, true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         for from in ["http://a.com/", "http://b.org/"] {
             let links = (0..3)
                 .map(|i| Link {
@@ -360,7 +362,10 @@ mod tests {
                 update: LinkSetUpdate::Replace,
                 content_hash: 0,
             };
-            store.write_page(page).await.unwrap_or_else(|e| panic!("{e}"));
+            store
+                .write_page(page)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         let reader = Reader::new(store, "test");
         (dir, Api::new(reader, token.map(String::from), limits, None))
@@ -370,7 +375,12 @@ mod tests {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let res = api.answer(&hyper::Method::GET, path, query, auth).await;
         let status = res.status().as_u16();
-        let body = res.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         (status, serde_json::from_slice(&body).unwrap_or_default())
     }
 
@@ -396,7 +406,10 @@ mod tests {
         let (_dir, api) = api(None, limits).await;
         let (code, body) = get(&api, "/v1/backlinks?target=t.com&limit=5", None).await;
         assert_eq!(code, 400, "{body}");
-        assert!(body["error"].as_str().is_some_and(|e| e.contains("cap")), "{body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("cap")),
+            "{body}"
+        );
         // Paging within the cap returns every row once.
         let mut seen = Vec::new();
         let mut cursor = String::new();
@@ -423,7 +436,9 @@ mod tests {
         assert_eq!(code, 400, "{body}");
         assert_eq!(get(&api, "/v1/pages?target=nowhere.com", None).await.0, 404);
         assert_eq!(get(&api, "/v1/nope", None).await.0, 404);
-        let res = api.answer(&hyper::Method::POST, "/v1/pages", "", None).await;
+        let res = api
+            .answer(&hyper::Method::POST, "/v1/pages", "", None)
+            .await;
         assert_eq!(res.status().as_u16(), 405);
     }
 
