@@ -25,6 +25,10 @@ tools:
 	  echo "installing promtool (Debian package prometheus)"; \
 	  { apt-get install -y --no-install-recommends prometheus || sudo apt-get install -y --no-install-recommends prometheus; } >/dev/null \
 	  && command -v promtool >/dev/null; } || { echo "error: promtool is required: apt-get install prometheus"; exit 1; }
+	@python3 -c "import duckdb" 2>/dev/null || { \
+	  echo "installing duckdb (PyPI), to read the Parquet export in tests"; \
+	  python3 -m pip install --quiet duckdb && python3 -c "import duckdb"; } \
+	  || { echo "error: the duckdb Python package is required: python3 -m pip install duckdb"; exit 1; }
 	@command -v kubernetes-validate >/dev/null || { \
 	  echo "installing kubernetes-validate (PyPI)"; \
 	  python3 -m pip install --quiet kubernetes-validate && command -v kubernetes-validate >/dev/null; } \

@@ -514,6 +514,17 @@ impl ApiFlags {
     }
 }
 
+/// `export`: the link graph as Parquet files.
+#[derive(Args)]
+pub struct ExportCmd {
+    #[command(flatten)]
+    pub sel: StoreSel,
+    /// Output directory (created; must be empty): backlinks/, refdomains/, pages/ and
+    /// link_events/, each of part-NNNNN.parquet files.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 /// `serve`: the HTTP API over a store.
 #[derive(Args)]
 pub struct ServeCmd {

@@ -24,9 +24,9 @@ use linkgraph_store::Status;
 #[cfg(feature = "kafka")]
 use args::TopicsCreateCmd;
 use args::{
-    AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DomainReportCmd, FetcherCmd, FrontierCmd,
-    IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, SeedCmd, ServeCmd, ServiceFlags,
-    SimwebCmd, StoreInitCmd, StoreSel, VelocityCmd,
+    AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DomainReportCmd, ExportCmd, FetcherCmd,
+    FrontierCmd, IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, SeedCmd, ServeCmd,
+    ServiceFlags, SimwebCmd, StoreInitCmd, StoreSel, VelocityCmd,
 };
 
 #[derive(Parser)]
@@ -62,6 +62,8 @@ enum Command {
     Intersect(IntersectCmd),
     /// Serve every report as JSON over HTTP (GET /v1/<report>), with /v1/openapi.json.
     Serve(ServeCmd),
+    /// Write the link graph as Apache Parquet files, for DuckDB, Spark or pandas.
+    Export(ExportCmd),
     /// Serve a simulated web on a loopback address, for demos and tests.
     Simweb(SimwebCmd),
     /// Manage a link store.
@@ -210,6 +212,12 @@ async fn run(cli: Cli) -> Result<()> {
             eprintln!("api listening on http://{local}/v1/ (see /v1/openapi.json)");
             let api = linkgraph_api::Api::new(reader, token, limits, Some(metrics));
             linkgraph_api::serve(listener, Arc::new(api), shutdown_signal()).await;
+            Ok(())
+        }
+        Command::Export(a) => {
+            let reader = open_reader(&a.sel).await?;
+            let summary = linkgraph_export::export(reader.store(), &a.out).await?;
+            writeln!(out, "{summary} to {}", a.out.display())?;
             Ok(())
         }
         Command::Simweb(a) => {

@@ -164,6 +164,11 @@ impl Reader {
         Ok(Reader::new(store, data.display().to_string()))
     }
 
+    /// The store read.
+    pub fn store(&self) -> &dyn LinkStore {
+        self.store.as_ref()
+    }
+
     /// Fails with [`QueryError::UnknownDomain`] when the store has never
     /// seen `domain`: an unknown domain is an error, not an empty report.
     pub async fn ensure_known(&self, domain: &str) -> Result<(), QueryError> {
