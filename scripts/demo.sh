@@ -2,7 +2,8 @@
 # Demo: serve a simulated web on loopback, crawl it into a fresh data
 # directory, and print who links to its most popular domain; recrawl it 40
 # days later (velocity, lost links); then crawl a second web daily through a
-# burst of new referring domains, flagged as a spike.
+# burst of new referring domains, flagged as a spike; end with the first
+# web's anchors, top pages and inbound broken links.
 set -euo pipefail
 
 BIN=${BIN:-target/release/linkgraph}
@@ -81,3 +82,14 @@ for day in $(seq 0 9); do
 done
 echo "== linkgraph velocity $BURST_DOMAIN"
 LINKGRAPH_NOW=$AT "$BIN" velocity "$BURST_DOMAIN" --data "$BURST_WORK/data"
+
+# Link intelligence on the first web, after its recrawl.
+echo
+echo "== linkgraph anchors $POPULAR_DOMAIN --limit 8"
+"$BIN" anchors "$POPULAR_DOMAIN" --data "$WORK/data" --limit 8
+echo
+echo "== linkgraph pages $POPULAR_DOMAIN --limit 8   (top linked pages, with their HTTP status)"
+"$BIN" pages "$POPULAR_DOMAIN" --data "$WORK/data" --limit 8
+echo
+echo "== linkgraph broken $POPULAR_DOMAIN --limit 8   (backlinks to its pages that answer 404 or 410: win them back)"
+"$BIN" broken "$POPULAR_DOMAIN" --data "$WORK/data" --limit 8
