@@ -25,6 +25,20 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until something answers /healthz on `port`.
+async fn wait_healthy(port: u16, what: &str) {
+    for _ in 0..100 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} never served on port {port}");
+}
+
 fn external(truth: &Truth) -> Vec<&Link> {
     truth.edges.iter().filter(|l| !l.is_internal()).collect()
 }
@@ -99,18 +113,7 @@ async fn reports_match_ground_truth_and_the_api_pages_under_writes() {
         &["--listen", &format!("127.0.0.1:{port}"), "--no-progress"],
     );
     let crawl = spawn_linkgraph(&args);
-    let mut ready = false;
-    for _ in 0..100 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-            .await
-            .is_ok()
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "crawl --listen never served");
+    wait_healthy(port, "crawl --listen").await;
     let mut traversals = 0;
     while traversals < 3 {
         let (code, _) = get_json(&format!("{api}/refdomains?target={popular}")).await;
@@ -243,18 +246,7 @@ async fn reports_match_ground_truth_and_the_api_pages_under_writes() {
         "1s".into(),
     ]);
     let api2 = format!("http://127.0.0.1:{port2}/v1");
-    let mut up = false;
-    for _ in 0..100 {
-        if reqwest::get(format!("http://127.0.0.1:{port2}/healthz"))
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "serve never answered");
+    wait_healthy(port2, "serve").await;
 
     // Broken links, both ways, and outlinks, for every domain of the web.
     let (mut inbound, mut outbound) = (0, 0);

@@ -58,6 +58,13 @@ const TARGET_DOMAIN: Param = Param {
     required: true,
     repeated: false,
 };
+const TARGET_ANY: Param = Param {
+    name: "target",
+    doc: "A registrable domain, or one absolute URL.",
+    schema: string,
+    required: true,
+    repeated: false,
+};
 const STATUS: Param = Param {
     name: "status",
     doc: "Count live links, lost links, or both.",
@@ -91,13 +98,7 @@ const ENDPOINTS: &[Endpoint] = &[
         name: "backlinks",
         summary: "Backlinks of a domain or URL, by target then source URL, paged.",
         params: &[
-            Param {
-                name: "target",
-                doc: "A registrable domain, or one absolute URL.",
-                schema: string,
-                required: true,
-                repeated: false,
-            },
+            TARGET_ANY,
             STATUS,
             LIMIT,
             CURSOR,
@@ -171,17 +172,7 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         name: "anchors",
         summary: "Anchor texts of a domain's or URL's backlinks, by referring domains.",
-        params: &[
-            Param {
-                name: "target",
-                doc: "A registrable domain, or one absolute URL.",
-                schema: string,
-                required: true,
-                repeated: false,
-            },
-            STATUS,
-            LIMIT,
-        ],
+        params: &[TARGET_ANY, STATUS, LIMIT],
         paged: false,
     },
     Endpoint {

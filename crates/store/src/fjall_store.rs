@@ -111,6 +111,15 @@ fn decode<M: Message + Default>(
     })
 }
 
+/// The three NUL-separated parts of a key.
+fn split3(table: &'static str, key: &[u8]) -> Result<[String; 3], StoreError> {
+    <[String; 3]>::try_from(split_key(table, key)?).map_err(|_| StoreError::Corrupt {
+        table,
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: "expected three key parts".into(),
+    })
+}
+
 fn split_key(table: &'static str, key: &[u8]) -> Result<Vec<String>, StoreError> {
     key.split(|b| *b == SEP)
         .map(|p| {
@@ -205,10 +214,7 @@ impl FjallStore {
         let mut n = 0u64;
         for kv in i.backlinks.iter() {
             let k = kv.key()?;
-            let parts = split_key("backlinks", &k)?;
-            let [td, target, source] = parts.as_slice() else {
-                continue;
-            };
+            let [td, target, source] = &split3("backlinks", &k)?;
             let sd = registrable_domain(url_host(source));
             if sd != td {
                 batch.insert(&i.source_links, key3(sd, source, target), b"".as_slice());
@@ -611,14 +617,7 @@ impl FjallStore {
             if !k.starts_with(&prefix) {
                 break;
             }
-            let parts = split_key("backlinks", &k)?;
-            let [_, target, source] = parts.as_slice() else {
-                return Err(StoreError::Corrupt {
-                    table: "backlinks",
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    reason: "expected three key parts".into(),
-                });
-            };
+            let [_, target, source] = &split3("backlinks", &k)?;
             let row = decode::<StoredBacklink>("backlinks", &k, &v)?;
             let link = stored_link(
                 source,
@@ -668,14 +667,7 @@ impl FjallStore {
             if !k.starts_with(&prefix) {
                 break;
             }
-            let parts = split_key("source_links", &k)?;
-            let [_, source, target] = parts.as_slice() else {
-                return Err(StoreError::Corrupt {
-                    table: "source_links",
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    reason: "expected three key parts".into(),
-                });
-            };
+            let [_, source, target] = &split3("source_links", &k)?;
             let key = key3(registrable_domain(url_host(target)), target, source);
             let Some(v) = self.inner.backlinks.get(&key)? else {
                 continue;
@@ -732,10 +724,7 @@ impl FjallStore {
             }
             let row = match table {
                 Table::Backlinks => {
-                    let parts = split_key("backlinks", &k)?;
-                    let [_, target, source] = parts.as_slice() else {
-                        continue;
-                    };
+                    let [_, target, source] = &split3("backlinks", &k)?;
                     let row = decode::<StoredBacklink>("backlinks", &k, &v)?;
                     let link = stored_link(
                         source,
