@@ -226,3 +226,78 @@ async fn an_unavailable_robots_txt_completes_nothing_and_loses_nothing() {
     assert_eq!(summary_edges(&third, "lost"), 0, "{third}");
     assert_eq!(refdomains_json(&data, "t.test").await, links);
 }
+
+/// A page that starts saying noindex loses its links with reason
+/// `noindex`, and the crawl still follows them to discover pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_gone_noindex_loses_its_links_with_that_reason() {
+    let epoch = Arc::new(AtomicU32::new(0));
+    let e = Arc::clone(&epoch);
+    let addr = serve(move |host: &str, path: &str| {
+        let hidden = e.load(Ordering::SeqCst) == 1;
+        let meta = if hidden {
+            "<meta name=\"robots\" content=\"noindex, follow\">"
+        } else {
+            ""
+        };
+        let body = match (host, path) {
+            (_, "/robots.txt") => None,
+            ("n.test", "/") => Some(format!(
+                "{meta}<a href=\"http://t.test/\">t</a> <a href=\"http://t.test/new\">new</a>"
+            )),
+            ("t.test", "/") | ("t.test", "/new") => Some("<p>t</p>".to_owned()),
+            _ => None,
+        };
+        match body {
+            Some(b) => ("200 OK", b),
+            None => ("404 Not Found", String::new()),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.display().to_string();
+    let base = parse_time("2026-03-02T12:00:00Z").unwrap();
+    let first = site_crawl_args(addr, &data, Some("http://n.test/"), &[]);
+    linkgraph_ok_env(first, env_at(base)).await;
+    epoch.store(1, Ordering::SeqCst);
+    let again = site_crawl_args(addr, &data, None, &[]);
+    let summary = linkgraph_ok_env(again, env_at(base + 40 * DAY)).await;
+    assert_eq!(summary_edges(&summary, "lost"), 2, "{summary}");
+    let lost = linkgraph_ok(
+        [
+            "backlinks",
+            "t.test",
+            "--data",
+            &data_s,
+            "--status",
+            "lost",
+            "--format",
+            "jsonl",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect(),
+    )
+    .await;
+    let reasons: Vec<String> = lost
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["lost_reason"].to_string())
+        .collect();
+    assert_eq!(reasons, vec!["\"noindex\"", "\"noindex\""], "{lost}");
+    let live = linkgraph_ok(
+        [
+            "backlinks",
+            "t.test",
+            "--data",
+            &data_s,
+            "--format",
+            "jsonl",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect(),
+    )
+    .await;
+    assert_eq!(live.lines().count(), 0, "{live}");
+}

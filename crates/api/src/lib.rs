@@ -361,6 +361,7 @@ mod tests {
                 links,
                 update: LinkSetUpdate::Replace,
                 content_hash: 0,
+                noindex: false,
             };
             store
                 .write_page(page)

@@ -94,6 +94,9 @@ pub struct Extracted {
     pub links: Vec<Link>,
     /// The page said nofollow (meta robots or X-Robots-Tag).
     pub nofollow_page: bool,
+    /// The page said noindex (meta robots or X-Robots-Tag): it is out of
+    /// the index, so its links do not count as backlinks.
+    pub noindex_page: bool,
     /// Links dropped: over the per-page cap, or with an unparseable URL.
     pub dropped: u32,
     /// Links skipped on purpose: javascript:, mailto:, tel:, data: and other
@@ -238,6 +241,7 @@ struct State {
     pending: String,
     base_href: Option<String>,
     meta_nofollow: bool,
+    meta_noindex: bool,
     over_cap: u32,
     max_links: usize,
     max_buf: usize,
@@ -281,6 +285,17 @@ fn push_capped(buf: &mut String, s: &str, cap: usize) {
 /// True when a robots directive list (meta content or X-Robots-Tag) says
 /// nofollow for everyone or for `token`.
 pub fn robots_directives_nofollow(value: &str, token: &str) -> bool {
+    robots_directive(value, token, &["nofollow", "none"])
+}
+
+/// True when a robots directive list says noindex for everyone or for
+/// `token`.
+pub fn robots_directives_noindex(value: &str, token: &str) -> bool {
+    robots_directive(value, token, &["noindex", "none"])
+}
+
+/// True when `value` holds one of `names` for everyone or for `token`.
+fn robots_directive(value: &str, token: &str, names: &[&str]) -> bool {
     // X-Robots-Tag may be "googlebot: nofollow, noindex" or "nofollow"; an
     // agent prefix scopes the directives that follow it.
     let mut applies = true;
@@ -294,7 +309,7 @@ pub fn robots_directives_nofollow(value: &str, token: &str) -> bool {
             }
         }
         for d in part.split_ascii_whitespace() {
-            if applies && (d.eq_ignore_ascii_case("nofollow") || d.eq_ignore_ascii_case("none")) {
+            if applies && names.iter().any(|n| d.eq_ignore_ascii_case(n)) {
                 return true;
             }
         }
@@ -657,6 +672,7 @@ pub fn extract_links(
                     let content = attr(el, "content").unwrap_or_default();
                     let token = st.product_token.clone();
                     st.meta_nofollow |= robots_directives_nofollow(&content, &token);
+                    st.meta_noindex |= robots_directives_noindex(&content, &token);
                 }
                 Ok(())
             }));
@@ -679,6 +695,10 @@ pub fn extract_links(
         .map(RefCell::into_inner)
         .unwrap_or_default();
     let mut out = finish(meta, st.raw, st.base_href.as_deref(), st.meta_nofollow);
+    out.noindex_page = st.meta_noindex
+        || meta
+            .x_robots_tag
+            .is_some_and(|v| robots_directives_noindex(v, meta.product_token));
     out.dropped += st.over_cap;
     out.encoding = encoding.name();
     out.truncated_by = truncated_by;

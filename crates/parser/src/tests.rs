@@ -273,6 +273,28 @@ fn page_level_nofollow_from_meta_and_header() {
 }
 
 #[test]
+fn page_level_noindex_from_meta_and_header() {
+    let v = parse(r#"<meta name="robots" content="noindex"><a href="http://a.com/">a</a>"#);
+    assert!(v.noindex_page && !v.nofollow_page);
+    assert_eq!(v.links.len(), 1, "a noindex page's links are still read");
+    let none = parse(r#"<meta name="linkgraph" content="none"><a href="http://a.com/">a</a>"#);
+    assert!(none.noindex_page && none.nofollow_page);
+    let hdr = parse_with(
+        b"<a href='http://a.com/'>a</a>",
+        None,
+        Some("noarchive, noindex"),
+    );
+    assert!(hdr.noindex_page);
+    let other = parse_with(
+        b"<a href='http://a.com/'>a</a>",
+        None,
+        Some("googlebot: noindex"),
+    );
+    assert!(!other.noindex_page, "scoped to another agent");
+    assert!(!parse(r#"<meta name="robots" content="index, follow">"#).noindex_page);
+}
+
+#[test]
 fn skips_non_http_schemes_and_self_links() {
     let x = parse(
         r##"<a href="javascript:void(0)">j</a><a href=" MAILTO:a@b.c">m</a><a href="tel:+1">t</a>

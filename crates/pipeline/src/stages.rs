@@ -126,6 +126,7 @@ pub fn parse_unguarded(
             match extract_links(meta, &res.body, limits) {
                 Ok(x) => {
                     page.nofollow_page = x.nofollow_page;
+                    page.noindex_page = x.noindex_page;
                     page.links_dropped = x.dropped;
                     if let Some(why) = x.truncated_by {
                         page.error = format!("parsing stopped early: {why}");
@@ -211,7 +212,15 @@ pub fn page_write(page: &ParsedPage) -> PageWrite {
         status: page.status,
         outcome: page.outcome,
         fetched_at_ms: page.fetched_at_ms,
-        links: page.links.iter().cloned().map(Link::from).collect(),
+        // A noindex page is out of the index: its links are not backlinks
+        // (they are lost, with reason noindex, if it had any), though the
+        // frontier still follows them.
+        links: if page.noindex_page {
+            Vec::new()
+        } else {
+            page.links.iter().cloned().map(Link::from).collect()
+        },
+        noindex: page.noindex_page,
     }
 }
 

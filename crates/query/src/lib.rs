@@ -394,6 +394,7 @@ mod tests {
             fetched_at_ms: t,
             update: LinkSetUpdate::Replace,
             content_hash: 0,
+            noindex: false,
             links: (0..3)
                 .map(|i| Link {
                     source_url: from.into(),

@@ -21,6 +21,7 @@ pub fn page(url: &str, t: i64, targets: &[&str]) -> PageWrite {
         outcome: 1,
         fetched_at_ms: t,
         content_hash: 0,
+        noindex: false,
         update: LinkSetUpdate::Replace,
         links: targets
             .iter()
@@ -196,7 +197,12 @@ async fn attribute_changes_are_changes(s: &dyn LinkStore) {
 async fn lost_links_say_why(s: &dyn LinkStore) {
     use linkgraph_proto::FetchOutcome;
     let target = "http://whyt.com/";
-    for p in ["http://why1.com/", "http://why2.com/", "http://why3.com/"] {
+    for p in [
+        "http://why1.com/",
+        "http://why2.com/",
+        "http://why3.com/",
+        "http://why4.com/",
+    ] {
         s.write_page(page(p, 1_000, &[target])).await.unwrap();
     }
     s.write_page(page("http://why1.com/", 2_000, &[]))
@@ -214,6 +220,11 @@ async fn lost_links_say_why(s: &dyn LinkStore) {
         ..page("http://why3.com/", 2_000, &["http://why3.com/new"])
     };
     s.write_page(moved).await.unwrap();
+    let hidden = PageWrite {
+        noindex: true,
+        ..page("http://why4.com/", 2_000, &[])
+    };
+    s.write_page(hidden).await.unwrap();
     let lost = backlinks_with(s, Target::Url(target.into()), false, Status::Lost).await;
     let why: Vec<(&str, Option<&str>)> = lost
         .iter()
@@ -230,6 +241,7 @@ async fn lost_links_say_why(s: &dyn LinkStore) {
             ("http://why1.com/", Some("removed")),
             ("http://why2.com/", Some("page_gone")),
             ("http://why3.com/", Some("page_redirected")),
+            ("http://why4.com/", Some("noindex")),
         ]
     );
     let ev = s.events("whyt.com", 2_000, 2_001).await.unwrap();
@@ -241,7 +253,12 @@ async fn lost_links_say_why(s: &dyn LinkStore) {
     reasons.sort();
     assert_eq!(
         reasons,
-        vec![Some("page_gone"), Some("page_redirected"), Some("removed")]
+        vec![
+            Some("noindex"),
+            Some("page_gone"),
+            Some("page_redirected"),
+            Some("removed")
+        ]
     );
     // Back again: live, no reason.
     s.write_page(page("http://why1.com/", 3_000, &[target]))

@@ -260,7 +260,11 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
     let mut c = Change {
         discovered: !known,
         fetched_before: prior.fetched_at_ms,
-        lost_reason: lost_reason(page.outcome, page.status),
+        lost_reason: if page.noindex {
+            LostReason::Noindex
+        } else {
+            lost_reason(page.outcome, page.status)
+        },
         ..Change::default()
     };
     let appeared_kind = if known {
@@ -424,6 +428,7 @@ mod tests {
             links,
             update: LinkSetUpdate::Replace,
             content_hash: 7,
+            noindex: false,
         }
     }
 

@@ -153,6 +153,9 @@ pub struct PageWrite {
     pub update: LinkSetUpdate,
     /// Hash of the body (0 when none).
     pub content_hash: u64,
+    /// The page says noindex: `links` is empty, and links it had are lost
+    /// with [`LostReason::Noindex`].
+    pub noindex: bool,
 }
 
 /// What a write changed.
@@ -253,6 +256,8 @@ pub enum LostReason {
     PageGone = 2,
     /// The page now redirects.
     PageRedirected = 3,
+    /// The page now says noindex.
+    Noindex = 4,
 }
 
 impl LostReason {
@@ -262,6 +267,7 @@ impl LostReason {
             LostReason::Removed,
             LostReason::PageGone,
             LostReason::PageRedirected,
+            LostReason::Noindex,
         ]
         .into_iter()
         .find(|r| *r as u32 == c)
@@ -272,6 +278,7 @@ impl LostReason {
             LostReason::Removed => "removed",
             LostReason::PageGone => "page_gone",
             LostReason::PageRedirected => "page_redirected",
+            LostReason::Noindex => "noindex",
         }
     }
 }
