@@ -419,6 +419,33 @@ async fn reports_match_ground_truth_and_the_api_pages_under_writes() {
     assert_eq!(got, want);
     assert!(!want.is_empty(), "an empty intersect proves little");
 
+    // With --auth-token-file, a request needs the token (health checks do not).
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "t0ken-for-tests\n").unwrap();
+    let port3 = free_port();
+    let guarded = spawn_linkgraph(&[
+        "serve".into(),
+        "--data".into(),
+        data_s.clone(),
+        "--listen".into(),
+        format!("127.0.0.1:{port3}"),
+        "--auth-token-file".into(),
+        token_file.display().to_string(),
+    ]);
+    wait_healthy(port3, "serve --auth-token-file").await;
+    let url = format!("http://127.0.0.1:{port3}/v1/pages?target={popular}");
+    let (code, body) = get_json(&url).await;
+    assert_eq!(code, 401, "{body}");
+    let client = reqwest::Client::new();
+    let with = |token: &str| client.get(&url).bearer_auth(token).send();
+    assert_eq!(with("wrong").await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        with("t0ken-for-tests").await.unwrap().status().as_u16(),
+        200
+    );
+    let said = sigterm(guarded).await;
+    assert!(!said.contains("t0ken"), "the token is never printed");
+
     // Outside loopback, serve refuses to start without an auth decision.
     let refused = linkgraph(vec![
         "serve".into(),
