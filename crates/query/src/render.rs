@@ -584,7 +584,7 @@ pub fn write_anchors(out: &mut impl Write, r: &Anchors, format: Format) -> io::R
             ]
         })
         .collect();
-    let title = format!("{} anchor texts link to {}", r.anchors.len(), r.target);
+    let title = format!("anchor texts of the backlinks of {}", r.target);
     let head = [
         "anchor",
         "links",
@@ -611,7 +611,7 @@ pub fn write_pages(out: &mut impl Write, r: &Pages, format: Format) -> io::Resul
             ]
         })
         .collect();
-    let title = format!("{} pages of {} have backlinks", r.pages.len(), r.target);
+    let title = format!("pages of {} by referring domains", r.target);
     let head = ["url", "links", "refdomains", "follow_links", "http_status"];
     write_doc(out, format, r, (&title, &head, &[1, 2, 3, 4]), rows)
 }
