@@ -411,8 +411,9 @@ pub async fn route(
     }
 }
 
-fn domain(p: &Params) -> Result<Result<String, QueryError>, BadRequest> {
-    Ok(normalize_domain(p.one("target").unwrap_or_default()))
+/// The `target` parameter as a registrable domain.
+fn domain(p: &Params) -> Result<String, QueryError> {
+    normalize_domain(p.one("target").unwrap_or_default())
 }
 
 /// Runs one report: a bad parameter is the outer error, a failed report the
@@ -437,7 +438,7 @@ async fn report(
     let v = match endpoint.name {
         "refdomains" => {
             let limit = lim()?;
-            let d = tryq!(domain(p)?);
+            let d = tryq!(domain(p));
             let rows = tryq!(reader.refdomains(&d, status).await);
             render::refdomains_json(&d, &rows[..rows.len().min(limit)], rows.len())
         }
@@ -450,14 +451,14 @@ async fn report(
         }
         "pages" => {
             let limit = lim()?;
-            let d = tryq!(domain(p)?);
+            let d = tryq!(domain(p));
             to_value(serde_json::to_value(tryq!(
                 reader.pages(&d, status, Some(limit)).await
             )))
         }
         "outlinks" => {
             let limit = lim()?;
-            let d = tryq!(domain(p)?);
+            let d = tryq!(domain(p));
             to_value(serde_json::to_value(tryq!(
                 reader.outlinks(&d, status, Some(limit)).await
             )))
@@ -490,7 +491,7 @@ async fn report(
             let from = p.parsed("from", parse_time)?;
             let to = p.parsed("to", parse_time)?;
             let all = p.flag("include_discovered")?;
-            let d = tryq!(domain(p)?);
+            let d = tryq!(domain(p));
             let v = tryq!(reader.velocity(&d, bucket, (from, to), all).await);
             render::velocity_json(&v)
         }
@@ -526,7 +527,7 @@ async fn report(
                     _ => None,
                 })?
                 .unwrap_or_default();
-            let d = tryq!(domain(p)?);
+            let d = tryq!(domain(p));
             tryq!(reader.ensure_known(&d).await);
             let page = tryq!(
                 reader
