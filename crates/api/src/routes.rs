@@ -363,8 +363,8 @@ fn query_error(e: &QueryError) -> Response<Full<Bytes>> {
         QueryError::BadDomain(_)
         | QueryError::BadUrl { .. }
         | QueryError::BadArgument(_)
-        | QueryError::BadRange
-        | QueryError::Store(StoreError::BadCursor(_)) => StatusCode::BAD_REQUEST,
+        | QueryError::BadRange => StatusCode::BAD_REQUEST,
+        QueryError::Store(s) if matches!(**s, StoreError::BadCursor(_)) => StatusCode::BAD_REQUEST,
         QueryError::UnknownDomain { .. } => StatusCode::NOT_FOUND,
         _ => {
             tracing::warn!(error = %e, "api report failed");
@@ -411,11 +411,6 @@ pub async fn route(
     }
 }
 
-/// The `target` parameter as a registrable domain.
-fn domain(p: &Params) -> Result<String, QueryError> {
-    normalize_domain(p.one("target").unwrap_or_default())
-}
-
 /// Runs one report: a bad parameter is the outer error, a failed report the
 /// inner one.
 async fn report(
@@ -426,6 +421,8 @@ async fn report(
 ) -> Result<Result<Value, QueryError>, BadRequest> {
     let status = p.status()?;
     let lim = || p.limit(limits);
+    // The `target` parameter as a registrable domain.
+    let domain = |p: &Params| normalize_domain(p.one("target").unwrap_or_default());
     macro_rules! tryq {
         ($e:expr) => {
             match $e {

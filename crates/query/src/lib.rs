@@ -61,7 +61,7 @@ pub enum QueryError {
         /// The store URL, or "in DIR".
         place: String,
         /// Why.
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// A report argument is out of range.
     #[error("{0}")]
@@ -69,12 +69,18 @@ pub enum QueryError {
     /// A time range ends before it starts.
     #[error("--from must be before --to")]
     BadRange,
-    /// The store failed a query.
+    /// The store failed a query (boxed: store errors are large).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     /// The output cannot be written.
     #[error("cannot write the report: {0}")]
     Io(#[from] io::Error),
+}
+
+impl From<StoreError> for QueryError {
+    fn from(e: StoreError) -> Self {
+        QueryError::Store(Box::new(e))
+    }
 }
 
 /// Normalizes a user-given domain to its registrable domain (punycode,
@@ -133,7 +139,7 @@ impl Reader {
                     .map_err(|source| QueryError::Open {
                         action: "open",
                         place: url.to_owned(),
-                        source,
+                        source: Box::new(source),
                     })?;
             return Ok(Reader::new(store, url));
         }
@@ -159,7 +165,7 @@ impl Reader {
             .map_err(|source| QueryError::Open {
                 action: "read",
                 place: format!("in {}", data.display()),
-                source,
+                source: Box::new(source),
             })?;
         Ok(Reader::new(store, data.display().to_string()))
     }
