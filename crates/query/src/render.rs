@@ -449,86 +449,6 @@ pub fn write_velocity(out: &mut impl Write, v: &Velocity, format: Format) -> io:
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use linkgraph_core::{Link, LinkKind, Placement, Rel};
-
-    fn rd(domain: &str, links: u64) -> RefDomain {
-        RefDomain {
-            domain: domain.into(),
-            links,
-            follow_links: links - 1,
-            first_seen_ms: 0,
-            last_seen_ms: 86_400_000,
-            lost_at_ms: None,
-        }
-    }
-
-    fn text(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
-        let mut buf = Vec::new();
-        f(&mut buf).unwrap_or_else(|e| panic!("{e}"));
-        String::from_utf8(buf).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn refdomains_json_has_the_documented_shape() {
-        let rows = [rd("a.com", 3), rd("b.org", 1)];
-        let s = text(|o| write_refdomains(o, "t.com", &rows, Format::Json));
-        let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v["target"], "t.com");
-        assert_eq!(v["referring_domains"], 2);
-        assert_eq!(v["domains"][0]["domain"], "a.com");
-        assert_eq!(v["domains"][0]["links"], 3);
-        assert_eq!(v["domains"][0]["follow_links"], 2);
-        assert_eq!(v["domains"][0]["first_seen"], "1970-01-01T00:00:00.000Z");
-        assert_eq!(v["domains"][1]["last_seen"], "1970-01-02T00:00:00.000Z");
-    }
-
-    #[test]
-    fn csv_quotes_what_needs_quoting() {
-        let s = text(|o| write_csv_row(o, &["plain", "a,b", "say \"hi\"", "two\nlines"]));
-        assert_eq!(s, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\n");
-    }
-
-    #[test]
-    fn backlinks_jsonl_has_rel_array_and_placement() {
-        let b = Backlink {
-            link: Link {
-                source_url: "http://s.com/".into(),
-                target_url: "http://t.com/".into(),
-                anchor: "a, \"b\"".into(),
-                rel: Rel::NOFOLLOW | Rel::UGC,
-                placement: Placement::Comment,
-                kind: LinkKind::Link,
-            },
-            first_seen_ms: 0,
-            last_seen_ms: 0,
-            lost_at_ms: Some(86_400_000),
-            lost_reason: Some(LostReason::PageGone),
-        };
-        let s = text(|o| write_backlinks(o, std::slice::from_ref(&b), BacklinksFormat::Jsonl));
-        let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v["rel"], serde_json::json!(["nofollow", "ugc"]));
-        assert_eq!(v["placement"], "comment");
-        assert_eq!(v["anchor"], "a, \"b\"");
-        assert_eq!(v["lost_at"], "1970-01-02T00:00:00.000Z");
-        assert_eq!(v["lost_reason"], "page_gone");
-        let csv = text(|o| {
-            write_backlinks_header(o, BacklinksFormat::Csv)?;
-            write_backlinks(o, std::slice::from_ref(&b), BacklinksFormat::Csv)
-        });
-        let widths: Vec<usize> = csv.lines().map(|l| l.matches(',').count()).collect();
-        assert_eq!(
-            widths,
-            vec![9, 10],
-            "header and row have the same columns (the quoted anchor holds one comma)"
-        );
-        let table = text(|o| write_backlinks(o, &[b], BacklinksFormat::Table));
-        assert!(table.lines().count() == 2 && table.contains("nofollow,ugc"));
-    }
-}
-
 /// Writes a one-document report: `doc` as JSON, or `rows` under `head` as
 /// CSV or a table (with `title` above it; `right` columns right-aligned).
 fn write_doc(
@@ -769,4 +689,84 @@ pub fn write_broken(
         .collect();
     let head: Vec<&str> = head.iter().map(String::as_str).collect();
     write_table(out, &head, &cells, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linkgraph_core::{Link, LinkKind, Placement, Rel};
+
+    fn rd(domain: &str, links: u64) -> RefDomain {
+        RefDomain {
+            domain: domain.into(),
+            links,
+            follow_links: links - 1,
+            first_seen_ms: 0,
+            last_seen_ms: 86_400_000,
+            lost_at_ms: None,
+        }
+    }
+
+    fn text(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut buf = Vec::new();
+        f(&mut buf).unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8(buf).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn refdomains_json_has_the_documented_shape() {
+        let rows = [rd("a.com", 3), rd("b.org", 1)];
+        let s = text(|o| write_refdomains(o, "t.com", &rows, Format::Json));
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v["target"], "t.com");
+        assert_eq!(v["referring_domains"], 2);
+        assert_eq!(v["domains"][0]["domain"], "a.com");
+        assert_eq!(v["domains"][0]["links"], 3);
+        assert_eq!(v["domains"][0]["follow_links"], 2);
+        assert_eq!(v["domains"][0]["first_seen"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["domains"][1]["last_seen"], "1970-01-02T00:00:00.000Z");
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let s = text(|o| write_csv_row(o, &["plain", "a,b", "say \"hi\"", "two\nlines"]));
+        assert_eq!(s, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\n");
+    }
+
+    #[test]
+    fn backlinks_jsonl_has_rel_array_and_placement() {
+        let b = Backlink {
+            link: Link {
+                source_url: "http://s.com/".into(),
+                target_url: "http://t.com/".into(),
+                anchor: "a, \"b\"".into(),
+                rel: Rel::NOFOLLOW | Rel::UGC,
+                placement: Placement::Comment,
+                kind: LinkKind::Link,
+            },
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            lost_at_ms: Some(86_400_000),
+            lost_reason: Some(LostReason::PageGone),
+        };
+        let s = text(|o| write_backlinks(o, std::slice::from_ref(&b), BacklinksFormat::Jsonl));
+        let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v["rel"], serde_json::json!(["nofollow", "ugc"]));
+        assert_eq!(v["placement"], "comment");
+        assert_eq!(v["anchor"], "a, \"b\"");
+        assert_eq!(v["lost_at"], "1970-01-02T00:00:00.000Z");
+        assert_eq!(v["lost_reason"], "page_gone");
+        let csv = text(|o| {
+            write_backlinks_header(o, BacklinksFormat::Csv)?;
+            write_backlinks(o, std::slice::from_ref(&b), BacklinksFormat::Csv)
+        });
+        let widths: Vec<usize> = csv.lines().map(|l| l.matches(',').count()).collect();
+        assert_eq!(
+            widths,
+            vec![9, 10],
+            "header and row have the same columns (the quoted anchor holds one comma)"
+        );
+        let table = text(|o| write_backlinks(o, &[b], BacklinksFormat::Table));
+        assert!(table.lines().count() == 2 && table.contains("nofollow,ugc"));
+    }
 }
