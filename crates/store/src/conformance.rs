@@ -87,6 +87,68 @@ pub async fn run_all(s: &dyn LinkStore) {
     lost_links_say_why(s).await;
     attribute_changes_are_changes(s).await;
     outlinks_and_page_states(s).await;
+    scans_return_every_row_once(s).await;
+}
+
+/// Every row of `table`, scanning `limit` rows at a time.
+async fn scan_all(s: &dyn LinkStore, table: crate::Table, limit: usize) -> Vec<crate::Row> {
+    let (mut rows, mut after) = (Vec::new(), None);
+    loop {
+        let page = s.scan(table, after, limit).await.unwrap();
+        rows.extend(page.rows);
+        match page.next {
+            Some(c) => after = Some(c),
+            None => return rows,
+        }
+    }
+}
+
+/// A whole-table scan returns every row exactly once, whatever the page
+/// size, and holds what was written.
+async fn scans_return_every_row_once(s: &dyn LinkStore) {
+    use crate::{Row, Table};
+    for i in 0..4 {
+        let src = format!("http://scan{i}.com/");
+        let p = page(&src, 9_000, &["http://scant.com/a", "http://scant.com/b"]);
+        s.write_page(p).await.unwrap();
+    }
+    let key = |r: &Row| -> String {
+        match r {
+            Row::Backlink(b) => format!("{}>{}", b.link.source_url, b.link.target_url),
+            Row::Refdomain { target_domain, row } => format!("{target_domain}<{}", row.domain),
+            Row::Event {
+                target_domain,
+                event,
+            } => format!(
+                "{target_domain} {} {:?} {} {}",
+                event.at_ms, event.kind, event.link.source_url, event.link.target_url
+            ),
+            Row::Page { url, .. } => url.clone(),
+        }
+    };
+    for table in [
+        Table::Backlinks,
+        Table::Refdomains,
+        Table::Events,
+        Table::Pages,
+    ] {
+        let small: Vec<String> = scan_all(s, table, 3).await.iter().map(key).collect();
+        let big: Vec<String> = scan_all(s, table, 10_000).await.iter().map(key).collect();
+        let unique: std::collections::BTreeSet<&String> = small.iter().collect();
+        assert_eq!(unique.len(), small.len(), "{table:?}: a row twice");
+        let mut a = small.clone();
+        let mut b = big.clone();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{table:?}: page size changes the rows");
+        let want = match table {
+            Table::Backlinks => "http://scan2.com/>http://scant.com/b".to_owned(),
+            Table::Refdomains => "scant.com<scan3.com".to_owned(),
+            Table::Events => "scant.com 9000 DiscoveredRefdomain scan1.com ".to_owned(),
+            Table::Pages => "http://scan0.com/".to_owned(),
+        };
+        assert!(small.contains(&want), "{table:?}: no {want:?} in {small:?}");
+    }
 }
 
 async fn all_outlinks(s: &dyn LinkStore, domain: &str, status: Status) -> Vec<(String, String)> {

@@ -108,9 +108,6 @@ pub enum StoreError {
     /// A paging cursor that this store did not hand out.
     #[error("invalid cursor {0:?}")]
     BadCursor(String),
-    /// The backend cannot do this operation.
-    #[error("{0}")]
-    Unsupported(&'static str),
     /// The store's lock file cannot be used.
     #[error("cannot use the lock file {path:?}: {source}")]
     Lock {
@@ -446,7 +443,7 @@ pub enum Row {
 /// One page of a table scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanPage {
-    /// The rows, in key order.
+    /// The rows (key order in fjall, token order in ScyllaDB).
     pub rows: Vec<Row>,
     /// Cursor for the next page; `None` on the last page.
     pub next: Option<String>,
@@ -474,18 +471,14 @@ pub trait LinkStore: Send + Sync {
     /// One page of the external links on a domain's pages, ordered by
     /// source URL then target URL.
     async fn outlinks(&self, query: OutlinkQuery) -> Result<BacklinkPage, StoreError>;
-    /// One page of a whole-table scan, for bulk export.
+    /// One page of a whole-table scan, for bulk export, after `after` (a
+    /// [`ScanPage::next`] of the same table); rows in no documented order.
     async fn scan(
         &self,
         table: Table,
         after: Option<String>,
         limit: usize,
-    ) -> Result<ScanPage, StoreError> {
-        let _ = (table, after, limit);
-        Err(StoreError::Unsupported(
-            "this store cannot be scanned whole: read its tables with the Spark Cassandra connector (see the README)",
-        ))
-    }
+    ) -> Result<ScanPage, StoreError>;
     /// True when the store has seen `domain` as a link target or a crawled site.
     async fn knows_domain(&self, domain: &str) -> Result<bool, StoreError>;
     /// Makes every acknowledged write durable.

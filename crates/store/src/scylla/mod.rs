@@ -29,7 +29,8 @@ use tokio::sync::Semaphore;
 use crate::fjall_store::stored_link;
 use crate::{
     Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, LostReason,
-    OutlinkQuery, PageState, PageWrite, RefDomain, Status, StoreError, Target, WriteStats,
+    OutlinkQuery, PageState, PageWrite, RefDomain, ScanPage, Status, StoreError, Table, Target,
+    WriteStats,
 };
 use plan::{Outlink, Prior, Stmt, Write};
 
@@ -254,6 +255,7 @@ macro_rules! tuple_row {
 tuple_row!(A);
 tuple_row!(A, B);
 tuple_row!(A, B, C);
+tuple_row!(A, B, C, D);
 tuple_row!(A, B, C, D, E, F);
 tuple_row!(A, B, C, D, E, F, G);
 tuple_row!(A, B, C, D, E, F, G, H);
@@ -821,6 +823,124 @@ impl ScyllaStore {
     }
 }
 
+impl ScyllaStore {
+    /// The known domain after `after` (the first without), in token order.
+    async fn next_domain(&self, after: Option<&str>) -> Result<Option<String>, StoreError> {
+        let rows: Vec<(String,)> = match after {
+            None => {
+                self.rows(Stmt::ScanDomainsFirst, vec![CqlValue::Int(1)])
+                    .await?
+            }
+            Some(d) => {
+                let values = vec![CqlValue::Text(d.to_owned()), CqlValue::Int(1)];
+                self.rows(Stmt::ScanDomains, values).await?
+            }
+        };
+        Ok(rows.into_iter().next().map(|r| r.0))
+    }
+
+    /// A whole-table scan. Pages are read in token order; the other tables
+    /// domain by domain (in the token order of `domains`), each through the
+    /// domain's own merged reads. Cursors: the last page URL; or
+    /// "domain \0 backlinks cursor" (backlinks), "domain" (the others,
+    /// whose pages end with a domain).
+    async fn scan_inner(
+        &self,
+        table: Table,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let limit = limit.max(1);
+        let n = CqlValue::Int(i32::try_from(limit).unwrap_or(i32::MAX));
+        let mut out = ScanPage::default();
+        if table == Table::Pages {
+            type Row = (String, Option<i32>, Option<i32>, Option<i64>);
+            let rows: Vec<Row> = match after {
+                None => self.rows(Stmt::ScanPagesFirst, vec![n]).await?,
+                Some(u) => {
+                    self.rows(Stmt::ScanPages, vec![CqlValue::Text(u), n])
+                        .await?
+                }
+            };
+            if rows.len() == limit {
+                out.next = rows.last().map(|r| r.0.clone());
+            }
+            out.rows = rows
+                .into_iter()
+                .filter_map(|(url, status, outcome, at)| {
+                    Some(crate::Row::Page {
+                        url,
+                        state: PageState {
+                            status: u32::try_from(status.unwrap_or(0)).unwrap_or(0),
+                            outcome: outcome.unwrap_or(0),
+                            fetched_at_ms: at?,
+                        },
+                    })
+                })
+                .collect();
+            return Ok(out);
+        }
+        let (mut domain, mut inner) = match after.as_deref() {
+            None => (self.next_domain(None).await?, None),
+            Some(c) => match (table, c.split_once('\0')) {
+                (Table::Backlinks, Some((d, rest))) => (Some(d.to_owned()), Some(rest.to_owned())),
+                (Table::Backlinks, None) => {
+                    return Err(StoreError::BadCursor(c.chars().take(64).collect()));
+                }
+                _ => (self.next_domain(Some(c)).await?, None),
+            },
+        };
+        while let Some(d) = domain.take() {
+            match table {
+                Table::Backlinks => {
+                    let q = BacklinkQuery {
+                        target: Target::Domain(d.clone()),
+                        include_internal: true,
+                        status: Status::All,
+                        limit: limit - out.rows.len(),
+                        after: inner.take(),
+                    };
+                    let page = self.backlinks_inner(&q).await?;
+                    out.rows
+                        .extend(page.items.into_iter().map(crate::Row::Backlink));
+                    if let Some(next) = page.next {
+                        out.next = Some(format!("{d}\0{next}"));
+                        return Ok(out);
+                    }
+                }
+                Table::Refdomains => {
+                    let rows = self.refdomains_inner(&d, Status::All).await?;
+                    out.rows
+                        .extend(rows.into_iter().map(|row| crate::Row::Refdomain {
+                            target_domain: d.clone(),
+                            row,
+                        }));
+                }
+                Table::Events => {
+                    let rows = self.events_inner(&d, 0, i64::MAX).await?;
+                    out.rows
+                        .extend(rows.into_iter().map(|event| crate::Row::Event {
+                            target_domain: d.clone(),
+                            event,
+                        }));
+                }
+                Table::Pages => {}
+            }
+            domain = self.next_domain(Some(&d)).await?;
+            if out.rows.len() >= limit {
+                // Resume after this domain (backlinks: at its next one's start).
+                out.next = match (table, &domain) {
+                    (_, None) => None,
+                    (Table::Backlinks, Some(_)) => Some(format!("{d}\0\u{10ffff}\0")),
+                    _ => Some(d),
+                };
+                return Ok(out);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A merged multi-bucket read: a target domain's backlinks, one target
 /// URL's, or a source domain's external links.
 enum Scan<'a> {
@@ -1017,6 +1137,18 @@ impl LinkStore for ScyllaStore {
         let started = Instant::now();
         let res = self.outlinks_inner(&query).await;
         crate::record_read("scylla", "outlinks", started, &res);
+        res
+    }
+
+    async fn scan(
+        &self,
+        table: Table,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let started = Instant::now();
+        let res = self.scan_inner(table, after, limit).await;
+        crate::record_read("scylla", "scan", started, &res);
         res
     }
 

@@ -119,11 +119,19 @@ pub enum Stmt {
     ReadSourceLinks,
     /// Reads a page's last fetch (static columns only).
     ReadPageState,
+    /// Reads the first known domains, in token order.
+    ScanDomainsFirst,
+    /// Reads the known domains after one, in token order.
+    ScanDomains,
+    /// Reads the first pages' fetch state, in token order.
+    ScanPagesFirst,
+    /// Reads the pages' fetch state after one page, in token order.
+    ScanPages,
 }
 
 impl Stmt {
     /// Every statement, for preparing them all at open.
-    pub const ALL: [Stmt; 33] = [
+    pub const ALL: [Stmt; 37] = [
         Stmt::PageState,
         Stmt::PageSeen,
         Stmt::OutlinkPut,
@@ -157,6 +165,10 @@ impl Stmt {
         Stmt::ReadDomain,
         Stmt::ReadSourceLinks,
         Stmt::ReadPageState,
+        Stmt::ScanDomainsFirst,
+        Stmt::ScanDomains,
+        Stmt::ScanPagesFirst,
+        Stmt::ScanPages,
     ];
 
     /// The CQL text. Bind order is the order of the `?` markers.
@@ -295,6 +307,17 @@ impl Stmt {
             Stmt::ReadPageState => {
                 "SELECT status, outcome, fetched_at FROM pages WHERE url = ? LIMIT 1"
             }
+            Stmt::ScanDomainsFirst => "SELECT domain FROM domains LIMIT ?",
+            Stmt::ScanDomains => {
+                "SELECT domain FROM domains WHERE token(domain) > token(?) LIMIT ?"
+            }
+            Stmt::ScanPagesFirst => {
+                "SELECT DISTINCT url, status, outcome, fetched_at FROM pages LIMIT ?"
+            }
+            Stmt::ScanPages => {
+                "SELECT DISTINCT url, status, outcome, fetched_at FROM pages \
+                 WHERE token(url) > token(?) LIMIT ?"
+            }
         }
     }
 
@@ -313,6 +336,10 @@ impl Stmt {
                 | Stmt::ReadDomain
                 | Stmt::ReadSourceLinks
                 | Stmt::ReadPageState
+                | Stmt::ScanDomainsFirst
+                | Stmt::ScanDomains
+                | Stmt::ScanPagesFirst
+                | Stmt::ScanPages
         )
     }
 }
