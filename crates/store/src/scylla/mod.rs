@@ -295,6 +295,27 @@ impl ScyllaStore {
         buckets: u32,
     ) -> Result<u32, StoreError> {
         let s = session(uri).await?;
+        // A keyspace made before `source_links` needs its edges indexed.
+        let has_table = |table: &'static str| {
+            let s = &s;
+            async move {
+                let res = s
+                    .query_unpaged(
+                        "SELECT table_name FROM system_schema.tables \
+                         WHERE keyspace_name = ? AND table_name = ?",
+                        (uri.keyspace.as_str(), table),
+                    )
+                    .await
+                    .map_err(cql_err("read the schema"))?;
+                let rows = res.into_rows_result().map_err(cql_err("read the schema"))?;
+                Ok::<bool, StoreError>(
+                    rows.maybe_first_row::<(String,)>()
+                        .map_err(cql_err("read the schema"))?
+                        .is_some(),
+                )
+            }
+        };
+        let backfill = has_table("backlinks").await? && !has_table("source_links").await?;
         let statements = plan::schema_statements(SCHEMA, &uri.keyspace, replication_factor);
         let (keyspace, tables) = statements
             .split_first()
@@ -340,7 +361,18 @@ impl ScyllaStore {
         )
         .await
         .map_err(cql_err("write store_meta"))?;
-        read_buckets(&s, &uri.keyspace).await
+        let buckets = read_buckets(&s, &uri.keyspace).await?;
+        if backfill {
+            let n = ScyllaStore::connect(uri)
+                .await?
+                .backfill_source_links()
+                .await?;
+            tracing::info!(
+                edges = n,
+                "indexed the stored external edges in source_links"
+            );
+        }
+        Ok(buckets)
     }
 
     /// Connects to an initialized keyspace and prepares every statement.
@@ -824,6 +856,29 @@ impl ScyllaStore {
 }
 
 impl ScyllaStore {
+    /// Indexes every stored external edge in `source_links` (for a keyspace
+    /// made before that table: `store init` runs it once); idempotent.
+    /// Returns the edges indexed.
+    pub async fn backfill_source_links(&self) -> Result<u64, StoreError> {
+        let (mut after, mut n) = (None, 0u64);
+        loop {
+            let page = self.scan_inner(Table::Backlinks, after, 1000).await?;
+            let mut writes = Vec::new();
+            for row in &page.rows {
+                if let crate::Row::Backlink(b) = row {
+                    let w = plan::source_link_backfill(b, self.buckets);
+                    n += u64::from(!w.is_empty());
+                    writes.extend(w);
+                }
+            }
+            self.run_all(writes).await?;
+            match page.next {
+                Some(c) => after = Some(c),
+                None => return Ok(n),
+            }
+        }
+    }
+
     /// The known domain after `after` (the first without), in token order.
     async fn next_domain(&self, after: Option<&str>) -> Result<Option<String>, StoreError> {
         let rows: Vec<(String,)> = match after {

@@ -109,6 +109,14 @@ pub(super) fn tokens(cql: &str) -> Vec<String> {
 
 impl CqlModel {
     /// Empty tables of the schema.
+    /// Drops every row of `table` (TRUNCATE), e.g. to stand for a keyspace
+    /// made before the table existed.
+    pub fn truncate(&self, table: &str) {
+        if let Some(t) = self.tables.lock().unwrap().get_mut(table) {
+            t.data.clear();
+        }
+    }
+
     pub fn new() -> Self {
         let mut tables = HashMap::new();
         for stmt in plan::schema_statements(SCHEMA, "linkgraph", 1) {

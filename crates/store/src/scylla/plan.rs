@@ -414,6 +414,41 @@ fn big(v: i64) -> CqlValue {
     CqlValue::BigInt(v)
 }
 
+/// The `source_links` writes that mirror a stored backlinks row (none for
+/// an internal edge): for a keyspace made before that table, whose edges
+/// must be indexed once. They carry the row's own observation timestamps,
+/// so they never override a newer write.
+pub fn source_link_backfill(b: &crate::Backlink, buckets: u32) -> Vec<Write> {
+    let l = &b.link;
+    let a = Attrs::of(l);
+    let (t, s) = (l.target_url.as_str(), l.source_url.as_str());
+    let last = b.last_seen_ms;
+    let put = vec![
+        big(ts(last)),
+        text(a.anchor),
+        int(a.rel),
+        int(a.placement),
+        int(a.kind),
+        big(last),
+    ];
+    let first = vec![big(first_seen_ts(b.first_seen_ms)), big(b.first_seen_ms)];
+    let mut out: Vec<Write> = edge_key(Stmt::BacklinkPut, t, s, buckets, put)
+        .chain(edge_key(Stmt::BacklinkFirstSeen, t, s, buckets, first))
+        .collect();
+    if let Some(lost) = b.lost_at_ms {
+        let reason = b.lost_reason.map_or(0, |r| r as u8);
+        let v = vec![big(ts(lost)), big(lost), int(reason)];
+        out.extend(edge_key(Stmt::BacklinkLost, t, s, buckets, v));
+    }
+    out.retain(|w| {
+        matches!(
+            w.stmt,
+            Stmt::SourceLinkPut | Stmt::SourceLinkFirstSeen | Stmt::SourceLinkLost
+        )
+    });
+    out
+}
+
 /// The writes of one edge statement: its backlinks row and, for an
 /// external edge, the same cells of its `source_links` row.
 fn edge_key(

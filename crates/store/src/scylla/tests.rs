@@ -583,6 +583,43 @@ fn refdomains_sum_their_pages() {
     );
 }
 
+async fn all_outlinks_of(store: &ScyllaStore, domain: &str) -> Vec<crate::Backlink> {
+    let q = crate::OutlinkQuery {
+        domain: domain.into(),
+        status: Status::All,
+        limit: 100,
+        after: None,
+    };
+    store.outlinks(q).await.unwrap().items
+}
+
+/// A keyspace made before `source_links` gets its external edges indexed
+/// by the backfill, live and lost, with their attributes.
+#[tokio::test]
+async fn the_backfill_indexes_edges_written_before_source_links() {
+    let model = std::sync::Arc::new(super::model::CqlModel::new());
+    let store = ScyllaStore::with_executor(model.clone(), 4);
+    let src = "http://bf.com/a";
+    let links = ["http://bft.com/1", "http://bft.org/2", "http://bf.com/in"];
+    store
+        .write_page(conformance::page(src, 1_000, &links))
+        .await
+        .unwrap();
+    store
+        .write_page(conformance::page(src, 2_000, &links[1..]))
+        .await
+        .unwrap();
+    let before = all_outlinks_of(&store, "bf.com").await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    model.truncate("source_links");
+    assert!(all_outlinks_of(&store, "bf.com").await.is_empty());
+    assert_eq!(store.backfill_source_links().await.unwrap(), 2);
+    assert_eq!(all_outlinks_of(&store, "bf.com").await, before);
+    // Idempotent.
+    store.backfill_source_links().await.unwrap();
+    assert_eq!(all_outlinks_of(&store, "bf.com").await, before);
+}
+
 /// The shared conformance suite, on the store's real logic over a model of
 /// CQL's semantics (see `model.rs`), with one, a few and many buckets.
 #[tokio::test]
