@@ -264,40 +264,30 @@ async fn a_page_gone_noindex_loses_its_links_with_that_reason() {
     let again = site_crawl_args(addr, &data, None, &[]);
     let summary = linkgraph_ok_env(again, env_at(base + 40 * DAY)).await;
     assert_eq!(summary_edges(&summary, "lost"), 2, "{summary}");
-    let lost = linkgraph_ok(
-        [
-            "backlinks",
-            "t.test",
-            "--data",
-            &data_s,
-            "--status",
-            "lost",
-            "--format",
-            "jsonl",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect(),
-    )
+    let lost = linkgraph_ok(args(&[
+        "backlinks",
+        "t.test",
+        "--data",
+        &data_s,
+        "--status",
+        "lost",
+        "--format",
+        "jsonl",
+    ]))
     .await;
     let reasons: Vec<String> = lost
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["lost_reason"].to_string())
         .collect();
     assert_eq!(reasons, vec!["\"noindex\"", "\"noindex\""], "{lost}");
-    let live = linkgraph_ok(
-        [
-            "backlinks",
-            "t.test",
-            "--data",
-            &data_s,
-            "--format",
-            "jsonl",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect(),
-    )
+    let live = linkgraph_ok(args(&[
+        "backlinks",
+        "t.test",
+        "--data",
+        &data_s,
+        "--format",
+        "jsonl",
+    ]))
     .await;
     assert_eq!(live.lines().count(), 0, "{live}");
 }

@@ -83,6 +83,11 @@ pub async fn linkgraph_env(args: Vec<String>, env: Vec<(String, String)>) -> Out
     .unwrap()
 }
 
+/// Owned command-line arguments.
+pub fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
 /// Runs `linkgraph` and panics with its output unless it succeeds.
 pub async fn linkgraph_ok(args: Vec<String>) -> String {
     linkgraph_ok_env(args, Vec::new()).await
