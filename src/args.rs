@@ -343,6 +343,10 @@ pub struct RefdomainsCmd {
     /// Referring domains with live links, those whose links are all lost, or both.
     #[arg(long, value_enum, default_value_t = Status::Live, env = "LINKGRAPH_STATUS")]
     pub status: Status,
+    /// At most this many rows (default: 1000 for a table, all for json and csv); the
+    /// count of referring domains stays the total.
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 /// `backlinks`: every backlink of a domain or URL.
@@ -361,6 +365,9 @@ pub struct BacklinksCmd {
     /// Live links, lost links, or both.
     #[arg(long, value_enum, default_value_t = Status::Live, env = "LINKGRAPH_STATUS")]
     pub status: Status,
+    /// At most this many rows (default: 1000 for a table, all for jsonl and csv).
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 /// `velocity`: new and lost links per bucket.

@@ -149,15 +149,19 @@ async fn run(cli: Cli) -> Result<()> {
             let domain = normalize_domain(&a.domain)?;
             let reader = open_reader(&a.sel).await?;
             let out = &mut out.lock();
-            Ok(refdomains_report(&reader, out, &domain, a.status, a.format).await?)
+            let limit = a.limit.or((a.format == Format::Table).then_some(1000));
+            Ok(refdomains_report(&reader, out, &domain, a.status, limit, a.format).await?)
         }
         Command::Backlinks(a) => {
             let target = parse_target(&a.target)?;
             let reader = open_reader(&a.sel).await?;
             let (internal, status) = (a.include_internal, a.status);
+            let limit = a
+                .limit
+                .or((a.format == BacklinksFormat::Table).then_some(1000));
             let out = &mut out.lock();
             Ok(reader
-                .write_backlinks(out, &target, internal, status, a.format)
+                .write_backlinks(out, &target, internal, status, limit, a.format)
                 .await?)
         }
         Command::Velocity(a) => {

@@ -235,6 +235,7 @@ impl Reader {
         target: &Target,
         include_internal: bool,
         status: Status,
+        limit: Option<usize>,
         format: BacklinksFormat,
     ) -> Result<(), QueryError> {
         let domain = match target {
@@ -245,23 +246,25 @@ impl Reader {
         if !quiet_pipe(render::write_backlinks_header(out, format))? {
             return Ok(());
         }
-        let limit = if format == BacklinksFormat::Table {
-            usize::MAX
-        } else {
-            BACKLINKS_PAGE
-        };
+        let mut left = limit.unwrap_or(usize::MAX);
         let mut after = None;
-        loop {
+        while left > 0 {
+            let n = if format == BacklinksFormat::Table {
+                left
+            } else {
+                left.min(BACKLINKS_PAGE)
+            };
             let page = self
                 .store
                 .backlinks(BacklinkQuery {
                     target: target.clone(),
                     include_internal,
                     status,
-                    limit,
+                    limit: n,
                     after,
                 })
                 .await?;
+            left = left.saturating_sub(page.items.len());
             if !quiet_pipe(render::write_backlinks(out, &page.items, format))? {
                 return Ok(());
             }
@@ -323,17 +326,19 @@ fn quiet_pipe(r: io::Result<()>) -> Result<bool, QueryError> {
     }
 }
 
-/// Writes the referring domains of `domain` (a registrable domain, see
-/// [`normalize_domain`]) in `format`.
+/// Writes the first `limit` referring domains of `domain` (a registrable
+/// domain, see [`normalize_domain`]) in `format`.
 pub async fn refdomains_report(
     reader: &Reader,
     out: &mut impl Write,
     domain: &str,
     status: Status,
+    limit: Option<usize>,
     format: Format,
 ) -> Result<(), QueryError> {
     let rows = reader.refdomains(domain, status).await?;
-    render::write_refdomains(out, domain, &rows, format)?;
+    let shown = &rows[..rows.len().min(limit.unwrap_or(usize::MAX))];
+    render::write_refdomains(out, domain, shown, rows.len(), format)?;
     out.flush()?;
     Ok(())
 }
@@ -440,7 +445,7 @@ mod tests {
         ] {
             let mut out = Vec::new();
             let target = Target::Domain("t.com".into());
-            r.write_backlinks(&mut out, &target, false, Status::Live, format)
+            r.write_backlinks(&mut out, &target, false, Status::Live, None, format)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             let text = String::from_utf8_lossy(&out);
@@ -451,6 +456,12 @@ mod tests {
                 7
             };
             assert_eq!(text.lines().count(), want, "{format:?}:\n{text}");
+            let mut out = Vec::new();
+            r.write_backlinks(&mut out, &target, false, Status::Live, Some(4), format)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let limited = String::from_utf8_lossy(&out).lines().count();
+            assert_eq!(limited, want - 2, "{format:?}: --limit 4");
         }
         let v = r
             .velocity("t.com", Bucket::Day, (None, None), false)
@@ -489,6 +500,7 @@ mod tests {
                 &Target::Domain("t.com".into()),
                 false,
                 Status::Live,
+                None,
                 BacklinksFormat::Csv,
             )
             .await;

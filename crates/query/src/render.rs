@@ -81,11 +81,12 @@ pub fn write_refdomains(
     out: &mut impl Write,
     target: &str,
     rows: &[RefDomain],
+    total: usize,
     format: Format,
 ) -> io::Result<()> {
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &refdomains_doc(target, rows, rows.len()))?;
+            serde_json::to_writer_pretty(&mut *out, &refdomains_doc(target, rows, total))?;
             writeln!(out)
         }
         Format::Csv => {
@@ -109,7 +110,7 @@ pub fn write_refdomains(
             Ok(())
         }
         Format::Table => {
-            writeln!(out, "{} referring domains link to {target}", rows.len())?;
+            writeln!(out, "{total} referring domains link to {target}")?;
             let body: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
@@ -716,7 +717,7 @@ mod tests {
     #[test]
     fn refdomains_json_has_the_documented_shape() {
         let rows = [rd("a.com", 3), rd("b.org", 1)];
-        let s = text(|o| write_refdomains(o, "t.com", &rows, Format::Json));
+        let s = text(|o| write_refdomains(o, "t.com", &rows, rows.len(), Format::Json));
         let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v["target"], "t.com");
         assert_eq!(v["referring_domains"], 2);
