@@ -628,6 +628,11 @@ pub struct FetcherCmd {
     pub agent: AgentFlags,
     #[command(flatten)]
     pub fetch: FetchFlags,
+    /// Keep each origin's last good robots.txt in this ScyllaDB store
+    /// (scylla://HOST:PORT/KEYSPACE), so a failed refresh is answered from it for up to
+    /// 30 days across restarts and fetchers; without it, only in memory.
+    #[arg(long, env = "LINKGRAPH_STORE")]
+    pub store: Option<String>,
 }
 
 /// `parser`: the parser service.

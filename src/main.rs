@@ -261,7 +261,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Frontier(a) => run_frontier(*a).await,
         Command::Fetcher(a) => {
             let cfg = a.fetch.config(&a.agent, &a.rate)?;
-            let fetcher = linkgraph_fetcher::Fetcher::new(cfg)?;
+            let archive = robots_archive(a.store.as_deref()).await?;
+            let fetcher = linkgraph_fetcher::Fetcher::with_archive(cfg, archive)?;
             let (opts, _admin) = service_options("fetcher", &a.svc).await?;
             let concurrency = a.concurrency.concurrency;
             Ok(services::run_fetcher(opts, fetcher, concurrency, shutdown_signal()).await?)
@@ -305,6 +306,66 @@ async fn run(cli: Cli) -> Result<()> {
 /// Opens the store a read command names.
 async fn open_reader(sel: &StoreSel) -> Result<Reader> {
     Ok(Reader::open(sel.data.as_deref(), sel.store.as_deref()).await?)
+}
+
+/// The robots.txt archive of a distributed fetcher: the Scylla store's
+/// `robots` table, when `--store` names one.
+async fn robots_archive(
+    store: Option<&str>,
+) -> Result<Option<Arc<dyn linkgraph_fetcher::RobotsArchive>>> {
+    let Some(url) = store else {
+        return Ok(None);
+    };
+    #[cfg(feature = "scylla")]
+    {
+        let uri = linkgraph_store::ScyllaUri::parse(url)?;
+        let store = linkgraph_store::ScyllaStore::connect(&uri)
+            .await
+            .with_context(|| format!("cannot open the robots.txt archive in {url}"))?;
+        Ok(Some(Arc::new(ScyllaRobots(Arc::new(store)))))
+    }
+    #[cfg(not(feature = "scylla"))]
+    {
+        bail!(
+            "--store {url}: this linkgraph was built without ScyllaDB (enable the `scylla` cargo feature)"
+        )
+    }
+}
+
+/// Each origin's last good robots.txt in the Scylla store. Saves run in the
+/// background; a load (only after a failed fetch) waits for the store.
+#[cfg(feature = "scylla")]
+struct ScyllaRobots(Arc<linkgraph_store::ScyllaStore>);
+
+#[cfg(feature = "scylla")]
+impl linkgraph_fetcher::RobotsArchive for ScyllaRobots {
+    fn load(&self, origin: &str) -> Option<linkgraph_fetcher::ArchivedRobots> {
+        let store = Arc::clone(&self.0);
+        let got = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(store.robots_load(origin))
+        });
+        match got {
+            Ok(copy) => copy.map(|(fetched_at_ms, body)| linkgraph_fetcher::ArchivedRobots {
+                fetched_at_ms,
+                body,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the robots.txt archive");
+                None
+            }
+        }
+    }
+    fn save(&self, origin: &str, copy: &linkgraph_fetcher::ArchivedRobots) {
+        let (store, origin, copy) = (Arc::clone(&self.0), origin.to_owned(), copy.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .robots_save(&origin, copy.fetched_at_ms, copy.body.as_deref())
+                .await
+            {
+                tracing::warn!(error = %e, "cannot write the robots.txt archive");
+            }
+        });
+    }
 }
 
 /// Each of `input` as a registrable domain.

@@ -221,6 +221,16 @@ impl FromCql for i32 {
     }
 }
 
+impl FromCql for Vec<u8> {
+    fn from_cql(v: Option<CqlValue>) -> Result<Self, String> {
+        match v {
+            Some(CqlValue::Blob(b)) => Ok(b),
+            None => Ok(Vec::new()),
+            other => Err(format!("expected blob, got {other:?}")),
+        }
+    }
+}
+
 impl FromCql for i64 {
     fn from_cql(v: Option<CqlValue>) -> Result<Self, String> {
         match v {
@@ -856,6 +866,46 @@ impl ScyllaStore {
 }
 
 impl ScyllaStore {
+    /// Keeps `body` (`None`: a 4xx, allow all) as the last good robots.txt
+    /// at `robots_url`, fetched at `fetched_at_ms`; a later fetch wins.
+    pub async fn robots_save(
+        &self,
+        robots_url: &str,
+        fetched_at_ms: i64,
+        body: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let w = Write {
+            stmt: Stmt::RobotsPut,
+            values: vec![
+                CqlValue::Text(robots_url.to_owned()),
+                CqlValue::BigInt(fetched_at_ms),
+                CqlValue::Int(i32::from(body.is_some())),
+                CqlValue::Blob(body.unwrap_or_default().to_vec()),
+                CqlValue::BigInt(plan::ts(fetched_at_ms)),
+            ],
+            partition: format!("robots\0{robots_url}"),
+        };
+        self.run(vec![w]).await
+    }
+
+    /// The last good robots.txt kept at `robots_url`: when it was fetched,
+    /// and its body (`None`: allow all).
+    pub async fn robots_load(
+        &self,
+        robots_url: &str,
+    ) -> Result<Option<(i64, Option<Vec<u8>>)>, StoreError> {
+        let rows: Vec<(Option<i64>, Option<i32>, Vec<u8>)> = self
+            .rows(
+                Stmt::ReadRobots,
+                vec![CqlValue::Text(robots_url.to_owned())],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|(at, has, body)| Some((at?, (has.unwrap_or(0) != 0).then_some(body)))))
+    }
+
     /// Indexes every stored external edge in `source_links` (for a keyspace
     /// made before that table: `store init` runs it once); idempotent.
     /// Returns the edges indexed.

@@ -34,6 +34,7 @@ use crate::StoreError;
 enum K {
     Int(i64),
     Text(String),
+    Bytes(Vec<u8>),
 }
 
 fn k(v: &CqlValue) -> K {
@@ -41,6 +42,7 @@ fn k(v: &CqlValue) -> K {
         CqlValue::Int(i) => K::Int(i64::from(*i)),
         CqlValue::BigInt(i) => K::Int(*i),
         CqlValue::Text(s) => K::Text(s.clone()),
+        CqlValue::Blob(b) => K::Bytes(b.clone()),
         other => panic!("the model does not know {other:?}"),
     }
 }
@@ -464,6 +466,7 @@ fn from_k(v: &K, table: &str, col: &str) -> CqlValue {
         K::Text(s) => CqlValue::Text(s.clone()),
         K::Int(i) if is_int_col(table, col) => CqlValue::Int(i32::try_from(*i).unwrap()),
         K::Int(i) => CqlValue::BigInt(*i),
+        K::Bytes(b) => CqlValue::Blob(b.clone()),
     }
 }
 

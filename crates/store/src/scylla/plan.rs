@@ -127,11 +127,15 @@ pub enum Stmt {
     ScanPagesFirst,
     /// Reads the pages' fetch state after one page, in token order.
     ScanPages,
+    /// An origin's last good robots.txt.
+    RobotsPut,
+    /// Reads an origin's last good robots.txt.
+    ReadRobots,
 }
 
 impl Stmt {
     /// Every statement, for preparing them all at open.
-    pub const ALL: [Stmt; 37] = [
+    pub const ALL: [Stmt; 39] = [
         Stmt::PageState,
         Stmt::PageSeen,
         Stmt::OutlinkPut,
@@ -169,6 +173,8 @@ impl Stmt {
         Stmt::ScanDomains,
         Stmt::ScanPagesFirst,
         Stmt::ScanPages,
+        Stmt::RobotsPut,
+        Stmt::ReadRobots,
     ];
 
     /// The CQL text. Bind order is the order of the `?` markers.
@@ -307,6 +313,11 @@ impl Stmt {
             Stmt::ReadPageState => {
                 "SELECT status, outcome, fetched_at FROM pages WHERE url = ? LIMIT 1"
             }
+            Stmt::RobotsPut => {
+                "INSERT INTO robots (origin, fetched_at, has_body, body) VALUES (?, ?, ?, ?) \
+                 USING TIMESTAMP ?"
+            }
+            Stmt::ReadRobots => "SELECT fetched_at, has_body, body FROM robots WHERE origin = ?",
             Stmt::ScanDomainsFirst => "SELECT domain FROM domains LIMIT ?",
             Stmt::ScanDomains => {
                 "SELECT domain FROM domains WHERE token(domain) > token(?) LIMIT ?"
@@ -340,6 +351,7 @@ impl Stmt {
                 | Stmt::ScanDomains
                 | Stmt::ScanPagesFirst
                 | Stmt::ScanPages
+                | Stmt::ReadRobots
         )
     }
 }

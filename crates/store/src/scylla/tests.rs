@@ -116,6 +116,7 @@ fn value_type(v: &CqlValue) -> &'static str {
         CqlValue::Text(_) => "text",
         CqlValue::Int(_) => "int",
         CqlValue::BigInt(_) => "bigint",
+        CqlValue::Blob(_) => "blob",
         _ => "other",
     }
 }
@@ -146,7 +147,7 @@ fn check_binding(schema: &HashMap<String, HashMap<String, String>>, w: &Write) {
 #[test]
 fn every_statement_names_real_tables_and_columns() {
     let schema = schema_columns();
-    assert_eq!(schema.len(), 9, "{:?}", schema.keys());
+    assert_eq!(schema.len(), 10, "{:?}", schema.keys());
     for stmt in Stmt::ALL {
         let cql = stmt.cql();
         let table = table_of(cql);
@@ -190,7 +191,7 @@ fn schema_init_is_idempotent_and_names_the_keyspace() {
     assert!(stmts[0].contains("'replication_factor': 5"));
     assert!(stmts.iter().all(|s| s.contains("IF NOT EXISTS")));
     assert!(stmts.iter().all(|s| !s.contains("--")));
-    assert_eq!(stmts.len(), 10);
+    assert_eq!(stmts.len(), 11);
 }
 
 #[test]
@@ -591,6 +592,26 @@ async fn all_outlinks_of(store: &ScyllaStore, domain: &str) -> Vec<crate::Backli
         after: None,
     };
     store.outlinks(q).await.unwrap().items
+}
+
+/// The last good robots.txt of an origin survives in the store; a later
+/// fetch replaces it, an earlier one does not.
+#[tokio::test]
+async fn robots_copies_are_kept_in_the_store() {
+    let store = ScyllaStore::with_executor(std::sync::Arc::new(super::model::CqlModel::new()), 4);
+    let url = "http://r.test/robots.txt";
+    assert_eq!(store.robots_load(url).await.unwrap(), None);
+    store
+        .robots_save(url, 2_000, Some(b"User-agent: *\nDisallow: /x\xff"))
+        .await
+        .unwrap();
+    store.robots_save(url, 1_000, None).await.unwrap();
+    assert_eq!(
+        store.robots_load(url).await.unwrap(),
+        Some((2_000, Some(b"User-agent: *\nDisallow: /x\xff".to_vec())))
+    );
+    store.robots_save(url, 3_000, None).await.unwrap();
+    assert_eq!(store.robots_load(url).await.unwrap(), Some((3_000, None)));
 }
 
 /// A keyspace made before `source_links` gets its external edges indexed
