@@ -309,7 +309,8 @@ async fn open_reader(sel: &StoreSel) -> Result<Reader> {
 }
 
 /// The robots.txt archive of a distributed fetcher: the Scylla store's
-/// `robots` table, when `--store` names one.
+/// `robots` table, when `--store` names one (connected on first use, so a
+/// fetcher starts while ScyllaDB is away).
 async fn robots_archive(
     store: Option<&str>,
 ) -> Result<Option<Arc<dyn linkgraph_fetcher::RobotsArchive>>> {
@@ -319,10 +320,10 @@ async fn robots_archive(
     #[cfg(feature = "scylla")]
     {
         let uri = linkgraph_store::ScyllaUri::parse(url)?;
-        let store = linkgraph_store::ScyllaStore::connect(&uri)
-            .await
-            .with_context(|| format!("cannot open the robots.txt archive in {url}"))?;
-        Ok(Some(Arc::new(ScyllaRobots(Arc::new(store)))))
+        Ok(Some(Arc::new(ScyllaRobots {
+            uri,
+            store: Arc::new(tokio::sync::OnceCell::new()),
+        })))
     }
     #[cfg(not(feature = "scylla"))]
     {
@@ -333,16 +334,38 @@ async fn robots_archive(
 }
 
 /// Each origin's last good robots.txt in the Scylla store. Saves run in the
-/// background; a load (only after a failed fetch) waits for the store.
+/// background; a load (only after a failed fetch) waits for the store. A
+/// store that cannot be reached is logged and tried again on the next use.
 #[cfg(feature = "scylla")]
-struct ScyllaRobots(Arc<linkgraph_store::ScyllaStore>);
+struct ScyllaRobots {
+    uri: linkgraph_store::ScyllaUri,
+    store: Arc<tokio::sync::OnceCell<linkgraph_store::ScyllaStore>>,
+}
+
+/// Connects `cell` to the store at `uri` unless it already is; a failure is
+/// logged and leaves it empty, to be tried again.
+#[cfg(feature = "scylla")]
+async fn connect_once(
+    uri: &linkgraph_store::ScyllaUri,
+    cell: &tokio::sync::OnceCell<linkgraph_store::ScyllaStore>,
+) {
+    let connect = || linkgraph_store::ScyllaStore::connect(uri);
+    if let Err(e) = cell.get_or_try_init(connect).await {
+        tracing::warn!(error = %e, "cannot reach the robots.txt archive; retrying on next use");
+    }
+}
 
 #[cfg(feature = "scylla")]
 impl linkgraph_fetcher::RobotsArchive for ScyllaRobots {
     fn load(&self, origin: &str) -> Option<linkgraph_fetcher::ArchivedRobots> {
-        let store = Arc::clone(&self.0);
         let got = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(store.robots_load(origin))
+            tokio::runtime::Handle::current().block_on(async {
+                connect_once(&self.uri, &self.store).await;
+                match self.store.get() {
+                    Some(s) => s.robots_load(origin).await,
+                    None => Ok(None),
+                }
+            })
         });
         match got {
             Ok(copy) => copy.map(|(fetched_at_ms, body)| linkgraph_fetcher::ArchivedRobots {
@@ -356,8 +379,11 @@ impl linkgraph_fetcher::RobotsArchive for ScyllaRobots {
         }
     }
     fn save(&self, origin: &str, copy: &linkgraph_fetcher::ArchivedRobots) {
-        let (store, origin, copy) = (Arc::clone(&self.0), origin.to_owned(), copy.clone());
+        let (uri, cell) = (self.uri.clone(), Arc::clone(&self.store));
+        let (origin, copy) = (origin.to_owned(), copy.clone());
         tokio::spawn(async move {
+            connect_once(&uri, &cell).await;
+            let Some(store) = cell.get() else { return };
             if let Err(e) = store
                 .robots_save(&origin, copy.fetched_at_ms, copy.body.as_deref())
                 .await
