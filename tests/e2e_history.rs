@@ -27,6 +27,14 @@ fn respond(status: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A 200 with `body`, or a 404 without one.
+fn page_or_404(body: Option<String>) -> (&'static str, String) {
+    match body {
+        Some(b) => ("200 OK", b),
+        None => ("404 Not Found", String::new()),
+    }
+}
+
 /// Serves `route` (host, path) -> (status, body) on loopback.
 async fn serve(
     route: impl Fn(&str, &str) -> (&'static str, String) + Send + Sync + 'static,
@@ -80,10 +88,7 @@ async fn moving_site(epoch: Arc<AtomicU32>) -> std::net::SocketAddr {
             ("t.test", "/") => Some("<p>t</p>".to_owned()),
             _ => None,
         };
-        match body {
-            Some(b) => ("200 OK", b),
-            None => ("404 Not Found", String::new()),
-        }
+        page_or_404(body)
     })
     .await
 }
@@ -248,10 +253,7 @@ async fn a_page_gone_noindex_loses_its_links_with_that_reason() {
             ("t.test", "/") | ("t.test", "/new") => Some("<p>t</p>".to_owned()),
             _ => None,
         };
-        match body {
-            Some(b) => ("200 OK", b),
-            None => ("404 Not Found", String::new()),
-        }
+        page_or_404(body)
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

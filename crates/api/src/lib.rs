@@ -332,8 +332,6 @@ impl Api {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-    use linkgraph_core::{Link, LinkKind, Placement, Rel};
-    use linkgraph_store::{LinkSetUpdate, PageWrite};
 
     /// An API over a store where a.com and b.org link to t.com.
     async fn api(token: Option<&str>, limits: Limits) -> (tempfile::TempDir, Api) {
@@ -342,27 +340,9 @@ mod tests {
         let store = linkgraph_store::open(&url, true)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        let targets = ["http://t.com/0", "http://t.com/1", "http://t.com/2"];
         for from in ["http://a.com/", "http://b.org/"] {
-            let links = (0..3)
-                .map(|i| Link {
-                    source_url: from.into(),
-                    target_url: format!("http://t.com/{i}"),
-                    anchor: format!("a{i}"),
-                    rel: Rel::follow(),
-                    placement: Placement::Content,
-                    kind: LinkKind::Link,
-                })
-                .collect();
-            let page = PageWrite {
-                url: from.into(),
-                status: 200,
-                outcome: 1,
-                fetched_at_ms: 1_000,
-                links,
-                update: LinkSetUpdate::Replace,
-                content_hash: 0,
-                noindex: false,
-            };
+            let page = linkgraph_store::conformance::page(from, 1_000, &targets);
             store
                 .write_page(page)
                 .await

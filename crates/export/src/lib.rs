@@ -256,7 +256,10 @@ fn refdomains_batch(rows: &[(String, RefDomain)]) -> Vec<ArrayRef> {
 fn pages_batch(rows: &[(String, PageState)]) -> Vec<ArrayRef> {
     let status: Int32Array = rows
         .iter()
-        .map(|(_, s)| (s.status != 0).then(|| i32::try_from(s.status).unwrap_or(i32::MAX)))
+        .map(|(_, s)| {
+            s.http_status()
+                .map(|c| i32::try_from(c).unwrap_or(i32::MAX))
+        })
         .collect();
     vec![
         strings(rows.iter().map(|(u, _)| u.as_str())),

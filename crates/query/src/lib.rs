@@ -246,34 +246,27 @@ impl Reader {
         if !quiet_pipe(render::write_backlinks_header(out, format))? {
             return Ok(());
         }
-        let mut left = limit.unwrap_or(usize::MAX);
-        let mut after = None;
-        while left > 0 {
-            let n = if format == BacklinksFormat::Table {
-                left
-            } else {
-                left.min(BACKLINKS_PAGE)
-            };
-            let page = self
-                .store
-                .backlinks(BacklinkQuery {
-                    target: target.clone(),
-                    include_internal,
-                    status,
-                    limit: n,
-                    after,
-                })
-                .await?;
-            left = left.saturating_sub(page.items.len());
-            if !quiet_pipe(render::write_backlinks(out, &page.items, format))? {
-                return Ok(());
-            }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
-        }
-        quiet_pipe(out.flush()).map(|_| ())
+        let table = format == BacklinksFormat::Table;
+        write_paged(
+            out,
+            limit,
+            table,
+            async |n, after| {
+                let page = self
+                    .store
+                    .backlinks(BacklinkQuery {
+                        target: target.clone(),
+                        include_internal,
+                        status,
+                        limit: n,
+                        after,
+                    })
+                    .await?;
+                Ok((page.items, page.next))
+            },
+            |out, rows| render::write_backlinks(out, rows, format),
+        )
+        .await
     }
 }
 
@@ -290,31 +283,55 @@ impl Reader {
         format: BacklinksFormat,
     ) -> Result<(), QueryError> {
         self.ensure_known(domain).await?;
-        let mut left = limit.unwrap_or(usize::MAX);
         if !quiet_pipe(render::write_broken_header(out, direction, format))? {
             return Ok(());
         }
-        let mut cursor = None;
-        while left > 0 {
-            let n = if format == BacklinksFormat::Table {
-                left
-            } else {
-                left.min(BACKLINKS_PAGE)
-            };
-            let page = self
-                .broken_page(domain, direction, status, n, cursor)
-                .await?;
-            left -= page.links.len();
-            if !quiet_pipe(render::write_broken(out, &page.links, direction, format))? {
-                return Ok(());
-            }
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        quiet_pipe(out.flush()).map(|_| ())
+        let table = format == BacklinksFormat::Table;
+        write_paged(
+            out,
+            limit,
+            table,
+            async |n, cursor| {
+                let page = self
+                    .broken_page(domain, direction, status, n, cursor)
+                    .await?;
+                Ok((page.links, page.next))
+            },
+            |out, rows| render::write_broken(out, rows, direction, format),
+        )
+        .await
     }
+}
+
+/// Writes up to `limit` rows, page by page from `fetch(rows, cursor)` (a
+/// table in one page, so it aligns), with `write`; a closed pipe ends it
+/// quietly.
+async fn write_paged<W: Write, T>(
+    out: &mut W,
+    limit: Option<usize>,
+    table: bool,
+    mut fetch: impl AsyncFnMut(usize, Option<String>) -> Result<(Vec<T>, Option<String>), QueryError>,
+    write: impl Fn(&mut W, &[T]) -> io::Result<()>,
+) -> Result<(), QueryError> {
+    let mut left = limit.unwrap_or(usize::MAX);
+    let mut cursor = None;
+    while left > 0 {
+        let n = if table {
+            left
+        } else {
+            left.min(BACKLINKS_PAGE)
+        };
+        let (rows, next) = fetch(n, cursor).await?;
+        left = left.saturating_sub(rows.len());
+        if !quiet_pipe(write(out, &rows))? {
+            return Ok(());
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    quiet_pipe(out.flush()).map(|_| ())
 }
 
 /// Ok(false) when the reader of `out` went away (a closed pipe).

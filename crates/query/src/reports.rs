@@ -21,15 +21,10 @@ use crate::{QueryError, Reader};
 /// Rows per store read while a report streams links.
 const CHUNK: usize = 1000;
 
-/// The HTTP status a report shows for a URL's last fetch: `None` when it
-/// was never answered (never fetched, robots.txt denied it, the network
-/// failed); a 304 is the 200 it confirmed.
+/// The HTTP status a report shows for a URL's last fetch (see
+/// [`PageState::http_status`]); `None` when it was never fetched.
 pub fn http_status(state: Option<&PageState>) -> Option<u32> {
-    match state?.status {
-        0 => None,
-        304 => Some(200),
-        s => Some(s),
-    }
+    state?.http_status()
 }
 
 /// True for the statuses a broken-links report lists: 404 and 410.

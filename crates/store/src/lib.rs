@@ -385,6 +385,19 @@ pub struct PageState {
     pub fetched_at_ms: i64,
 }
 
+impl PageState {
+    /// The HTTP status to report for this fetch: `None` when it was never
+    /// answered (robots.txt denied it, the network failed); a 304 is the 200
+    /// it confirmed.
+    pub fn http_status(&self) -> Option<u32> {
+        match self.status {
+            0 => None,
+            304 => Some(200),
+            s => Some(s),
+        }
+    }
+}
+
 /// An outlinks query with paging: the external links on one registrable
 /// domain's pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
