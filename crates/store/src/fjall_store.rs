@@ -8,16 +8,17 @@
 //! | refdomains | target domain \0 source domain             | StoredRefdomain  |
 //! | pages      | URL                                        | StoredPage       |
 //! | domains    | registrable domain of a crawled page       | (empty)          |
-//! | outlinks   | source URL \0 target URL                   | (empty)          |
-//! | link_events| target domain \0 time (BE) kind source \0 target | StoredEvent |
+//! | page_links | source URL                                 | StoredOutlinks   |
+//! | link_events| target domain \0 time (BE) kind source     | StoredEvents     |
 //! | source_links | source domain \0 source URL \0 target URL (external links) | (empty) |
 //! | meta       | `format`                                   | u32 (BE)         |
 //!
-//! `outlinks` is each page's current outlink set. A new observation is
-//! diffed against it by [`crate::diff`], which owns the link-change rules;
-//! this module reads the prior state and persists the diff: lost links keep
-//! their row with `lost_at`, refdomain rows hold live counters, and a
-//! referring domain is lost when its counter reaches zero.
+//! `page_links` is each page's current outlink set, with the backlink row
+//! of each link. A new observation is diffed against it by [`crate::diff`],
+//! which owns the link-change rules; this module reads the prior state and
+//! persists the diff: lost links keep their row with `lost_at`, refdomain
+//! rows hold live counters, and a referring domain is lost when its counter
+//! reaches zero.
 //!
 //! A target domain's backlinks and referring domains are each one contiguous
 //! key range, so both queries are prefix scans. Canonical URLs and domains
@@ -28,12 +29,23 @@
 //! domain's outlinks are one prefix scan plus a backlinks read per row.
 //!
 //! The data directory carries its layout version ([`FORMAT`]) in `meta`.
-//! Opening a directory of format 1 (before `source_links`) builds the index
-//! once from `backlinks`; a newer format than this build knows is refused.
+//! Opening an older directory migrates it (format 1 had no `source_links`;
+//! formats 1 and 2 kept one `outlinks` key per live edge and one event row
+//! per link); a newer format than this build knows is refused.
 //!
-//! Writes read the rows they update (refdomain counters depend on whether an
-//! edge is new), so they are serialized by a mutex and applied as one atomic
-//! batch per page.
+//! # The write path
+//! A page costs two point reads (its `pages` and `page_links` rows, the
+//! second only for a page fetched before), one read per external target
+//! domain whose counter changes, and one read per link that appears on a
+//! page fetched before (a link that comes back keeps its first_seen). No
+//! other edge is read. Its rows go to the engine as one atomic batch: one
+//! `backlinks` row per edge, one `link_events` row per target domain and
+//! kind, and one row each for the page, its outlinks and its refdomain
+//! counters. Writes of pages of different source domains run in parallel:
+//! everything a write reads back is keyed by the page or its source domain,
+//! so each of [`WRITE_SHARDS`] locks guards a share of the source domains.
+//! fjall flushes every batch's journal entry to the OS before the write is
+//! acknowledged, so a process killed with `kill -9` keeps it.
 
 use std::path::Path;
 
@@ -44,9 +56,12 @@ use std::time::Instant;
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use linkgraph_core::{Link, LinkKind, Placement, Rel, registrable_domain, url_host};
-use linkgraph_proto::{StoredBacklink, StoredEvent, StoredPage, StoredRefdomain};
+use linkgraph_proto::{
+    StoredBacklink, StoredEvent, StoredEvents, StoredOutlink, StoredOutlinks, StoredPage,
+    StoredRefdomain,
+};
 use prost::Message;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::diff::{self, Attrs, Diff, Outlink, Prior, RefdomainChange};
 use crate::{
@@ -57,12 +72,24 @@ use crate::{
 
 const SEP: u8 = 0;
 /// The layout version this build writes (see the module doc).
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 /// Memtable size per keyspace: bounds write-buffer RAM at 6 x 16 MiB
 /// (fjall's default is 64 MiB per keyspace).
 const MEMTABLE_BYTES: u64 = 16 << 20;
 /// Block cache for reads.
 const CACHE_BYTES: u64 = 32 << 20;
+/// Write locks: pages of different source domains are diffed in parallel.
+const WRITE_SHARDS: usize = 64;
+
+/// The write shard of a source domain: every row a page write reads back
+/// (its page, its live outlinks, its domain's refdomain counters) is keyed
+/// by the page or by its source domain, so one lock per shard suffices.
+fn shard_of(source_domain: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    source_domain.hash(&mut h);
+    (h.finish() % WRITE_SHARDS as u64) as usize
+}
 
 struct Inner {
     db: Database,
@@ -70,10 +97,11 @@ struct Inner {
     refdomains: Keyspace,
     pages: Keyspace,
     domains: Keyspace,
-    outlinks: Keyspace,
+    page_links: Keyspace,
     events: Keyspace,
     source_links: Keyspace,
-    write_lock: Mutex<()>,
+    /// One write lock per shard of source domains ([`shard_of`]).
+    writers: Vec<Mutex<()>>,
     /// Held for as long as the engine is open (dropped last).
     _lock: StoreLock,
 }
@@ -171,40 +199,166 @@ impl FjallStore {
             refdomains: ks("refdomains")?,
             pages: ks("pages")?,
             domains: ks("domains")?,
-            outlinks: ks("outlinks")?,
+            page_links: ks("page_links")?,
             events: ks("link_events")?,
             source_links: ks("source_links")?,
             db,
-            write_lock: Mutex::new(()),
+            writers: (0..WRITE_SHARDS).map(|_| Mutex::new(())).collect(),
             _lock: lock,
         };
         let store = FjallStore {
             inner: Arc::new(inner),
         };
-        match meta.get(b"format")? {
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_ref())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt {
-                        table: "meta",
-                        key: "format".into(),
-                        reason: format!("{} bytes, expected 4", v.len()),
-                    })?;
-                if found > FORMAT {
-                    return Err(StoreError::Format {
-                        path: path.to_path_buf(),
-                        found,
-                        supported: FORMAT,
-                    });
-                }
-            }
-            None => {
+        let found = match meta.get(b"format")? {
+            Some(v) => <[u8; 4]>::try_from(v.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    table: "meta",
+                    key: "format".into(),
+                    reason: format!("{} bytes, expected 4", v.len()),
+                })?,
+            // Format 1 had no meta row (and a new directory has none yet).
+            None => 1,
+        };
+        if found > FORMAT {
+            return Err(StoreError::Format {
+                path: path.to_path_buf(),
+                found,
+                supported: FORMAT,
+            });
+        }
+        if found < FORMAT {
+            if found < 2 {
                 store.migrate_to_2()?;
-                meta.insert(b"format", FORMAT.to_be_bytes())?;
-                store.inner.db.persist(PersistMode::SyncAll)?;
             }
+            store.migrate_to_3()?;
+            meta.insert(b"format", FORMAT.to_be_bytes())?;
+            store.inner.db.persist(PersistMode::SyncAll)?;
         }
         Ok(store)
+    }
+
+    /// Format 2 to 3: each page's live outlinks move from one `outlinks`
+    /// key per edge (source URL \0 target URL) to one `page_links` row per
+    /// page that carries their backlink rows, and `outlinks` is dropped;
+    /// link events move from one row per link to one row per observation
+    /// and kind ([`event_key`]).
+    fn migrate_to_3(&self) -> Result<(), StoreError> {
+        self.group_events()?;
+        let i = &self.inner;
+        if !i.db.keyspace_exists("outlinks") {
+            return Ok(());
+        }
+        let outlinks = i.db.keyspace("outlinks", KeyspaceCreateOptions::default)?;
+        let (mut pages, mut edges) = (0u64, 0u64);
+        let mut batch = i.db.batch();
+        let mut current: Option<(String, StoredOutlinks)> = None;
+        let put = |batch: &mut fjall::OwnedWriteBatch, page: Option<(String, StoredOutlinks)>| {
+            let Some((source, live)) = page else {
+                return 0;
+            };
+            batch.insert(&i.page_links, source.as_bytes(), live.encode_to_vec());
+            1
+        };
+        for kv in outlinks.iter() {
+            let k = kv.key()?;
+            let Some(at) = k.iter().position(|b| *b == SEP) else {
+                continue;
+            };
+            let source = String::from_utf8_lossy(&k[..at]).into_owned();
+            let target = String::from_utf8_lossy(&k[at + 1..]).into_owned();
+            let key = key3(registrable_domain(url_host(&target)), &target, &source);
+            let Some(v) = i.backlinks.get(&key)? else {
+                continue;
+            };
+            let row = decode::<StoredBacklink>("backlinks", &key, &v)?;
+            if row.lost_at_ms != 0 {
+                continue;
+            }
+            if current.as_ref().is_none_or(|(s, _)| *s != source) {
+                pages += put(&mut batch, current.take());
+                current = Some((source, StoredOutlinks::default()));
+                if batch.len() >= 10_000 {
+                    std::mem::replace(&mut batch, i.db.batch()).commit()?;
+                }
+            }
+            if let Some((_, live)) = current.as_mut() {
+                live.links.push(StoredOutlink {
+                    target,
+                    row: Some(row),
+                });
+                edges += 1;
+            }
+        }
+        pages += put(&mut batch, current.take());
+        batch.commit()?;
+        i.db.delete_keyspace(outlinks)?;
+        if edges > 0 {
+            tracing::info!(
+                pages,
+                edges,
+                "link store migrated to format 3 (one outlink row per page)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Rewrites format-2 event rows (key ending in source \0 target, value
+    /// one StoredEvent) as format-3 rows, one per key without the target.
+    /// Rows already in format 3 (no separator after the source) are kept,
+    /// so an interrupted migration resumes.
+    fn group_events(&self) -> Result<(), StoreError> {
+        let i = &self.inner;
+        let mut batch = i.db.batch();
+        let (mut rows, mut events) = (0u64, 0u64);
+        let mut current: Option<(Vec<u8>, StoredEvents)> = None;
+        for kv in i.events.iter() {
+            let (k, v) = kv.into_inner()?;
+            // target domain \0, then 8 bytes of time and 1 of kind.
+            let Some(body) = k.iter().position(|b| *b == SEP).map(|at| at + 10) else {
+                continue;
+            };
+            let Some(sep) = k.get(body..).and_then(|r| r.iter().position(|b| *b == SEP)) else {
+                continue;
+            };
+            let key = k[..body + sep].to_vec();
+            let mut e = decode::<StoredEvent>("link_events", &k, &v)?;
+            e.target = String::from_utf8_lossy(&k[body + sep + 1..]).into_owned();
+            // A batch commits whole groups: their old rows go with the new.
+            if current.as_ref().is_none_or(|(c, _)| *c != key) {
+                if let Some((ck, cv)) = current.take() {
+                    batch.insert(&i.events, ck, cv.encode_to_vec());
+                    rows += 1;
+                }
+                // A row an interrupted migration already wrote keeps its events.
+                let done = match i.events.get(&key)? {
+                    Some(v) => decode::<StoredEvents>("link_events", &key, &v)?,
+                    None => StoredEvents::default(),
+                };
+                current = Some((key, done));
+                if batch.len() >= 10_000 {
+                    std::mem::replace(&mut batch, i.db.batch()).commit()?;
+                }
+            }
+            batch.remove(&i.events, k.to_vec());
+            if let Some((_, cv)) = current.as_mut() {
+                cv.events.push(e);
+                events += 1;
+            }
+        }
+        if let Some((ck, cv)) = current.take() {
+            batch.insert(&i.events, ck, cv.encode_to_vec());
+            rows += 1;
+        }
+        batch.commit()?;
+        if events > 0 {
+            tracing::info!(
+                events,
+                rows,
+                "link events migrated to format 3 (one row per observation)"
+            );
+        }
+        Ok(())
     }
 
     /// Format 1 to 2: indexes every external edge by its source domain.
@@ -234,15 +388,23 @@ impl FjallStore {
         Ok(())
     }
 
-    /// Applies a page under the write lock, then counts the page's referring
-    /// domains (a read, outside the lock).
+    /// Applies a page under its source domain's write lock, then counts the
+    /// page's referring domains (a read, outside the lock).
     fn write_page_sync(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
-        let mut stats = self.write_locked(page)?;
+        let source_domain = registrable_domain(url_host(&page.url));
+        let mut stats = {
+            let _guard = self.inner.writers[shard_of(source_domain)]
+                .lock()
+                .map_err(|e| StoreError::Task(e.to_string()))?;
+            self.apply(page, source_domain)?
+        };
         stats.referring_domains = self.page_refdomains(&page.url)?;
         Ok(stats)
     }
 
-    /// What the store holds of the page before this observation.
+    /// What the store holds of the page before this observation: two point
+    /// reads, its `pages` row and (for a page fetched before) its
+    /// `page_links` row.
     fn read_prior(&self, source: &str) -> Result<Before, StoreError> {
         let i = &self.inner;
         let page_key = source.as_bytes();
@@ -258,55 +420,48 @@ impl FjallStore {
                 .is_some_and(|p| diff::is_definite(p.outcome, p.status)),
             outlinks: Vec::new(),
         };
-        let mut rows = BTreeMap::new();
-        let mut stray = Vec::new();
-        let out_prefix = key2(source, "");
-        for kv in i.outlinks.prefix(&out_prefix) {
-            let k = kv.key()?;
-            let target = String::from_utf8_lossy(&k[out_prefix.len()..]).into_owned();
-            let key = key3(registrable_domain(url_host(&target)), &target, source);
-            match i.backlinks.get(&key)? {
-                Some(v) => {
-                    let row = decode::<StoredBacklink>("backlinks", &key, &v)?;
-                    if row.lost_at_ms != 0 {
-                        stray.push(target);
-                        continue;
-                    }
-                    prior.outlinks.push(Outlink {
-                        target: target.clone(),
-                        rel: rel_bits(row.rel),
-                        anchor: row.anchor.clone(),
-                        placement: u8::try_from(row.placement).unwrap_or(0),
-                        kind: u8::try_from(row.kind).unwrap_or(0),
-                    });
-                    rows.insert(target, row);
-                }
-                None => stray.push(target),
+        let mut rows = HashMap::new();
+        // page_links is written in the same batch as pages: a page without
+        // a pages row has no outlinks.
+        let stored = match prev {
+            Some(_) => i.page_links.get(page_key)?,
+            None => None,
+        };
+        if let Some(v) = stored {
+            for o in decode::<StoredOutlinks>("page_links", page_key, &v)?.links {
+                let row = o.row.unwrap_or_default();
+                prior.outlinks.push(Outlink {
+                    target: o.target.clone(),
+                    rel: rel_bits(row.rel),
+                    anchor: row.anchor.clone(),
+                    placement: u8::try_from(row.placement).unwrap_or(0),
+                    kind: u8::try_from(row.kind).unwrap_or(0),
+                });
+                rows.insert(o.target, row);
             }
         }
         Ok(Before {
             page: prev,
             prior,
             rows,
-            stray,
         })
     }
 
-    fn write_locked(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
+    /// Persists one observation as one atomic batch. The caller holds the
+    /// lock of `source_domain`'s shard: every row this writes or reads back
+    /// is keyed by the page or its domain, so pages of other domains are
+    /// written in parallel.
+    fn apply(&self, page: &PageWrite, source_domain: &str) -> Result<WriteStats, StoreError> {
         let i = &self.inner;
-        let _guard = i
-            .write_lock
-            .lock()
-            .map_err(|e| StoreError::Task(e.to_string()))?;
         let t = page.fetched_at_ms;
         let source = page.url.as_str();
-        let source_domain = registrable_domain(url_host(source));
+        // fjall's batches flush the journal to the OS on commit: an
+        // acknowledged write survives `kill -9`.
         let mut batch = i.db.batch();
         let Before {
             page: prev,
             prior,
             mut rows,
-            stray,
         } = self.read_prior(source)?;
         let page_key = source.as_bytes();
         let diff = diff::diff(page, &prior);
@@ -320,14 +475,25 @@ impl FjallStore {
             };
             batch.insert(&i.pages, page_key, row.encode_to_vec());
         }
-        batch.insert(&i.domains, source_domain.as_bytes(), b"".as_slice());
+        if prev.is_none() {
+            // The domain's first page (or another page of a known domain).
+            batch.insert(&i.domains, source_domain.as_bytes(), b"".as_slice());
+        }
         let change = match diff {
             Diff::Stale { links } => {
                 // Any stored row of an observed link, live or lost, existed
                 // at `t`: only its first_seen may move earlier.
+                let mut live_changed = false;
                 for link in links {
                     let key = key3(link.target_domain(), &link.target_url, source);
-                    if let Some(v) = i.backlinks.get(&key)? {
+                    if let Some(row) = rows.get_mut(&link.target_url) {
+                        if t < row.first_seen_ms {
+                            row.first_seen_ms = t;
+                            batch.insert(&i.backlinks, key, row.encode_to_vec());
+                            live_changed = true;
+                        }
+                    } else if let Some(v) = i.backlinks.get(&key)? {
+                        // A lost row: not part of the live set.
                         let mut row = decode::<StoredBacklink>("backlinks", &key, &v)?;
                         if t < row.first_seen_ms {
                             row.first_seen_ms = t;
@@ -343,6 +509,9 @@ impl FjallStore {
                         earlier
                     })?;
                 }
+                if live_changed {
+                    self.put_outlinks(&mut batch, source, &prior.outlinks, &rows);
+                }
                 batch.commit()?;
                 return Ok(WriteStats::default());
             }
@@ -355,7 +524,7 @@ impl FjallStore {
                 target_domains,
             } => {
                 for o in seen {
-                    let Some(mut row) = rows.remove(&o.target) else {
+                    let Some(row) = rows.get_mut(&o.target) else {
                         continue;
                     };
                     if row.last_seen_ms < t {
@@ -364,6 +533,7 @@ impl FjallStore {
                         batch.insert(&i.backlinks, key, row.encode_to_vec());
                     }
                 }
+                self.put_outlinks(&mut batch, source, seen, &rows);
                 for td in target_domains {
                     self.update_refdomain(&mut batch, td, source_domain, |rd| {
                         let later = rd.links > 0 && rd.last_seen_ms < t;
@@ -389,32 +559,44 @@ impl FjallStore {
             Diff::Replace(change) => change,
         };
 
+        let mut live = StoredOutlinks {
+            links: Vec::with_capacity(change.upserts.len()),
+        };
         for u in &change.upserts {
             let link = u.link;
             let key = key3(link.target_domain(), &link.target_url, source);
             let existing = match rows.remove(&link.target_url) {
                 Some(row) => Some(row),
-                // A link that came back keeps its first_seen.
-                None => match i.backlinks.get(&key)? {
+                // A link that came back keeps its first_seen: only a page
+                // fetched before can have a lost row.
+                None if prev.is_some() => match i.backlinks.get(&key)? {
                     Some(v) => Some(decode::<StoredBacklink>("backlinks", &key, &v)?),
                     None => None,
                 },
+                None => None,
             };
             let row = match existing {
                 None => stored_from(link, t, t),
                 Some(o) => stored_from(link, o.first_seen_ms.min(t), t.max(o.last_seen_ms)),
             };
             batch.insert(&i.backlinks, key, row.encode_to_vec());
-            if u.appeared {
-                batch.insert(&i.outlinks, key2(source, &link.target_url), b"".as_slice());
-                if !link.is_internal() {
-                    let k = key3(source_domain, source, &link.target_url);
-                    batch.insert(&i.source_links, k, b"".as_slice());
-                }
+            if u.appeared && !link.is_internal() {
+                let k = key3(source_domain, source, &link.target_url);
+                batch.insert(&i.source_links, k, b"".as_slice());
             }
+            live.links.push(StoredOutlink {
+                target: link.target_url.clone(),
+                row: Some(row),
+            });
+        }
+        if live.links.is_empty() {
+            if !prior.outlinks.is_empty() {
+                batch.remove(&i.page_links, page_key);
+            }
+        } else {
+            batch.insert(&i.page_links, page_key, live.encode_to_vec());
         }
         for o in &change.lost {
-            batch.remove(&i.outlinks, key2(source, &o.target));
             let Some(mut row) = rows.remove(&o.target) else {
                 continue;
             };
@@ -423,37 +605,22 @@ impl FjallStore {
             let key = key3(o.target_domain(), &o.target, source);
             batch.insert(&i.backlinks, key, row.encode_to_vec());
         }
-        let observed: HashSet<&str> = page.links.iter().map(|l| l.target_url.as_str()).collect();
-        for gone in stray.iter().filter(|s| !observed.contains(s.as_str())) {
-            batch.remove(&i.outlinks, key2(source, gone));
-        }
         let blank = Attrs {
             anchor: "",
             rel: 0,
             placement: 0,
             kind: 0,
         };
-        let mut events: Vec<(Vec<u8>, StoredEvent)> = change
-            .events
-            .iter()
-            .map(|e| {
-                let mut row = event(
-                    e.target_domain,
-                    t,
-                    e.kind,
-                    e.source,
-                    e.target,
-                    e.attrs,
-                    e.lost_reason,
-                );
-                if let Some(b) = e.before {
-                    row.1.old_anchor = Some(b.anchor.to_owned());
-                    row.1.old_rel = u32::from(b.rel);
-                    row.1.old_placement = u32::from(b.placement);
-                }
-                row
-            })
-            .collect();
+        let mut events = EventRows::default();
+        for e in &change.events {
+            let mut row = stored_event(e.target, e.attrs, e.lost_reason);
+            if let Some(b) = e.before {
+                row.old_anchor = Some(b.anchor.to_owned());
+                row.old_rel = u32::from(b.rel);
+                row.old_placement = u32::from(b.placement);
+            }
+            events.push(e.target_domain, t, e.kind, e.source, row);
+        }
         for r in &change.refdomains {
             let key = key2(&r.target_domain, source_domain);
             let mut row = match i.refdomains.get(&key)? {
@@ -490,39 +657,52 @@ impl FjallStore {
                     } else {
                         0
                     };
-                    events.push(event(
-                        &r.target_domain,
-                        t,
-                        kind,
-                        source_domain,
-                        "",
-                        blank,
-                        None,
-                    ));
+                    let row = stored_event("", blank, None);
+                    events.push(&r.target_domain, t, kind, source_domain, row);
                 }
                 RefdomainChange::Retract { lost_at_ms } => {
                     row.lost_at_ms = 0;
                     let kind = EventKind::LostRefdomain;
-                    let (gone, _) = event(
-                        &r.target_domain,
-                        lost_at_ms,
-                        kind,
-                        source_domain,
-                        "",
-                        blank,
-                        None,
-                    );
+                    let gone = event_key(&r.target_domain, lost_at_ms, kind, source_domain);
                     batch.remove(&i.events, gone);
                 }
                 RefdomainChange::None => {}
             }
             batch.insert(&i.refdomains, key, row.encode_to_vec());
         }
-        for (k, v) in events {
+        for (k, mut v) in events.0 {
+            v.events.sort_by(|a, b| a.target.cmp(&b.target));
             batch.insert(&i.events, k, v.encode_to_vec());
         }
         batch.commit()?;
         Ok(change.stats)
+    }
+
+    /// Writes the page's live outlink set (`outlinks`, with the rows in
+    /// `rows`) as its `page_links` row.
+    fn put_outlinks(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        source: &str,
+        outlinks: &[Outlink],
+        rows: &HashMap<String, StoredBacklink>,
+    ) {
+        let live = StoredOutlinks {
+            links: outlinks
+                .iter()
+                .filter_map(|o| {
+                    rows.get(&o.target).map(|row| StoredOutlink {
+                        target: o.target.clone(),
+                        row: Some(row.clone()),
+                    })
+                })
+                .collect(),
+        };
+        batch.insert(
+            &self.inner.page_links,
+            source.as_bytes(),
+            live.encode_to_vec(),
+        );
     }
 
     /// Rewrites the refdomain row of (`target`, `source`) when it exists
@@ -545,18 +725,25 @@ impl FjallStore {
     }
 
     /// Registrable domains with a live link to `url` (other than its own),
-    /// counted over at most 10,000 backlinks.
+    /// up to [`crate::PAGE_REFDOMAINS_COUNTED`], over at most 10,000
+    /// backlinks; internal rows are skipped without decoding them.
     fn page_refdomains(&self, url: &str) -> Result<u32, StoreError> {
         let own = registrable_domain(url_host(url));
         let prefix = key3(own, url, "");
-        let mut domains: HashSet<String> = HashSet::new();
+        // At most PAGE_REFDOMAINS_COUNTED: a list is the fastest set.
+        let mut domains: Vec<String> = Vec::new();
         for kv in self.inner.backlinks.prefix(&prefix).take(10_000) {
             let (k, v) = kv.into_inner()?;
-            let row = decode::<StoredBacklink>("backlinks", &k, &v)?;
-            let src = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let d = registrable_domain(url_host(&src));
-            if row.lost_at_ms == 0 && d != own {
-                domains.insert(d.to_owned());
+            let src = std::str::from_utf8(&k[prefix.len()..]).unwrap_or_default();
+            let d = registrable_domain(url_host(src));
+            if d == own || domains.iter().any(|o| o == d) {
+                continue;
+            }
+            if decode::<StoredBacklink>("backlinks", &k, &v)?.lost_at_ms == 0 {
+                domains.push(d.to_owned());
+                if domains.len() >= crate::PAGE_REFDOMAINS_COUNTED as usize {
+                    break;
+                }
             }
         }
         Ok(u32::try_from(domains.len()).unwrap_or(u32::MAX))
@@ -592,7 +779,7 @@ impl FjallStore {
         let mut out = Vec::new();
         for kv in self.inner.events.range(start..end) {
             let (k, v) = kv.into_inner()?;
-            out.push(event_of(prefix.len(), &k, &v)?);
+            out.extend(events_of(prefix.len(), &k, &v)?);
         }
         Ok(out)
     }
@@ -751,9 +938,20 @@ impl FjallStore {
                     let Some(at) = k.iter().position(|b| *b == SEP) else {
                         continue;
                     };
+                    let target_domain = String::from_utf8_lossy(&k[..at]).into_owned();
+                    // A row holds one observation's events: all of them go
+                    // in this page (it may exceed `limit` by that many).
+                    let mut evs = events_of(at + 1, &k, &v)?.into_iter();
+                    let Some(last_event) = evs.next_back() else {
+                        continue;
+                    };
+                    out.rows.extend(evs.map(|event| Row::Event {
+                        target_domain: target_domain.clone(),
+                        event,
+                    }));
                     Row::Event {
-                        target_domain: String::from_utf8_lossy(&k[..at]).into_owned(),
-                        event: event_of(at + 1, &k, &v)?,
+                        target_domain,
+                        event: last_event,
                     }
                 }
                 Table::Pages => Row::Page {
@@ -830,7 +1028,7 @@ fn refdomain_of(domain: String, rd: &StoredRefdomain) -> RefDomain {
 }
 
 /// An event row whose key's time starts at byte `at`.
-fn event_of(at: usize, k: &[u8], v: &[u8]) -> Result<LinkEvent, StoreError> {
+fn events_of(at: usize, k: &[u8], v: &[u8]) -> Result<Vec<LinkEvent>, StoreError> {
     let corrupt = |reason: &str| StoreError::Corrupt {
         table: "link_events",
         key: String::from_utf8_lossy(k).into_owned(),
@@ -844,26 +1042,45 @@ fn event_of(at: usize, k: &[u8], v: &[u8]) -> Result<LinkEvent, StoreError> {
         ts.try_into().map_err(|_| corrupt("time"))?,
     ))
     .map_err(|_| corrupt("time"))?;
-    let (kind, rest) = rest.split_first().ok_or_else(|| corrupt("no kind"))?;
+    let (kind, source) = rest.split_first().ok_or_else(|| corrupt("no kind"))?;
     let kind = EventKind::from_code(*kind).ok_or_else(|| corrupt("unknown kind"))?;
-    let text = String::from_utf8_lossy(rest);
-    let (src, dst) = text
-        .split_once('\0')
-        .ok_or_else(|| corrupt("no separator"))?;
-    let row = decode::<StoredEvent>("link_events", k, v)?;
-    Ok(LinkEvent {
-        at_ms,
-        kind,
-        link: stored_link(src, dst, row.anchor, row.rel, row.placement, row.kind),
-        lost_reason: LostReason::from_code(row.lost_reason),
-        before: row.old_anchor.map(|a| {
-            (
-                a,
-                Rel::from_bits(rel_bits(row.old_rel)),
-                Placement::from_code(u8::try_from(row.old_placement).unwrap_or(0)),
-            )
-        }),
-    })
+    let source = String::from_utf8_lossy(source);
+    let rows = decode::<StoredEvents>("link_events", k, v)?;
+    Ok(rows
+        .events
+        .into_iter()
+        .map(|row| LinkEvent {
+            at_ms,
+            kind,
+            link: stored_link(
+                &source,
+                &row.target,
+                row.anchor,
+                row.rel,
+                row.placement,
+                row.kind,
+            ),
+            lost_reason: LostReason::from_code(row.lost_reason),
+            before: row.old_anchor.map(|a| {
+                (
+                    a,
+                    Rel::from_bits(rel_bits(row.old_rel)),
+                    Placement::from_code(u8::try_from(row.old_placement).unwrap_or(0)),
+                )
+            }),
+        })
+        .collect())
+}
+
+/// The link_events rows of one observation, by key.
+#[derive(Default)]
+struct EventRows(BTreeMap<Vec<u8>, StoredEvents>);
+
+impl EventRows {
+    fn push(&mut self, target_domain: &str, t: i64, kind: EventKind, source: &str, e: StoredEvent) {
+        let key = event_key(target_domain, t, kind, source);
+        self.0.entry(key).or_default().events.push(e);
+    }
 }
 
 /// A page's stored state before an observation.
@@ -873,43 +1090,36 @@ struct Before {
     /// Its current outlinks, with the attributes of their live backlink rows.
     prior: Prior,
     /// Those live backlink rows, by target URL.
-    rows: BTreeMap<String, StoredBacklink>,
-    /// Outlinks without a live backlink row (none are written so): dropped
-    /// unless seen again.
-    stray: Vec<String>,
+    rows: HashMap<String, StoredBacklink>,
 }
 
 fn time_be(ms: i64) -> [u8; 8] {
     u64::try_from(ms.max(0)).unwrap_or(0).to_be_bytes()
 }
 
-/// An event row: target domain \0 time (8 bytes BE) kind (1 byte) source \0 target.
-fn event(
-    target_domain: &str,
-    t: i64,
-    kind: EventKind,
-    source: &str,
-    target: &str,
-    attrs: Attrs<'_>,
-    lost_reason: Option<LostReason>,
-) -> (Vec<u8>, StoredEvent) {
-    let mut k = Vec::with_capacity(target_domain.len() + source.len() + target.len() + 12);
+/// A link_events key: target domain \0 time (8 bytes BE) kind (1 byte)
+/// source (a page URL, or the referring domain of a refdomain event).
+fn event_key(target_domain: &str, t: i64, kind: EventKind, source: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(target_domain.len() + source.len() + 10);
     k.extend_from_slice(target_domain.as_bytes());
     k.push(SEP);
     k.extend_from_slice(&time_be(t));
     k.push(kind as u8);
     k.extend_from_slice(source.as_bytes());
-    k.push(SEP);
-    k.extend_from_slice(target.as_bytes());
-    let v = StoredEvent {
+    k
+}
+
+/// One event of a link_events row.
+fn stored_event(target: &str, attrs: Attrs<'_>, lost_reason: Option<LostReason>) -> StoredEvent {
+    StoredEvent {
+        target: target.to_owned(),
         anchor: attrs.anchor.to_owned(),
         rel: u32::from(attrs.rel),
         placement: u32::from(attrs.placement),
         kind: u32::from(attrs.kind),
         lost_reason: lost_reason.map_or(0, |r| r as u32),
         ..StoredEvent::default()
-    };
-    (k, v)
+    }
 }
 
 /// A link rebuilt from its key parts and stored columns.
@@ -1083,10 +1293,18 @@ mod tests {
     async fn old_layouts_migrate_and_newer_ones_are_refused() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let ok = |r: Result<(), fjall::Error>| r.unwrap_or_else(|e| panic!("{e}"));
+        let mut events = Vec::new();
         {
             let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
             let p = conformance::page("http://a.com/", 1000, &["http://b.com/x", "http://a.com/y"]);
             s.write_page(p).await.unwrap_or_else(|e| panic!("{e}"));
+            for d in ["a.com", "b.com"] {
+                events.push(
+                    s.events(d, 0, i64::MAX)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}")),
+                );
+            }
             // Back to format 1.
             let i = &s.inner;
             ok(i.db
@@ -1101,6 +1319,48 @@ mod tests {
                 ok(i.source_links.remove(k));
             }
             assert!(i.source_links.is_empty().unwrap_or(false));
+            // Formats 1 and 2 kept one event row per link.
+            let rows: Vec<_> = i
+                .events
+                .iter()
+                .filter_map(|kv| kv.into_inner().ok())
+                .collect();
+            for (k, v) in rows {
+                ok(i.events.remove(k.to_vec()));
+                let group = StoredEvents::decode(v.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+                for mut e in group.events {
+                    let mut old = k.to_vec();
+                    old.push(SEP);
+                    old.extend_from_slice(std::mem::take(&mut e.target).as_bytes());
+                    ok(i.events.insert(old, e.encode_to_vec()));
+                }
+            }
+            // Formats 1 and 2 kept live outlinks as one key per edge.
+            ok(i.page_links.remove("http://a.com/"));
+            let outlinks =
+                i.db.keyspace("outlinks", Default::default)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            for target in ["http://b.com/x", "http://a.com/y"] {
+                ok(outlinks.insert(key2("http://a.com/", target), b""));
+            }
+            s.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        {
+            // The outlinks moved to page_links: a recrawl that drops a link
+            // loses exactly that one, and the old keyspace is gone.
+            let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!s.inner.db.keyspace_exists("outlinks"));
+            for (d, before) in ["a.com", "b.com"].into_iter().zip(&events) {
+                let now = s
+                    .events(d, 0, i64::MAX)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(&now, before, "{d}");
+                assert!(!now.is_empty(), "{d}");
+            }
+            let p = conformance::page("http://a.com/", 2000, &["http://b.com/x"]);
+            let stats = s.write_page(p).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((stats.edges, stats.new_edges, stats.lost_edges), (1, 0, 1));
             s.flush().await.unwrap_or_else(|e| panic!("{e}"));
         }
         {

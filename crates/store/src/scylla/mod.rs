@@ -592,7 +592,9 @@ impl ScyllaStore {
             .map(|r| registrable_domain(url_host(&r.1)))
             .filter(|d| *d != own)
             .collect();
-        Ok(u32::try_from(domains.len()).unwrap_or(u32::MAX))
+        Ok(u32::try_from(domains.len())
+            .unwrap_or(u32::MAX)
+            .min(crate::PAGE_REFDOMAINS_COUNTED))
     }
 
     async fn refdomains_inner(
