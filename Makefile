@@ -68,6 +68,10 @@ unit:
 bench:
 	$(CARGO) bench --locked --bench crawl_e2e
 
+## bench-store: ingest 10M edges of realistic shape into the embedded store (edges/s, peak RSS)
+bench-store:
+	$(CARGO) bench --locked -p linkgraph-store --bench ingest
+
 ## bench-frontier: frontier RAM per known URL at 1M and 10M URLs, and peak RSS draining it
 bench-frontier:
 	$(CARGO) bench --locked --bench frontier_mem

@@ -265,3 +265,70 @@ async fn sigterm_stops_cleanly_and_the_next_crawl_resumes_without_loss_or_duplic
     let want: BTreeSet<Full> = truth.edges.iter().map(full).collect();
     assert_eq!(stored(&data, &domains, "live").await, want, "no URL lost");
 }
+
+/// `velocity DOMAIN` summed over its whole series: new + discovered links,
+/// lost links, new + discovered refdomains, lost refdomains.
+async fn velocity_totals(data: &std::path::Path, domain: &str) -> [u64; 4] {
+    let v: serde_json::Value = serde_json::from_str(
+        &linkgraph_ok(args(&[
+            "velocity",
+            domain,
+            "--data",
+            &data.display().to_string(),
+            "--include-discovered",
+            "--format",
+            "json",
+        ]))
+        .await,
+    )
+    .unwrap();
+    let mut t = [0u64; 4];
+    for p in v["series"].as_array().unwrap() {
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        t[0] += n("new_links") + n("discovered_links");
+        t[1] += n("lost_links");
+        t[2] += n("new_refdomains") + n("discovered_refdomains");
+        t[3] += n("lost_refdomains");
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_crawl_loses_and_duplicates_nothing() {
+    let served = serve(16, 8, 23).await;
+    let truth = served.web.truth();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Killed twice while writing, then run to the end.
+    for wait_ms in [1200, 700] {
+        let mut child = spawn_linkgraph(&crawl_args(&served, &data, 4.0, &["--no-progress"]));
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+    }
+    let last = linkgraph_ok(crawl_args(&served, &data, 50.0, &[])).await;
+    assert!(last.contains("frontier empty"), "{last}");
+    assert!(
+        summary_number(&last, "pages") > 0,
+        "the kills left work: {last}"
+    );
+    assert_graph_equals(&data, &truth.edges).await;
+
+    // The same web crawled without interruption records the same events:
+    // a page written before a kill and fetched again adds none.
+    let clean = dir.path().join("clean");
+    linkgraph_ok(crawl_args(&served, &clean, 200.0, &[])).await;
+    let domains: BTreeSet<String> = truth
+        .edges
+        .iter()
+        .map(|l| l.target_domain().to_owned())
+        .collect();
+    for d in &domains {
+        let (killed, want) = (
+            velocity_totals(&data, d).await,
+            velocity_totals(&clean, d).await,
+        );
+        assert_eq!(killed, want, "events of {d}");
+        assert_eq!((killed[1], killed[3]), (0, 0), "nothing lost: {d}");
+    }
+}
