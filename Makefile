@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test lint embedded-only unit bench bench-frontier fuzz build release check-tools tools k8s-validate clean
+.PHONY: demo test lint embedded-only unit bench bench-store bench-peers bench-frontier fuzz build release check-tools tools k8s-validate clean
 
 ## demo: serve a simulated web, crawl it, print a referring-domains report
 demo: release
@@ -71,6 +71,16 @@ bench:
 ## bench-store: ingest 10M edges of realistic shape into the embedded store (edges/s, peak RSS)
 bench-store:
 	$(CARGO) bench --locked -p linkgraph-store --bench ingest
+
+## bench-peers: linkgraph vs wget2 on a static 1,000-host web served by nginx (pages/s from nginx's log)
+bench-peers:
+	@command -v nginx >/dev/null && command -v wget2 >/dev/null || { \
+	  echo "installing nginx-light and wget2 (Debian)"; \
+	  apt-get install -y --no-install-recommends nginx-light wget2 >/dev/null || \
+	  sudo apt-get install -y --no-install-recommends nginx-light wget2 >/dev/null; }
+	@command -v nginx >/dev/null && command -v wget2 >/dev/null || { echo "error: nginx and wget2 are required"; exit 1; }
+	-@service nginx stop >/dev/null 2>&1
+	$(CARGO) bench --locked --bench peers
 
 ## bench-frontier: frontier RAM per known URL at 1M and 10M URLs, and peak RSS draining it
 bench-frontier:

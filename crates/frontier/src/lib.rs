@@ -225,7 +225,53 @@ pub struct Frontier {
     in_flight: usize,
     /// Host count above which idle hosts are dropped from memory.
     evict_at: usize,
+    /// URLs known to be in `seen`, recently offered: most discovered links
+    /// repeat (navigation, footers), and this answers them without a read.
+    recent: RecentSeen,
     cfg: FrontierConfig,
+}
+
+/// Fingerprints per generation of [`RecentSeen`]: two generations hold at
+/// most 2 x 2^18 fingerprints, about 5 MiB whatever the crawl's size.
+const RECENT_SEEN: usize = 1 << 18;
+
+/// A bounded set of 64-bit fingerprints of URLs in the seen set, in two
+/// generations: when the young one fills, it becomes the old one and the
+/// previous old one is dropped. A URL whose fingerprint is here is treated
+/// as seen: two URLs share a fingerprint with probability 2^-64 per pair, so
+/// over the at most 2^19 URLs held here a new URL is wrongly skipped with
+/// probability below 2^-45 (64-bit URL fingerprints are how Heritrix and
+/// BUbiNG de-duplicate too). Entries are only ever added for URLs in the
+/// seen set, and the set is cleared when URLs leave it.
+#[derive(Default)]
+struct RecentSeen {
+    young: std::collections::HashSet<u64>,
+    old: std::collections::HashSet<u64>,
+}
+
+impl RecentSeen {
+    fn fingerprint(url: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        url.hash(&mut h);
+        h.finish()
+    }
+
+    fn contains(&self, fp: u64) -> bool {
+        self.young.contains(&fp) || self.old.contains(&fp)
+    }
+
+    fn insert(&mut self, fp: u64) {
+        if self.young.len() >= RECENT_SEEN {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(fp);
+    }
+
+    fn clear(&mut self) {
+        self.young.clear();
+        self.old.clear();
+    }
 }
 
 /// A URL's revisit state: 8-byte interval, 8-byte next fetch, 4-byte depth,
@@ -354,6 +400,7 @@ impl Frontier {
             pending: 0,
             in_flight: 0,
             evict_at: MAX_HOSTS_IN_MEMORY,
+            recent: RecentSeen::default(),
             cfg,
         };
         f.reload()?;
@@ -476,6 +523,12 @@ impl Frontier {
         if d.redirect_hops > self.cfg.max_redirects {
             return Ok(Admission::TooManyRedirects);
         }
+        let fp = RecentSeen::fingerprint(&d.url);
+        if self.recent.contains(fp) {
+            // Admitted before, so it passed the checks below.
+            self.note_linker(&d.host, &d.referrer)?;
+            return Ok(Admission::Seen);
+        }
         let Ok(url) = url::Url::parse(&d.url) else {
             return Ok(Admission::Invalid);
         };
@@ -486,6 +539,7 @@ impl Frontier {
         }
         self.note_linker(&d.host, &d.referrer)?;
         if self.seen.contains_key(d.url.as_bytes())? {
+            self.recent.insert(fp);
             return Ok(Admission::Seen);
         }
         let seq = self.next_seq;
@@ -523,6 +577,7 @@ impl Frontier {
         );
         batch.commit()?;
         self.next_seq += 1;
+        self.recent.insert(fp);
         self.push_back(&d.host, seq, req)?;
         self.schedule(&d.host, Instant::now());
         Ok(Admission::Admitted)
@@ -819,6 +874,8 @@ impl Frontier {
         &mut self,
         moved: impl Fn(&str) -> bool,
     ) -> Result<Vec<DiscoveredUrl>, FrontierError> {
+        // URLs leave the seen set.
+        self.recent.clear();
         let mut out = Vec::new();
         let mut batch = self.db.batch();
         for kv in self.queue.iter() {

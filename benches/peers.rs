@@ -1,0 +1,375 @@
+//! Peer benchmark (`make bench-peers`): linkgraph against wget2 on the same
+//! static web, in the same run.
+//!
+//! It writes a static multi-host web (`LINKGRAPH_PEERS_HOSTS` hosts x
+//! `LINKGRAPH_PEERS_PAGES` pages, default 1,000 x 100, each page about 20 KB
+//! with about 29 links: nav, content, footer, some nofollow, a few to other
+//! hosts, a few to robots-disallowed paths), serves it with nginx on
+//! loopback by Host header, and crawls it with:
+//! 1. wget2, 64 threads, robots on (`wget2 -r -H --max-threads=64`), with
+//!    the host names in a private /etc/hosts (`unshare -m` + a bind mount);
+//! 2. linkgraph, broad (`--per-host-rps 1000 --concurrency 256`);
+//! 3. linkgraph, polite (`--per-host-rps 5 --concurrency 512`).
+//!
+//! Every crawler is measured the same way: the requests it made, counted in
+//! nginx's access log, over the time from its first to its last request.
+//! Needs root (for `unshare -m`), `nginx` and `wget2` (Debian `nginx-light`
+//! and `wget2`; `make bench-peers` installs them).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LINKS_PER_PAGE: usize = 29;
+const PAGE_BYTES: usize = 20_000;
+const WORDS: [&str; 12] = [
+    "link", "graph", "crawler", "garden", "coffee", "review", "guide", "travel", "rust", "news",
+    "market", "history",
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn host(h: usize) -> String {
+    format!("site{h}.test")
+}
+
+/// splitmix64, so the web is the same every run.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn page_path(p: usize) -> String {
+    if p == 0 {
+        "/".into()
+    } else {
+        format!("/p/{p}.html")
+    }
+}
+
+/// One page's HTML: every page links to the next one (so the whole site is
+/// reachable), the home page to the next host's home page.
+fn page_html(hosts: usize, pages: usize, port: u16, h: usize, p: usize) -> String {
+    let mut r = mix((h as u64) << 32 | p as u64);
+    let mut next = || {
+        r = mix(r);
+        r as usize
+    };
+    let mut links = Vec::with_capacity(LINKS_PER_PAGE);
+    links.push((page_path((p + 1) % pages), "", "content"));
+    if p == 0 {
+        links.push((
+            format!("http://{}:{port}/", host((h + 1) % hosts)),
+            "",
+            "content",
+        ));
+    }
+    while links.len() < LINKS_PER_PAGE {
+        let roll = next() % 100;
+        let (href, rel, place) = match roll {
+            0..=4 => (
+                format!(
+                    "http://{}:{port}{}",
+                    host(next() % hosts),
+                    page_path(next() % pages)
+                ),
+                "",
+                "content",
+            ),
+            5..=6 => (format!("/private/{}.html", next() % 50), "", "content"),
+            7..=16 => (page_path(next() % pages), "", "nav"),
+            17..=22 => (page_path(next() % pages), "nofollow", "footer"),
+            _ => (page_path(next() % pages), "", "content"),
+        };
+        links.push((href, rel, place));
+    }
+    let mut html = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>{} page {p}</title></head><body>",
+        host(h)
+    );
+    let anchor = |i: usize| WORDS[(i * 7 + h + p) % WORDS.len()];
+    let link = |html: &mut String, (href, rel, _): &(String, &str, &str), i: usize| {
+        let rel = if rel.is_empty() {
+            String::new()
+        } else {
+            format!(" rel=\"{rel}\"")
+        };
+        let _ = write!(
+            html,
+            "<a href=\"{href}\"{rel}>{} {}</a> ",
+            anchor(i),
+            anchor(i + 3)
+        );
+    };
+    html.push_str("<nav>");
+    for (i, l) in links.iter().enumerate().filter(|(_, l)| l.2 == "nav") {
+        link(&mut html, l, i);
+    }
+    html.push_str("</nav><main>");
+    let content: Vec<_> = links
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.2 == "content")
+        .collect();
+    let filler = PAGE_BYTES / (content.len() + 1);
+    for (i, l) in content {
+        html.push_str("<p>");
+        let end = html.len() + filler;
+        while html.len() < end {
+            html.push_str(WORDS[next() % WORDS.len()]);
+            html.push(' ');
+        }
+        link(&mut html, l, i);
+        html.push_str("</p>");
+    }
+    html.push_str("</main><footer>");
+    for (i, l) in links.iter().enumerate().filter(|(_, l)| l.2 == "footer") {
+        link(&mut html, l, i);
+    }
+    html.push_str("</footer></body></html>\n");
+    html
+}
+
+fn write_web(root: &Path, hosts: usize, pages: usize, port: u16) -> u64 {
+    let mut bytes = 0u64;
+    for h in 0..hosts {
+        let dir = root.join(host(h));
+        std::fs::create_dir_all(dir.join("p")).unwrap();
+        std::fs::write(
+            dir.join("robots.txt"),
+            "User-agent: *\nDisallow: /private/\n",
+        )
+        .unwrap();
+        for p in 0..pages {
+            let html = page_html(hosts, pages, port, h, p);
+            bytes += html.len() as u64;
+            let file = if p == 0 {
+                dir.join("index.html")
+            } else {
+                dir.join(format!("p/{p}.html"))
+            };
+            std::fs::write(file, html).unwrap();
+        }
+    }
+    bytes
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_nginx(dir: &Path, port: u16) -> Child {
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  log_format lg '$msec $host $status $request_uri';\n  access_log {d}/access.log lg;\n\
+         \x20 sendfile on;\n  keepalive_requests 100000;\n  client_body_temp_path {d}/tmp;\n\
+         \x20 proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n\
+         \x20 scgi_temp_path {d}/tmp;\n  types {{ text/html html; text/plain txt; }}\n\
+         \x20 server {{ listen 127.0.0.1:{port}; root {d}/web/$host; }}\n}}\n",
+        d = dir.display()
+    );
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new("nginx")
+        .args(["-c", &dir.join("nginx.conf").display().to_string()])
+        .args(["-p", &dir.display().to_string()])
+        .spawn()
+        .expect("nginx is required (Debian nginx-light)");
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "nginx did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// Requests logged after `from` lines: (count, seconds from first to last,
+/// count by status).
+fn measure(log: &Path, from: usize) -> (usize, f64, std::collections::BTreeMap<String, usize>) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut n = 0;
+    let (mut first, mut last) = (f64::MAX, 0f64);
+    let mut statuses = std::collections::BTreeMap::new();
+    for line in text.lines().skip(from) {
+        let mut f = line.split(' ');
+        let Some(t) = f.next().and_then(|t| t.parse::<f64>().ok()) else {
+            continue;
+        };
+        let status = f.nth(1).unwrap_or("?").to_owned();
+        *statuses.entry(status).or_insert(0) += 1;
+        n += 1;
+        first = first.min(t);
+        last = last.max(t);
+    }
+    (n, (last - first).max(1e-3), statuses)
+}
+
+fn lines(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
+}
+
+struct Run {
+    name: String,
+    requests: usize,
+    secs: f64,
+    note: String,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.secs
+    }
+}
+
+fn run_wget2(dir: &Path, seed: &str, hosts: usize, log: &Path) -> Run {
+    let hosts_file = dir.join("hosts");
+    let mut f = std::fs::File::create(&hosts_file).unwrap();
+    writeln!(f, "127.0.0.1 localhost").unwrap();
+    for h in 0..hosts {
+        writeln!(f, "127.0.0.1 {}", host(h)).unwrap();
+    }
+    drop(f);
+    let from = lines(log);
+    let script = format!(
+        "mount --bind {} /etc/hosts && exec wget2 -r -l inf -H -D test --max-threads=64 \
+         --robots=on --delete-after -q -P {} {seed}",
+        hosts_file.display(),
+        dir.join("wget2").display()
+    );
+    let t0 = Instant::now();
+    let st = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .status()
+        .expect("unshare and wget2 are required (Debian util-linux, wget2)");
+    let wall = t0.elapsed().as_secs_f64();
+    // wget2 exits 8 when some request got an error status (the 404s).
+    assert!(matches!(st.code(), Some(0 | 8)), "wget2 failed: {st}");
+    let (requests, secs, statuses) = measure(log, from);
+    Run {
+        name: "wget2 --max-threads=64 --robots=on".into(),
+        requests,
+        secs,
+        note: format!("{wall:.1} s wall, statuses {statuses:?}"),
+    }
+}
+
+fn run_linkgraph(dir: &Path, seed: &str, port: u16, log: &Path, name: &str, flags: &[&str]) -> Run {
+    let from = lines(log);
+    let data = dir.join(format!("data-{}", name.replace(' ', "-")));
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+        .args(["crawl", "--seeds", seed, "--data"])
+        .arg(&data)
+        .args([
+            "--resolve",
+            &format!("*=127.0.0.1:{port}"),
+            "--allow-private-networks",
+        ])
+        .args(["--per-ip-concurrency", "0", "--no-progress"])
+        .args(flags)
+        .env("LINKGRAPH_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let wall = t0.elapsed().as_secs_f64();
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "linkgraph failed:\n{summary}");
+    let (requests, secs, statuses) = measure(log, from);
+    let rss = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("peak RSS"))
+        .map_or("?".into(), |l| l.trim().to_owned());
+    let edges = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("edges"))
+        .map_or("?".into(), |l| l.trim().to_owned());
+    let _ = std::fs::remove_dir_all(&data);
+    Run {
+        name: format!("linkgraph {name} ({})", flags.join(" ")),
+        requests,
+        secs,
+        note: format!("{wall:.1} s wall, {edges}, {rss}, statuses {statuses:?}"),
+    }
+}
+
+fn main() {
+    let hosts = env_usize("LINKGRAPH_PEERS_HOSTS", 1000);
+    let pages = env_usize("LINKGRAPH_PEERS_PAGES", 100);
+    let dir: PathBuf = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let t0 = Instant::now();
+    let bytes = write_web(&dir.join("web"), hosts, pages, port);
+    println!(
+        "static web: {hosts} hosts x {pages} pages = {} pages, {:.0} MiB, written in {:.1} s to {}",
+        hosts * pages,
+        bytes as f64 / 1048576.0,
+        t0.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    let mut nginx = start_nginx(&dir, port);
+    let log = dir.join("access.log");
+    let seed = format!("http://{}:{port}/", host(0));
+
+    let wget2 = run_wget2(&dir, &seed, hosts, &log);
+    let broad = run_linkgraph(
+        &dir,
+        &seed,
+        port,
+        &log,
+        "broad",
+        &["--per-host-rps", "1000", "--concurrency", "256"],
+    );
+    let polite = run_linkgraph(
+        &dir,
+        &seed,
+        port,
+        &log,
+        "polite",
+        &["--per-host-rps", "5", "--concurrency", "512"],
+    );
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+
+    for r in [&wget2, &broad, &polite] {
+        println!(
+            "{:<70} {:>7} requests in {:>6.1} s = {:>6.0} pages/s  [{}]",
+            r.name,
+            r.requests,
+            r.secs,
+            r.rate(),
+            r.note
+        );
+    }
+    println!(
+        "linkgraph broad / wget2: {:.2} ({:.0} vs {:.0} pages/s)",
+        broad.rate() / wget2.rate(),
+        broad.rate(),
+        wget2.rate()
+    );
+    let allowed = 5.0 * hosts as f64;
+    println!(
+        "linkgraph polite: {:.0} pages/s = {:.0}% of the {allowed:.0} pages/s that 5 requests/s per host allow (whole run, discovery of hosts included)",
+        polite.rate(),
+        100.0 * polite.rate() / allowed
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
