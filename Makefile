@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test lint embedded-only unit bench bench-store bench-peers bench-frontier fuzz build release check-tools tools k8s-validate clean
+.PHONY: demo test lint embedded-only unit bench bench-store bench-peers bench-extract bench-frontier fuzz build release check-tools tools k8s-validate clean
 
 ## demo: serve a simulated web, crawl it, print a referring-domains report
 demo: release
@@ -81,6 +81,10 @@ bench-peers:
 	@command -v nginx >/dev/null && command -v wget2 >/dev/null || { echo "error: nginx and wget2 are required"; exit 1; }
 	-@service nginx stop >/dev/null 2>&1
 	$(CARGO) bench --locked --bench peers
+
+## bench-extract: link extraction MB/s per core on the page corpus, next to a bare lol_html scan
+bench-extract:
+	$(CARGO) bench --locked -p linkgraph-parser --bench extract
 
 ## bench-frontier: frontier RAM per known URL at 1M and 10M URLs, and peak RSS draining it
 bench-frontier:
