@@ -395,6 +395,18 @@ pub struct VelocityCmd {
     pub format: Format,
 }
 
+/// `summary`: one domain's link profile at a glance.
+#[derive(Args)]
+pub struct SummaryCmd {
+    /// The registrable domain.
+    pub domain: String,
+    #[command(flatten)]
+    pub sel: StoreSel,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "LINKGRAPH_FORMAT")]
+    pub format: Format,
+}
+
 /// Flags every link-intelligence report takes.
 #[derive(Args)]
 pub struct ReportFlags {

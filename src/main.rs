@@ -26,7 +26,7 @@ use args::TopicsCreateCmd;
 use args::{
     AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DomainReportCmd, ExportCmd, FetcherCmd,
     FrontierCmd, IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, SeedCmd, ServeCmd,
-    ServiceFlags, SimwebCmd, StoreInitCmd, StoreSel, VelocityCmd,
+    ServiceFlags, SimwebCmd, StoreInitCmd, StoreSel, SummaryCmd, VelocityCmd,
 };
 
 #[derive(Parser)]
@@ -50,6 +50,9 @@ enum Command {
     Backlinks(BacklinksCmd),
     /// New and lost links and referring domains per day or week, with spikes.
     Velocity(VelocityCmd),
+    /// One domain's link profile at a glance: live referring domains and backlinks,
+    /// follow share, recent gains and losses, rel, placement and anchor mix.
+    Summary(SummaryCmd),
     /// The anchor texts of a domain's or URL's backlinks, by referring domains.
     Anchors(AnchorsCmd),
     /// A domain's pages by the backlinks they earn, with each one's HTTP status.
@@ -111,9 +114,14 @@ fn main() -> std::process::ExitCode {
         };
         set_clock_start(ms);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("LINKGRAPH_BLOCKING_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        builder.max_blocking_threads(n);
+    }
+    let runtime = builder.enable_all().build();
     let result = match runtime {
         Ok(rt) => rt.block_on(run(cli)),
         Err(e) => Err(anyhow::anyhow!("cannot start the async runtime: {e}")),
@@ -171,6 +179,12 @@ async fn run(cli: Cli) -> Result<()> {
             let out = &mut out.lock();
             let all = a.include_discovered;
             Ok(velocity_report(&reader, out, &domain, a.bucket, range, all, a.format).await?)
+        }
+        Command::Summary(a) => {
+            let domain = normalize_domain(&a.domain)?;
+            let reader = open_reader(&a.sel).await?;
+            let r = reader.summary(&domain).await?;
+            Ok(render::write_summary(&mut out.lock(), &r, a.format)?)
         }
         Command::Anchors(a) => {
             let target = parse_target(&a.target)?;

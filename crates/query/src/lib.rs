@@ -8,10 +8,13 @@
 //!   normalized to its registrable domain, a backlinks [`Target`]);
 //! * [`reports`]: anchors, top pages, broken links, outlinks and link
 //!   intersect;
+//! * [`overview`]: one domain's profile at a glance (`summary`) and the
+//!   anchor classes (branded, url, other, empty);
 //! * [`velocity`]: new and lost links and referring domains per bucket,
 //!   with spikes (the documented algorithm);
 //! * [`render`]: every report as a table, JSON or CSV.
 
+pub mod overview;
 pub mod render;
 pub mod reports;
 pub mod velocity;

@@ -8,6 +8,7 @@ use linkgraph_core::format_rfc3339_ms;
 use linkgraph_store::{Backlink, LostReason, RefDomain};
 use serde::Serialize;
 
+use crate::overview::Summary;
 use crate::reports::{Anchors, BrokenLink, Direction, Intersect, Outlinks, Pages};
 use crate::velocity::Velocity;
 
@@ -497,6 +498,7 @@ pub fn write_anchors(out: &mut impl Write, r: &Anchors, format: Format) -> io::R
             };
             vec![
                 anchor,
+                a.kind.as_str().to_owned(),
                 a.links.to_string(),
                 a.refdomains.to_string(),
                 a.follow_links.to_string(),
@@ -508,13 +510,71 @@ pub fn write_anchors(out: &mut impl Write, r: &Anchors, format: Format) -> io::R
     let title = format!("anchor texts of the backlinks of {}", r.target);
     let head = [
         "anchor",
+        "kind",
         "links",
         "refdomains",
         "follow_links",
         "first_seen",
         "last_seen",
     ];
-    write_doc(out, format, r, (&title, &head, &[1, 2, 3]), rows)
+    write_doc(out, format, r, (&title, &head, &[2, 3, 4]), rows)
+}
+
+/// Writes a domain's summary: the headline figures, then each mix's links
+/// and referring domains (`rel.nofollow.links`), one figure a row.
+pub fn write_summary(out: &mut impl Write, r: &Summary, format: Format) -> io::Result<()> {
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let mut rows = vec![
+        vec!["referring_domains".into(), r.referring_domains.to_string()],
+        vec!["backlinks".into(), r.backlinks.to_string()],
+        vec!["follow_links".into(), r.follow_links.to_string()],
+        vec!["follow_share".into(), pct(r.follow_share)],
+        vec!["new_refdomains".into(), r.new_refdomains.to_string()],
+        vec!["lost_refdomains".into(), r.lost_refdomains.to_string()],
+        vec![
+            "discovered_refdomains".into(),
+            r.discovered_refdomains.to_string(),
+        ],
+        vec![
+            "authority".into(),
+            r.authority
+                .map_or_else(|| "not computed yet".into(), |a| format!("{a:.1}")),
+        ],
+    ];
+    for (section, mix) in [
+        ("rel", &r.rel),
+        ("placement", &r.placement),
+        ("anchor", &r.anchor_mix),
+    ] {
+        for (name, s) in mix {
+            rows.push(vec![format!("{section}.{name}.links"), s.links.to_string()]);
+            rows.push(vec![
+                format!("{section}.{name}.refdomains"),
+                s.refdomains.to_string(),
+            ]);
+        }
+    }
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, r)?;
+            writeln!(out)
+        }
+        Format::Csv => {
+            writeln!(out, "figure,value")?;
+            for row in &rows {
+                write_csv_row(out, &[&row[0], &row[1]])?;
+            }
+            Ok(())
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "link profile of {} (recent: {} to {})",
+                r.target, r.recent_from, r.recent_to
+            )?;
+            write_table(out, &["FIGURE", "VALUE"], &rows, &[1])
+        }
+    }
 }
 
 /// Writes a top linked pages report.

@@ -16,6 +16,7 @@ use linkgraph_store::{
 };
 use serde::Serialize;
 
+use crate::overview::{AnchorKind, anchor_kind};
 use crate::{QueryError, Reader};
 
 /// Rows per store read while a report streams links.
@@ -37,6 +38,8 @@ pub fn is_broken(status: Option<u32>) -> bool {
 pub struct AnchorRow {
     /// The normalized anchor (an image link's alt text; `""` when empty).
     pub anchor: String,
+    /// Its class: branded, url, other or empty (see [`anchor_kind`]).
+    pub kind: AnchorKind,
     /// External links with it.
     pub links: u64,
     /// Distinct referring domains using it.
@@ -210,7 +213,7 @@ pub fn target_label(target: &Target) -> &str {
 impl Reader {
     /// Calls `f` on every external backlink of `target` with `status`, in
     /// store order.
-    async fn each_backlink(
+    pub(crate) async fn each_backlink(
         &self,
         target: &Target,
         status: Status,
@@ -256,6 +259,7 @@ impl Reader {
         let mut anchors: Vec<AnchorRow> = by_anchor
             .into_iter()
             .map(|(anchor, t)| AnchorRow {
+                kind: anchor_kind(&anchor, target_domain(target)),
                 anchor,
                 links: t.links,
                 refdomains: t.domains.len() as u64,
