@@ -3,6 +3,7 @@
 
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
+export DEBIAN_FRONTEND ?= noninteractive
 
 .PHONY: demo test lint embedded-only unit bench bench-store bench-peers bench-extract bench-frontier fuzz build release check-tools tools k8s-validate clean
 
@@ -16,6 +17,9 @@ test: check-tools tools lint k8s-validate embedded-only unit
 # The tools the suite runs: installed once, skipped when present, and a
 # failed install stops `make test` (the tests never skip a missing tool).
 TANSU_VERSION ?= 0.6.0
+# Installs Debian packages, refreshing the package lists once if they are stale.
+apt_install = { { apt-get install -y --no-install-recommends $(1) || { apt-get update && apt-get install -y --no-install-recommends $(1); }; } >/dev/null 2>&1 \
+  || sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends $(1)' >/dev/null; }
 KUBERNETES_VERSION ?= 1.30.0
 tools:
 	@command -v tansu >/dev/null || test -x "$$HOME/.cargo/bin/tansu" || { \
@@ -23,8 +27,12 @@ tools:
 	  $(CARGO) install tansu --version $(TANSU_VERSION) --features dynostore --locked; }
 	@command -v promtool >/dev/null || { \
 	  echo "installing promtool (Debian package prometheus)"; \
-	  { apt-get install -y --no-install-recommends prometheus || sudo apt-get install -y --no-install-recommends prometheus; } >/dev/null \
-	  && command -v promtool >/dev/null; } || { echo "error: promtool is required: apt-get install prometheus"; exit 1; }
+	  $(call apt_install,prometheus) && command -v promtool >/dev/null; } \
+	  || { echo "error: promtool is required: apt-get install prometheus"; exit 1; }
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { \
+	  echo "installing chromium and chromium-driver (Debian), for the browser tests"; \
+	  $(call apt_install,chromium chromium-driver) && command -v chromium >/dev/null && command -v chromedriver >/dev/null; } \
+	  || { echo "error: chromium and chromedriver are required: apt-get install chromium chromium-driver"; exit 1; }
 	@python3 -c "import duckdb" 2>/dev/null || { \
 	  echo "installing duckdb (PyPI), to read the Parquet export in tests"; \
 	  python3 -m pip install --quiet duckdb && python3 -c "import duckdb"; } \

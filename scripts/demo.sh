@@ -3,7 +3,8 @@
 # directory, and print who links to its most popular domain; recrawl it 40
 # days later (velocity, lost links); then crawl a second web daily through a
 # burst of new referring domains, flagged as a spike; end with the first
-# web's anchors, top pages and inbound broken links.
+# web's anchors, top pages, inbound broken links and summary, and the one
+# command that serves the overview page over the demo's data.
 set -euo pipefail
 
 BIN=${BIN:-target/release/linkgraph}
@@ -93,3 +94,13 @@ echo "== linkgraph pages $POPULAR_DOMAIN --limit 8   (top linked pages, with the
 echo
 echo "== linkgraph broken $POPULAR_DOMAIN --limit 8   (backlinks to its pages that answer 404 or 410: win them back)"
 "$BIN" broken "$POPULAR_DOMAIN" --data "$WORK/data" --limit 8
+echo
+echo "== linkgraph summary $POPULAR_DOMAIN   (the headline figures of the overview page)"
+LINKGRAPH_NOW=$LATER "$BIN" summary "$POPULAR_DOMAIN" --data "$WORK/data"
+
+# The overview page: the same figures, a weekly chart and every table,
+# served with the API. The demo ends here; this serves it until Ctrl-C.
+echo
+echo "== see it in a browser: serve the demo's data, then open the URL"
+echo "   LINKGRAPH_NOW=$LATER $BIN serve --data $WORK/data --listen 127.0.0.1:8080"
+echo "   http://127.0.0.1:8080/domain/$POPULAR_DOMAIN"

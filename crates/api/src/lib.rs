@@ -18,9 +18,14 @@
 //! # Layout
 //! * this file: configuration, the accept loop, auth and limits;
 //! * [`routes`]: the endpoints, their parameters and the OpenAPI document
-//!   built from the same table.
+//!   built from the same table;
+//! * `table`: sorting and keyset paging of a report's rows by any column;
+//! * `page`: the overview web page at `/` and `/domain/<domain>`, built
+//!   on the API, with its embedded assets.
 
+mod page;
 pub mod routes;
+mod table;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -81,6 +86,11 @@ pub struct Limits {
     pub max_rows: usize,
     /// Rows in one response when no `limit` is given.
     pub default_rows: usize,
+    /// Rows a report may have to be sorted by another column than its own
+    /// order (it is read whole to be sorted); more is a 400.
+    pub max_sort_rows: usize,
+    /// Rows in one CSV download (`format=csv`); more is a 400.
+    pub max_csv_rows: usize,
 }
 
 impl Default for Limits {
@@ -92,6 +102,8 @@ impl Default for Limits {
             max_connections: 256,
             max_rows: 10_000,
             default_rows: 1_000,
+            max_sort_rows: 200_000,
+            max_csv_rows: 1_000_000,
         }
     }
 }
@@ -264,6 +276,8 @@ impl Api {
             error(StatusCode::METHOD_NOT_ALLOWED, "only GET is served")
         } else if path == "/healthz" {
             json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+        } else if page::is_page(path) {
+            page::serve(path).unwrap_or_else(|| error(StatusCode::NOT_FOUND, "no such asset"))
         } else if !self.authorized(authorization) {
             let mut r = error(
                 StatusCode::UNAUTHORIZED,

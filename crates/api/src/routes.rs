@@ -8,12 +8,16 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
 use linkgraph_core::{Placement, Rel, format_rfc3339_ms, parse_time};
+use linkgraph_query::render::{BacklinksFormat, Format};
 use linkgraph_query::reports::{BacklinkFilter, Direction, target_domain, target_label};
 use linkgraph_query::velocity::Bucket;
-use linkgraph_query::{QueryError, Reader, normalize_domain, parse_target, render};
+use linkgraph_query::{
+    QueryError, Reader, normalize_domain, parse_target, refdomains_report, render, velocity_report,
+};
 use linkgraph_store::{Status, StoreError, Target};
 use serde_json::{Value, json};
 
+use crate::table::{Order, Table};
 use crate::{Limits, error, json};
 
 /// One query parameter.
@@ -33,6 +37,8 @@ struct Endpoint {
     params: &'static [Param],
     /// Whether it returns `{"links", "next_cursor"}` pages.
     paged: bool,
+    /// How its rows sort and page (`sort`, `order`, `cursor`).
+    table: Option<&'static Table>,
 }
 
 fn string() -> Value {
@@ -87,12 +93,118 @@ const CURSOR: Param = Param {
     repeated: false,
 };
 
+const SORT: Param = Param {
+    name: "sort",
+    doc: "Sort the rows by this column (see x-sortable); default: the report's own order.",
+    schema: string,
+    required: false,
+    repeated: false,
+};
+const ORDER: Param = Param {
+    name: "order",
+    doc: "Direction of `sort`.",
+    schema: || json!({"type": "string", "enum": ["asc", "desc"], "default": "asc"}),
+    required: false,
+    repeated: false,
+};
+const FORMAT: Param = Param {
+    name: "format",
+    doc: "json, or csv: the whole report as `linkgraph <report> --format csv` prints it (at most the server's CSV row cap; `limit` applies, `sort` and `cursor` do not).",
+    schema: || json!({"type": "string", "enum": ["json", "csv"], "default": "json"}),
+    required: false,
+    repeated: false,
+};
+
+const REFDOMAINS: Table = Table {
+    rows: "domains",
+    unique: &["domain"],
+    default: &[("links", true), ("domain", false)],
+    columns: &[
+        "domain",
+        "links",
+        "follow_links",
+        "first_seen",
+        "last_seen",
+        "lost_at",
+    ],
+};
+const ANCHORS: Table = Table {
+    rows: "anchors",
+    unique: &["anchor"],
+    default: &[("refdomains", true), ("links", true), ("anchor", false)],
+    columns: &[
+        "anchor",
+        "kind",
+        "links",
+        "refdomains",
+        "follow_links",
+        "first_seen",
+        "last_seen",
+    ],
+};
+const PAGES: Table = Table {
+    rows: "pages",
+    unique: &["url"],
+    default: &[("refdomains", true), ("links", true), ("url", false)],
+    columns: &["url", "links", "refdomains", "follow_links", "http_status"],
+};
+const OUTLINKS: Table = Table {
+    rows: "domains",
+    unique: &["domain"],
+    default: &[("links", true), ("domain", false)],
+    columns: &["domain", "links", "follow_links"],
+};
+const LINK_COLUMNS: &[&str] = &[
+    "source_url",
+    "target_url",
+    "anchor",
+    "rel",
+    "placement",
+    "kind",
+    "first_seen",
+    "last_seen",
+    "lost_at",
+    "lost_reason",
+];
+const BACKLINKS: Table = Table {
+    rows: "links",
+    unique: &["target_url", "source_url"],
+    default: &[],
+    columns: LINK_COLUMNS,
+};
+const BROKEN: Table = Table {
+    rows: "links",
+    unique: &["target_url", "source_url"],
+    default: &[],
+    columns: &[
+        "source_url",
+        "target_url",
+        "http_status",
+        "anchor",
+        "rel",
+        "placement",
+        "kind",
+        "first_seen",
+        "last_seen",
+        "lost_at",
+        "lost_reason",
+    ],
+};
+
 const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
-        name: "refdomains",
-        summary: "The referring domains of a domain, most links first.",
-        params: &[TARGET_DOMAIN, STATUS, LIMIT],
+        name: "summary",
+        summary: "A domain's link profile at a glance: live referring domains and backlinks, follow share, referring domains gained and lost in the last 30 days, rel, placement and anchor mix.",
+        params: &[TARGET_DOMAIN, FORMAT],
         paged: false,
+        table: None,
+    },
+    Endpoint {
+        name: "refdomains",
+        summary: "The referring domains of a domain, most links first, paged.",
+        params: &[TARGET_DOMAIN, STATUS, LIMIT, CURSOR, SORT, ORDER, FORMAT],
+        paged: false,
+        table: Some(&REFDOMAINS),
     },
     Endpoint {
         name: "backlinks",
@@ -102,6 +214,9 @@ const ENDPOINTS: &[Endpoint] = &[
             STATUS,
             LIMIT,
             CURSOR,
+            SORT,
+            ORDER,
+            FORMAT,
             Param {
                 name: "internal",
                 doc: "Include links from the target's own domain.",
@@ -132,6 +247,7 @@ const ENDPOINTS: &[Endpoint] = &[
             },
         ],
         paged: true,
+        table: Some(&BACKLINKS),
     },
     Endpoint {
         name: "velocity",
@@ -166,20 +282,24 @@ const ENDPOINTS: &[Endpoint] = &[
                 required: false,
                 repeated: false,
             },
+            FORMAT,
         ],
         paged: false,
+        table: None,
     },
     Endpoint {
         name: "anchors",
-        summary: "Anchor texts of a domain's or URL's backlinks, by referring domains.",
-        params: &[TARGET_ANY, STATUS, LIMIT],
+        summary: "Anchor texts of a domain's or URL's backlinks, by referring domains, paged.",
+        params: &[TARGET_ANY, STATUS, LIMIT, CURSOR, SORT, ORDER, FORMAT],
         paged: false,
+        table: Some(&ANCHORS),
     },
     Endpoint {
         name: "pages",
-        summary: "A domain's pages by the backlinks they earn, with their last HTTP status.",
-        params: &[TARGET_DOMAIN, STATUS, LIMIT],
+        summary: "A domain's pages by the backlinks they earn, with their last HTTP status, paged.",
+        params: &[TARGET_DOMAIN, STATUS, LIMIT, CURSOR, SORT, ORDER, FORMAT],
         paged: false,
+        table: Some(&PAGES),
     },
     Endpoint {
         name: "broken",
@@ -189,6 +309,9 @@ const ENDPOINTS: &[Endpoint] = &[
             STATUS,
             LIMIT,
             CURSOR,
+            SORT,
+            ORDER,
+            FORMAT,
             Param {
                 name: "direction",
                 doc: "inbound: the domain's backlinks to its dead pages; outbound: its links to others' dead pages.",
@@ -198,12 +321,14 @@ const ENDPOINTS: &[Endpoint] = &[
             },
         ],
         paged: true,
+        table: Some(&BROKEN),
     },
     Endpoint {
         name: "outlinks",
-        summary: "The domains a domain links to, most links first.",
-        params: &[TARGET_DOMAIN, STATUS, LIMIT],
+        summary: "The domains a domain links to, most links first, paged.",
+        params: &[TARGET_DOMAIN, STATUS, LIMIT, CURSOR, SORT, ORDER, FORMAT],
         paged: false,
+        table: Some(&OUTLINKS),
     },
     Endpoint {
         name: "intersect",
@@ -232,8 +357,10 @@ const ENDPOINTS: &[Endpoint] = &[
             },
             STATUS,
             LIMIT,
+            FORMAT,
         ],
         paged: false,
+        table: None,
     },
 ];
 
@@ -243,6 +370,7 @@ pub fn endpoint_label(path: &str) -> &'static str {
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         "/v1/openapi.json" => "openapi",
+        _ if crate::page::is_page(path) => "page",
         _ => path
             .strip_prefix("/v1/")
             .and_then(|n| ENDPOINTS.iter().find(|e| e.name == n))
@@ -340,6 +468,29 @@ impl Params {
     fn cursor(&self) -> Result<Option<String>, BadRequest> {
         self.parsed("cursor", unhex)
     }
+
+    /// True for `format=csv`.
+    fn csv(&self) -> Result<bool, BadRequest> {
+        Ok(self
+            .parsed("format", |v| match v {
+                "json" => Some(false),
+                "csv" => Some(true),
+                _ => None,
+            })?
+            .unwrap_or(false))
+    }
+
+    /// The order of `table`'s rows this request asks for.
+    fn order(&self, table: &Table) -> Result<Order, BadRequest> {
+        let desc = self
+            .parsed("order", |v| match v {
+                "asc" => Some(false),
+                "desc" => Some(true),
+                _ => None,
+            })?
+            .unwrap_or(false);
+        Order::new(table, self.one("sort"), desc).map_err(BadRequest)
+    }
 }
 
 fn hex(s: &str) -> String {
@@ -404,12 +555,373 @@ pub async fn route(
         Ok(p) => p,
         Err(BadRequest(m)) => return error(StatusCode::BAD_REQUEST, m),
     };
-    match report(reader, limits, endpoint, &params).await {
-        Ok(Ok(v)) => json(StatusCode::OK, &v),
+    let answer = match params.csv() {
+        Ok(false) => report(reader, limits, endpoint, &params)
+            .await
+            .map(|r| r.map(Body::Json)),
+        Ok(true) => csv_report(reader, limits, endpoint, &params)
+            .await
+            .map(|r| r.map(Body::Csv)),
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(Ok(Body::Json(v))) => json(StatusCode::OK, &v),
+        Ok(Ok(Body::Csv(bytes))) => csv(endpoint.name, params.one("target"), bytes),
         Ok(Err(e)) => query_error(&e),
         Err(BadRequest(m)) => error(StatusCode::BAD_REQUEST, m),
     }
 }
+
+/// A report's answer.
+enum Body {
+    Json(Value),
+    Csv(Vec<u8>),
+}
+
+/// A CSV download named after the report and its target.
+fn csv(report: &str, target: Option<&str>, bytes: Vec<u8>) -> Response<Full<Bytes>> {
+    let safe: String = target
+        .unwrap_or("report")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    let headers = r.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+        "attachment; filename=\"{report}-{safe}.csv\""
+    )) {
+        headers.insert(hyper::header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+/// Counts the lines written through it (a CSV row is one line: anchors
+/// and URLs hold no line breaks).
+struct Lines(Vec<u8>);
+
+impl Lines {
+    fn rows(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            .saturating_sub(1)
+    }
+}
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+macro_rules! tryq {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
+/// Runs one report as the CLI's CSV: a bad parameter is the outer error, a
+/// failed report the inner one.
+async fn csv_report(
+    reader: &Reader,
+    limits: &Limits,
+    endpoint: &Endpoint,
+    p: &Params,
+) -> Result<Result<Vec<u8>, QueryError>, BadRequest> {
+    for name in ["sort", "order", "cursor", "rel", "placement", "since"] {
+        if p.one(name).is_some() {
+            return Err(BadRequest(format!(
+                "{name} does not apply to format=csv: the CSV is the whole report, as the CLI prints it"
+            )));
+        }
+    }
+    let status = p.status()?;
+    let cap = limits.max_csv_rows;
+    let limit = p.parsed("limit", |v| v.parse::<usize>().ok())?;
+    // One row past the cap tells a report that does not fit from one that does.
+    let lim = Some(limit.unwrap_or(usize::MAX).min(cap.saturating_add(1)));
+    let domain = || normalize_domain(p.one("target").unwrap_or_default());
+    let target = || parse_target(p.one("target").unwrap_or_default());
+    let mut out = Lines(Vec::new());
+    let csv = Format::Csv;
+    let io = |r: std::io::Result<()>| r.map_err(QueryError::from);
+    match endpoint.name {
+        "summary" => {
+            let r = tryq!(reader.summary(&tryq!(domain())).await);
+            tryq!(io(render::write_summary(&mut out, &r, csv)));
+        }
+        "refdomains" => {
+            let d = tryq!(domain());
+            tryq!(refdomains_report(reader, &mut out, &d, status, lim, csv).await);
+        }
+        "velocity" => {
+            let (bucket, range, all) = velocity_params(p)?;
+            let d = tryq!(domain());
+            tryq!(velocity_report(reader, &mut out, &d, bucket, range, all, csv).await);
+        }
+        "anchors" => {
+            let r = tryq!(reader.anchors(&tryq!(target()), status, lim).await);
+            tryq!(io(render::write_anchors(&mut out, &r, csv)));
+        }
+        "pages" => {
+            let r = tryq!(reader.pages(&tryq!(domain()), status, lim).await);
+            tryq!(io(render::write_pages(&mut out, &r, csv)));
+        }
+        "outlinks" => {
+            let r = tryq!(reader.outlinks(&tryq!(domain()), status, lim).await);
+            tryq!(io(render::write_outlinks(&mut out, &r, csv)));
+        }
+        "intersect" => {
+            let (targets, exclude, min) = tryq!(intersect_params(p)?);
+            let r = tryq!(reader.intersect(&targets, &exclude, min, status, lim).await);
+            tryq!(io(render::write_intersect(&mut out, &r, csv)));
+        }
+        "backlinks" => {
+            let t = tryq!(target());
+            tryq!(reader.ensure_known(target_domain(&t)).await);
+            let source = Source::Backlinks {
+                target: &t,
+                internal: p.flag("internal")?,
+                filter: BacklinkFilter::default(),
+            };
+            tryq!(source.csv(reader, &mut out, status, lim).await);
+        }
+        "broken" => {
+            let d = tryq!(domain());
+            tryq!(reader.ensure_known(&d).await);
+            let direction = direction(p)?;
+            let source = Source::Broken {
+                domain: &d,
+                direction,
+            };
+            tryq!(source.csv(reader, &mut out, status, lim).await);
+        }
+        other => return Err(BadRequest(format!("no CSV of {other:?}"))),
+    }
+    if out.rows() > cap && limit.is_none_or(|l| l > cap) {
+        return Err(BadRequest(format!(
+            "the report has more than this server's CSV cap of {cap} rows: give a limit, page the JSON, or use `linkgraph export`"
+        )));
+    }
+    Ok(Ok(out.0))
+}
+
+/// A velocity request: bucket, `[from, to)` and include_discovered.
+type VelocityArgs = (Bucket, (Option<i64>, Option<i64>), bool);
+
+fn velocity_params(p: &Params) -> Result<VelocityArgs, BadRequest> {
+    let bucket = p
+        .parsed("bucket", |v| match v {
+            "day" => Some(Bucket::Day),
+            "week" => Some(Bucket::Week),
+            _ => None,
+        })?
+        .unwrap_or(Bucket::Day);
+    let from = p.parsed("from", parse_time)?;
+    let to = p.parsed("to", parse_time)?;
+    Ok((bucket, (from, to), p.flag("include_discovered")?))
+}
+
+fn direction(p: &Params) -> Result<Direction, BadRequest> {
+    Ok(p.parsed("direction", |v| match v {
+        "inbound" => Some(Direction::Inbound),
+        "outbound" => Some(Direction::Outbound),
+        _ => None,
+    })?
+    .unwrap_or_default())
+}
+
+type IntersectArgs = (Vec<String>, Vec<String>, Option<usize>);
+
+fn intersect_params(p: &Params) -> Result<Result<IntersectArgs, QueryError>, BadRequest> {
+    let min = p.parsed("min_targets", |v| v.parse::<usize>().ok())?;
+    let mut targets = Vec::new();
+    for t in p.all("target") {
+        targets.push(tryq!(normalize_domain(t)));
+    }
+    let mut exclude = Vec::new();
+    for t in p.all("exclude") {
+        exclude.push(tryq!(normalize_domain(t)));
+    }
+    Ok(Ok((targets, exclude, min)))
+}
+
+/// Sorts and pages the `table.rows` array of a whole report `doc`.
+fn page_doc(mut doc: Value, table: &Table, p: &Params, limit: usize) -> Result<Value, BadRequest> {
+    let order = p.order(table)?;
+    let rows = match doc.get_mut(table.rows).map(Value::take) {
+        Some(Value::Array(rows)) => rows,
+        _ => Vec::new(),
+    };
+    let page = order
+        .page(rows, p.cursor()?.as_deref(), limit)
+        .map_err(BadRequest)?;
+    doc[table.rows] = Value::Array(page.rows);
+    doc["next_cursor"] = json!(page.next.as_deref().map(hex));
+    Ok(doc)
+}
+
+/// A store-paged report: its rows come a page at a time, in key order.
+enum Source<'a> {
+    Backlinks {
+        target: &'a Target,
+        internal: bool,
+        filter: BacklinkFilter,
+    },
+    Broken {
+        domain: &'a str,
+        direction: Direction,
+    },
+}
+
+impl Source<'_> {
+    /// One page of rows after `cursor`, and the cursor after it.
+    async fn rows(
+        &self,
+        reader: &Reader,
+        status: Status,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<(Vec<Value>, Option<String>), QueryError> {
+        match self {
+            Source::Backlinks {
+                target,
+                internal,
+                filter,
+            } => {
+                let page = reader
+                    .backlinks_page(target, *internal, status, *filter, limit, cursor)
+                    .await?;
+                let rows = page.links.iter().map(render::backlink_json).collect();
+                Ok((rows, page.next))
+            }
+            Source::Broken { domain, direction } => {
+                let page = reader
+                    .broken_page(domain, *direction, status, limit, cursor)
+                    .await?;
+                let rows = page
+                    .links
+                    .iter()
+                    .map(|b| render::broken_json(b, *direction))
+                    .collect();
+                Ok((rows, page.next))
+            }
+        }
+    }
+
+    /// Writes up to `limit` rows as the CLI's CSV, page by page.
+    async fn csv(
+        &self,
+        reader: &Reader,
+        out: &mut Lines,
+        status: Status,
+        limit: Option<usize>,
+    ) -> Result<(), QueryError> {
+        let f = BacklinksFormat::Csv;
+        match self {
+            Source::Backlinks { .. } => render::write_backlinks_header(out, f)?,
+            Source::Broken { direction, .. } => render::write_broken_header(out, *direction, f)?,
+        }
+        let mut left = limit.unwrap_or(usize::MAX);
+        let mut cursor = None;
+        while left > 0 {
+            let n = left.min(SORT_CHUNK);
+            let next = match self {
+                Source::Backlinks {
+                    target,
+                    internal,
+                    filter,
+                } => {
+                    let page = reader
+                        .backlinks_page(target, *internal, status, *filter, n, cursor)
+                        .await?;
+                    render::write_backlinks(out, &page.links, f)?;
+                    left = left.saturating_sub(page.links.len());
+                    page.next
+                }
+                Source::Broken { domain, direction } => {
+                    let page = reader
+                        .broken_page(domain, *direction, status, n, cursor)
+                        .await?;
+                    render::write_broken(out, &page.links, *direction, f)?;
+                    left = left.saturating_sub(page.links.len());
+                    page.next
+                }
+            };
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Every row, read into memory to be sorted, up to the server's sort
+    /// cap.
+    async fn all(
+        &self,
+        reader: &Reader,
+        limits: &Limits,
+        status: Status,
+    ) -> Result<Result<Vec<Value>, QueryError>, BadRequest> {
+        let mut rows = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, after) = tryq!(self.rows(reader, status, SORT_CHUNK, cursor).await);
+            rows.extend(page);
+            if rows.len() > limits.max_sort_rows {
+                return Err(BadRequest(format!(
+                    "sorting is served for at most {} rows and this report has more: page it in its own order, or use `linkgraph export`",
+                    limits.max_sort_rows
+                )));
+            }
+            match after {
+                Some(a) => cursor = Some(a),
+                None => return Ok(Ok(rows)),
+            }
+        }
+    }
+
+    /// A page of the report: in key order, or sorted by `sort`.
+    async fn page(
+        &self,
+        reader: &Reader,
+        limits: &Limits,
+        (p, status, limit): (&Params, Status, usize),
+        (target, table): (&Target, &Table),
+    ) -> Result<Result<Value, QueryError>, BadRequest> {
+        if p.one("sort").is_some() {
+            let rows = tryq!(self.all(reader, limits, status).await?);
+            let doc = json!({"target": target_label(target), "links": rows});
+            Ok(Ok(page_doc(doc, table, p, limit)?))
+        } else {
+            let (rows, next) = tryq!(self.rows(reader, status, limit, p.cursor()?).await);
+            Ok(Ok(paged(target, rows, next.as_deref())))
+        }
+    }
+}
+
+/// Rows per store read when a paged report is read whole to be sorted.
+const SORT_CHUNK: usize = 5_000;
 
 /// Runs one report: a bad parameter is the outer error, a failed report the
 /// inner one.
@@ -423,54 +935,54 @@ async fn report(
     let lim = || p.limit(limits);
     // The `target` parameter as a registrable domain.
     let domain = |p: &Params| normalize_domain(p.one("target").unwrap_or_default());
-    macro_rules! tryq {
-        ($e:expr) => {
-            match $e {
-                Ok(v) => v,
-                Err(e) => return Ok(Err(e)),
-            }
-        };
-    }
     let to_value = |v: Result<Value, serde_json::Error>| v.unwrap_or_default();
     let v = match endpoint.name {
+        "summary" => {
+            let d = tryq!(domain(p));
+            to_value(serde_json::to_value(tryq!(reader.summary(&d).await)))
+        }
         "refdomains" => {
             let limit = lim()?;
             let d = tryq!(domain(p));
             let rows = tryq!(reader.refdomains(&d, status).await);
-            render::refdomains_json(&d, &rows[..rows.len().min(limit)], rows.len())
+            let doc = render::refdomains_json(&d, &rows, rows.len());
+            page_doc(doc, &REFDOMAINS, p, limit)?
         }
         "anchors" => {
             let limit = lim()?;
             let target = tryq!(parse_target(p.one("target").unwrap_or_default()));
-            to_value(serde_json::to_value(tryq!(
-                reader.anchors(&target, status, Some(limit)).await
-            )))
+            let doc = to_value(serde_json::to_value(tryq!(
+                reader.anchors(&target, status, None).await
+            )));
+            page_doc(doc, &ANCHORS, p, limit)?
         }
         "pages" => {
             let limit = lim()?;
             let d = tryq!(domain(p));
-            to_value(serde_json::to_value(tryq!(
-                reader.pages(&d, status, Some(limit)).await
-            )))
+            // The report's order needs no status, so only the page shown is
+            // looked up, unless the rows are sorted by another column.
+            let whole = p.one("sort").is_some() || p.one("cursor").is_some();
+            let n = if whole {
+                None
+            } else {
+                Some(limit.saturating_add(1))
+            };
+            let doc = to_value(serde_json::to_value(tryq!(
+                reader.pages(&d, status, n).await
+            )));
+            page_doc(doc, &PAGES, p, limit)?
         }
         "outlinks" => {
             let limit = lim()?;
             let d = tryq!(domain(p));
-            to_value(serde_json::to_value(tryq!(
-                reader.outlinks(&d, status, Some(limit)).await
-            )))
+            let doc = to_value(serde_json::to_value(tryq!(
+                reader.outlinks(&d, status, None).await
+            )));
+            page_doc(doc, &OUTLINKS, p, limit)?
         }
         "intersect" => {
             let limit = lim()?;
-            let min = p.parsed("min_targets", |v| v.parse::<usize>().ok())?;
-            let mut targets = Vec::new();
-            for t in p.all("target") {
-                targets.push(tryq!(normalize_domain(t)));
-            }
-            let mut exclude = Vec::new();
-            for t in p.all("exclude") {
-                exclude.push(tryq!(normalize_domain(t)));
-            }
+            let (targets, exclude, min) = tryq!(intersect_params(p)?);
             to_value(serde_json::to_value(tryq!(
                 reader
                     .intersect(&targets, &exclude, min, status, Some(limit))
@@ -478,22 +990,13 @@ async fn report(
             )))
         }
         "velocity" => {
-            let bucket = p
-                .parsed("bucket", |v| match v {
-                    "day" => Some(Bucket::Day),
-                    "week" => Some(Bucket::Week),
-                    _ => None,
-                })?
-                .unwrap_or(Bucket::Day);
-            let from = p.parsed("from", parse_time)?;
-            let to = p.parsed("to", parse_time)?;
-            let all = p.flag("include_discovered")?;
+            let (bucket, range, all) = velocity_params(p)?;
             let d = tryq!(domain(p));
-            let v = tryq!(reader.velocity(&d, bucket, (from, to), all).await);
+            let v = tryq!(reader.velocity(&d, bucket, range, all).await);
             render::velocity_json(&v)
         }
         "backlinks" => {
-            let (limit, cursor) = (lim()?, p.cursor()?);
+            let limit = lim()?;
             let internal = p.flag("internal")?;
             let filter = BacklinkFilter {
                 rel: p.parsed("rel", |v| match v {
@@ -507,36 +1010,30 @@ async fn report(
             };
             let target = tryq!(parse_target(p.one("target").unwrap_or_default()));
             tryq!(reader.ensure_known(target_domain(&target)).await);
-            let page = tryq!(
-                reader
-                    .backlinks_page(&target, internal, status, filter, limit, cursor)
-                    .await
-            );
-            let links: Vec<Value> = page.links.iter().map(render::backlink_json).collect();
-            paged(&target, links, page.next.as_deref())
+            let source = Source::Backlinks {
+                target: &target,
+                internal,
+                filter,
+            };
+            let ctx = (p, status, limit);
+            tryq!(
+                source
+                    .page(reader, limits, ctx, (&target, &BACKLINKS))
+                    .await?
+            )
         }
         "broken" => {
-            let (limit, cursor) = (lim()?, p.cursor()?);
-            let direction = p
-                .parsed("direction", |v| match v {
-                    "inbound" => Some(Direction::Inbound),
-                    "outbound" => Some(Direction::Outbound),
-                    _ => None,
-                })?
-                .unwrap_or_default();
+            let limit = lim()?;
+            let direction = direction(p)?;
             let d = tryq!(domain(p));
             tryq!(reader.ensure_known(&d).await);
-            let page = tryq!(
-                reader
-                    .broken_page(&d, direction, status, limit, cursor)
-                    .await
-            );
-            let links: Vec<Value> = page
-                .links
-                .iter()
-                .map(|b| render::broken_json(b, direction))
-                .collect();
-            let mut v = paged(&Target::Domain(d), links, page.next.as_deref());
+            let target = Target::Domain(d.clone());
+            let source = Source::Broken {
+                domain: &d,
+                direction,
+            };
+            let ctx = (p, status, limit);
+            let mut v = tryq!(source.page(reader, limits, ctx, (&target, &BROKEN)).await?);
             v["direction"] = json!(direction.as_str());
             v
         }
@@ -583,11 +1080,13 @@ pub fn openapi() -> Value {
         } else {
             "The report, as `linkgraph <report> --format json` prints it."
         };
+        let sortable = e.table.map(|t| t.columns.to_vec()).unwrap_or_default();
         paths.insert(
             format!("/v1/{}", e.name),
             json!({"get": {
                 "operationId": e.name,
                 "summary": e.summary,
+                "x-sortable": sortable,
                 "parameters": params,
                 "responses": {
                     "200": {"description": ok, "content": {"application/json": {"schema": {"type": "object"}}}},
