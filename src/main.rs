@@ -114,14 +114,9 @@ fn main() -> std::process::ExitCode {
         };
         set_clock_start(ms);
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("LINKGRAPH_BLOCKING_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        builder.max_blocking_threads(n);
-    }
-    let runtime = builder.enable_all().build();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
     let result = match runtime {
         Ok(rt) => rt.block_on(run(cli)),
         Err(e) => Err(anyhow::anyhow!("cannot start the async runtime: {e}")),
