@@ -187,11 +187,12 @@ impl Drop for Server {
     }
 }
 
-async fn serve_data(data: &Path, now_ms: i64) -> Server {
+async fn serve_data(data: &Path, now_ms: i64, extra: &[&str]) -> Server {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
         .args(["serve", "--data", &data.display().to_string()])
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .env("LINKGRAPH_LOG", "warn")
         .envs(env_at(now_ms))
         .stdout(Stdio::null())
@@ -337,7 +338,7 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
         "the burst should bring new referring domains: {summary}"
     );
 
-    let server = serve_data(&data, now).await;
+    let server = serve_data(&data, now, &[]).await;
     let b = browser().await;
     let c = &b.client;
     c.goto(&format!("{}/domain/{popular}", server.base))
@@ -565,6 +566,39 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
         c.current_url().await.unwrap().path(),
         format!("/domain/{other}")
     );
+
+    // Behind a token, the page asks for it once and then shows the data.
+    drop(server);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let token_arg = token_file.display().to_string();
+    let server = serve_data(&data, now, &["--auth-token-file", &token_arg]).await;
+    c.goto(&format!("{}/domain/{popular}", server.base))
+        .await
+        .unwrap();
+    wait_for(
+        c,
+        "!document.getElementById('auth').hidden",
+        "the token form",
+    )
+    .await;
+    let input = c.find(Locator::Id("token-input")).await.unwrap();
+    input.send_keys("s3cret-token\n").await.unwrap();
+    wait_for(
+        c,
+        &format!("document.body.dataset.loaded === '{popular}' && document.getElementById('status').textContent === ''"),
+        "the overview behind a token",
+    )
+    .await;
+    let shown = js(
+        c,
+        "document.querySelector('[data-figure=\"referring_domains\"]').textContent",
+    )
+    .await;
+    assert_eq!(
+        Some(number(shown.as_str().unwrap())),
+        summary["referring_domains"].as_u64()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -614,7 +648,7 @@ async fn a_domain_with_100k_backlinks_opens_without_loading_them_all() {
             w.await.unwrap();
         }
     }
-    let server = serve_data(&data, now + DAY).await;
+    let server = serve_data(&data, now + DAY, &[]).await;
     let b = browser().await;
     let c = &b.client;
     let started = Instant::now();

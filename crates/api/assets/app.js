@@ -109,11 +109,12 @@
       tr.appendChild(el("th", null, name)).scope = "row";
       tr.appendChild(el("td", "num", fmt.format(share.links)));
       tr.appendChild(el("td", "num", fmt.format(share.refdomains)));
-      const td = el("td");
+      const td = el("td", "share");
       const pct = total ? (100 * share.links) / total : 0;
-      const bar = el("div", "bar");
+      const track = el("span", "track");
+      const bar = track.appendChild(el("span", "bar"));
       bar.style.width = pct.toFixed(1) + "%";
-      td.append(bar, el("span", null, pct.toFixed(1) + "%"));
+      td.append(track, el("span", null, pct.toFixed(1) + "%"));
       tr.appendChild(td);
       body.appendChild(tr);
     }

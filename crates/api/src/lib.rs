@@ -437,6 +437,130 @@ mod tests {
         assert_eq!(res.status().as_u16(), 405);
     }
 
+    async fn text(api: &Api, target: &str) -> (u16, String, String) {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let res = api.answer(&hyper::Method::GET, path, query, None).await;
+        let status = res.status().as_u16();
+        let ct = res
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (status, ct, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn tables_sort_page_and_download_as_the_cli_prints_them() {
+        let (_dir, api) = api(None, Limits::default()).await;
+        // Pages of one row, sorted by domain descending, then by the
+        // report's own order: every row once, in order.
+        for (sort, want) in [
+            ("&sort=domain&order=desc", ["b.org", "a.com"]),
+            ("&sort=domain&order=asc", ["a.com", "b.org"]),
+            ("", ["a.com", "b.org"]),
+        ] {
+            let mut got = Vec::new();
+            let mut cursor = String::new();
+            loop {
+                let q = format!("/v1/refdomains?target=t.com&limit=1{sort}{cursor}");
+                let (code, body) = get(&api, &q, None).await;
+                assert_eq!(code, 200, "{body}");
+                assert_eq!(body["referring_domains"], 2);
+                for d in body["domains"].as_array().into_iter().flatten() {
+                    got.push(d["domain"].as_str().unwrap_or_default().to_owned());
+                }
+                match body["next_cursor"].as_str() {
+                    Some(c) => cursor = format!("&cursor={c}"),
+                    None => break,
+                }
+            }
+            assert_eq!(got, want, "{sort}");
+        }
+        // A cursor of one order is refused by another; unknown columns too.
+        let (_, first) = get(
+            &api,
+            "/v1/refdomains?target=t.com&limit=1&sort=domain",
+            None,
+        )
+        .await;
+        let c = first["next_cursor"].as_str().unwrap_or_default();
+        let q = format!("/v1/refdomains?target=t.com&limit=1&sort=links&cursor={c}");
+        assert_eq!(get(&api, &q, None).await.0, 400);
+        let (code, body) = get(&api, "/v1/anchors?target=t.com&sort=nope", None).await;
+        assert_eq!(code, 400);
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("sortable")),
+            "{body}"
+        );
+        // Backlinks sorted by source descending.
+        let (_, body) = get(
+            &api,
+            "/v1/backlinks?target=t.com&sort=source_url&order=desc&limit=10",
+            None,
+        )
+        .await;
+        let sources: Vec<&str> = body["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["source_url"].as_str())
+            .collect();
+        assert_eq!(sources.len(), 6);
+        assert!(sources.windows(2).all(|w| w[0] >= w[1]), "{sources:?}");
+        // CSV is the CLI's rendering of the same report.
+        let (code, ct, csv) = text(&api, "/v1/anchors?target=t.com&format=csv").await;
+        assert_eq!((code, ct.as_str()), (200, "text/csv; charset=utf-8"));
+        let report = api
+            .reader
+            .anchors(
+                &linkgraph_store::Target::Domain("t.com".into()),
+                linkgraph_store::Status::Live,
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut want = Vec::new();
+        linkgraph_query::render::write_anchors(
+            &mut want,
+            &report,
+            linkgraph_query::render::Format::Csv,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(csv.as_bytes(), want.as_slice());
+        let (code, _, csv) = text(&api, "/v1/backlinks?target=t.com&format=csv").await;
+        assert_eq!((code, csv.lines().count()), (200, 7), "{csv}");
+        let (code, _, _) = text(&api, "/v1/backlinks?target=t.com&format=csv&sort=anchor").await;
+        assert_eq!(code, 400);
+        let (code, summary) = get(&api, "/v1/summary?target=t.com", None).await;
+        assert_eq!(code, 200);
+        assert_eq!(
+            (
+                summary["referring_domains"].as_u64(),
+                summary["backlinks"].as_u64()
+            ),
+            (Some(2), Some(6))
+        );
+        // The page and its assets need no token, and hold no data.
+        let (_dir, locked) = api_with_token().await;
+        let (code, ct, html) = text(&locked, "/domain/t.com").await;
+        assert_eq!((code, ct.as_str()), (200, "text/html; charset=utf-8"));
+        assert!(html.contains("/assets/app.js") && !html.contains("t.com"));
+        assert_eq!(get(&locked, "/v1/summary?target=t.com", None).await.0, 401);
+    }
+
+    async fn api_with_token() -> (tempfile::TempDir, Api) {
+        api(Some("s3cret"), Limits::default()).await
+    }
+
     #[test]
     fn binding_beyond_loopback_needs_a_decision() {
         let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap_or_else(|e| panic!("{e}"));
