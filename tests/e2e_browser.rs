@@ -383,7 +383,15 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
         );
     }
     let share = summary["follow_share"].as_f64().unwrap() * 100.0;
-    assert_eq!(fig("follow_share").await, format!("{share:.1}%"));
+    let shown: f64 = fig("follow_share")
+        .await
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(
+        (shown - share).abs() <= 0.051,
+        "follow share {shown}% for {share}"
+    );
     assert_eq!(fig("authority").await, "not computed yet");
 
     // The chart: one bar per week in each series, as the CLI's weekly
@@ -461,6 +469,14 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
         })
         .collect();
     assert_eq!(seen, want);
+
+    // Each anchor's share of the referring domains.
+    let total = summary["referring_domains"].as_f64().unwrap();
+    for r in table_rows(c, "anchors").await {
+        let share = 100.0 * number(&r[2]) as f64 / total;
+        let shown: f64 = r[3].trim_end_matches('%').parse().unwrap();
+        assert!((shown - share).abs() <= 0.051, "{r:?}: {share}");
+    }
 
     // Sorting by a column, both ways.
     click(

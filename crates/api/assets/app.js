@@ -10,6 +10,8 @@
   let token = sessionStorage.getItem("linkgraph-token") || "";
   let current = null; // the domain shown
   let generation = 0; // bumps on every navigation; stale answers are dropped
+  let totalRefdomains = 0; // of the domain shown, for the anchors' shares
+  let tables = {}; // the tables shown, by name
 
   /** An element with optional class and text. */
   function el(tag, cls, text) {
@@ -86,6 +88,8 @@
   }
 
   function showSummary(s) {
+    totalRefdomains = s.referring_domains;
+    if (tables.anchors) tables.anchors.rerender();
     figure("referring_domains", fmt.format(s.referring_domains));
     figure("backlinks", fmt.format(s.backlinks));
     figure("follow_share", (s.follow_share * 100).toFixed(1) + "%");
@@ -200,7 +204,7 @@
       const li = el("li");
       li.append(el("span", "url", p.url), ` answers ${p.http_status}: `);
       li.append(`${fmt.format(p.refdomains)} referring domain${p.refdomains === 1 ? "" : "s"} ` +
-        `(${fmt.format(p.links)} links) point at it: `);
+        `(${fmt.format(p.links)} link${p.links === 1 ? "" : "s"}) point at it, from `);
       li.append(el("span", "domains", domains.slice(0, 8).join(", ") + (domains.length > 8 ? `, and ${domains.length - 8} more hosts` : "")));
       li.append(". Redirect it to a live page to reclaim them.");
       list.appendChild(li);
@@ -228,6 +232,7 @@
     anchors: {
       endpoint: "anchors", rows: "anchors", sortable: true,
       columns: [["anchor", "Anchor", text], ["kind", "Class", text], ["refdomains", "Domains", num, "num"],
+        ["refdomains", "Share of domains", (v) => (totalRefdomains ? ((100 * v) / totalRefdomains).toFixed(1) + "%" : ""), "num"],
         ["links", "Links", num, "num"], ["follow_links", "Follow", num, "num"], ["first_seen", "First seen", day]],
     },
     pages: {
@@ -325,7 +330,12 @@
       }
     }
 
+    rerender() {
+      if (this.rows) this.render(this.rows);
+    }
+
     render(rows) {
+      this.rows = rows;
       this.body.replaceChildren();
       for (const row of rows) {
         const tr = el("tr");
@@ -370,8 +380,11 @@
     document.title = domain + " · linkgraph";
     $("#domain-input").value = domain;
     setStatus("Loading…");
+    totalRefdomains = 0;
+    tables = {};
     for (const name of Object.keys(TABLES)) {
-      new Table($(`[data-table="${name}"]`), name, domain).go(0);
+      tables[name] = new Table($(`[data-table="${name}"]`), name, domain);
+      tables[name].go(0);
     }
     const jobs = [
       api("summary", { target: domain }).then((s) => gen === generation && showSummary(s)),
