@@ -188,6 +188,8 @@ impl Drop for Server {
 }
 
 async fn serve_data(data: &Path, now_ms: i64, extra: &[&str]) -> Server {
+    // reqwest is built without a default TLS provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
         .args(["serve", "--data", &data.display().to_string()])
@@ -353,6 +355,19 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
     for t in ["refdomains", "backlinks", "anchors", "pages", "broken"] {
         wait_for(c, &loaded(t), t).await;
     }
+    wait_for(
+        c,
+        &format!("document.body.dataset.reclaimed === '{popular}'"),
+        "the broken pages to reclaim",
+    )
+    .await;
+    let reclaim = js(c, "document.getElementById('reclaim').textContent").await;
+    assert!(
+        reclaim
+            .as_str()
+            .is_some_and(|r| r.contains("answers 404") || r.contains("answers 410")),
+        "{reclaim}"
+    );
     let status = js(c, "document.getElementById('status').textContent").await;
     assert_eq!(status, "", "the page reported a failure");
 
@@ -679,7 +694,12 @@ async fn a_domain_with_100k_backlinks_opens_without_loading_them_all() {
     .await;
     wait_for(c, &loaded("backlinks"), "backlinks").await;
     let took = started.elapsed();
-    eprintln!("a domain with 100,000 backlinks opened in {took:?} (debug build)");
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    eprintln!("a domain with 100,000 backlinks opened in {took:?} ({profile} build)");
     let backlinks = js(
         c,
         "document.querySelector('[data-figure=backlinks]').textContent",
@@ -692,7 +712,16 @@ async fn a_domain_with_100k_backlinks_opens_without_loading_them_all() {
     )
     .await;
     assert_eq!(refdomains, "400");
-    // One page of each table is in the page, never every row.
+    // The tables further down follow; one page of each is in the page,
+    // never every row.
+    wait_for(
+        c,
+        "document.body.dataset.reclaimed === 'big.test'",
+        "the whole page",
+    )
+    .await;
+    assert_eq!(table_rows(c, "anchors").await.len(), 7);
+    assert_eq!(table_rows(c, "pages").await.len(), 50);
     let rows = js(c, "document.querySelectorAll('tbody tr').length").await;
     assert!(rows.as_u64().unwrap() < 500, "{rows} rows in the page");
     assert_eq!(table_rows(c, "backlinks").await.len(), 50);

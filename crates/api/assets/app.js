@@ -384,19 +384,31 @@
     tables = {};
     for (const name of Object.keys(TABLES)) {
       tables[name] = new Table($(`[data-table="${name}"]`), name, domain);
-      tables[name].go(0);
     }
+    // What the first screen shows loads first; the tables further down,
+    // each a read of the domain's every link, load once it is up, so a
+    // large domain opens as fast as its headline figures come.
+    const first = ["refdomains", "backlinks"];
     const jobs = [
+      ...first.map((name) => tables[name].go(0)),
       api("summary", { target: domain }).then((s) => gen === generation && showSummary(s)),
       api("velocity", { target: domain, bucket: "week" }).then((v) => gen === generation && showVelocity(v)),
-      showReclaim(domain, gen),
     ];
-    const results = await Promise.allSettled(jobs);
+    const failed = (await Promise.allSettled(jobs)).find((r) => r.status === "rejected");
     if (gen !== generation) return;
-    const failed = results.find((r) => r.status === "rejected");
     if (failed) setStatus("Cannot load " + domain + ": " + failed.reason.message, true);
     else setStatus("");
     document.body.dataset.loaded = domain;
+    await Promise.allSettled(
+      Object.keys(tables).filter((name) => !first.includes(name)).map((name) => tables[name].go(0))
+    );
+    if (gen !== generation) return;
+    try {
+      await showReclaim(domain, gen);
+    } catch (e) {
+      if (gen === generation) setStatus("Cannot list the broken pages: " + e.message, true);
+    }
+    if (gen === generation) document.body.dataset.reclaimed = domain;
   }
 
   function route() {

@@ -4,12 +4,13 @@
 //! rel, placement and anchor mixes. Also the anchor classes the mix is made
 //! of ([`anchor_kind`]), shared with every report that classifies anchors.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use linkgraph_core::{Placement, Rel, format_rfc3339_ms, now_ms};
 use linkgraph_store::{Status, Target};
 use serde::Serialize;
 
+use crate::reports::DomainIds;
 use crate::velocity::Bucket;
 use crate::{QueryError, Reader};
 
@@ -152,19 +153,18 @@ pub struct Summary {
     pub authority: Option<f64>,
 }
 
-/// Tallies one slice: links and distinct domains.
+/// Tallies one slice: links and distinct domains (numbered by
+/// [`DomainIds`]).
 #[derive(Default)]
 struct Slice {
     links: u64,
-    domains: HashSet<String>,
+    domains: HashSet<u32>,
 }
 
 impl Slice {
-    fn add(&mut self, domain: &str) {
+    fn add(&mut self, domain: u32) {
         self.links += 1;
-        if !self.domains.contains(domain) {
-            self.domains.insert(domain.to_owned());
-        }
+        self.domains.insert(domain);
     }
 }
 
@@ -197,8 +197,11 @@ impl Reader {
         let mut placement: BTreeMap<u8, Slice> = BTreeMap::new();
         let mut anchors: BTreeMap<AnchorKind, Slice> = BTreeMap::new();
         let flags = [Rel::NOFOLLOW, Rel::SPONSORED, Rel::UGC];
+        let mut ids = DomainIds::default();
+        // Anchors repeat: each is classified once.
+        let mut kinds: HashMap<String, AnchorKind> = HashMap::new();
         self.each_backlink(&target, Status::Live, |b| {
-            let d = b.link.source_domain();
+            let d = ids.of(&b.link.source_url);
             all.add(d);
             if b.link.rel.is_follow() {
                 follow += 1;
@@ -208,7 +211,14 @@ impl Reader {
                 rel.entry(f.bits()).or_default().add(d);
             }
             placement.entry(b.link.placement.code()).or_default().add(d);
-            let kind = anchor_kind(&b.link.anchor, domain);
+            let kind = match kinds.get(&b.link.anchor) {
+                Some(k) => *k,
+                None => {
+                    let k = anchor_kind(&b.link.anchor, domain);
+                    kinds.insert(b.link.anchor.clone(), k);
+                    k
+                }
+            };
             anchors.entry(kind).or_default().add(d);
         })
         .await?;

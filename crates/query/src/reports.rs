@@ -170,18 +170,42 @@ pub struct BrokenPage {
     pub next: Option<String>,
 }
 
+/// Numbers the source domains of the links a report reads, by their
+/// source host: one hash lookup per link instead of a Public Suffix List
+/// walk and a string set insert per group.
+#[derive(Default)]
+pub(crate) struct DomainIds {
+    by_host: HashMap<String, u32>,
+    by_domain: HashMap<String, u32>,
+}
+
+impl DomainIds {
+    /// The number of `source_url`'s registrable domain.
+    pub(crate) fn of(&mut self, source_url: &str) -> u32 {
+        let host = url_host(source_url);
+        if let Some(id) = self.by_host.get(host) {
+            return *id;
+        }
+        let domain = registrable_domain(host);
+        let next = self.by_domain.len() as u32;
+        let id = *self.by_domain.entry(domain.to_owned()).or_insert(next);
+        self.by_host.insert(host.to_owned(), id);
+        id
+    }
+}
+
 /// Counts of one group of links: the shared aggregation of the reports.
 #[derive(Default)]
 struct Tally {
     links: u64,
     follow: u64,
-    domains: std::collections::HashSet<String>,
+    domains: std::collections::HashSet<u32>,
     first_ms: i64,
     last_ms: i64,
 }
 
 impl Tally {
-    fn add(&mut self, b: &Backlink, domain: &str) {
+    fn add(&mut self, b: &Backlink, domain: u32) {
         if self.links == 0 {
             (self.first_ms, self.last_ms) = (b.first_seen_ms, b.last_seen_ms);
         }
@@ -189,9 +213,15 @@ impl Tally {
         self.follow += u64::from(b.link.rel.is_follow());
         self.first_ms = self.first_ms.min(b.first_seen_ms);
         self.last_ms = self.last_ms.max(b.last_seen_ms);
-        if !self.domains.contains(domain) {
-            self.domains.insert(domain.to_owned());
-        }
+        self.domains.insert(domain);
+    }
+}
+
+/// Adds `b` to the tally of `key` without copying a key already there.
+fn tally(groups: &mut HashMap<String, Tally>, key: &str, b: &Backlink, domain: u32) {
+    match groups.get_mut(key) {
+        Some(t) => t.add(b, domain),
+        None => groups.entry(key.to_owned()).or_default().add(b, domain),
     }
 }
 
@@ -248,12 +278,10 @@ impl Reader {
     ) -> Result<Anchors, QueryError> {
         self.ensure_known(target_domain(target)).await?;
         let mut by_anchor: HashMap<String, Tally> = HashMap::new();
+        let mut ids = DomainIds::default();
         self.each_backlink(target, status, |b| {
-            let d = b.link.source_domain();
-            by_anchor
-                .entry(b.link.anchor.clone())
-                .or_default()
-                .add(&b, d);
+            let d = ids.of(&b.link.source_url);
+            tally(&mut by_anchor, &b.link.anchor, &b, d);
         })
         .await?;
         let mut anchors: Vec<AnchorRow> = by_anchor
@@ -290,13 +318,11 @@ impl Reader {
     ) -> Result<Pages, QueryError> {
         self.ensure_known(domain).await?;
         let mut by_url: HashMap<String, Tally> = HashMap::new();
+        let mut ids = DomainIds::default();
         let target = Target::Domain(domain.to_owned());
         self.each_backlink(&target, status, |b| {
-            let d = b.link.source_domain();
-            by_url
-                .entry(b.link.target_url.clone())
-                .or_default()
-                .add(&b, d);
+            let d = ids.of(&b.link.source_url);
+            tally(&mut by_url, &b.link.target_url, &b, d);
         })
         .await?;
         let mut pages: Vec<PageRow> = by_url
