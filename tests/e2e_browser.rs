@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,14 +24,6 @@ use linkgraph_core::parse_time;
 use serde_json::{Value, json};
 
 const DAY: i64 = 86_400_000;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Finds a program on PATH, or panics with how to install it.
 fn program(names: &[&str], package: &str) -> PathBuf {
@@ -147,6 +139,17 @@ fn loaded(table: &str) -> String {
     format!(
         "document.querySelector('[data-table=\"{table}\"]') && !document.querySelector('[data-table=\"{table}\"]').hasAttribute('aria-busy') && document.querySelectorAll('[data-table=\"{table}\"] tbody tr').length > 0"
     )
+}
+
+/// Opens the overview of `domain` and waits for its first screen.
+async fn open_overview(c: &Client, base: &str, domain: &str) {
+    c.goto(&format!("{base}/domain/{domain}")).await.unwrap();
+    wait_for(
+        c,
+        &format!("document.body.dataset.loaded === '{domain}'"),
+        "the overview",
+    )
+    .await;
 }
 
 async fn click(c: &Client, css: &str) {
@@ -343,15 +346,7 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
     let server = serve_data(&data, now, &[]).await;
     let b = browser().await;
     let c = &b.client;
-    c.goto(&format!("{}/domain/{popular}", server.base))
-        .await
-        .unwrap();
-    wait_for(
-        c,
-        &format!("document.body.dataset.loaded === '{popular}'"),
-        "the overview",
-    )
-    .await;
+    open_overview(c, &server.base, &popular).await;
     for t in ["refdomains", "backlinks", "anchors", "pages", "broken"] {
         wait_for(c, &loaded(t), t).await;
     }
@@ -558,15 +553,7 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
     assert_eq!(got, anchors_csv);
 
     // The screenshot, kept as a test artifact.
-    c.goto(&format!("{}/domain/{popular}", server.base))
-        .await
-        .unwrap();
-    wait_for(
-        c,
-        &format!("document.body.dataset.loaded === '{popular}'"),
-        "the overview",
-    )
-    .await;
+    open_overview(c, &server.base, &popular).await;
     let height = js(c, "document.documentElement.scrollHeight").await;
     c.set_window_size(1366, height.as_u64().unwrap_or(900).min(8000) as u32)
         .await

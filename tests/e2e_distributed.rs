@@ -43,14 +43,6 @@ fn tool(name: &str, install: &str) -> PathBuf {
 /// The services' consumer session timeout (6 s), and some.
 const SESSION_EXPIRY: Duration = Duration::from_secs(8);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A tansu broker with memory storage on a loopback port, killed on drop.
 struct Broker {
     child: Child,

@@ -9,21 +9,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::TcpListener;
 use std::time::Duration;
 
 use common::*;
 use linkgraph_core::{Link, registrable_domain, url_host};
 use linkgraph_simweb::Truth;
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Waits until something answers /healthz on `port`.
 async fn wait_healthy(port: u16, what: &str) {

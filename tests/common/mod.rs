@@ -83,6 +83,15 @@ pub async fn linkgraph_env(args: Vec<String>, env: Vec<(String, String)>) -> Out
     .unwrap()
 }
 
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Owned command-line arguments.
 pub fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()

@@ -367,16 +367,8 @@ mod tests {
     }
 
     async fn get(api: &Api, target: &str, auth: Option<&str>) -> (u16, serde_json::Value) {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let res = api.answer(&hyper::Method::GET, path, query, auth).await;
-        let status = res.status().as_u16();
-        let body = res
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        (status, serde_json::from_slice(&body).unwrap_or_default())
+        let (status, _, body) = text(api, target, auth).await;
+        (status, serde_json::from_str(&body).unwrap_or_default())
     }
 
     #[tokio::test]
@@ -437,9 +429,10 @@ mod tests {
         assert_eq!(res.status().as_u16(), 405);
     }
 
-    async fn text(api: &Api, target: &str) -> (u16, String, String) {
+    /// Status, content type and body of `GET target`.
+    async fn text(api: &Api, target: &str, auth: Option<&str>) -> (u16, String, String) {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let res = api.answer(&hyper::Method::GET, path, query, None).await;
+        let res = api.answer(&hyper::Method::GET, path, query, auth).await;
         let status = res.status().as_u16();
         let ct = res
             .headers()
@@ -517,7 +510,7 @@ mod tests {
         assert_eq!(sources.len(), 6);
         assert!(sources.windows(2).all(|w| w[0] >= w[1]), "{sources:?}");
         // CSV is the CLI's rendering of the same report.
-        let (code, ct, csv) = text(&api, "/v1/anchors?target=t.com&format=csv").await;
+        let (code, ct, csv) = text(&api, "/v1/anchors?target=t.com&format=csv", None).await;
         assert_eq!((code, ct.as_str()), (200, "text/csv; charset=utf-8"));
         let report = api
             .reader
@@ -536,9 +529,14 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(csv.as_bytes(), want.as_slice());
-        let (code, _, csv) = text(&api, "/v1/backlinks?target=t.com&format=csv").await;
+        let (code, _, csv) = text(&api, "/v1/backlinks?target=t.com&format=csv", None).await;
         assert_eq!((code, csv.lines().count()), (200, 7), "{csv}");
-        let (code, _, _) = text(&api, "/v1/backlinks?target=t.com&format=csv&sort=anchor").await;
+        let (code, _, _) = text(
+            &api,
+            "/v1/backlinks?target=t.com&format=csv&sort=anchor",
+            None,
+        )
+        .await;
         assert_eq!(code, 400);
         let (code, summary) = get(&api, "/v1/summary?target=t.com", None).await;
         assert_eq!(code, 200);
@@ -551,7 +549,7 @@ mod tests {
         );
         // The page and its assets need no token, and hold no data.
         let (_dir, locked) = api_with_token().await;
-        let (code, ct, html) = text(&locked, "/domain/t.com").await;
+        let (code, ct, html) = text(&locked, "/domain/t.com", None).await;
         assert_eq!((code, ct.as_str()), (200, "text/html; charset=utf-8"));
         assert!(html.contains("/assets/app.js") && !html.contains("t.com"));
         assert_eq!(get(&locked, "/v1/summary?target=t.com", None).await.0, 401);
