@@ -407,6 +407,75 @@ pub struct SummaryCmd {
     pub format: Format,
 }
 
+/// The thresholds of the risk signals.
+#[derive(Args)]
+pub struct RiskFlags {
+    /// A linking page with this many external links (distinct target URLs on other
+    /// domains) or more is a link farm.
+    #[arg(long, default_value_t = 100)]
+    pub link_farm_links: usize,
+    /// A domain linking from at least this share of its crawled pages links sitewide.
+    #[arg(long, default_value_t = 0.5)]
+    pub sitewide_share: f64,
+    /// ...and from at least this many pages.
+    #[arg(long, default_value_t = 5)]
+    pub sitewide_pages: usize,
+    /// An anchor (not branded, not a URL, not empty) used by at least this share of the
+    /// target's referring domains is an exact-match campaign.
+    #[arg(long, default_value_t = 0.2)]
+    pub anchor_share: f64,
+    /// ...and by at least this many of them.
+    #[arg(long, default_value_t = 3)]
+    pub anchor_domains: usize,
+}
+
+impl RiskFlags {
+    /// The thresholds these flags set.
+    pub fn thresholds(&self) -> linkgraph_query::risk::Thresholds {
+        linkgraph_query::risk::Thresholds {
+            link_farm_links: self.link_farm_links,
+            sitewide_share: self.sitewide_share,
+            sitewide_pages: self.sitewide_pages,
+            anchor_share: self.anchor_share,
+            anchor_domains: self.anchor_domains,
+        }
+    }
+}
+
+/// `risk`: the referring domains of a domain that carry risk signals.
+#[derive(Args)]
+pub struct RiskCmd {
+    /// The target registrable domain.
+    pub domain: String,
+    #[command(flatten)]
+    pub sel: StoreSel,
+    #[command(flatten)]
+    pub thresholds: RiskFlags,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "LINKGRAPH_FORMAT")]
+    pub format: Format,
+}
+
+/// `disavow`: a disavow file of the referring domains with risk signals.
+#[derive(Args)]
+pub struct DisavowCmd {
+    /// The target registrable domain.
+    pub domain: String,
+    #[command(flatten)]
+    pub sel: StoreSel,
+    #[command(flatten)]
+    pub thresholds: RiskFlags,
+    /// List domains whose risk score is at least this (0: every domain with a signal).
+    #[arg(long, default_value_t = 0)]
+    pub min_score: u32,
+    /// Never list the domains in this file (one a line; '#' starts a comment).
+    #[arg(long)]
+    pub allow: Option<std::path::PathBuf>,
+    /// Write the file here instead of to stdout.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
 /// Flags every link-intelligence report takes.
 #[derive(Args)]
 pub struct ReportFlags {

@@ -24,9 +24,9 @@ use linkgraph_store::Status;
 #[cfg(feature = "kafka")]
 use args::TopicsCreateCmd;
 use args::{
-    AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DomainReportCmd, ExportCmd, FetcherCmd,
-    FrontierCmd, IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, SeedCmd, ServeCmd,
-    ServiceFlags, SimwebCmd, StoreInitCmd, StoreSel, SummaryCmd, VelocityCmd,
+    AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DisavowCmd, DomainReportCmd, ExportCmd,
+    FetcherCmd, FrontierCmd, IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, RiskCmd, SeedCmd,
+    ServeCmd, ServiceFlags, SimwebCmd, StoreInitCmd, StoreSel, SummaryCmd, VelocityCmd,
 };
 
 #[derive(Parser)]
@@ -55,6 +55,11 @@ enum Command {
     Summary(SummaryCmd),
     /// The anchor texts of a domain's or URL's backlinks, by referring domains.
     Anchors(AnchorsCmd),
+    /// Referring domains with risk signals (reciprocal, link farm, sitewide, exact-match
+    /// anchor, velocity spike), each with its evidence and a score.
+    Risk(RiskCmd),
+    /// A disavow file (Google's format) of the referring domains with risk signals.
+    Disavow(DisavowCmd),
     /// A domain's pages by the backlinks they earn, with each one's HTTP status.
     Pages(DomainReportCmd),
     /// Links to pages that answer 404 or 410: inbound (yours) or outbound (others').
@@ -180,6 +185,42 @@ async fn run(cli: Cli) -> Result<()> {
             let reader = open_reader(&a.sel).await?;
             let r = reader.summary(&domain).await?;
             Ok(render::write_summary(&mut out.lock(), &r, a.format)?)
+        }
+        Command::Risk(a) => {
+            let domain = normalize_domain(&a.domain)?;
+            let reader = open_reader(&a.sel).await?;
+            let r = reader.risk(&domain, a.thresholds.thresholds()).await?;
+            Ok(linkgraph_query::risk::write_risk(
+                &mut out.lock(),
+                &r,
+                a.format,
+            )?)
+        }
+        Command::Disavow(a) => {
+            let domain = normalize_domain(&a.domain)?;
+            let allow = match &a.allow {
+                None => Default::default(),
+                Some(f) => {
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("cannot read the allow file {}", f.display()))?;
+                    linkgraph_query::risk::parse_allow(&text)
+                        .with_context(|| format!("in the allow file {}", f.display()))?
+                }
+            };
+            let reader = open_reader(&a.sel).await?;
+            let r = reader.risk(&domain, a.thresholds.thresholds()).await?;
+            let now = linkgraph_core::now_ms();
+            let mut text = Vec::new();
+            let n = linkgraph_query::risk::write_disavow(&mut text, &r, a.min_score, &allow, now)?;
+            match &a.out {
+                Some(path) => {
+                    std::fs::write(path, &text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("{n} domains to disavow written to {}", path.display());
+                }
+                None => out.lock().write_all(&text)?,
+            }
+            Ok(())
         }
         Command::Anchors(a) => {
             let target = parse_target(&a.target)?;

@@ -328,6 +328,8 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
     let anchors_csv = cli(&["anchors", &popular, "--format", "csv"]).await;
     let backlinks_jsonl = cli(&["backlinks", &popular, "--format", "jsonl"]).await;
     let backlinks: Vec<Value> = backlinks_jsonl.lines().map(cli_json).collect();
+    let risk = cli_json(&cli(&["risk", &popular, "--format", "json"]).await);
+    let disavow = cli(&["disavow", &popular]).await;
     assert_eq!(
         summary["referring_domains"],
         refdomains["referring_domains"]
@@ -347,7 +349,14 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
     let b = browser().await;
     let c = &b.client;
     open_overview(c, &server.base, &popular).await;
-    for t in ["refdomains", "backlinks", "anchors", "pages", "broken"] {
+    for t in [
+        "refdomains",
+        "backlinks",
+        "anchors",
+        "pages",
+        "broken",
+        "risk",
+    ] {
         wait_for(c, &loaded(t), t).await;
     }
     wait_for(
@@ -552,8 +561,53 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
     let got = downloaded(b.downloads.path(), &format!("anchors-{popular}.csv")).await;
     assert_eq!(got, anchors_csv);
 
-    // The screenshot, kept as a test artifact.
+    // Risk: the CLI's flagged domains and scores, in order, and the
+    // disavow file it writes (but for the time it was made).
+    let flagged = risk["domains"].as_array().unwrap();
+    assert!(
+        flagged.iter().any(|d| d["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "velocity_spike")),
+        "the burst's domains arrived in a spike: {risk}"
+    );
+    let rows = table_rows(c, "risk").await;
+    let want: Vec<(String, String)> = flagged
+        .iter()
+        .take(50)
+        .map(|d| {
+            (
+                d["domain"].as_str().unwrap().to_owned(),
+                d["score"].to_string(),
+            )
+        })
+        .collect();
+    let got: Vec<(String, String)> = rows.iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    assert_eq!(got, want);
+    assert!(
+        rows[0][2].contains(": "),
+        "signals with their evidence: {:?}",
+        rows[0]
+    );
+    click(c, "#disavow").await;
+    let got = downloaded(b.downloads.path(), &format!("disavow-{popular}.txt")).await;
+    let want = disavow.clone();
+    let body = |t: &str| t.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(body(&got), body(&want));
+    assert_eq!(
+        want.lines().filter(|l| l.starts_with("domain:")).count(),
+        flagged.len()
+    );
+
+    // The screenshot, kept as a test artifact, once everything is in.
     open_overview(c, &server.base, &popular).await;
+    wait_for(
+        c,
+        &format!("document.body.dataset.reclaimed === '{popular}'"),
+        "the whole page",
+    )
+    .await;
     let height = js(c, "document.documentElement.scrollHeight").await;
     c.set_window_size(1366, height.as_u64().unwrap_or(900).min(8000) as u32)
         .await

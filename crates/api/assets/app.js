@@ -218,30 +218,36 @@
   const day = (v) => (v ? String(v).slice(0, 10) : "");
 
   /** Each table: its endpoint, rows field, columns and fixed parameters. */
+  const signals = (v) => (Array.isArray(v) ? v.map((x) => `${x.kind}: ${x.detail}`).join("\n") : "");
+
   const TABLES = {
+    risk: {
+      endpoint: "risk", rows: "domains",
+      columns: [["domain", "Domain", text], ["score", "Score", num, "num"], ["signals", "Signals", signals, "signals", false]],
+    },
     refdomains: {
-      endpoint: "refdomains", rows: "domains", sortable: true,
+      endpoint: "refdomains", rows: "domains",
       columns: [["domain", "Domain", text], ["links", "Links", num, "num"], ["follow_links", "Follow", num, "num"],
         ["first_seen", "First seen", day], ["last_seen", "Last seen", day]],
     },
     backlinks: {
-      endpoint: "backlinks", rows: "links", sortable: true,
+      endpoint: "backlinks", rows: "links",
       columns: [["source_url", "From", null, "url"], ["target_url", "To", null, "url"], ["anchor", "Anchor", text],
         ["rel", "Rel", text], ["placement", "Placement", text], ["first_seen", "First seen", day], ["last_seen", "Last seen", day]],
     },
     anchors: {
-      endpoint: "anchors", rows: "anchors", sortable: true,
+      endpoint: "anchors", rows: "anchors",
       columns: [["anchor", "Anchor", text], ["kind", "Class", text], ["refdomains", "Domains", num, "num"],
         ["refdomains", "Share of domains", (v) => (totalRefdomains ? ((100 * v) / totalRefdomains).toFixed(1) + "%" : ""), "num"],
         ["links", "Links", num, "num"], ["follow_links", "Follow", num, "num"], ["first_seen", "First seen", day]],
     },
     pages: {
-      endpoint: "pages", rows: "pages", sortable: true,
+      endpoint: "pages", rows: "pages",
       columns: [["url", "Page", null, "url"], ["refdomains", "Domains", num, "num"], ["links", "Links", num, "num"],
         ["follow_links", "Follow", num, "num"], ["http_status", "Status", text, "num"]],
     },
     broken: {
-      endpoint: "broken", rows: "links", sortable: true, params: { direction: "inbound" },
+      endpoint: "broken", rows: "links", params: { direction: "inbound" },
       columns: [["target_url", "Dead page", null, "url"], ["http_status", "Status", text, "num"],
         ["source_url", "Linked from", null, "url"], ["anchor", "Anchor", text], ["first_seen", "First seen", day]],
     },
@@ -275,14 +281,18 @@
       csv.addEventListener("click", () => this.csv());
       this.table = el("table");
       const head = el("tr");
-      for (const [field, label, , cls] of this.spec.columns) {
+      for (const [field, label, , cls, sortable] of this.spec.columns) {
         const th = el("th", cls === "num" ? "num" : null);
         th.scope = "col";
         th.dataset.field = field;
-        const b = el("button", null, label);
-        b.type = "button";
-        b.addEventListener("click", () => this.sortBy(field));
-        th.appendChild(b);
+        if (sortable === false) {
+          th.textContent = label;
+        } else {
+          const b = el("button", null, label);
+          b.type = "button";
+          b.addEventListener("click", () => this.sortBy(field));
+          th.appendChild(b);
+        }
         head.appendChild(th);
       }
       this.table.appendChild(el("thead")).appendChild(head);
@@ -420,6 +430,15 @@
     }
   }
 
+  $("#disavow").addEventListener("click", async () => {
+    if (!current) return;
+    try {
+      const text = await api("disavow", { target: current }, true);
+      download(`disavow-${current}.txt`, text, "text/plain");
+    } catch (e) {
+      setStatus("Cannot build the disavow file: " + e.message, true);
+    }
+  });
   $("#open").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const d = $("#domain-input").value.trim().toLowerCase();

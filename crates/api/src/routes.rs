@@ -10,6 +10,7 @@ use hyper::{Response, StatusCode};
 use linkgraph_core::{Placement, Rel, format_rfc3339_ms, parse_time};
 use linkgraph_query::render::{BacklinksFormat, Format};
 use linkgraph_query::reports::{BacklinkFilter, Direction, target_domain, target_label};
+use linkgraph_query::risk::{Thresholds, write_disavow, write_risk};
 use linkgraph_query::velocity::Bucket;
 use linkgraph_query::{
     QueryError, Reader, normalize_domain, parse_target, refdomains_report, render, velocity_report,
@@ -154,6 +155,12 @@ const OUTLINKS: Table = Table {
     default: &[("links", true), ("domain", false)],
     columns: &["domain", "links", "follow_links"],
 };
+const RISK: Table = Table {
+    rows: "domains",
+    unique: &["domain"],
+    default: &[("score", true), ("domain", false)],
+    columns: &["domain", "score"],
+};
 const LINK_COLUMNS: &[&str] = &[
     "source_url",
     "target_url",
@@ -192,6 +199,36 @@ const BROKEN: Table = Table {
 };
 
 const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        name: "risk",
+        summary: "Referring domains with risk signals (reciprocal, link_farm, sitewide, exact_match_anchor, velocity_spike), each with its evidence and a score; default thresholds, paged.",
+        params: &[TARGET_DOMAIN, LIMIT, CURSOR, SORT, ORDER, FORMAT],
+        paged: false,
+        table: Some(&RISK),
+    },
+    Endpoint {
+        name: "disavow",
+        summary: "A disavow file (Google's format, text/plain) of the referring domains with risk signals.",
+        params: &[
+            TARGET_DOMAIN,
+            Param {
+                name: "min_score",
+                doc: "List domains whose risk score is at least this (default 0: every domain with a signal).",
+                schema: integer,
+                required: false,
+                repeated: false,
+            },
+            Param {
+                name: "allow",
+                doc: "Never list this domain; repeatable.",
+                schema: string,
+                required: false,
+                repeated: true,
+            },
+        ],
+        paged: false,
+        table: None,
+    },
     Endpoint {
         name: "summary",
         summary: "A domain's link profile at a glance: live referring domains and backlinks, follow share, referring domains gained and lost in the last 30 days, rel, placement and anchor mix.",
@@ -378,6 +415,16 @@ pub fn endpoint_label(path: &str) -> &'static str {
     }
 }
 
+/// Returns a failed report as the inner error of `Ok(Err(e))`.
+macro_rules! tryq {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
 /// A request's validated parameters.
 struct Params(BTreeMap<String, Vec<String>>);
 
@@ -555,6 +602,19 @@ pub async fn route(
         Ok(p) => p,
         Err(BadRequest(m)) => return error(StatusCode::BAD_REQUEST, m),
     };
+    if endpoint.name == "disavow" {
+        return match disavow(reader, &params).await {
+            Ok(Ok(text)) => attachment(
+                "text/plain; charset=utf-8",
+                "disavow",
+                params.one("target"),
+                "txt",
+                text,
+            ),
+            Ok(Err(e)) => query_error(&e),
+            Err(BadRequest(m)) => error(StatusCode::BAD_REQUEST, m),
+        };
+    }
     let answer = match params.csv() {
         Ok(false) => report(reader, limits, endpoint, &params)
             .await
@@ -566,7 +626,13 @@ pub async fn route(
     };
     match answer {
         Ok(Ok(Body::Json(v))) => json(StatusCode::OK, &v),
-        Ok(Ok(Body::Csv(bytes))) => csv(endpoint.name, params.one("target"), bytes),
+        Ok(Ok(Body::Csv(bytes))) => attachment(
+            "text/csv; charset=utf-8",
+            endpoint.name,
+            params.one("target"),
+            "csv",
+            bytes,
+        ),
         Ok(Err(e)) => query_error(&e),
         Err(BadRequest(m)) => error(StatusCode::BAD_REQUEST, m),
     }
@@ -578,8 +644,14 @@ enum Body {
     Csv(Vec<u8>),
 }
 
-/// A CSV download named after the report and its target.
-fn csv(report: &str, target: Option<&str>, bytes: Vec<u8>) -> Response<Full<Bytes>> {
+/// A download named after the report and its target.
+fn attachment(
+    content_type: &'static str,
+    report: &str,
+    target: Option<&str>,
+    ext: &str,
+    bytes: Vec<u8>,
+) -> Response<Full<Bytes>> {
     let safe: String = target
         .unwrap_or("report")
         .chars()
@@ -596,14 +668,31 @@ fn csv(report: &str, target: Option<&str>, bytes: Vec<u8>) -> Response<Full<Byte
     let headers = r.headers_mut();
     headers.insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/csv; charset=utf-8"),
+        hyper::header::HeaderValue::from_static(content_type),
     );
     if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
-        "attachment; filename=\"{report}-{safe}.csv\""
+        "attachment; filename=\"{report}-{safe}.{ext}\""
     )) {
         headers.insert(hyper::header::CONTENT_DISPOSITION, v);
     }
     r
+}
+
+/// The disavow file of `target`, as `linkgraph disavow` writes it.
+async fn disavow(reader: &Reader, p: &Params) -> Result<Result<Vec<u8>, QueryError>, BadRequest> {
+    let min = p
+        .parsed("min_score", |v| v.parse::<u32>().ok())?
+        .unwrap_or(0);
+    let d = tryq!(normalize_domain(p.one("target").unwrap_or_default()));
+    let mut allow = std::collections::BTreeSet::new();
+    for a in p.all("allow") {
+        allow.insert(tryq!(normalize_domain(a)));
+    }
+    let r = tryq!(reader.risk(&d, Thresholds::default()).await);
+    let mut out = Vec::new();
+    let now = linkgraph_core::now_ms();
+    tryq!(write_disavow(&mut out, &r, min, &allow, now).map_err(QueryError::from));
+    Ok(Ok(out))
 }
 
 /// Counts the lines written through it (a CSV row is one line: anchors
@@ -628,15 +717,6 @@ impl std::io::Write for Lines {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-macro_rules! tryq {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
 }
 
 /// Runs one report as the CLI's CSV: a bad parameter is the outer error, a
@@ -668,6 +748,10 @@ async fn csv_report(
         "summary" => {
             let r = tryq!(reader.summary(&tryq!(domain())).await);
             tryq!(io(render::write_summary(&mut out, &r, csv)));
+        }
+        "risk" => {
+            let r = tryq!(reader.risk(&tryq!(domain()), Thresholds::default()).await);
+            tryq!(io(write_risk(&mut out, &r, csv)));
         }
         "refdomains" => {
             let d = tryq!(domain());
@@ -940,6 +1024,12 @@ async fn report(
         "summary" => {
             let d = tryq!(domain(p));
             to_value(serde_json::to_value(tryq!(reader.summary(&d).await)))
+        }
+        "risk" => {
+            let limit = lim()?;
+            let d = tryq!(domain(p));
+            let r = tryq!(reader.risk(&d, Thresholds::default()).await);
+            page_doc(to_value(serde_json::to_value(r)), &RISK, p, limit)?
         }
         "refdomains" => {
             let limit = lim()?;

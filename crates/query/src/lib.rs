@@ -10,6 +10,8 @@
 //!   intersect;
 //! * [`overview`]: one domain's profile at a glance (`summary`) and the
 //!   anchor classes (branded, url, other, empty);
+//! * [`risk`]: the risk signals of a domain's referring domains, their
+//!   scores, and the disavow file;
 //! * [`velocity`]: new and lost links and referring domains per bucket,
 //!   with spikes (the documented algorithm);
 //! * [`render`]: every report as a table, JSON or CSV.
@@ -17,6 +19,7 @@
 pub mod overview;
 pub mod render;
 pub mod reports;
+pub mod risk;
 pub mod velocity;
 
 use std::io::{self, Write};
