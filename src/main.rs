@@ -208,10 +208,8 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             };
             let reader = open_reader(&a.sel).await?;
-            let r = reader.risk(&domain, a.thresholds.thresholds()).await?;
-            let now = linkgraph_core::now_ms();
-            let mut text = Vec::new();
-            let n = linkgraph_query::risk::write_disavow(&mut text, &r, a.min_score, &allow, now)?;
+            let t = a.thresholds.thresholds();
+            let (text, n) = reader.disavow(&domain, t, a.min_score, &allow).await?;
             match &a.out {
                 Some(path) => {
                     std::fs::write(path, &text)

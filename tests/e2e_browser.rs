@@ -330,6 +330,19 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
     let backlinks: Vec<Value> = backlinks_jsonl.lines().map(cli_json).collect();
     let risk = cli_json(&cli(&["risk", &popular, "--format", "json"]).await);
     let disavow = cli(&["disavow", &popular]).await;
+    // An allowed domain is never disavowed; --out writes the file.
+    let first = risk["domains"][0]["domain"].as_str().unwrap().to_owned();
+    let allow = dir.path().join("allow.txt");
+    std::fs::write(&allow, format!("# partners\n{first}  # ours\n")).unwrap();
+    let out = dir.path().join("disavow.txt");
+    let (allow_s, out_s) = (allow.display().to_string(), out.display().to_string());
+    cli(&["disavow", &popular, "--allow", &allow_s, "--out", &out_s]).await;
+    let kept = std::fs::read_to_string(&out).unwrap();
+    assert!(!kept.contains(&format!("domain:{first}\n")), "{kept}");
+    assert_eq!(
+        kept.lines().filter(|l| l.starts_with("domain:")).count() + 1,
+        disavow.lines().filter(|l| l.starts_with("domain:")).count()
+    );
     assert_eq!(
         summary["referring_domains"],
         refdomains["referring_domains"]

@@ -10,7 +10,7 @@ use hyper::{Response, StatusCode};
 use linkgraph_core::{Placement, Rel, format_rfc3339_ms, parse_time};
 use linkgraph_query::render::{BacklinksFormat, Format};
 use linkgraph_query::reports::{BacklinkFilter, Direction, target_domain, target_label};
-use linkgraph_query::risk::{Thresholds, write_disavow, write_risk};
+use linkgraph_query::risk::{Thresholds, write_risk};
 use linkgraph_query::velocity::Bucket;
 use linkgraph_query::{
     QueryError, Reader, normalize_domain, parse_target, refdomains_report, render, velocity_report,
@@ -688,11 +688,8 @@ async fn disavow(reader: &Reader, p: &Params) -> Result<Result<Vec<u8>, QueryErr
     for a in p.all("allow") {
         allow.insert(tryq!(normalize_domain(a)));
     }
-    let r = tryq!(reader.risk(&d, Thresholds::default()).await);
-    let mut out = Vec::new();
-    let now = linkgraph_core::now_ms();
-    tryq!(write_disavow(&mut out, &r, min, &allow, now).map_err(QueryError::from));
-    Ok(Ok(out))
+    let (text, _) = tryq!(reader.disavow(&d, Thresholds::default(), min, &allow).await);
+    Ok(Ok(text))
 }
 
 /// Counts the lines written through it (a CSV row is one line: anchors

@@ -319,6 +319,21 @@ impl Reader {
         })
     }
 
+    /// The disavow file of `domain` (see [`write_disavow`]), stamped with
+    /// the clock's now, and how many domains it lists.
+    pub async fn disavow(
+        &self,
+        domain: &str,
+        t: Thresholds,
+        min_score: u32,
+        allow: &BTreeSet<String>,
+    ) -> Result<(Vec<u8>, usize), QueryError> {
+        let r = self.risk(domain, t).await?;
+        let mut out = Vec::new();
+        let n = write_disavow(&mut out, &r, min_score, allow, linkgraph_core::now_ms())?;
+        Ok((out, n))
+    }
+
     /// Calls `f(source_url, target_url)` on every live external link of
     /// `domain`'s pages.
     async fn each_outlink(
