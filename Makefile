@@ -42,11 +42,12 @@ tools:
 	  python3 -m pip install --quiet kubernetes-validate && command -v kubernetes-validate >/dev/null; } \
 	  || { echo "error: kubernetes-validate is required: python3 -m pip install kubernetes-validate"; exit 1; }
 
-## k8s-validate: check the Kubernetes manifests (offline schemas) and the Prometheus rules
+## k8s-validate: check the Kubernetes manifests (offline schemas) and the Prometheus rules (and their unit tests)
 # Custom resources (ScyllaCluster, ServiceMonitor) have no built-in schema and are skipped.
 k8s-validate:
 	kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION) k8s/*.yaml k8s/scylla/store-init-job.yaml
 	promtool check rules deploy/prometheus/alerts.yaml
+	promtool test rules deploy/prometheus/alerts_test.yaml
 	python3 -m json.tool deploy/grafana/linkgraph.json >/dev/null
 
 check-tools:

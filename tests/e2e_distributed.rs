@@ -408,6 +408,45 @@ async fn services_over_kafka_survive_kill_9_and_match_ground_truth() {
             "{name} missing from /metrics:\n{metrics}"
         );
     }
+    // Every member reports every partition of its topic, owned or not,
+    // with the group's committed offset and the end offset, so a partition
+    // nobody consumes shows (the alert rules in deploy/ fire on it).
+    let partitions = |name: &str| -> std::collections::BTreeMap<u32, f64> {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!("{name}{{")) && l.contains("topic=\"linkgraph.fetch\"")
+            })
+            .filter_map(|l| {
+                let p = l
+                    .split("partition=\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                let v = l.rsplit(' ').next()?.parse().ok()?;
+                Some((p, v))
+            })
+            .collect()
+    };
+    let owned = partitions("linkgraph_bus_owned_partitions");
+    assert_eq!(
+        owned.keys().copied().collect::<Vec<_>>(),
+        (0..12).collect::<Vec<u32>>(),
+        "owned partitions:\n{metrics}"
+    );
+    assert!(owned.values().all(|v| *v == 0.0 || *v == 1.0), "{owned:?}");
+    let ends = partitions("linkgraph_bus_end_offset_messages");
+    assert_eq!(ends.len(), 12, "end offsets:\n{metrics}");
+    let committed = partitions("linkgraph_bus_committed_offset_messages");
+    assert!(
+        committed
+            .iter()
+            .all(|(p, c)| ends.get(p).is_some_and(|e| c <= e)),
+        "committed {committed:?} past end {ends:?}"
+    );
+    assert!(!committed.is_empty(), "no committed offsets:\n{metrics}");
     let page = dir.join("metrics.txt");
     std::fs::write(&page, &metrics).unwrap();
     let check = Command::new(&promtool)

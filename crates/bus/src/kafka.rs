@@ -9,7 +9,16 @@
 //!   its new owner is working on.
 //! * Consumer lag comes from librdkafka's statistics, per topic, as
 //!   `linkgraph_bus_consumer_lag_messages{topic}`.
+//! * Every [`PROBE_EVERY`], a consumer also looks at *every* partition of
+//!   its topics, owned by it or not: whether it owns it
+//!   (`linkgraph_bus_owned_partitions`), the group's committed offset
+//!   (`linkgraph_bus_committed_offset_messages`) and the end offset
+//!   (`linkgraph_bus_end_offset_messages`), each labelled topic and
+//!   partition. A partition nobody owns, or whose end moves while its
+//!   committed offset stands still, is then visible from any member (the
+//!   alert rules in deploy/ fire on both), even when its own consumer died.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +40,12 @@ use crate::{Bus, BusError, Message, OffsetTracker, Rebalanced, Subscription, Top
 
 /// How long a publish may wait for room in the producer's queue.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a consumer probes every partition of its topics.
+pub const PROBE_EVERY: Duration = Duration::from_secs(15);
+
+/// How long one probe request to the broker may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A Kafka cluster.
 pub struct KafkaBus {
@@ -208,6 +223,9 @@ impl Bus for KafkaBus {
             tracker: OffsetTracker::default(),
             revoked,
             events,
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            probed: None,
+            probing: Arc::new(AtomicBool::new(false)),
         }))
     }
 
@@ -257,6 +275,109 @@ struct KafkaSubscription {
     tracker: OffsetTracker,
     revoked: Arc<Mutex<Vec<(String, i32)>>>,
     events: Arc<Mutex<Vec<Rebalanced>>>,
+    /// The subscribed topics, probed partition by partition.
+    topics: Vec<String>,
+    /// When the partitions were last probed.
+    probed: Option<std::time::Instant>,
+    /// A probe is running.
+    probing: Arc<AtomicBool>,
+}
+
+/// What a probe saw of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PartitionView {
+    topic: String,
+    partition: i32,
+    owned: bool,
+    /// The group's committed offset; `None` before the first commit.
+    committed: Option<i64>,
+    /// The offset the next message will get; `None` when unknown.
+    end: Option<i64>,
+}
+
+/// Looks at every partition of `topics`: ownership from this consumer's
+/// assignment, the group's committed offsets, the end offsets. Blocking.
+fn probe(
+    consumer: &StreamConsumer<Ctx>,
+    topics: &[String],
+) -> Result<Vec<PartitionView>, KafkaError> {
+    let owned: std::collections::HashSet<(String, i32)> =
+        elements(&consumer.assignment()?).into_iter().collect();
+    let mut all = TopicPartitionList::new();
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), PROBE_TIMEOUT)?;
+        for t in md.topics().iter().filter(|t| t.name() == topic) {
+            for p in t.partitions() {
+                all.add_partition(topic, p.id());
+            }
+        }
+    }
+    let committed = consumer.committed_offsets(all.clone(), PROBE_TIMEOUT)?;
+    let mut out = Vec::new();
+    for e in committed.elements() {
+        let (topic, partition) = (e.topic().to_owned(), e.partition());
+        let end = consumer
+            .fetch_watermarks(&topic, partition, PROBE_TIMEOUT)
+            .ok()
+            .map(|(_, high)| high);
+        out.push(PartitionView {
+            owned: owned.contains(&(topic.clone(), partition)),
+            committed: match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            },
+            end,
+            topic,
+            partition,
+        });
+    }
+    Ok(out)
+}
+
+/// Exports a probe's views as gauges.
+fn export(views: &[PartitionView]) {
+    for v in views {
+        let labels = [
+            ("topic", v.topic.clone()),
+            ("partition", v.partition.to_string()),
+        ];
+        metrics::gauge!("linkgraph_bus_owned_partitions", &labels)
+            .set(f64::from(u8::from(v.owned)));
+        if let Some(c) = v.committed {
+            metrics::gauge!("linkgraph_bus_committed_offset_messages", &labels).set(c as f64);
+        }
+        if let Some(e) = v.end {
+            metrics::gauge!("linkgraph_bus_end_offset_messages", &labels).set(e as f64);
+        }
+    }
+}
+
+impl KafkaSubscription {
+    /// Starts a probe of every partition in the background when
+    /// [`PROBE_EVERY`] has passed since the last one and none is running;
+    /// the consumer's loop never waits for it, and a failed probe is logged
+    /// and tried again later.
+    fn probe_if_due(&mut self) {
+        let now = std::time::Instant::now();
+        if self
+            .probed
+            .is_some_and(|at| now.duration_since(at) < PROBE_EVERY)
+            || self.probing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.probed = Some(now);
+        let consumer = Arc::clone(&self.consumer);
+        let topics = self.topics.clone();
+        let probing = Arc::clone(&self.probing);
+        tokio::task::spawn_blocking(move || {
+            match probe(&consumer, &topics) {
+                Ok(views) => export(&views),
+                Err(e) => tracing::debug!(error = %e, "partition probe failed"),
+            }
+            probing.store(false, Ordering::Release);
+        });
+    }
 }
 
 #[async_trait]
@@ -313,6 +434,7 @@ impl Subscription for KafkaSubscription {
     }
 
     async fn commit(&mut self) -> Result<(), BusError> {
+        self.probe_if_due();
         if let Ok(mut r) = self.revoked.lock() {
             for (t, p) in r.drain(..) {
                 self.tracker.forget(&t, p);

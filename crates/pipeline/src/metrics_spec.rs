@@ -2,7 +2,8 @@
 //! an operator reads to know what is measured (Vector's
 //! `instrumentation.md` pattern). Names follow
 //! `linkgraph_<component>_<noun>_<unit>[_total]`; labels come from fixed
-//! sets (outcome, reason, backend, op, topic), never a host or a URL.
+//! sets (outcome, reason, backend, op, topic, partition: bounded by the
+//! topics' partition counts), never a host or a URL.
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
@@ -87,7 +88,19 @@ pub const COUNTERS: [(&str, &str); 19] = [
 ];
 
 /// Gauges: (name, help).
-pub const GAUGES: [(&str, &str); 4] = [
+pub const GAUGES: [(&str, &str); 7] = [
+    (
+        "linkgraph_bus_owned_partitions",
+        "1 when this consumer owns the partition (labels topic, partition), else 0; every member reports every partition of its topics.",
+    ),
+    (
+        "linkgraph_bus_committed_offset_messages",
+        "The consumer group's committed offset of a partition (labels topic, partition), as any member sees it.",
+    ),
+    (
+        "linkgraph_bus_end_offset_messages",
+        "The end offset of a partition (labels topic, partition): the offset its next message will get.",
+    ),
     (
         "linkgraph_frontier_queued_urls",
         "URLs queued in the frontier, not yet dispatched.",
