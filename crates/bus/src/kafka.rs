@@ -47,6 +47,11 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(15);
 /// How long one probe request to the broker may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Consecutive probes in which a partition this member does not own has a
+/// backlog and no committed progress before the member re-joins its group
+/// (a minute at [`PROBE_EVERY`]).
+const STALL_PROBES: u32 = 4;
+
 /// A Kafka cluster.
 pub struct KafkaBus {
     brokers: String,
@@ -226,6 +231,8 @@ impl Bus for KafkaBus {
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             probed: None,
             probing: Arc::new(AtomicBool::new(false)),
+            stalls: Arc::new(Mutex::new(Stalls::default())),
+            rejoin: Arc::new(AtomicBool::new(false)),
         }))
     }
 
@@ -281,6 +288,48 @@ struct KafkaSubscription {
     probed: Option<std::time::Instant>,
     /// A probe is running.
     probing: Arc<AtomicBool>,
+    /// What the probes saw of the partitions others should be consuming.
+    stalls: Arc<Mutex<Stalls>>,
+    /// A probe found a stalled partition: re-join the group.
+    rejoin: Arc<AtomicBool>,
+}
+
+/// Partitions that this member does not own and that do not move: for each,
+/// its last committed offset and in how many probes in a row it stood
+/// still with messages waiting.
+#[derive(Debug, Default)]
+struct Stalls(std::collections::HashMap<(String, i32), (Option<i64>, u32)>);
+
+impl Stalls {
+    /// Takes one probe into account; true when a partition has stood still
+    /// for [`STALL_PROBES`] probes (the counts then start again).
+    fn observe(&mut self, views: &[PartitionView]) -> bool {
+        let mut stalled = false;
+        for v in views {
+            let key = (v.topic.clone(), v.partition);
+            let waiting = match (v.committed, v.end) {
+                (Some(c), Some(e)) => e > c,
+                (None, Some(e)) => e > 0,
+                _ => false,
+            };
+            let Some((last, count)) = self.0.get_mut(&key) else {
+                // First sight: the baseline.
+                self.0.insert(key, (v.committed, 0));
+                continue;
+            };
+            if !v.owned && waiting && *last == v.committed {
+                *count += 1;
+                stalled |= *count >= STALL_PROBES;
+            } else {
+                *count = 0;
+            }
+            *last = v.committed;
+        }
+        if stalled {
+            self.0.clear();
+        }
+        stalled
+    }
 }
 
 /// What a probe saw of one partition.
@@ -370,13 +419,44 @@ impl KafkaSubscription {
         let consumer = Arc::clone(&self.consumer);
         let topics = self.topics.clone();
         let probing = Arc::clone(&self.probing);
+        let stalls = Arc::clone(&self.stalls);
+        let rejoin = Arc::clone(&self.rejoin);
         tokio::task::spawn_blocking(move || {
             match probe(&consumer, &topics) {
-                Ok(views) => export(&views),
+                Ok(views) => {
+                    export(&views);
+                    if stalls.lock().is_ok_and(|mut s| s.observe(&views)) {
+                        rejoin.store(true, Ordering::Release);
+                    }
+                }
                 Err(e) => tracing::debug!(error = %e, "partition probe failed"),
             }
             probing.store(false, Ordering::Release);
         });
+    }
+
+    /// Re-joins the group when a probe found a partition that nobody
+    /// consumes: a new generation assigns every partition to the live
+    /// members. Kafka does this itself when a member's session expires;
+    /// tansu 0.6 does not (see the README), and a dead member's partitions
+    /// would otherwise wait for the next member to join.
+    fn rejoin_if_stalled(&mut self) -> Result<(), BusError> {
+        if !self.rejoin.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        tracing::warn!(
+            topics = ?self.topics,
+            "a partition of ours has waited {STALL_PROBES} probes with nobody consuming it; re-joining the group"
+        );
+        metrics::counter!("linkgraph_bus_rejoins_total").increment(1);
+        self.consumer.unsubscribe();
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        self.consumer
+            .subscribe(&topics)
+            .map_err(|source| BusError::Kafka {
+                op: "re-subscribe",
+                source,
+            })
     }
 }
 
@@ -435,6 +515,7 @@ impl Subscription for KafkaSubscription {
 
     async fn commit(&mut self) -> Result<(), BusError> {
         self.probe_if_due();
+        self.rejoin_if_stalled()?;
         if let Ok(mut r) = self.revoked.lock() {
             for (t, p) in r.drain(..) {
                 self.tracker.forget(&t, p);
@@ -465,6 +546,48 @@ impl Subscription for KafkaSubscription {
                 op: "commit",
                 source,
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(partition: i32, owned: bool, committed: i64, end: i64) -> PartitionView {
+        PartitionView {
+            topic: "t".into(),
+            partition,
+            owned,
+            committed: Some(committed),
+            end: Some(end),
+        }
+    }
+
+    #[test]
+    fn only_a_backlog_nobody_commits_for_long_asks_for_a_rejoin() {
+        let mut s = Stalls::default();
+        // Partition 0 is ours and idle; 1 is another member's and moving;
+        // 2 is caught up; 3 waits with nothing committed.
+        let probe = |i: i64| {
+            vec![
+                view(0, true, 5, 9),
+                view(1, false, 10 + i, 20 + i),
+                view(2, false, 7, 7),
+                view(3, false, 4, 9 + i),
+            ]
+        };
+        assert!(!s.observe(&probe(0)), "first sight sets the baseline");
+        for i in 1..i64::from(STALL_PROBES) {
+            assert!(!s.observe(&probe(i)), "probe {i}");
+        }
+        assert!(s.observe(&probe(i64::from(STALL_PROBES))));
+        // Counting starts again after a rejoin, and progress resets it.
+        assert!(!s.observe(&probe(10)));
+        for i in 0..i64::from(STALL_PROBES) * 2 {
+            let mut moving = probe(11 + i);
+            moving[3] = view(3, false, 5 + i, 20);
+            assert!(!s.observe(&moving), "probe {i}");
         }
     }
 }

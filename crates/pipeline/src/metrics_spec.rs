@@ -8,7 +8,11 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 19] = [
+pub const COUNTERS: [(&str, &str); 20] = [
+    (
+        "linkgraph_bus_rejoins_total",
+        "Times a consumer re-joined its group because a partition it does not own had a backlog nobody committed for a minute.",
+    ),
     (
         "linkgraph_api_requests_total",
         "API requests answered (labels endpoint, code).",
