@@ -2,9 +2,10 @@
 # Demo: serve a simulated web on loopback, crawl it into a fresh data
 # directory, and print who links to its most popular domain; recrawl it 40
 # days later (velocity, lost links); then crawl a second web daily through a
-# burst of new referring domains, flagged as a spike; end with the first
-# web's anchors, top pages, inbound broken links and summary, and the one
-# command that serves the overview page over the demo's data.
+# burst of new referring domains, flagged as a spike, and its risk signals;
+# end with the first web's anchors, top pages, inbound broken links and
+# summary, and the one command that serves the overview page over the
+# demo's data.
 set -euo pipefail
 
 BIN=${BIN:-target/release/linkgraph}
@@ -83,6 +84,11 @@ for day in $(seq 0 9); do
 done
 echo "== linkgraph velocity $BURST_DOMAIN"
 LINKGRAPH_NOW=$AT "$BIN" velocity "$BURST_DOMAIN" --data "$BURST_WORK/data"
+echo
+echo "== linkgraph risk $BURST_DOMAIN   (referring domains with risk signals, each with its evidence; first lines)"
+LINKGRAPH_NOW=$AT "$BIN" risk "$BURST_DOMAIN" --data "$BURST_WORK/data" >"$BURST_WORK/risk.txt"
+head -n 9 "$BURST_WORK/risk.txt"
+echo "   (linkgraph disavow $BURST_DOMAIN --data $BURST_WORK/data writes them as a disavow file)"
 
 # Link intelligence on the first web, after its recrawl.
 echo
