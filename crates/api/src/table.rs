@@ -84,11 +84,14 @@ impl Order {
     /// same order) and returns at most `limit` of the rest.
     pub fn page(
         &self,
-        mut rows: Vec<Value>,
+        rows: Vec<Value>,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, String> {
-        rows.sort_by(|a, b| self.cmp_keys(&self.key(a), &self.key(b)));
+        // Each row's key is built once, not at every comparison.
+        let mut keyed: Vec<(Vec<Value>, Value)> =
+            rows.into_iter().map(|r| (self.key(&r), r)).collect();
+        keyed.sort_by(|a, b| self.cmp_keys(&a.0, &b.0));
         let start = match cursor {
             None => 0,
             Some(c) => {
@@ -103,16 +106,19 @@ impl Order {
                     .as_array()
                     .cloned()
                     .ok_or_else(|| "malformed cursor".to_owned())?;
-                rows.partition_point(|r| self.cmp_keys(&self.key(r), &after) != Ordering::Greater)
+                keyed.partition_point(|(k, _)| self.cmp_keys(k, &after) != Ordering::Greater)
             }
         };
-        let rest = rows.len().saturating_sub(start);
-        let rows: Vec<Value> = rows.into_iter().skip(start).take(limit).collect();
-        let next = (rest > rows.len()).then(|| {
-            let last = rows.last().map(|r| self.key(r)).unwrap_or_default();
+        let rest = keyed.len().saturating_sub(start);
+        let page: Vec<(Vec<Value>, Value)> = keyed.into_iter().skip(start).take(limit).collect();
+        let next = (rest > page.len()).then(|| {
+            let last = page.last().map(|(k, _)| k.clone()).unwrap_or_default();
             json!({"order": self.label(), "after": last}).to_string()
         });
-        Ok(Page { rows, next })
+        Ok(Page {
+            rows: page.into_iter().map(|(_, r)| r).collect(),
+            next,
+        })
     }
 }
 
