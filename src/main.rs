@@ -190,11 +190,7 @@ async fn run(cli: Cli) -> Result<()> {
             let domain = normalize_domain(&a.domain)?;
             let reader = open_reader(&a.sel).await?;
             let r = reader.risk(&domain, a.thresholds.thresholds()).await?;
-            Ok(linkgraph_query::risk::write_risk(
-                &mut out.lock(),
-                &r,
-                a.format,
-            )?)
+            Ok(render::write_risk(&mut out.lock(), &r, a.format)?)
         }
         Command::Disavow(a) => {
             let domain = normalize_domain(&a.domain)?;

@@ -10,7 +10,7 @@ use hyper::{Response, StatusCode};
 use linkgraph_core::{Placement, Rel, format_rfc3339_ms, parse_time};
 use linkgraph_query::render::{BacklinksFormat, Format};
 use linkgraph_query::reports::{BacklinkFilter, Direction, target_domain, target_label};
-use linkgraph_query::risk::{Thresholds, write_risk};
+use linkgraph_query::risk::Thresholds;
 use linkgraph_query::velocity::Bucket;
 use linkgraph_query::{
     QueryError, Reader, normalize_domain, parse_target, refdomains_report, render, velocity_report,
@@ -748,7 +748,7 @@ async fn csv_report(
         }
         "risk" => {
             let r = tryq!(reader.risk(&tryq!(domain()), Thresholds::default()).await);
-            tryq!(io(write_risk(&mut out, &r, csv)));
+            tryq!(io(render::write_risk(&mut out, &r, csv)));
         }
         "refdomains" => {
             let d = tryq!(domain());

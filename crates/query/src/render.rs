@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::overview::Summary;
 use crate::reports::{Anchors, BrokenLink, Direction, Intersect, Outlinks, Pages};
+use crate::risk::Risk;
 use crate::velocity::Velocity;
 
 /// Output format of a report that is one document (refdomains, velocity).
@@ -554,27 +555,37 @@ pub fn write_summary(out: &mut impl Write, r: &Summary, format: Format) -> io::R
             ]);
         }
     }
-    match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, r)?;
-            writeln!(out)
-        }
-        Format::Csv => {
-            writeln!(out, "figure,value")?;
-            for row in &rows {
-                write_csv_row(out, &[&row[0], &row[1]])?;
-            }
-            Ok(())
-        }
-        Format::Table => {
-            writeln!(
-                out,
-                "link profile of {} (recent: {} to {})",
-                r.target, r.recent_from, r.recent_to
-            )?;
-            write_table(out, &["FIGURE", "VALUE"], &rows, &[1])
-        }
-    }
+    let title = format!(
+        "link profile of {} (recent: {} to {})",
+        r.target, r.recent_from, r.recent_to
+    );
+    write_doc(out, format, r, (&title, &["figure", "value"], &[1]), rows)
+}
+
+/// Writes a risk report: one row per signal (`domain,score,kind,detail`)
+/// in CSV and in the table, by score desc then domain.
+pub fn write_risk(out: &mut impl Write, r: &Risk, format: Format) -> io::Result<()> {
+    let rows = r
+        .domains
+        .iter()
+        .flat_map(|d| {
+            d.signals.iter().map(|s| {
+                vec![
+                    d.domain.clone(),
+                    d.score.to_string(),
+                    s.kind.as_str().to_owned(),
+                    s.detail.clone(),
+                ]
+            })
+        })
+        .collect();
+    let title = format!(
+        "{} referring domains of {} carry risk signals",
+        r.domains.len(),
+        r.target
+    );
+    let head = ["domain", "score", "kind", "detail"];
+    write_doc(out, format, r, (&title, &head, &[1]), rows)
 }
 
 /// Writes a top linked pages report.

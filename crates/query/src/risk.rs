@@ -30,7 +30,6 @@ use linkgraph_store::{EventKind, OutlinkQuery, Row, Status, Table, Target};
 use serde::Serialize;
 
 use crate::overview::{AnchorKind, anchor_kind};
-use crate::render::{Format, write_csv_row};
 use crate::velocity::Bucket;
 use crate::{QueryError, Reader};
 
@@ -272,32 +271,29 @@ impl Reader {
             }
         }
 
-        // velocity_spike: new on a day flagged as a spike.
-        let v = self
-            .velocity(domain, Bucket::Day, (None, None), false)
-            .await?;
-        if !v.spikes.is_empty() {
-            let events = self.store.events(domain, 0, i64::MAX).await?;
-            for e in events.iter().filter(|e| e.kind == EventKind::NewRefdomain) {
-                let day = Bucket::Day.start_of(e.at_ms);
-                let Some(s) = v.spikes.iter().find(|s| s.start_ms == day) else {
-                    continue;
-                };
-                let d = &e.link.source_url;
-                if !refdomains.iter().any(|r| &r.domain == d) {
-                    continue;
-                }
-                signals.entry(d.clone()).or_default().push(Signal {
-                    kind: SignalKind::VelocitySpike,
-                    detail: format!(
-                        "new on {}, a spike of {} new referring domains against a baseline of {:.1} (score {:.1})",
-                        &format_rfc3339_ms(day)[..10],
-                        s.new_refdomains,
-                        s.baseline,
-                        s.score
-                    ),
-                });
+        // velocity_spike: new on a day flagged as a spike (one read of the
+        // events serves both the spikes and the domains' arrivals).
+        let events = self.store.events(domain, 0, i64::MAX).await?;
+        let v = crate::velocity::velocity(domain, &events, Bucket::Day, None, None, false);
+        for e in events.iter().filter(|e| e.kind == EventKind::NewRefdomain) {
+            let day = Bucket::Day.start_of(e.at_ms);
+            let Some(s) = v.spikes.iter().find(|s| s.start_ms == day) else {
+                continue;
+            };
+            let d = &e.link.source_url;
+            if !refdomains.iter().any(|r| &r.domain == d) {
+                continue;
             }
+            signals.entry(d.clone()).or_default().push(Signal {
+                kind: SignalKind::VelocitySpike,
+                detail: format!(
+                    "new on {}, a spike of {} new referring domains against a baseline of {:.1} (score {:.1})",
+                    &format_rfc3339_ms(day)[..10],
+                    s.new_refdomains,
+                    s.baseline,
+                    s.score
+                ),
+            });
         }
 
         let mut domains: Vec<RiskyDomain> = signals
@@ -384,42 +380,6 @@ impl Reader {
                 Some(n) => after = Some(n),
                 None => return Ok(out),
             }
-        }
-    }
-}
-
-/// Writes a risk report: a table, the JSON document, or CSV with one row
-/// per signal (`domain,score,kind,detail`).
-pub fn write_risk(out: &mut impl Write, r: &Risk, format: Format) -> io::Result<()> {
-    match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, r)?;
-            writeln!(out)
-        }
-        Format::Csv => {
-            writeln!(out, "domain,score,kind,detail")?;
-            for d in &r.domains {
-                let score = d.score.to_string();
-                for s in &d.signals {
-                    write_csv_row(out, &[&d.domain, &score, s.kind.as_str(), &s.detail])?;
-                }
-            }
-            Ok(())
-        }
-        Format::Table => {
-            writeln!(
-                out,
-                "{} referring domains of {} carry risk signals",
-                r.domains.len(),
-                r.target
-            )?;
-            for d in &r.domains {
-                writeln!(out, "{:>3}  {}", d.score, d.domain)?;
-                for s in &d.signals {
-                    writeln!(out, "       {}: {}", s.kind.as_str(), s.detail)?;
-                }
-            }
-            Ok(())
         }
     }
 }
