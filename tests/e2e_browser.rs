@@ -708,6 +708,7 @@ async fn a_domain_with_100k_backlinks_opens_without_loading_them_all() {
                 fetched_at_ms: now,
                 content_hash: 0,
                 noindex: false,
+                remote_ip: None,
                 update: linkgraph_store::LinkSetUpdate::Replace,
                 links: targets
                     .iter()

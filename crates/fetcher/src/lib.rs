@@ -487,6 +487,9 @@ impl Fetcher {
             }
         };
         out.fetched_at_ms = now_ms();
+        if let Some(addr) = resp.remote_addr() {
+            out.remote_ip = addr.ip().to_string();
+        }
         let status = resp.status();
         out.status = u32::from(status.as_u16());
         let headers = resp.headers().clone();

@@ -105,6 +105,7 @@ pub fn parse_unguarded(
         etag: res.etag.clone(),
         last_modified: res.last_modified.clone(),
         robots_sitemaps: res.sitemaps.clone(),
+        remote_ip: res.remote_ip.clone(),
         ..ParsedPage::default()
     };
     let url = Url::parse(&req.url);
@@ -221,6 +222,7 @@ pub fn page_write(page: &ParsedPage) -> PageWrite {
             page.links.iter().cloned().map(Link::from).collect()
         },
         noindex: page.noindex_page,
+        remote_ip: page.remote_ip.parse().ok(),
     }
 }
 

@@ -429,6 +429,7 @@ mod tests {
             update: LinkSetUpdate::Replace,
             content_hash: 0,
             noindex: false,
+            remote_ip: None,
             links: (0..3)
                 .map(|i| Link {
                     source_url: from.into(),

@@ -465,6 +465,7 @@ mod tests {
             fetched_at_ms: 1_000,
             content_hash: 0,
             noindex: false,
+            remote_ip: None,
             update: LinkSetUpdate::Replace,
             links: links
                 .iter()

@@ -109,6 +109,7 @@ fn page(hosts: u64, host: u64, p: u64, epoch: u64, at: i64) -> PageWrite {
         update: LinkSetUpdate::Replace,
         content_hash: rng.next() ^ epoch,
         noindex: false,
+        remote_ip: None,
     }
 }
 

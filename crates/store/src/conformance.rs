@@ -22,6 +22,7 @@ pub fn page(url: &str, t: i64, targets: &[&str]) -> PageWrite {
         fetched_at_ms: t,
         content_hash: 0,
         noindex: false,
+        remote_ip: None,
         update: LinkSetUpdate::Replace,
         links: targets
             .iter()
@@ -88,6 +89,97 @@ pub async fn run_all(s: &dyn LinkStore) {
     attribute_changes_are_changes(s).await;
     outlinks_and_page_states(s).await;
     scans_return_every_row_once(s).await;
+    ranks_are_stored_and_scanned(s).await;
+    host_addresses_keep_the_latest(s).await;
+}
+
+/// A rank run's rows read back by domain and by scan; the run reads back
+/// only once it is written; a later run replaces a domain's row.
+async fn ranks_are_stored_and_scanned(s: &dyn LinkStore) {
+    use crate::{DomainRank, RankRun};
+    assert_eq!(s.rank_run().await.unwrap(), None, "no run before rank");
+    let rank = |d: &str, i: usize, trust: Option<f64>, at: i64| DomainRank {
+        domain: d.into(),
+        authority: i as f64,
+        pagerank: 1.0 / (i as f64 + 3.0),
+        harmonic: i as f64 * 0.5,
+        trust,
+        referring_domains: i as u64,
+        computed_at_ms: at,
+    };
+    let domains: Vec<String> = (0..25).map(|i| format!("ranked{i}.example")).collect();
+    let first: Vec<DomainRank> = domains
+        .iter()
+        .enumerate()
+        .map(|(i, d)| rank(d, i, None, 1_000))
+        .collect();
+    s.write_ranks(first.clone()).await.unwrap();
+    let run = RankRun {
+        computed_at_ms: 1_000,
+        nodes: 25,
+        arcs: 40,
+        harmonic_method: "exact".into(),
+        trusted: 0,
+    };
+    s.write_rank_run(run.clone()).await.unwrap();
+    assert_eq!(s.rank_run().await.unwrap(), Some(run));
+    let asked = vec![domains[3].clone(), "unranked.example".into()];
+    let got = s.domain_ranks(&asked).await.unwrap();
+    assert_eq!(got, vec![Some(first[3].clone()), None]);
+    // A second run, with trust, replaces the rows.
+    let second: Vec<DomainRank> = domains
+        .iter()
+        .enumerate()
+        .map(|(i, d)| rank(d, i + 1, Some(0.25), 2_000))
+        .collect();
+    s.write_ranks(second.clone()).await.unwrap();
+    let (mut all, mut after) = (Vec::new(), None);
+    loop {
+        let (rows, next) = s.scan_ranks(after, 7).await.unwrap();
+        all.extend(rows);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    all.sort_by(|a, b| a.domain.cmp(&b.domain));
+    let mut want = second;
+    want.sort_by(|a, b| a.domain.cmp(&b.domain));
+    assert_eq!(all, want, "scan_ranks returns every row once, newest run");
+}
+
+/// The address a host answered from is kept per host, newest observation.
+async fn host_addresses_keep_the_latest(s: &dyn LinkStore) {
+    let ip = |a: &str| a.parse::<std::net::IpAddr>().unwrap();
+    let mut p = page("http://www.net1.example/", 1_000, &[]);
+    p.remote_ip = Some(ip("127.0.9.1"));
+    s.write_page(p).await.unwrap();
+    let mut p = page("http://www.net1.example/", 2_000, &[]);
+    p.remote_ip = Some(ip("127.0.9.2"));
+    s.write_page(p).await.unwrap();
+    let mut p = page("http://blog.net1.example/a", 1_500, &[]);
+    p.remote_ip = Some(ip("::1"));
+    s.write_page(p).await.unwrap();
+    // A page fetched without an address leaves the host's row alone.
+    s.write_page(page("http://blog.net1.example/b", 3_000, &[]))
+        .await
+        .unwrap();
+    let mut got: Vec<(String, std::net::IpAddr, i64)> = s
+        .host_addrs("net1.example")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.host, h.ip, h.seen_at_ms))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("blog.net1.example".into(), ip("::1"), 1_500),
+            ("www.net1.example".into(), ip("127.0.9.2"), 2_000),
+        ]
+    );
+    assert!(s.host_addrs("unknown.example").await.unwrap().is_empty());
 }
 
 /// Every row of `table`, scanning `limit` rows at a time.

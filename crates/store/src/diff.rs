@@ -429,6 +429,7 @@ mod tests {
             update: LinkSetUpdate::Replace,
             content_hash: 7,
             noindex: false,
+            remote_ip: None,
         }
     }
 

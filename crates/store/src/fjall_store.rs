@@ -11,7 +11,9 @@
 //! | page_links | source URL                                 | StoredOutlinks   |
 //! | link_events| target domain \0 time (BE) kind source     | StoredEvents     |
 //! | source_links | source domain \0 source URL \0 target URL (external links) | (empty) |
-//! | meta       | `format`                                   | u32 (BE)         |
+//! | domain_ranks | registrable domain                       | StoredRank       |
+//! | host_addrs | registrable domain \0 host                 | StoredHostAddr   |
+//! | meta       | `format`; `rank_run`                       | u32 (BE); StoredRankRun |
 //!
 //! `page_links` is each page's current outlink set, with the backlink row
 //! of each link. A new observation is diffed against it by [`crate::diff`],
@@ -57,17 +59,17 @@ use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use linkgraph_core::{Link, LinkKind, Placement, Rel, registrable_domain, url_host};
 use linkgraph_proto::{
-    StoredBacklink, StoredEvent, StoredEvents, StoredOutlink, StoredOutlinks, StoredPage,
-    StoredRefdomain,
+    StoredBacklink, StoredEvent, StoredEvents, StoredHostAddr, StoredOutlink, StoredOutlinks,
+    StoredPage, StoredRank, StoredRankRun, StoredRefdomain,
 };
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::diff::{self, Attrs, Diff, Outlink, Prior, RefdomainChange};
 use crate::{
-    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, LostReason,
-    OutlinkQuery, PageState, PageWrite, RefDomain, Row, ScanPage, Status, StoreError, Table,
-    Target, WriteStats,
+    Backlink, BacklinkPage, BacklinkQuery, DomainRank, EventKind, HostAddr, LinkEvent, LinkStore,
+    LostReason, OutlinkQuery, PageState, PageWrite, RankRun, RefDomain, Row, ScanPage, Status,
+    StoreError, Table, Target, WriteStats,
 };
 
 const SEP: u8 = 0;
@@ -100,6 +102,9 @@ struct Inner {
     page_links: Keyspace,
     events: Keyspace,
     source_links: Keyspace,
+    ranks: Keyspace,
+    host_addrs: Keyspace,
+    meta: Keyspace,
     /// One write lock per shard of source domains ([`shard_of`]).
     writers: Vec<Mutex<()>>,
     /// Held for as long as the engine is open (dropped last).
@@ -202,6 +207,9 @@ impl FjallStore {
             page_links: ks("page_links")?,
             events: ks("link_events")?,
             source_links: ks("source_links")?,
+            ranks: ks("domain_ranks")?,
+            host_addrs: ks("host_addrs")?,
+            meta: meta.clone(),
             db,
             writers: (0..WRITE_SHARDS).map(|_| Mutex::new(())).collect(),
             _lock: lock,
@@ -474,6 +482,14 @@ impl FjallStore {
                 content_hash: page.content_hash,
             };
             batch.insert(&i.pages, page_key, row.encode_to_vec());
+            if let Some(ip) = page.remote_ip {
+                let addr = StoredHostAddr {
+                    ip: ip.to_string(),
+                    seen_at_ms: t,
+                };
+                let key = key2(source_domain, url_host(source));
+                batch.insert(&i.host_addrs, key, addr.encode_to_vec());
+            }
         }
         if prev.is_none() {
             // The domain's first page (or another page of a known domain).
@@ -1244,6 +1260,152 @@ impl LinkStore for FjallStore {
     async fn flush(&self) -> Result<(), StoreError> {
         let this = self.clone();
         blocking(move || Ok(this.inner.db.persist(PersistMode::SyncAll)?)).await
+    }
+
+    async fn write_ranks(&self, ranks: Vec<DomainRank>) -> Result<(), StoreError> {
+        let this = self.clone();
+        blocking(move || {
+            let i = &this.inner;
+            let mut batch = i.db.batch();
+            for r in &ranks {
+                batch.insert(&i.ranks, r.domain.as_bytes(), stored_rank(r).encode_to_vec());
+            }
+            Ok(batch.commit()?)
+        })
+        .await
+    }
+
+    async fn write_rank_run(&self, run: RankRun) -> Result<(), StoreError> {
+        let this = self.clone();
+        blocking(move || {
+            let row = StoredRankRun {
+                computed_at_ms: run.computed_at_ms,
+                nodes: run.nodes,
+                arcs: run.arcs,
+                harmonic_method: run.harmonic_method,
+                trusted: run.trusted,
+            };
+            this.inner.meta.insert(b"rank_run", row.encode_to_vec())?;
+            Ok(this.inner.db.persist(PersistMode::SyncAll)?)
+        })
+        .await
+    }
+
+    async fn rank_run(&self) -> Result<Option<RankRun>, StoreError> {
+        let this = self.clone();
+        blocking(move || {
+            let Some(v) = this.inner.meta.get(b"rank_run")? else {
+                return Ok(None);
+            };
+            let r = decode::<StoredRankRun>("meta", b"rank_run", &v)?;
+            Ok(Some(RankRun {
+                computed_at_ms: r.computed_at_ms,
+                nodes: r.nodes,
+                arcs: r.arcs,
+                harmonic_method: r.harmonic_method,
+                trusted: r.trusted,
+            }))
+        })
+        .await
+    }
+
+    async fn domain_ranks(
+        &self,
+        domains: &[String],
+    ) -> Result<Vec<Option<DomainRank>>, StoreError> {
+        let (this, domains) = (self.clone(), domains.to_vec());
+        blocking(move || {
+            domains
+                .into_iter()
+                .map(|d| match this.inner.ranks.get(d.as_bytes())? {
+                    Some(v) => Ok(Some(domain_rank_of(d.clone(), &decode(
+                        "domain_ranks",
+                        d.as_bytes(),
+                        &v,
+                    )?))),
+                    None => Ok(None),
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn scan_ranks(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<DomainRank>, Option<String>), StoreError> {
+        let this = self.clone();
+        blocking(move || {
+            let ks = &this.inner.ranks;
+            let iter = match &after {
+                // The smallest key after `a`: `a` followed by NUL.
+                Some(a) => ks.range(key2(a, "")..),
+                None => ks.range::<&[u8], _>(..),
+            };
+            let mut rows = Vec::new();
+            for kv in iter {
+                let (k, v) = kv.into_inner()?;
+                if rows.len() == limit.max(1) {
+                    let next = rows.last().map(|r: &DomainRank| r.domain.clone());
+                    return Ok((rows, next));
+                }
+                let domain = String::from_utf8_lossy(&k).into_owned();
+                rows.push(domain_rank_of(domain, &decode("domain_ranks", &k, &v)?));
+            }
+            Ok((rows, None))
+        })
+        .await
+    }
+
+    async fn host_addrs(&self, domain: &str) -> Result<Vec<HostAddr>, StoreError> {
+        let (this, d) = (self.clone(), domain.to_owned());
+        blocking(move || {
+            let mut out = Vec::new();
+            for kv in this.inner.host_addrs.prefix(key2(&d, "")) {
+                let (k, v) = kv.into_inner()?;
+                let row = decode::<StoredHostAddr>("host_addrs", &k, &v)?;
+                let Ok(ip) = row.ip.parse() else {
+                    return Err(StoreError::Corrupt {
+                        table: "host_addrs",
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        reason: format!("not an IP address: {:?}", row.ip),
+                    });
+                };
+                out.push(HostAddr {
+                    host: String::from_utf8_lossy(&k[d.len() + 1..]).into_owned(),
+                    ip,
+                    seen_at_ms: row.seen_at_ms,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// The stored form of a domain's ranks.
+pub(crate) fn stored_rank(r: &DomainRank) -> StoredRank {
+    StoredRank {
+        authority: r.authority,
+        pagerank: r.pagerank,
+        harmonic: r.harmonic,
+        trust: r.trust,
+        referring_domains: r.referring_domains,
+        computed_at_ms: r.computed_at_ms,
+    }
+}
+
+/// A domain's ranks from their stored form.
+pub(crate) fn domain_rank_of(domain: String, r: &StoredRank) -> DomainRank {
+    DomainRank {
+        domain,
+        authority: r.authority,
+        pagerank: r.pagerank,
+        harmonic: r.harmonic,
+        trust: r.trust,
+        referring_domains: r.referring_domains,
+        computed_at_ms: r.computed_at_ms,
     }
 }
 

@@ -153,6 +153,9 @@ pub struct PageWrite {
     /// The page says noindex: `links` is empty, and links it had are lost
     /// with [`LostReason::Noindex`].
     pub noindex: bool,
+    /// The address the fetcher connected to for this page's host, when it
+    /// connected (recorded per host, for the `shared_network` risk signal).
+    pub remote_ip: Option<std::net::IpAddr>,
 }
 
 /// What a write changed.
@@ -468,6 +471,51 @@ pub struct ScanPage {
     pub next: Option<String>,
 }
 
+/// One domain's ranks from a `rank` run (see `linkgraph-rank`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainRank {
+    /// The registrable domain.
+    pub domain: String,
+    /// Authority, 0–100: the log scaling of `pagerank`.
+    pub authority: f64,
+    /// PageRank on the dofollow domain graph (sums to 1 over every domain).
+    pub pagerank: f64,
+    /// Harmonic centrality over incoming shortest paths.
+    pub harmonic: f64,
+    /// PageRank personalized to the trusted seeds; `None` without seeds.
+    pub trust: Option<f64>,
+    /// Live referring domains (any rel) when ranked.
+    pub referring_domains: u64,
+    /// When the run that computed it finished (ms since the Unix epoch).
+    pub computed_at_ms: i64,
+}
+
+/// What one `rank` run computed, stored after all its [`DomainRank`] rows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RankRun {
+    /// When it finished (ms since the Unix epoch).
+    pub computed_at_ms: i64,
+    /// Nodes of the domain graph.
+    pub nodes: u64,
+    /// Arcs of the dofollow domain graph.
+    pub arcs: u64,
+    /// How harmonic centrality was computed: `exact` or `hyperball(...)`.
+    pub harmonic_method: String,
+    /// Trusted seed domains found in the graph (0: no trust computed).
+    pub trusted: u64,
+}
+
+/// The address a host was last fetched from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddr {
+    /// The host name.
+    pub host: String,
+    /// The address the fetcher connected to.
+    pub ip: std::net::IpAddr,
+    /// When (ms since the Unix epoch).
+    pub seen_at_ms: i64,
+}
+
 /// A link-graph store backend.
 #[async_trait]
 pub trait LinkStore: Send + Sync {
@@ -502,6 +550,24 @@ pub trait LinkStore: Send + Sync {
     async fn knows_domain(&self, domain: &str) -> Result<bool, StoreError>;
     /// Makes every acknowledged write durable.
     async fn flush(&self) -> Result<(), StoreError>;
+    /// Stores domain ranks of a run (in chunks; a domain's row is replaced).
+    async fn write_ranks(&self, ranks: Vec<DomainRank>) -> Result<(), StoreError>;
+    /// Records a finished rank run, after all its rows are written.
+    async fn write_rank_run(&self, run: RankRun) -> Result<(), StoreError>;
+    /// The last finished rank run; `None` when `rank` never ran.
+    async fn rank_run(&self) -> Result<Option<RankRun>, StoreError>;
+    /// The stored ranks of `domains`, in order (`None`: not ranked).
+    async fn domain_ranks(&self, domains: &[String])
+    -> Result<Vec<Option<DomainRank>>, StoreError>;
+    /// One page of every stored rank after the domain `after`, in no
+    /// documented order, with the cursor of the next page.
+    async fn scan_ranks(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<DomainRank>, Option<String>), StoreError>;
+    /// The addresses the hosts of registrable domain `domain` were fetched from.
+    async fn host_addrs(&self, domain: &str) -> Result<Vec<HostAddr>, StoreError>;
 }
 
 /// Records a page write's latency, edges and failure, per backend.

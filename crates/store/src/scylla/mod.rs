@@ -28,9 +28,9 @@ use tokio::sync::Semaphore;
 
 use crate::fjall_store::stored_link;
 use crate::{
-    Backlink, BacklinkPage, BacklinkQuery, EventKind, LinkEvent, LinkStore, LostReason,
-    OutlinkQuery, PageState, PageWrite, RefDomain, ScanPage, Status, StoreError, Table, Target,
-    WriteStats,
+    Backlink, BacklinkPage, BacklinkQuery, DomainRank, EventKind, HostAddr, LinkEvent, LinkStore,
+    LostReason, OutlinkQuery, PageState, PageWrite, RankRun, RefDomain, ScanPage, Status,
+    StoreError, Table, Target, WriteStats,
 };
 use plan::{Outlink, Prior, Stmt, Write};
 
@@ -240,6 +240,15 @@ impl FromCql for i64 {
     }
 }
 
+impl FromCql for f64 {
+    fn from_cql(v: Option<CqlValue>) -> Result<Self, String> {
+        match v {
+            Some(CqlValue::Double(f)) => Ok(f),
+            other => Err(format!("expected double, got {other:?}")),
+        }
+    }
+}
+
 impl<T: FromCql> FromCql for Option<T> {
     fn from_cql(v: Option<CqlValue>) -> Result<Self, String> {
         v.map(|x| T::from_cql(Some(x))).transpose()
@@ -266,6 +275,7 @@ tuple_row!(A);
 tuple_row!(A, B);
 tuple_row!(A, B, C);
 tuple_row!(A, B, C, D);
+tuple_row!(A, B, C, D, E);
 tuple_row!(A, B, C, D, E, F);
 tuple_row!(A, B, C, D, E, F, G);
 tuple_row!(A, B, C, D, E, F, G, H);
@@ -280,6 +290,17 @@ pub struct ScyllaStore {
     buckets: u32,
     in_flight: Arc<Semaphore>,
 }
+
+/// A domain_ranks row as read.
+type RankRow = (
+    String,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// A backlinks row as read.
 type BacklinkRow = (
@@ -931,6 +952,20 @@ impl ScyllaStore {
         }
     }
 
+    /// Converts a rank row as read.
+    fn rank_of(r: RankRow) -> DomainRank {
+        let (domain, authority, pagerank, harmonic, trust, refdomains, at) = r;
+        DomainRank {
+            domain,
+            authority: authority.unwrap_or(0.0),
+            pagerank: pagerank.unwrap_or(0.0),
+            harmonic: harmonic.unwrap_or(0.0),
+            trust: trust.filter(|t: &f64| !t.is_nan()),
+            referring_domains: u64::try_from(refdomains.unwrap_or(0)).unwrap_or(0),
+            computed_at_ms: at.unwrap_or(0),
+        }
+    }
+
     /// The known domain after `after` (the first without), in token order.
     async fn next_domain(&self, after: Option<&str>) -> Result<Option<String>, StoreError> {
         let rows: Vec<(String,)> = match after {
@@ -1267,6 +1302,81 @@ impl LinkStore for ScyllaStore {
             .map(|r| !r.is_empty());
         crate::record_read("scylla", "knows_domain", started, &res);
         res
+    }
+
+    async fn write_ranks(&self, ranks: Vec<DomainRank>) -> Result<(), StoreError> {
+        self.run_all(ranks.iter().map(plan::rank_write).collect())
+            .await
+    }
+
+    async fn write_rank_run(&self, run: RankRun) -> Result<(), StoreError> {
+        self.run(vec![plan::rank_run_write(&run)]).await
+    }
+
+    async fn rank_run(&self) -> Result<Option<RankRun>, StoreError> {
+        type R = (Option<i64>, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+        let rows: Vec<R> = self
+            .rows(Stmt::ReadRankRun, vec![CqlValue::Text("last".into())])
+            .await?;
+        let n = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
+        Ok(rows.into_iter().next().map(|(at, nodes, arcs, method, trusted)| RankRun {
+            computed_at_ms: at.unwrap_or(0),
+            nodes: n(nodes),
+            arcs: n(arcs),
+            harmonic_method: method.unwrap_or_default(),
+            trusted: n(trusted),
+        }))
+    }
+
+    async fn domain_ranks(
+        &self,
+        domains: &[String],
+    ) -> Result<Vec<Option<DomainRank>>, StoreError> {
+        stream::iter(domains.iter().cloned())
+            .map(|d| async move {
+                let rows: Vec<RankRow> =
+                    self.rows(Stmt::ReadRank, vec![CqlValue::Text(d)]).await?;
+                Ok::<_, StoreError>(rows.into_iter().next().map(Self::rank_of))
+            })
+            .buffered(PAGE_PARALLELISM)
+            .try_collect()
+            .await
+    }
+
+    async fn scan_ranks(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<DomainRank>, Option<String>), StoreError> {
+        let limit = limit.max(1);
+        let n = CqlValue::Int(i32::try_from(limit).unwrap_or(i32::MAX));
+        let rows: Vec<RankRow> = match after {
+            None => self.rows(Stmt::ScanRanksFirst, vec![n]).await?,
+            Some(d) => self.rows(Stmt::ScanRanks, vec![CqlValue::Text(d), n]).await?,
+        };
+        let next = (rows.len() == limit).then(|| rows.last().map(|r| r.0.clone())).flatten();
+        Ok((rows.into_iter().map(Self::rank_of).collect(), next))
+    }
+
+    async fn host_addrs(&self, domain: &str) -> Result<Vec<HostAddr>, StoreError> {
+        let rows: Vec<(String, Option<String>, Option<i64>)> = self
+            .rows(Stmt::ReadHostAddrs, vec![CqlValue::Text(domain.to_owned())])
+            .await?;
+        rows.into_iter()
+            .map(|(host, ip, at)| {
+                let ip = ip.unwrap_or_default();
+                let parsed = ip.parse().map_err(|_| StoreError::Corrupt {
+                    table: "host_addrs",
+                    key: format!("{domain}\0{host}"),
+                    reason: format!("not an IP address: {ip:?}"),
+                })?;
+                Ok(HostAddr {
+                    host,
+                    ip: parsed,
+                    seen_at_ms: at.unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

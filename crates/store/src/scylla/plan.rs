@@ -131,11 +131,27 @@ pub enum Stmt {
     RobotsPut,
     /// Reads an origin's last good robots.txt.
     ReadRobots,
+    /// One domain's ranks from a rank run.
+    RankPut,
+    /// The last finished rank run.
+    RankRunPut,
+    /// Reads one domain's ranks.
+    ReadRank,
+    /// Reads the last finished rank run.
+    ReadRankRun,
+    /// Reads the first ranked domains, in token order.
+    ScanRanksFirst,
+    /// Reads the ranked domains after one, in token order.
+    ScanRanks,
+    /// The address a host answered from.
+    HostAddrPut,
+    /// Reads the addresses of a registrable domain's hosts.
+    ReadHostAddrs,
 }
 
 impl Stmt {
     /// Every statement, for preparing them all at open.
-    pub const ALL: [Stmt; 39] = [
+    pub const ALL: [Stmt; 47] = [
         Stmt::PageState,
         Stmt::PageSeen,
         Stmt::OutlinkPut,
@@ -175,6 +191,14 @@ impl Stmt {
         Stmt::ScanPages,
         Stmt::RobotsPut,
         Stmt::ReadRobots,
+        Stmt::RankPut,
+        Stmt::RankRunPut,
+        Stmt::ReadRank,
+        Stmt::ReadRankRun,
+        Stmt::ScanRanksFirst,
+        Stmt::ScanRanks,
+        Stmt::HostAddrPut,
+        Stmt::ReadHostAddrs,
     ];
 
     /// The CQL text. Bind order is the order of the `?` markers.
@@ -318,6 +342,35 @@ impl Stmt {
                  USING TIMESTAMP ?"
             }
             Stmt::ReadRobots => "SELECT fetched_at, has_body, body FROM robots WHERE origin = ?",
+            Stmt::RankPut => {
+                "INSERT INTO domain_ranks (domain, authority, pagerank, harmonic, trust, \
+                 referring_domains, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            }
+            Stmt::RankRunPut => {
+                "INSERT INTO rank_runs (name, computed_at, nodes, arcs, harmonic_method, \
+                 trusted) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            }
+            Stmt::ReadRank => {
+                "SELECT domain, authority, pagerank, harmonic, trust, referring_domains, \
+                 computed_at FROM domain_ranks WHERE domain = ?"
+            }
+            Stmt::ReadRankRun => {
+                "SELECT computed_at, nodes, arcs, harmonic_method, trusted FROM rank_runs \
+                 WHERE name = ?"
+            }
+            Stmt::ScanRanksFirst => {
+                "SELECT domain, authority, pagerank, harmonic, trust, referring_domains, \
+                 computed_at FROM domain_ranks LIMIT ?"
+            }
+            Stmt::ScanRanks => {
+                "SELECT domain, authority, pagerank, harmonic, trust, referring_domains, \
+                 computed_at FROM domain_ranks WHERE token(domain) > token(?) LIMIT ?"
+            }
+            Stmt::HostAddrPut => {
+                "INSERT INTO host_addrs (domain, host, ip, seen_at) VALUES (?, ?, ?, ?) \
+                 USING TIMESTAMP ?"
+            }
+            Stmt::ReadHostAddrs => "SELECT host, ip, seen_at FROM host_addrs WHERE domain = ?",
             Stmt::ScanDomainsFirst => "SELECT domain FROM domains LIMIT ?",
             Stmt::ScanDomains => {
                 "SELECT domain FROM domains WHERE token(domain) > token(?) LIMIT ?"
@@ -352,6 +405,11 @@ impl Stmt {
                 | Stmt::ScanPagesFirst
                 | Stmt::ScanPages
                 | Stmt::ReadRobots
+                | Stmt::ReadRank
+                | Stmt::ReadRankRun
+                | Stmt::ScanRanksFirst
+                | Stmt::ScanRanks
+                | Stmt::ReadHostAddrs
         )
     }
 }
@@ -589,6 +647,53 @@ pub fn event(
     ]
 }
 
+/// The address `host` (of registrable domain `d`) answered from at `t`;
+/// the latest observation wins.
+fn host_addr_write(d: &str, host: &str, ip: std::net::IpAddr, t: i64) -> Write {
+    Write {
+        stmt: Stmt::HostAddrPut,
+        values: vec![text(d), text(host), text(&ip.to_string()), big(t), big(ts(t))],
+        partition: format!("host_addrs\0{d}"),
+    }
+}
+
+/// One domain's ranks. A run without trust stores NaN there: CQL binds
+/// here carry no nulls, and no rank is ever NaN.
+pub fn rank_write(r: &crate::DomainRank) -> Write {
+    Write {
+        stmt: Stmt::RankPut,
+        values: vec![
+            text(&r.domain),
+            CqlValue::Double(r.authority),
+            CqlValue::Double(r.pagerank),
+            CqlValue::Double(r.harmonic),
+            CqlValue::Double(r.trust.unwrap_or(f64::NAN)),
+            big(i64::try_from(r.referring_domains).unwrap_or(i64::MAX)),
+            big(r.computed_at_ms),
+            big(ts(r.computed_at_ms)),
+        ],
+        partition: format!("domain_ranks\0{}", r.domain),
+    }
+}
+
+/// The last finished rank run (one row, name `last`).
+pub fn rank_run_write(r: &crate::RankRun) -> Write {
+    let n = |v: u64| big(i64::try_from(v).unwrap_or(i64::MAX));
+    Write {
+        stmt: Stmt::RankRunPut,
+        values: vec![
+            text("last"),
+            big(r.computed_at_ms),
+            n(r.nodes),
+            n(r.arcs),
+            text(&r.harmonic_method),
+            n(r.trusted),
+            big(ts(r.computed_at_ms)),
+        ],
+        partition: "rank_runs\0last".into(),
+    }
+}
+
 fn domain_write(d: &str) -> Write {
     Write {
         stmt: Stmt::Domain,
@@ -607,6 +712,9 @@ pub fn plan(page: &PageWrite, prior: &Prior, buckets: u32) -> Plan {
     let sd = registrable_domain(url_host(source));
     let mut p = Plan::default();
     p.graph.push(domain_write(sd));
+    if let Some(ip) = page.remote_ip {
+        p.graph.push(host_addr_write(sd, url_host(source), ip, t));
+    }
     match diff(page, prior) {
         Diff::Stale { links } => {
             let current: BTreeSet<&str> =
