@@ -10,6 +10,8 @@
 //!   intersect;
 //! * [`overview`]: one domain's profile at a glance (`summary`) and the
 //!   anchor classes (branded, url, other, empty);
+//! * [`ranks`]: the `domains` report and the authority column, from the
+//!   ranks `linkgraph rank` stored;
 //! * [`risk`]: the risk signals of a domain's referring domains, their
 //!   scores, and the disavow file;
 //! * [`velocity`]: new and lost links and referring domains per bucket,
@@ -17,6 +19,7 @@
 //! * [`render`]: every report as a table, JSON or CSV.
 
 pub mod overview;
+pub mod ranks;
 pub mod render;
 pub mod reports;
 pub mod risk;
@@ -78,6 +81,9 @@ pub enum QueryError {
     /// The store failed a query (boxed: store errors are large).
     #[error(transparent)]
     Store(Box<StoreError>),
+    /// `rank` has not run on this store.
+    #[error("{0}")]
+    NoRanks(String),
     /// The output cannot be written.
     #[error("cannot write the report: {0}")]
     Io(#[from] io::Error),
@@ -179,6 +185,11 @@ impl Reader {
     /// The store read.
     pub fn store(&self) -> &dyn LinkStore {
         self.store.as_ref()
+    }
+
+    /// The store's name in messages (a URL or a directory).
+    pub fn place(&self) -> &str {
+        &self.place
     }
 
     /// Fails with [`QueryError::UnknownDomain`] when the store has never
@@ -361,7 +372,9 @@ pub async fn refdomains_report(
 ) -> Result<(), QueryError> {
     let rows = reader.refdomains(domain, status).await?;
     let shown = &rows[..rows.len().min(limit.unwrap_or(usize::MAX))];
-    render::write_refdomains(out, domain, shown, rows.len(), format)?;
+    let names: Vec<String> = shown.iter().map(|r| r.domain.clone()).collect();
+    let authority = reader.authorities(&names).await?;
+    render::write_refdomains(out, domain, shown, rows.len(), authority.as_ref(), format)?;
     out.flush()?;
     Ok(())
 }

@@ -254,7 +254,10 @@ impl Reader {
                 placement,
             ),
             anchor_mix: shares(AnchorKind::ALL.iter().map(|k| (*k, k.as_str())), anchors),
-            authority: None,
+            authority: self
+                .authorities(std::slice::from_ref(&domain.to_owned()))
+                .await?
+                .and_then(|a| a.get(domain).copied()),
         })
     }
 }

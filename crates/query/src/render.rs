@@ -2,6 +2,7 @@
 //! document, or one object per line for streams) and RFC 4180 CSV. The JSON
 //! shapes and CSV headers are documented in the README and stay stable.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 use linkgraph_core::format_rfc3339_ms;
@@ -9,6 +10,7 @@ use linkgraph_store::{Backlink, LostReason, RefDomain};
 use serde::Serialize;
 
 use crate::overview::Summary;
+use crate::ranks::Domains;
 use crate::reports::{Anchors, BrokenLink, Direction, Intersect, Outlinks, Pages};
 use crate::risk::Risk;
 use crate::velocity::Velocity;
@@ -45,6 +47,7 @@ struct RefdomainJson<'a> {
     first_seen: String,
     last_seen: String,
     lost_at: Option<String>,
+    authority: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -54,7 +57,21 @@ struct RefdomainsJson<'a> {
     domains: Vec<RefdomainJson<'a>>,
 }
 
-fn refdomains_doc<'a>(target: &'a str, rows: &'a [RefDomain], total: usize) -> RefdomainsJson<'a> {
+/// Authority of referring domains from the last rank run (`None`: `rank`
+/// never ran).
+pub type Authorities = HashMap<String, f64>;
+
+/// A domain's authority, rounded to one decimal as every report shows it.
+fn authority_of(a: Option<&Authorities>, domain: &str) -> Option<f64> {
+    a?.get(domain).map(|x| (x * 10.0).round() / 10.0)
+}
+
+fn refdomains_doc<'a>(
+    target: &'a str,
+    rows: &'a [RefDomain],
+    total: usize,
+    authority: Option<&Authorities>,
+) -> RefdomainsJson<'a> {
     RefdomainsJson {
         target,
         referring_domains: total,
@@ -67,6 +84,7 @@ fn refdomains_doc<'a>(target: &'a str, rows: &'a [RefDomain], total: usize) -> R
                 first_seen: format_rfc3339_ms(r.first_seen_ms),
                 last_seen: format_rfc3339_ms(r.last_seen_ms),
                 lost_at: r.lost_at_ms.map(format_rfc3339_ms),
+                authority: authority_of(authority, &r.domain),
             })
             .collect(),
     }
@@ -74,8 +92,13 @@ fn refdomains_doc<'a>(target: &'a str, rows: &'a [RefDomain], total: usize) -> R
 
 /// The documented JSON document of a refdomains report whose `rows` may be
 /// the first of `total`.
-pub fn refdomains_json(target: &str, rows: &[RefDomain], total: usize) -> serde_json::Value {
-    serde_json::to_value(refdomains_doc(target, rows, total)).unwrap_or_default()
+pub fn refdomains_json(
+    target: &str,
+    rows: &[RefDomain],
+    total: usize,
+    authority: Option<&Authorities>,
+) -> serde_json::Value {
+    serde_json::to_value(refdomains_doc(target, rows, total, authority)).unwrap_or_default()
 }
 
 /// Writes the referring domains of `target` (already sorted, most links first).
@@ -84,17 +107,20 @@ pub fn write_refdomains(
     target: &str,
     rows: &[RefDomain],
     total: usize,
+    authority: Option<&Authorities>,
     format: Format,
 ) -> io::Result<()> {
+    let shown = |d: &str| authority_of(authority, d).map_or_else(String::new, |a| format!("{a:.1}"));
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &refdomains_doc(target, rows, total))?;
+            let doc = refdomains_doc(target, rows, total, authority);
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)
         }
         Format::Csv => {
             writeln!(
                 out,
-                "domain,links,follow_links,first_seen,last_seen,lost_at"
+                "domain,links,follow_links,first_seen,last_seen,lost_at,authority"
             )?;
             for r in rows {
                 write_csv_row(
@@ -106,6 +132,7 @@ pub fn write_refdomains(
                         &format_rfc3339_ms(r.first_seen_ms),
                         &format_rfc3339_ms(r.last_seen_ms),
                         &r.lost_at_ms.map(format_rfc3339_ms).unwrap_or_default(),
+                        &shown(&r.domain),
                     ],
                 )?;
             }
@@ -116,20 +143,22 @@ pub fn write_refdomains(
             let body: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
+                    let a = shown(&r.domain);
                     vec![
                         r.domain.clone(),
                         r.links.to_string(),
                         r.follow_links.to_string(),
                         format_rfc3339_ms(r.first_seen_ms),
                         format_rfc3339_ms(r.last_seen_ms),
+                        if a.is_empty() { "-".into() } else { a },
                     ]
                 })
                 .collect();
             write_table(
                 out,
-                &["DOMAIN", "LINKS", "FOLLOW", "FIRST SEEN", "LAST SEEN"],
+                &["DOMAIN", "LINKS", "FOLLOW", "FIRST SEEN", "LAST SEEN", "AUTHORITY"],
                 &body,
-                &[1, 2],
+                &[1, 2, 5],
             )
         }
     }
@@ -483,6 +512,100 @@ fn write_doc(
     }
 }
 
+#[derive(Serialize)]
+struct DomainJson<'a> {
+    domain: &'a str,
+    authority: f64,
+    pagerank: f64,
+    harmonic: f64,
+    trust: Option<f64>,
+    referring_domains: u64,
+}
+
+#[derive(Serialize)]
+struct DomainsJson<'a> {
+    computed_at: String,
+    nodes: u64,
+    arcs: u64,
+    harmonic_method: &'a str,
+    total: usize,
+    domains: Vec<DomainJson<'a>>,
+}
+
+/// The documented JSON document of a `domains` report.
+pub fn domains_json(r: &Domains) -> serde_json::Value {
+    serde_json::to_value(domains_doc(r)).unwrap_or_default()
+}
+
+fn domains_doc(r: &Domains) -> DomainsJson<'_> {
+    DomainsJson {
+        computed_at: format_rfc3339_ms(r.run.computed_at_ms),
+        nodes: r.run.nodes,
+        arcs: r.run.arcs,
+        harmonic_method: &r.run.harmonic_method,
+        total: r.total,
+        domains: r
+            .rows
+            .iter()
+            .map(|d| DomainJson {
+                domain: &d.domain,
+                authority: d.authority,
+                pagerank: d.pagerank,
+                harmonic: d.harmonic,
+                trust: d.trust,
+                referring_domains: d.referring_domains,
+            })
+            .collect(),
+    }
+}
+
+/// Writes a `domains` report: JSON and CSV carry full precision, the table
+/// rounds for reading.
+pub fn write_domains(out: &mut impl Write, r: &Domains, format: Format) -> io::Result<()> {
+    let table = format == Format::Table;
+    let rows = r
+        .rows
+        .iter()
+        .map(|d| {
+            let num = |x: f64, digits: usize| {
+                if table {
+                    format!("{x:.digits$}")
+                } else {
+                    x.to_string()
+                }
+            };
+            vec![
+                d.domain.clone(),
+                num(d.authority, 1),
+                if table {
+                    format!("{:.3e}", d.pagerank)
+                } else {
+                    d.pagerank.to_string()
+                },
+                num(d.harmonic, 3),
+                d.trust.map(|t| if table { format!("{t:.3e}") } else { t.to_string() }).unwrap_or_default(),
+                d.referring_domains.to_string(),
+            ]
+        })
+        .collect();
+    let title = format!(
+        "{} domains ranked at {} ({} dofollow arcs; harmonic: {})",
+        r.total,
+        format_rfc3339_ms(r.run.computed_at_ms),
+        r.run.arcs,
+        r.run.harmonic_method
+    );
+    let head: &[&str] = &[
+        "domain",
+        "authority",
+        "pagerank",
+        "harmonic",
+        "trust",
+        "referring_domains",
+    ];
+    write_doc(out, format, &domains_doc(r), (&title, head, &[1, 2, 3, 4, 5]), rows)
+}
+
 fn opt(v: Option<u32>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -585,7 +708,13 @@ pub fn write_risk(out: &mut impl Write, r: &Risk, format: Format) -> io::Result<
         r.target
     );
     let head = ["domain", "score", "kind", "detail"];
-    write_doc(out, format, r, (&title, &head, &[1]), rows)
+    write_doc(out, format, r, (&title, &head, &[1]), rows)?;
+    if format == Format::Table {
+        for n in &r.notes {
+            writeln!(out, "note: {n}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes a top linked pages report.
@@ -788,7 +917,7 @@ mod tests {
     #[test]
     fn refdomains_json_has_the_documented_shape() {
         let rows = [rd("a.com", 3), rd("b.org", 1)];
-        let s = text(|o| write_refdomains(o, "t.com", &rows, rows.len(), Format::Json));
+        let s = text(|o| write_refdomains(o, "t.com", &rows, rows.len(), None, Format::Json));
         let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v["target"], "t.com");
         assert_eq!(v["referring_domains"], 2);

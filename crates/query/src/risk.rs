@@ -17,10 +17,18 @@
 //!   not a URL: see [`anchor_kind`]) that at least `anchor_share` of the
 //!   target's referring domains, and at least `anchor_domains`, use;
 //! * `velocity_spike` (15): it became a referring domain (new, not
-//!   discovered) on a day that `velocity` flags as a spike.
-//!
-//! Signals that need data linkgraph does not keep yet (a shared /24 of the
-//! hosts' addresses; authority from domain ranks) are not computed.
+//!   discovered) on a day that `velocity` flags as a spike;
+//! * `shared_network` (30): one of its hosts was fetched from the same IPv4
+//!   /24 (IPv6 /48) as hosts of at least `network_domains` other referring
+//!   domains of the target: the footprint of a private blog network. The
+//!   fetcher records the address it connected to for every host
+//!   (`--resolve` addresses count). A prefix that hosts more than
+//!   `network_max_share` of all the target's referring domains is shared
+//!   hosting (a CDN, or a crawl where every host resolves to one address),
+//!   not a network: it raises no signal, and the report's notes say so;
+//! * `low_authority` (10): its authority (from the last `linkgraph rank`)
+//!   is below `low_authority`. Weak on its own, and its detail says so;
+//!   not computed before `rank` has run (the notes say so).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
@@ -51,6 +59,13 @@ pub struct Thresholds {
     pub anchor_share: f64,
     /// Fewest referring domains that use it.
     pub anchor_domains: usize,
+    /// Fewest other referring domains on one /24 (/48) for a network.
+    pub network_domains: usize,
+    /// Share of all referring domains above which a /24 (/48) is shared
+    /// hosting, not a network.
+    pub network_max_share: f64,
+    /// Authority below which a domain is low-authority.
+    pub low_authority: f64,
 }
 
 impl Default for Thresholds {
@@ -61,6 +76,9 @@ impl Default for Thresholds {
             sitewide_pages: 5,
             anchor_share: 0.2,
             anchor_domains: 3,
+            network_domains: 2,
+            network_max_share: 0.5,
+            low_authority: 10.0,
         }
     }
 }
@@ -79,6 +97,10 @@ pub enum SignalKind {
     ExactMatchAnchor,
     /// Arrived in a spike of new referring domains.
     VelocitySpike,
+    /// Hosted on one /24 (/48) with other referring domains.
+    SharedNetwork,
+    /// Low authority.
+    LowAuthority,
 }
 
 impl SignalKind {
@@ -90,6 +112,8 @@ impl SignalKind {
             SignalKind::Sitewide => "sitewide",
             SignalKind::ExactMatchAnchor => "exact_match_anchor",
             SignalKind::VelocitySpike => "velocity_spike",
+            SignalKind::SharedNetwork => "shared_network",
+            SignalKind::LowAuthority => "low_authority",
         }
     }
 
@@ -101,6 +125,8 @@ impl SignalKind {
             SignalKind::Sitewide => 20,
             SignalKind::ExactMatchAnchor => 25,
             SignalKind::VelocitySpike => 15,
+            SignalKind::SharedNetwork => 30,
+            SignalKind::LowAuthority => 10,
         }
     }
 }
@@ -132,6 +158,9 @@ pub struct Risk {
     pub target: String,
     /// By score desc, then domain asc.
     pub domains: Vec<RiskyDomain>,
+    /// What the signals could not see, e.g. shared hosting left out, or
+    /// ranks not computed yet.
+    pub notes: Vec<String>,
 }
 
 /// The score of a set of signals.
@@ -296,6 +325,12 @@ impl Reader {
             });
         }
 
+        let mut notes = Vec::new();
+        self.shared_network(&refdomains, t, &mut signals, &mut notes)
+            .await?;
+        self.low_authority(&refdomains, t, &mut signals, &mut notes)
+            .await?;
+
         let mut domains: Vec<RiskyDomain> = signals
             .into_iter()
             .map(|(domain, mut signals)| {
@@ -312,7 +347,94 @@ impl Reader {
         Ok(Risk {
             target: domain.to_owned(),
             domains,
+            notes,
         })
+    }
+
+    /// `shared_network`: referring domains whose hosts answered from one
+    /// /24 (/48).
+    async fn shared_network(
+        &self,
+        refdomains: &[linkgraph_store::RefDomain],
+        t: Thresholds,
+        signals: &mut BTreeMap<String, Vec<Signal>>,
+        notes: &mut Vec<String>,
+    ) -> Result<(), QueryError> {
+        // prefix -> referring domain -> (host, address) it was seen with
+        let mut nets: BTreeMap<String, BTreeMap<String, (String, String)>> = BTreeMap::new();
+        for r in refdomains {
+            for h in self.store.host_addrs(&r.domain).await? {
+                nets.entry(network_of(h.ip))
+                    .or_default()
+                    .entry(r.domain.clone())
+                    .or_insert((h.host, h.ip.to_string()));
+            }
+        }
+        let total = refdomains.len();
+        for (net, members) in &nets {
+            if members.len() < t.network_domains + 1 {
+                continue;
+            }
+            let share = members.len() as f64 / total.max(1) as f64;
+            if share > t.network_max_share {
+                notes.push(format!(
+                    "{net} hosts {} of the {total} referring domains ({:.0}%): shared hosting, not counted as a network",
+                    members.len(),
+                    share * 100.0
+                ));
+                continue;
+            }
+            for (d, (host, ip)) in members {
+                let others: Vec<&str> = members
+                    .keys()
+                    .filter(|o| *o != d)
+                    .map(String::as_str)
+                    .collect();
+                let shown = others.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+                let more = others.len().saturating_sub(5);
+                signals.entry(d.clone()).or_default().push(Signal {
+                    kind: SignalKind::SharedNetwork,
+                    detail: format!(
+                        "{host} was fetched from {ip}, in {net} with {} other referring domains: {shown}{}",
+                        others.len(),
+                        if more > 0 { format!(" and {more} more") } else { String::new() }
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `low_authority`: authority from the last rank run below the threshold.
+    async fn low_authority(
+        &self,
+        refdomains: &[linkgraph_store::RefDomain],
+        t: Thresholds,
+        signals: &mut BTreeMap<String, Vec<Signal>>,
+        notes: &mut Vec<String>,
+    ) -> Result<(), QueryError> {
+        let names: Vec<String> = refdomains.iter().map(|r| r.domain.clone()).collect();
+        let Some(authority) = self.authorities(&names).await? else {
+            notes.push(
+                "low_authority is not computed: run `linkgraph rank` first".to_owned(),
+            );
+            return Ok(());
+        };
+        for d in &names {
+            match authority.get(d) {
+                Some(a) if *a < t.low_authority => {
+                    signals.entry(d.clone()).or_default().push(Signal {
+                        kind: SignalKind::LowAuthority,
+                        detail: format!(
+                            "authority {a:.1} is below {:.1} (a weak signal on its own)",
+                            t.low_authority
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The disavow file of `domain` (see [`write_disavow`]), stamped with
@@ -384,6 +506,24 @@ impl Reader {
     }
 }
 
+/// The network an address belongs to, for `shared_network`: its IPv4 /24
+/// or IPv6 /48, e.g. `127.0.5.0/24`.
+pub fn network_of(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return network_of(std::net::IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
 /// Reads an allow file: one domain a line, `#` starts a comment; each is
 /// normalized to its registrable domain.
 pub fn parse_allow(text: &str) -> Result<BTreeSet<String>, QueryError> {
@@ -416,6 +556,9 @@ pub fn write_disavow(
     )?;
     if !allow.is_empty() {
         writeln!(out, "# kept by the allow file: {}", allow.len())?;
+    }
+    for n in &r.notes {
+        writeln!(out, "# note: {}", n.replace('\n', " "))?;
     }
     let mut n = 0;
     for d in &r.domains {
@@ -526,9 +669,9 @@ mod tests {
                 &[(t(""), "acmewidgets.com")],
             ));
         }
-        // exact_match_anchor: 3 of 11 referring domains use "cheap widgets";
+        // exact_match_anchor: 4 of 18 referring domains use "cheap widgets";
         // two use "best gadgets" (fewer than 3); brands and URLs never count.
-        for d in ["a1.com", "a2.com", "a3.com"] {
+        for d in ["a1.com", "a2.com", "a3.com", "a4.com"] {
             pages.push(page(
                 &format!("http://{d}/"),
                 &[(t("buy"), "cheap widgets")],
@@ -541,6 +684,24 @@ mod tests {
             "http://c1.com/",
             &[(t(""), "https://acmewidgets.com/")],
         ));
+        // Every host so far answered from 127.0.0.1: shared hosting.
+        for p in &mut pages {
+            p.remote_ip = "127.0.0.1".parse().ok();
+        }
+        // shared_network: three domains on 10.7.7.0/24; lone.com on its own
+        // /24, pair1/pair2 share one with only one other (two needed).
+        for (d, ip) in [
+            ("net1.com", "10.7.7.1"),
+            ("www.net2.com", "10.7.7.2"),
+            ("net3.com", "10.7.7.3"),
+            ("lone.com", "10.7.8.1"),
+            ("pair1.com", "10.7.9.1"),
+            ("pair2.com", "10.7.9.2"),
+        ] {
+            let mut p = page(&format!("http://{d}/"), &[(t(""), "Acme-Widgets")]);
+            p.remote_ip = ip.parse().ok();
+            pages.push(p);
+        }
         for p in pages {
             store.write_page(p).await.unwrap_or_else(|e| panic!("{e}"));
         }
@@ -564,10 +725,21 @@ mod tests {
             ("a1.com", vec!["exact_match_anchor"]),
             ("a2.com", vec!["exact_match_anchor"]),
             ("a3.com", vec!["exact_match_anchor"]),
+            ("a4.com", vec!["exact_match_anchor"]),
+            ("net1.com", vec!["shared_network"]),
+            ("net2.com", vec!["shared_network"]),
+            ("net3.com", vec!["shared_network"]),
         ]
         .into_iter()
         .collect();
         assert_eq!(got, want);
+        assert_eq!(
+            r.notes,
+            vec![
+                "127.0.0.0/24 hosts 12 of the 18 referring domains (67%): shared hosting, not counted as a network".to_owned(),
+                "low_authority is not computed: run `linkgraph rank` first".to_owned(),
+            ]
+        );
         let detail = |d: &str| {
             r.domains
                 .iter()
@@ -586,12 +758,56 @@ mod tests {
             detail("sw.com")
         );
         assert!(
-            detail("a1.com").contains("\"cheap widgets\" is used by 3 of the 11"),
+            detail("a1.com").contains("\"cheap widgets\" is used by 4 of the 18"),
             "{}",
             detail("a1.com")
         );
         assert!(detail("back.com").contains("http://acmewidgets.com/ links to http://back.com/x"));
         assert_eq!(r.domains[0].domain, "farm.com", "highest score first");
+        assert!(
+            detail("net2.com").contains(
+                "www.net2.com was fetched from 10.7.7.2, in 10.7.7.0/24 with 2 other referring domains: net1.com, net3.com"
+            ),
+            "{}",
+            detail("net2.com")
+        );
+
+        // low_authority, once ranks exist: only the domain below 10.
+        let ranks = ["farm.com", "back.com", "lone.com"]
+            .iter()
+            .zip([3.0, 50.0, 10.0])
+            .map(|(d, a)| linkgraph_store::DomainRank {
+                domain: (*d).into(),
+                authority: a,
+                pagerank: 0.1,
+                harmonic: 1.0,
+                trust: None,
+                referring_domains: 1,
+                computed_at_ms: 9,
+            })
+            .collect();
+        reader.store().write_ranks(ranks).await.unwrap_or_else(|e| panic!("{e}"));
+        let run = linkgraph_store::RankRun {
+            computed_at_ms: 9,
+            ..Default::default()
+        };
+        reader.store().write_rank_run(run).await.unwrap_or_else(|e| panic!("{e}"));
+        let r = reader
+            .risk("acmewidgets.com", Thresholds::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let low: Vec<(&str, &str)> = r
+            .domains
+            .iter()
+            .flat_map(|d| d.signals.iter().map(move |s| (d.domain.as_str(), s)))
+            .filter(|(_, s)| s.kind == SignalKind::LowAuthority)
+            .map(|(d, s)| (d, s.detail.as_str()))
+            .collect();
+        assert_eq!(
+            low,
+            vec![("farm.com", "authority 3.0 is below 10.0 (a weak signal on its own)")]
+        );
+        assert_eq!(r.notes.len(), 1, "ranks exist now: {:?}", r.notes);
     }
 
     #[test]
@@ -619,6 +835,7 @@ mod tests {
                 risky("friend.org", &[Reciprocal]),
                 risky("spiky.net", &[VelocitySpike]),
             ],
+            notes: Vec::new(),
         };
         let allow = parse_allow("# partners\nFriend.org  # a real partner\n\n").unwrap_or_default();
         let mut out = Vec::new();
