@@ -14,6 +14,7 @@ use linkgraph_fetcher::{FetcherConfig, ResolveRule, Throughput, default_user_age
 use linkgraph_frontier::{FrontierConfig, RecrawlPolicy};
 use linkgraph_parser::ParseLimits;
 use linkgraph_pipeline::config::PerHostRate;
+use linkgraph_query::ranks::DomainSort;
 use linkgraph_query::render::{BacklinksFormat, Format};
 use linkgraph_query::reports::Direction;
 use linkgraph_query::velocity::Bucket;
@@ -407,6 +408,46 @@ pub struct SummaryCmd {
     pub format: Format,
 }
 
+/// `rank`: the domain graph's ranks.
+#[derive(Args)]
+pub struct RankCmd {
+    #[command(flatten)]
+    pub sel: StoreSel,
+    /// Trusted seed domains, one a line ('#' starts a comment): computes trust (TrustRank).
+    #[arg(long)]
+    pub trusted: Option<PathBuf>,
+    /// Harmonic centrality is exact (a breadth-first visit per domain) up to this many
+    /// domains, and HyperBall's estimate above.
+    #[arg(long, default_value_t = 20_000)]
+    pub exact_harmonic_max_nodes: usize,
+    /// HyperBall's registers per domain, as a base-2 log (relative error about 1.04/sqrt(2^N)).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(4..=16))]
+    pub hyperball_log2m: u32,
+    /// Directory for the work files (the sorted arcs and compressed graphs); default: the
+    /// system's temporary directory.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// RAM for each in-memory batch of the external arc sort, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub sort_memory_mb: usize,
+}
+
+/// `domains`: the ranked domains.
+#[derive(Args)]
+pub struct DomainsCmd {
+    #[command(flatten)]
+    pub sel: StoreSel,
+    /// Sort key (descending).
+    #[arg(long, value_enum, default_value_t = DomainSort::Authority)]
+    pub sort: DomainSort,
+    /// Show at most this many domains.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "LINKGRAPH_FORMAT")]
+    pub format: Format,
+}
+
 /// The thresholds of the risk signals.
 #[derive(Args)]
 pub struct RiskFlags {
@@ -427,6 +468,16 @@ pub struct RiskFlags {
     /// ...and by at least this many of them.
     #[arg(long, default_value_t = 3)]
     pub anchor_domains: usize,
+    /// A domain whose host shares an IPv4 /24 (IPv6 /48) with hosts of at least this many
+    /// other referring domains is in a shared network.
+    #[arg(long, default_value_t = 2)]
+    pub network_domains: usize,
+    /// ...unless the /24 hosts more than this share of all referring domains (shared hosting).
+    #[arg(long, default_value_t = 0.5)]
+    pub network_max_share: f64,
+    /// Authority (0-100, from `rank`) below which a referring domain is low-authority.
+    #[arg(long, default_value_t = 10.0)]
+    pub low_authority: f64,
 }
 
 impl RiskFlags {
@@ -438,6 +489,9 @@ impl RiskFlags {
             sitewide_pages: self.sitewide_pages,
             anchor_share: self.anchor_share,
             anchor_domains: self.anchor_domains,
+            network_domains: self.network_domains,
+            network_max_share: self.network_max_share,
+            low_authority: self.low_authority,
         }
     }
 }

@@ -24,7 +24,8 @@ use linkgraph_store::Status;
 #[cfg(feature = "kafka")]
 use args::TopicsCreateCmd;
 use args::{
-    AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DisavowCmd, DomainReportCmd, ExportCmd,
+    AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DisavowCmd, DomainReportCmd, DomainsCmd,
+    ExportCmd, RankCmd,
     FetcherCmd, FrontierCmd, IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, RiskCmd, SeedCmd,
     ServeCmd, ServiceFlags, SimwebCmd, StoreInitCmd, StoreSel, SummaryCmd, VelocityCmd,
 };
@@ -55,8 +56,14 @@ enum Command {
     Summary(SummaryCmd),
     /// The anchor texts of a domain's or URL's backlinks, by referring domains.
     Anchors(AnchorsCmd),
+    /// Rank every domain of the dofollow domain graph: PageRank, harmonic centrality,
+    /// authority (0-100) and, with --trusted, trust; stored for `domains` and reports.
+    Rank(RankCmd),
+    /// The ranked domains, strongest first (run `rank` first).
+    Domains(DomainsCmd),
     /// Referring domains with risk signals (reciprocal, link farm, sitewide, exact-match
-    /// anchor, velocity spike), each with its evidence and a score.
+    /// anchor, velocity spike, shared network, low authority), each with its evidence
+    /// and a score.
     Risk(RiskCmd),
     /// A disavow file (Google's format) of the referring domains with risk signals.
     Disavow(DisavowCmd),
@@ -185,6 +192,12 @@ async fn run(cli: Cli) -> Result<()> {
             let reader = open_reader(&a.sel).await?;
             let r = reader.summary(&domain).await?;
             Ok(render::write_summary(&mut out.lock(), &r, a.format)?)
+        }
+        Command::Rank(a) => run_rank(a).await,
+        Command::Domains(a) => {
+            let reader = open_reader(&a.sel).await?;
+            let r = reader.domains(a.sort, a.limit).await?;
+            Ok(render::write_domains(&mut out.lock(), &r, a.format)?)
         }
         Command::Risk(a) => {
             let domain = normalize_domain(&a.domain)?;
@@ -348,6 +361,68 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// Opens the store a read command names.
+/// `rank`: builds and ranks the domain graph, stores the ranks, reports.
+async fn run_rank(a: RankCmd) -> Result<()> {
+    let url = match (&a.sel.store, &a.sel.data) {
+        (Some(u), _) => u.clone(),
+        (None, Some(d)) => {
+            if !linkgraph_store::data_store_path(d).is_dir() {
+                bail!(
+                    "{} holds no link store (run `linkgraph crawl --data {}` first)",
+                    d.display(),
+                    d.display()
+                );
+            }
+            linkgraph_store::data_store_url(d)
+        }
+        (None, None) => bail!("give --data DIR or --store URL"),
+    };
+    let trusted = match &a.trusted {
+        None => Vec::new(),
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the trusted file {}", f.display()))?;
+            linkgraph_query::risk::parse_allow(&text)
+                .with_context(|| format!("in the trusted file {}", f.display()))?
+                .into_iter()
+                .collect()
+        }
+    };
+    if a.trusted.is_some() && trusted.is_empty() {
+        bail!("the trusted file names no domain");
+    }
+    let store = linkgraph_store::open(&url, true)
+        .await
+        .with_context(|| format!("cannot open the link store {url}"))?;
+    let opts = linkgraph_rank::Options {
+        trusted,
+        exact_harmonic_max_nodes: a.exact_harmonic_max_nodes,
+        hyperball_log2m: a.hyperball_log2m,
+        work_dir: a.work_dir.clone(),
+        sort_memory_bytes: a.sort_memory_mb << 20,
+        seed: 0,
+    };
+    let out = linkgraph_rank::rank(store.as_ref(), &opts, linkgraph_core::now_ms()).await?;
+    store.flush().await?;
+    let r = &out.run;
+    eprintln!(
+        "ranked {} domains and {} dofollow arcs in {:.1}s ({:.2} bits/arc compressed; pagerank {} iterations; harmonic {})",
+        r.nodes,
+        r.arcs,
+        out.elapsed.as_secs_f64(),
+        out.bits_per_arc,
+        out.pagerank_iterations,
+        r.harmonic_method
+    );
+    if a.trusted.is_some() {
+        eprintln!("trust from {} seed domains", r.trusted);
+    }
+    for d in &out.trusted_missing {
+        eprintln!("warning: trusted domain {d} is not in the domain graph");
+    }
+    Ok(())
+}
+
 async fn open_reader(sel: &StoreSel) -> Result<Reader> {
     Ok(Reader::open(sel.data.as_deref(), sel.store.as_deref()).await?)
 }

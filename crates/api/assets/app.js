@@ -228,7 +228,8 @@
     refdomains: {
       endpoint: "refdomains", rows: "domains",
       columns: [["domain", "Domain", text], ["links", "Links", num, "num"], ["follow_links", "Follow", num, "num"],
-        ["first_seen", "First seen", day], ["last_seen", "Last seen", day]],
+        ["first_seen", "First seen", day], ["last_seen", "Last seen", day],
+        ["authority", "Authority", (v) => (v === null || v === undefined ? "–" : v.toFixed(1)), "num"]],
     },
     backlinks: {
       endpoint: "backlinks", rows: "links",

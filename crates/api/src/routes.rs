@@ -13,7 +13,7 @@ use linkgraph_query::reports::{BacklinkFilter, Direction, target_domain, target_
 use linkgraph_query::risk::Thresholds;
 use linkgraph_query::velocity::Bucket;
 use linkgraph_query::{
-    QueryError, Reader, normalize_domain, parse_target, refdomains_report, render, velocity_report,
+    QueryError, Reader, normalize_domain, ranks::DomainSort, parse_target, refdomains_report, render, velocity_report,
 };
 use linkgraph_store::{Status, StoreError, Target};
 use serde_json::{Value, json};
@@ -127,6 +127,20 @@ const REFDOMAINS: Table = Table {
         "first_seen",
         "last_seen",
         "lost_at",
+        "authority",
+    ],
+};
+const DOMAINS: Table = Table {
+    rows: "domains",
+    unique: &["domain"],
+    default: &[("authority", true), ("pagerank", true), ("domain", false)],
+    columns: &[
+        "domain",
+        "authority",
+        "pagerank",
+        "harmonic",
+        "trust",
+        "referring_domains",
     ],
 };
 const ANCHORS: Table = Table {
@@ -200,8 +214,15 @@ const BROKEN: Table = Table {
 
 const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
+        name: "domains",
+        summary: "Every domain of the dofollow domain graph with its authority (0-100), PageRank, harmonic centrality, trust and live referring domains, from the last `linkgraph rank`; strongest first, paged.",
+        params: &[LIMIT, CURSOR, SORT, ORDER, FORMAT],
+        paged: false,
+        table: Some(&DOMAINS),
+    },
+    Endpoint {
         name: "risk",
-        summary: "Referring domains with risk signals (reciprocal, link_farm, sitewide, exact_match_anchor, velocity_spike), each with its evidence and a score; default thresholds, paged.",
+        summary: "Referring domains with risk signals (reciprocal, link_farm, sitewide, exact_match_anchor, velocity_spike, shared_network, low_authority), each with its evidence and a score; default thresholds, paged.",
         params: &[TARGET_DOMAIN, LIMIT, CURSOR, SORT, ORDER, FORMAT],
         paged: false,
         table: Some(&RISK),
@@ -750,6 +771,10 @@ async fn csv_report(
             let r = tryq!(reader.risk(&tryq!(domain()), Thresholds::default()).await);
             tryq!(io(render::write_risk(&mut out, &r, csv)));
         }
+        "domains" => {
+            let r = tryq!(reader.domains(DomainSort::Authority, lim).await);
+            tryq!(io(render::write_domains(&mut out, &r, csv)));
+        }
         "refdomains" => {
             let d = tryq!(domain());
             tryq!(refdomains_report(reader, &mut out, &d, status, lim, csv).await);
@@ -1022,6 +1047,11 @@ async fn report(
             let d = tryq!(domain(p));
             to_value(serde_json::to_value(tryq!(reader.summary(&d).await)))
         }
+        "domains" => {
+            let limit = lim()?;
+            let r = tryq!(reader.domains(DomainSort::Authority, None).await);
+            page_doc(render::domains_json(&r), &DOMAINS, p, limit)?
+        }
         "risk" => {
             let limit = lim()?;
             let d = tryq!(domain(p));
@@ -1032,7 +1062,9 @@ async fn report(
             let limit = lim()?;
             let d = tryq!(domain(p));
             let rows = tryq!(reader.refdomains(&d, status).await);
-            let doc = render::refdomains_json(&d, &rows, rows.len());
+            let names: Vec<String> = rows.iter().map(|r| r.domain.clone()).collect();
+            let authority = tryq!(reader.authorities(&names).await);
+            let doc = render::refdomains_json(&d, &rows, rows.len(), authority.as_ref());
             page_doc(doc, &REFDOMAINS, p, limit)?
         }
         "anchors" => {
