@@ -37,6 +37,10 @@ tools:
 	  echo "installing duckdb (PyPI), to read the Parquet export in tests"; \
 	  python3 -m pip install --quiet duckdb && python3 -c "import duckdb"; } \
 	  || { echo "error: the duckdb Python package is required: python3 -m pip install duckdb"; exit 1; }
+	@python3 -c "import networkx, scipy" 2>/dev/null || { \
+	  echo "installing networkx and scipy (PyPI), the independent reference for the rank tests"; \
+	  python3 -m pip install --quiet networkx scipy && python3 -c "import networkx, scipy"; } \
+	  || { echo "error: the networkx and scipy Python packages are required: python3 -m pip install networkx scipy"; exit 1; }
 	@command -v kubernetes-validate >/dev/null || { \
 	  echo "installing kubernetes-validate (PyPI)"; \
 	  python3 -m pip install --quiet kubernetes-validate && command -v kubernetes-validate >/dev/null; } \

@@ -1,0 +1,247 @@
+//! Domain ranks and the network footprint, end to end: crawl a simulated
+//! web with the real binary, `rank` it, and check every domain's PageRank,
+//! harmonic centrality and trust against networkx (an independent
+//! implementation) on the web's ground-truth dofollow domain graph; then
+//! place some hosts on their own loopback /24 through `--resolve` and check
+//! that `risk` flags exactly their domains as a shared network.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use common::{args, crawl_args, linkgraph_ok, serve};
+use linkgraph_core::{registrable_domain, url_host};
+use serde_json::{Value, json};
+
+/// Runs networkx on `graph` ({"nodes", "arcs", "seed"}) and returns, per
+/// node, [pagerank, harmonic, trust].
+fn networkx(graph: &Value) -> BTreeMap<String, [f64; 3]> {
+    let script = r#"
+import json, sys
+import networkx as nx
+g = json.load(sys.stdin)
+G = nx.DiGraph()
+G.add_nodes_from(g["nodes"])
+G.add_edges_from(g["arcs"])
+pr = nx.pagerank(G, alpha=0.85, tol=1e-15, max_iter=10000)
+h = nx.harmonic_centrality(G)
+seed = {n: (1.0 if n == g["seed"] else 0.0) for n in g["nodes"]}
+tr = nx.pagerank(G, alpha=0.85, personalization=seed, dangling=seed, tol=1e-15, max_iter=10000)
+json.dump({n: [pr[n], h[n], tr[n]] for n in g["nodes"]}, sys.stdout)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with networkx is required (make test installs it)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(graph.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "networkx failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn domain_of(url: &str) -> String {
+    registrable_domain(url_host(url)).to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ranks_match_networkx_on_the_ground_truth_domain_graph() {
+    let served = serve(40, 8, 11).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.display().to_string();
+    linkgraph_ok(crawl_args(&served, &data, 200.0, &["--per-ip-concurrency", "0"])).await;
+
+    // Before rank: no authority, and `domains` says to run rank.
+    let popular = served.web.popular_domain().to_owned();
+    let rd = |v: &Value| v["domains"].as_array().unwrap().clone();
+    let before: Value = serde_json::from_str(
+        &linkgraph_ok(args(&["refdomains", &popular, "--data", &d, "--format", "json"])).await,
+    )
+    .unwrap();
+    assert!(rd(&before).iter().all(|r| r["authority"].is_null()));
+    let out = common::linkgraph(args(&["domains", "--data", &d])).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("run `linkgraph rank`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The ground truth's dofollow domain graph.
+    let truth = served.web.truth();
+    let mut nodes: BTreeSet<String> = BTreeSet::new();
+    let mut arcs: BTreeSet<(String, String)> = BTreeSet::new();
+    for url in truth.statuses.keys().chain(truth.disallowed.iter()) {
+        nodes.insert(domain_of(url));
+    }
+    for e in &truth.edges {
+        let (s, t) = (domain_of(&e.source_url), domain_of(&e.target_url));
+        nodes.insert(s.clone());
+        nodes.insert(t.clone());
+        if s != t && e.rel.is_follow() {
+            arcs.insert((s, t));
+        }
+    }
+    let seed = popular.clone();
+    let trusted = dir.path().join("trusted.txt");
+    std::fs::write(&trusted, format!("# our seed\n{seed}\n")).unwrap();
+    linkgraph_ok(args(&[
+        "rank",
+        "--data",
+        &d,
+        "--trusted",
+        &trusted.display().to_string(),
+    ]))
+    .await;
+    let doc: Value = serde_json::from_str(
+        &linkgraph_ok(args(&["domains", "--data", &d, "--format", "json"])).await,
+    )
+    .unwrap();
+    assert_eq!(doc["harmonic_method"], "exact");
+    assert_eq!(doc["arcs"].as_u64().unwrap() as usize, arcs.len());
+    let rows = doc["domains"].as_array().unwrap();
+    let got: BTreeSet<String> = rows
+        .iter()
+        .map(|r| r["domain"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, nodes, "one node per domain of the graph");
+    // Sorted by authority, descending.
+    let auth: Vec<f64> = rows.iter().map(|r| r["authority"].as_f64().unwrap()).collect();
+    assert!(auth.windows(2).all(|w| w[0] >= w[1]), "{auth:?}");
+    assert_eq!(auth[0], 100.0);
+
+    let graph = json!({
+        "nodes": nodes.iter().collect::<Vec<_>>(),
+        "arcs": arcs.iter().map(|(s, t)| [s, t]).collect::<Vec<_>>(),
+        "seed": seed,
+    });
+    let want = networkx(&graph);
+    for r in rows {
+        let name = r["domain"].as_str().unwrap();
+        let [pr, h, tr] = want[name];
+        for (what, g, w) in [
+            ("pagerank", r["pagerank"].as_f64().unwrap(), pr),
+            ("harmonic", r["harmonic"].as_f64().unwrap(), h),
+            ("trust", r["trust"].as_f64().unwrap(), tr),
+        ] {
+            assert!((g - w).abs() < 1e-6, "{name} {what}: linkgraph {g}, networkx {w}");
+        }
+    }
+
+    // refdomains now carries each domain's authority, as `domains` has it.
+    let by_name: BTreeMap<&str, f64> = rows
+        .iter()
+        .map(|r| (r["domain"].as_str().unwrap(), r["authority"].as_f64().unwrap()))
+        .collect();
+    let after: Value = serde_json::from_str(
+        &linkgraph_ok(args(&["refdomains", &popular, "--data", &d, "--format", "json"])).await,
+    )
+    .unwrap();
+    assert!(!rd(&after).is_empty());
+    for r in rd(&after) {
+        let a = r["authority"].as_f64().unwrap();
+        let want = by_name[r["domain"].as_str().unwrap()];
+        assert!((a - (want * 10.0).round() / 10.0).abs() < 1e-9, "{r}");
+    }
+    // ...and live referring domains equal the refdomains report's count.
+    let popular_row = rows.iter().find(|r| r["domain"] == popular.as_str()).unwrap();
+    assert_eq!(
+        popular_row["referring_domains"].as_u64().unwrap() as usize,
+        rd(&after).len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosts_on_one_loopback_slash_24_are_a_shared_network() {
+    let served = serve(30, 4, 5).await;
+    let popular = served.web.popular_domain().to_owned();
+    // Three referring domains of the popular domain, each served on its own
+    // address of 127.0.77.0/24 (the same web, another listener).
+    let truth = served.web.truth();
+    let referring: BTreeSet<String> = truth
+        .edges
+        .iter()
+        .filter(|e| domain_of(&e.target_url) == popular && domain_of(&e.source_url) != popular)
+        .map(|e| url_host(&e.source_url).to_owned())
+        .collect();
+    let network: Vec<String> = referring.iter().take(3).cloned().collect();
+    assert_eq!(network.len(), 3, "the web has enough referring hosts");
+    let mut extra = Vec::new();
+    let mut stops = Vec::new();
+    for (i, host) in network.iter().enumerate() {
+        let ip = format!("127.0.77.{}", i + 1);
+        let listener = tokio::net::TcpListener::bind(format!("{ip}:0")).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(linkgraph_simweb::serve(
+            listener,
+            Arc::clone(&served.web),
+            None,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        stops.push(tx);
+        extra.push("--resolve".to_owned());
+        extra.push(format!("{host}={addr}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.display().to_string();
+    let mut a = crawl_args(&served, &data, 200.0, &["--per-ip-concurrency", "0"]);
+    // Host rules before the catch-all.
+    let star = a.iter().position(|x| x.starts_with("*=")).unwrap();
+    for (k, v) in extra.into_iter().enumerate() {
+        a.insert(star - 1 + k, v);
+    }
+    linkgraph_ok(a).await;
+    let risk: Value = serde_json::from_str(
+        &linkgraph_ok(args(&["risk", &popular, "--data", &d, "--format", "json"])).await,
+    )
+    .unwrap();
+    let flagged: BTreeSet<String> = risk["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["signals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["kind"] == "shared_network")
+        })
+        .map(|r| r["domain"].as_str().unwrap().to_owned())
+        .collect();
+    let want: BTreeSet<String> = network
+        .iter()
+        .map(|h| registrable_domain(h).to_owned())
+        .collect();
+    assert_eq!(flagged, want, "{risk:#}");
+    let detail = risk.to_string();
+    assert!(detail.contains("in 127.0.77.0/24 with 2 other referring domains"), "{detail}");
+    // Everyone else answered from 127.0.0.1: shared hosting, said in a note.
+    let notes = risk["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("127.0.0.0/24 hosts ")),
+        "{notes:?}"
+    );
+    drop(stops);
+}
