@@ -5,7 +5,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 export DEBIAN_FRONTEND ?= noninteractive
 
-.PHONY: demo test lint embedded-only unit bench bench-store bench-peers bench-extract bench-frontier fuzz build release check-tools tools k8s-validate clean
+.PHONY: demo test lint embedded-only unit bench bench-rank bench-store bench-peers bench-extract bench-frontier fuzz build release check-tools tools k8s-validate clean
 
 ## demo: serve a simulated web, crawl it, print a referring-domains report
 demo: release
@@ -80,6 +80,10 @@ unit:
 ## bench: crawl a 100,000-page simulated web in release mode (pages/s, edges/s, peak RSS)
 bench:
 	$(CARGO) bench --locked --bench crawl_e2e
+
+## bench-rank: rank a synthetic domain graph of 1M domains and 20M arcs (time, peak RSS, bits/arc)
+bench-rank:
+	$(CARGO) run --locked --release -p linkgraph-rank --example bench_rank
 
 ## bench-store: ingest 10M edges of realistic shape into the embedded store (edges/s, peak RSS)
 bench-store:

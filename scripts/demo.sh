@@ -3,8 +3,8 @@
 # directory, and print who links to its most popular domain; recrawl it 40
 # days later (velocity, lost links); then crawl a second web daily through a
 # burst of new referring domains, flagged as a spike, and its risk signals;
-# end with the first web's anchors, top pages, inbound broken links and
-# summary, and the one command that serves the overview page over the
+# end with the first web's anchors, top pages, inbound broken links, domain
+# ranks and summary, and the one command that serves the overview page over the
 # demo's data.
 set -euo pipefail
 
@@ -100,6 +100,15 @@ echo "== linkgraph pages $POPULAR_DOMAIN --limit 8   (top linked pages, with the
 echo
 echo "== linkgraph broken $POPULAR_DOMAIN --limit 8   (backlinks to its pages that answer 404 or 410: win them back)"
 "$BIN" broken "$POPULAR_DOMAIN" --data "$WORK/data" --limit 8
+echo
+echo "== linkgraph rank --data $WORK/data   (PageRank, harmonic centrality and authority of every domain)"
+"$BIN" rank --data "$WORK/data"
+echo
+echo "== linkgraph domains --limit 8   (the strongest domains of the dofollow domain graph)"
+"$BIN" domains --data "$WORK/data" --limit 8
+echo
+echo "== linkgraph refdomains $POPULAR_DOMAIN --limit 8   (now with each referring domain's authority)"
+"$BIN" refdomains "$POPULAR_DOMAIN" --data "$WORK/data" --limit 8
 echo
 echo "== linkgraph summary $POPULAR_DOMAIN   (the headline figures of the overview page)"
 LINKGRAPH_NOW=$LATER "$BIN" summary "$POPULAR_DOMAIN" --data "$WORK/data"

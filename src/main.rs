@@ -25,9 +25,9 @@ use linkgraph_store::Status;
 use args::TopicsCreateCmd;
 use args::{
     AnchorsCmd, BacklinksCmd, BrokenCmd, CrawlCmd, DisavowCmd, DomainReportCmd, DomainsCmd,
-    ExportCmd, RankCmd,
-    FetcherCmd, FrontierCmd, IntersectCmd, ParserCmd, RefdomainsCmd, ReportFlags, RiskCmd, SeedCmd,
-    ServeCmd, ServiceFlags, SimwebCmd, StoreInitCmd, StoreSel, SummaryCmd, VelocityCmd,
+    ExportCmd, FetcherCmd, FrontierCmd, IntersectCmd, ParserCmd, RankCmd, RefdomainsCmd,
+    ReportFlags, RiskCmd, SeedCmd, ServeCmd, ServiceFlags, SimwebCmd, StoreInitCmd, StoreSel,
+    SummaryCmd, VelocityCmd,
 };
 
 #[derive(Parser)]

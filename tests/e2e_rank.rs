@@ -65,13 +65,27 @@ async fn ranks_match_networkx_on_the_ground_truth_domain_graph() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let d = data.display().to_string();
-    linkgraph_ok(crawl_args(&served, &data, 200.0, &["--per-ip-concurrency", "0"])).await;
+    linkgraph_ok(crawl_args(
+        &served,
+        &data,
+        200.0,
+        &["--per-ip-concurrency", "0"],
+    ))
+    .await;
 
     // Before rank: no authority, and `domains` says to run rank.
     let popular = served.web.popular_domain().to_owned();
     let rd = |v: &Value| v["domains"].as_array().unwrap().clone();
     let before: Value = serde_json::from_str(
-        &linkgraph_ok(args(&["refdomains", &popular, "--data", &d, "--format", "json"])).await,
+        &linkgraph_ok(args(&[
+            "refdomains",
+            &popular,
+            "--data",
+            &d,
+            "--format",
+            "json",
+        ]))
+        .await,
     )
     .unwrap();
     assert!(rd(&before).iter().all(|r| r["authority"].is_null()));
@@ -122,7 +136,10 @@ async fn ranks_match_networkx_on_the_ground_truth_domain_graph() {
         .collect();
     assert_eq!(got, nodes, "one node per domain of the graph");
     // Sorted by authority, descending.
-    let auth: Vec<f64> = rows.iter().map(|r| r["authority"].as_f64().unwrap()).collect();
+    let auth: Vec<f64> = rows
+        .iter()
+        .map(|r| r["authority"].as_f64().unwrap())
+        .collect();
     assert!(auth.windows(2).all(|w| w[0] >= w[1]), "{auth:?}");
     assert_eq!(auth[0], 100.0);
 
@@ -140,17 +157,33 @@ async fn ranks_match_networkx_on_the_ground_truth_domain_graph() {
             ("harmonic", r["harmonic"].as_f64().unwrap(), h),
             ("trust", r["trust"].as_f64().unwrap(), tr),
         ] {
-            assert!((g - w).abs() < 1e-6, "{name} {what}: linkgraph {g}, networkx {w}");
+            assert!(
+                (g - w).abs() < 1e-6,
+                "{name} {what}: linkgraph {g}, networkx {w}"
+            );
         }
     }
 
     // refdomains now carries each domain's authority, as `domains` has it.
     let by_name: BTreeMap<&str, f64> = rows
         .iter()
-        .map(|r| (r["domain"].as_str().unwrap(), r["authority"].as_f64().unwrap()))
+        .map(|r| {
+            (
+                r["domain"].as_str().unwrap(),
+                r["authority"].as_f64().unwrap(),
+            )
+        })
         .collect();
     let after: Value = serde_json::from_str(
-        &linkgraph_ok(args(&["refdomains", &popular, "--data", &d, "--format", "json"])).await,
+        &linkgraph_ok(args(&[
+            "refdomains",
+            &popular,
+            "--data",
+            &d,
+            "--format",
+            "json",
+        ]))
+        .await,
     )
     .unwrap();
     assert!(!rd(&after).is_empty());
@@ -160,7 +193,10 @@ async fn ranks_match_networkx_on_the_ground_truth_domain_graph() {
         assert!((a - (want * 10.0).round() / 10.0).abs() < 1e-9, "{r}");
     }
     // ...and live referring domains equal the refdomains report's count.
-    let popular_row = rows.iter().find(|r| r["domain"] == popular.as_str()).unwrap();
+    let popular_row = rows
+        .iter()
+        .find(|r| r["domain"] == popular.as_str())
+        .unwrap();
     assert_eq!(
         popular_row["referring_domains"].as_u64().unwrap() as usize,
         rd(&after).len()
@@ -186,7 +222,9 @@ async fn hosts_on_one_loopback_slash_24_are_a_shared_network() {
     let mut stops = Vec::new();
     for (i, host) in network.iter().enumerate() {
         let ip = format!("127.0.77.{}", i + 1);
-        let listener = tokio::net::TcpListener::bind(format!("{ip}:0")).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(linkgraph_simweb::serve(
@@ -234,7 +272,10 @@ async fn hosts_on_one_loopback_slash_24_are_a_shared_network() {
         .collect();
     assert_eq!(flagged, want, "{risk:#}");
     let detail = risk.to_string();
-    assert!(detail.contains("in 127.0.77.0/24 with 2 other referring domains"), "{detail}");
+    assert!(
+        detail.contains("in 127.0.77.0/24 with 2 other referring domains"),
+        "{detail}"
+    );
     // Everyone else answered from 127.0.0.1: shared hosting, said in a note.
     let notes = risk["notes"].as_array().unwrap();
     assert!(

@@ -13,7 +13,8 @@ use linkgraph_query::reports::{BacklinkFilter, Direction, target_domain, target_
 use linkgraph_query::risk::Thresholds;
 use linkgraph_query::velocity::Bucket;
 use linkgraph_query::{
-    QueryError, Reader, normalize_domain, ranks::DomainSort, parse_target, refdomains_report, render, velocity_report,
+    QueryError, Reader, normalize_domain, parse_target, ranks::DomainSort, refdomains_report,
+    render, velocity_report,
 };
 use linkgraph_store::{Status, StoreError, Target};
 use serde_json::{Value, json};

@@ -110,7 +110,8 @@ pub fn write_refdomains(
     authority: Option<&Authorities>,
     format: Format,
 ) -> io::Result<()> {
-    let shown = |d: &str| authority_of(authority, d).map_or_else(String::new, |a| format!("{a:.1}"));
+    let shown =
+        |d: &str| authority_of(authority, d).map_or_else(String::new, |a| format!("{a:.1}"));
     match format {
         Format::Json => {
             let doc = refdomains_doc(target, rows, total, authority);
@@ -156,7 +157,14 @@ pub fn write_refdomains(
                 .collect();
             write_table(
                 out,
-                &["DOMAIN", "LINKS", "FOLLOW", "FIRST SEEN", "LAST SEEN", "AUTHORITY"],
+                &[
+                    "DOMAIN",
+                    "LINKS",
+                    "FOLLOW",
+                    "FIRST SEEN",
+                    "LAST SEEN",
+                    "AUTHORITY",
+                ],
                 &body,
                 &[1, 2, 5],
             )
@@ -583,7 +591,15 @@ pub fn write_domains(out: &mut impl Write, r: &Domains, format: Format) -> io::R
                     d.pagerank.to_string()
                 },
                 num(d.harmonic, 3),
-                d.trust.map(|t| if table { format!("{t:.3e}") } else { t.to_string() }).unwrap_or_default(),
+                d.trust
+                    .map(|t| {
+                        if table {
+                            format!("{t:.3e}")
+                        } else {
+                            t.to_string()
+                        }
+                    })
+                    .unwrap_or_default(),
                 d.referring_domains.to_string(),
             ]
         })
@@ -603,7 +619,13 @@ pub fn write_domains(out: &mut impl Write, r: &Domains, format: Format) -> io::R
         "trust",
         "referring_domains",
     ];
-    write_doc(out, format, &domains_doc(r), (&title, head, &[1, 2, 3, 4, 5]), rows)
+    write_doc(
+        out,
+        format,
+        &domains_doc(r),
+        (&title, head, &[1, 2, 3, 4, 5]),
+        rows,
+    )
 }
 
 fn opt(v: Option<u32>) -> String {

@@ -390,7 +390,12 @@ impl Reader {
                     .filter(|o| *o != d)
                     .map(String::as_str)
                     .collect();
-                let shown = others.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+                let shown = others
+                    .iter()
+                    .take(5)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let more = others.len().saturating_sub(5);
                 signals.entry(d.clone()).or_default().push(Signal {
                     kind: SignalKind::SharedNetwork,
@@ -415,9 +420,7 @@ impl Reader {
     ) -> Result<(), QueryError> {
         let names: Vec<String> = refdomains.iter().map(|r| r.domain.clone()).collect();
         let Some(authority) = self.authorities(&names).await? else {
-            notes.push(
-                "low_authority is not computed: run `linkgraph rank` first".to_owned(),
-            );
+            notes.push("low_authority is not computed: run `linkgraph rank` first".to_owned());
             return Ok(());
         };
         for d in &names {
@@ -786,12 +789,20 @@ mod tests {
                 computed_at_ms: 9,
             })
             .collect();
-        reader.store().write_ranks(ranks).await.unwrap_or_else(|e| panic!("{e}"));
+        reader
+            .store()
+            .write_ranks(ranks)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let run = linkgraph_store::RankRun {
             computed_at_ms: 9,
             ..Default::default()
         };
-        reader.store().write_rank_run(run).await.unwrap_or_else(|e| panic!("{e}"));
+        reader
+            .store()
+            .write_rank_run(run)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let r = reader
             .risk("acmewidgets.com", Thresholds::default())
             .await
@@ -805,7 +816,10 @@ mod tests {
             .collect();
         assert_eq!(
             low,
-            vec![("farm.com", "authority 3.0 is below 10.0 (a weak signal on its own)")]
+            vec![(
+                "farm.com",
+                "authority 3.0 is below 10.0 (a weak signal on its own)"
+            )]
         );
         assert_eq!(r.notes.len(), 1, "ranks exist now: {:?}", r.notes);
     }

@@ -54,7 +54,9 @@ impl Spool {
         b[..4].copy_from_slice(&source.to_le_bytes());
         b[4..].copy_from_slice(&target.to_le_bytes());
         self.arcs += 1;
-        self.out.write_all(&b).map_err(io_err("write the arc spool"))
+        self.out
+            .write_all(&b)
+            .map_err(io_err("write the arc spool"))
     }
 
     /// Arcs pushed so far (duplicates included).
@@ -103,7 +105,11 @@ impl SpoolFile {
 
     /// The in-degree of every node over the distinct arcs (duplicates
     /// collapsed by an external sort).
-    pub fn distinct_indegrees(&self, nodes: usize, sort_memory: usize) -> Result<Vec<u64>, RankError> {
+    pub fn distinct_indegrees(
+        &self,
+        nodes: usize,
+        sort_memory: usize,
+    ) -> Result<Vec<u64>, RankError> {
         let mut indeg = vec![0u64; nodes];
         if nodes == 0 {
             return Ok(indeg);

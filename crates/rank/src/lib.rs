@@ -133,7 +133,8 @@ impl Domains {
         if let Some(&id) = self.ids.get(domain) {
             return Ok(id);
         }
-        let id = u32::try_from(self.names.len()).map_err(|_| RankError::TooManyDomains(u32::MAX))?;
+        let id =
+            u32::try_from(self.names.len()).map_err(|_| RankError::TooManyDomains(u32::MAX))?;
         self.names.push(domain.into());
         self.ids.insert(domain.into(), id);
         Ok(id)
@@ -252,11 +253,7 @@ pub async fn rank(
             log2m: opts.hyperball_log2m,
         }
     };
-    let (mem, seed, dir) = (
-        opts.sort_memory_bytes,
-        opts.seed,
-        work.path().to_path_buf(),
-    );
+    let (mem, seed, dir) = (opts.sort_memory_bytes, opts.seed, work.path().to_path_buf());
     let seeds_for_run = seeds.clone();
     let (ranks, indegrees, arcs, bits) = tokio::task::spawn_blocking(move || {
         let fwd = graph::compress(&follow, nodes, false, dir.join("graph"), mem)?;
@@ -356,7 +353,10 @@ mod tests {
             page("http://a.example/2", &[("http://b.example/y", f)]),
             page(
                 "http://b.example/",
-                &[("http://c.example/", f), ("http://d.example/", Rel::NOFOLLOW)],
+                &[
+                    ("http://c.example/", f),
+                    ("http://d.example/", Rel::NOFOLLOW),
+                ],
             ),
             page("http://c.example/", &[("http://a.example/", f)]),
             page("http://e.example/", &[]),

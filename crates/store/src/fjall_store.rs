@@ -1268,7 +1268,11 @@ impl LinkStore for FjallStore {
             let i = &this.inner;
             let mut batch = i.db.batch();
             for r in &ranks {
-                batch.insert(&i.ranks, r.domain.as_bytes(), stored_rank(r).encode_to_vec());
+                batch.insert(
+                    &i.ranks,
+                    r.domain.as_bytes(),
+                    stored_rank(r).encode_to_vec(),
+                );
             }
             Ok(batch.commit()?)
         })
@@ -1318,11 +1322,10 @@ impl LinkStore for FjallStore {
             domains
                 .into_iter()
                 .map(|d| match this.inner.ranks.get(d.as_bytes())? {
-                    Some(v) => Ok(Some(domain_rank_of(d.clone(), &decode(
-                        "domain_ranks",
-                        d.as_bytes(),
-                        &v,
-                    )?))),
+                    Some(v) => Ok(Some(domain_rank_of(
+                        d.clone(),
+                        &decode("domain_ranks", d.as_bytes(), &v)?,
+                    ))),
                     None => Ok(None),
                 })
                 .collect()

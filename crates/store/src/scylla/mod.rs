@@ -1314,18 +1314,27 @@ impl LinkStore for ScyllaStore {
     }
 
     async fn rank_run(&self) -> Result<Option<RankRun>, StoreError> {
-        type R = (Option<i64>, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+        type R = (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+        );
         let rows: Vec<R> = self
             .rows(Stmt::ReadRankRun, vec![CqlValue::Text("last".into())])
             .await?;
         let n = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
-        Ok(rows.into_iter().next().map(|(at, nodes, arcs, method, trusted)| RankRun {
-            computed_at_ms: at.unwrap_or(0),
-            nodes: n(nodes),
-            arcs: n(arcs),
-            harmonic_method: method.unwrap_or_default(),
-            trusted: n(trusted),
-        }))
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|(at, nodes, arcs, method, trusted)| RankRun {
+                computed_at_ms: at.unwrap_or(0),
+                nodes: n(nodes),
+                arcs: n(arcs),
+                harmonic_method: method.unwrap_or_default(),
+                trusted: n(trusted),
+            }))
     }
 
     async fn domain_ranks(
@@ -1334,8 +1343,7 @@ impl LinkStore for ScyllaStore {
     ) -> Result<Vec<Option<DomainRank>>, StoreError> {
         stream::iter(domains.iter().cloned())
             .map(|d| async move {
-                let rows: Vec<RankRow> =
-                    self.rows(Stmt::ReadRank, vec![CqlValue::Text(d)]).await?;
+                let rows: Vec<RankRow> = self.rows(Stmt::ReadRank, vec![CqlValue::Text(d)]).await?;
                 Ok::<_, StoreError>(rows.into_iter().next().map(Self::rank_of))
             })
             .buffered(PAGE_PARALLELISM)
@@ -1352,9 +1360,14 @@ impl LinkStore for ScyllaStore {
         let n = CqlValue::Int(i32::try_from(limit).unwrap_or(i32::MAX));
         let rows: Vec<RankRow> = match after {
             None => self.rows(Stmt::ScanRanksFirst, vec![n]).await?,
-            Some(d) => self.rows(Stmt::ScanRanks, vec![CqlValue::Text(d), n]).await?,
+            Some(d) => {
+                self.rows(Stmt::ScanRanks, vec![CqlValue::Text(d), n])
+                    .await?
+            }
         };
-        let next = (rows.len() == limit).then(|| rows.last().map(|r| r.0.clone())).flatten();
+        let next = (rows.len() == limit)
+            .then(|| rows.last().map(|r| r.0.clone()))
+            .flatten();
         Ok((rows.into_iter().map(Self::rank_of).collect(), next))
     }
 

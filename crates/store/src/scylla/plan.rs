@@ -652,7 +652,13 @@ pub fn event(
 fn host_addr_write(d: &str, host: &str, ip: std::net::IpAddr, t: i64) -> Write {
     Write {
         stmt: Stmt::HostAddrPut,
-        values: vec![text(d), text(host), text(&ip.to_string()), big(t), big(ts(t))],
+        values: vec![
+            text(d),
+            text(host),
+            text(&ip.to_string()),
+            big(t),
+            big(ts(t)),
+        ],
         partition: format!("host_addrs\0{d}"),
     }
 }
