@@ -705,6 +705,11 @@ pub struct SimwebCmd {
     /// The index (0-based) of the host the burst links to.
     #[arg(long, requires = "burst_epoch")]
     pub burst_target: Option<usize>,
+    /// Plant link-spam patterns around the popular domain: reciprocal pairs, a link farm, a
+    /// sitewide footer link, an exact-match anchor campaign and a network (the planted domains
+    /// go to the --info file).
+    #[arg(long)]
+    pub risk_patterns: bool,
     /// Write shell-readable facts (listen address, seed URL, popular domain) here.
     #[arg(long, env = "LINKGRAPH_SIMWEB_INFO")]
     pub info: Option<PathBuf>,

@@ -289,6 +289,7 @@ async fn run(cli: Cli) -> Result<()> {
                 seed: a.seed,
                 burst: (a.burst_epoch.zip(a.burst_target))
                     .map(|(epoch, target)| linkgraph_simweb::Burst { epoch, target }),
+                risk_patterns: a.risk_patterns,
                 truth: a.truth,
                 info: a.info,
             };

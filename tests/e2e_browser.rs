@@ -269,6 +269,7 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
             epoch: 1,
             target: 59,
         }),
+        risk_patterns: false,
     })
     .await;
     // The domain shown: the burst's target, so its chart has discovered,

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use common::{args, crawl_args, linkgraph_ok, serve};
+
 use linkgraph_core::{registrable_domain, url_host};
 use serde_json::{Value, json};
 
@@ -284,5 +285,286 @@ async fn hosts_on_one_loopback_slash_24_are_a_shared_network() {
             .any(|n| n.as_str().unwrap().starts_with("127.0.0.0/24 hosts ")),
         "{notes:?}"
     );
+    drop(stops);
+}
+
+const DAY: i64 = 86_400_000;
+/// `--low-authority` for the planted test: high enough that some referring
+/// domains of a small web fall below it.
+const LOW_AUTHORITY: f64 = 60.0;
+
+/// The signals each referring domain of `target` must carry, computed from
+/// the ground truth by the definitions (default thresholds, and
+/// [`LOW_AUTHORITY`]), independently
+/// of `risk`'s code.
+fn expected_signals(
+    target: &str,
+    before: &linkgraph_simweb::Truth,
+    now: &linkgraph_simweb::Truth,
+    network: &BTreeSet<String>,
+    authority: &BTreeMap<String, f64>,
+) -> BTreeMap<String, BTreeSet<&'static str>> {
+    use linkgraph_query::overview::{AnchorKind, anchor_kind};
+    let refdomains = |t: &linkgraph_simweb::Truth| -> BTreeSet<String> {
+        t.edges
+            .iter()
+            .filter(|e| domain_of(&e.target_url) == target && domain_of(&e.source_url) != target)
+            .map(|e| domain_of(&e.source_url))
+            .collect()
+    };
+    let r = refdomains(now);
+    let new = &r - &refdomains(before);
+    let mut out: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+    let mut flag = |d: &str, k: &'static str| {
+        out.entry(d.to_owned()).or_default().insert(k);
+    };
+    // Pages of each referring domain that link the target, and their anchors.
+    let mut linking: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let mut users: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for e in &now.edges {
+        let s = domain_of(&e.source_url);
+        if domain_of(&e.target_url) == target && s != target {
+            linking.entry(s.clone()).or_default().insert(&e.source_url);
+            if anchor_kind(&e.anchor, target) == AnchorKind::Other {
+                users.entry(&e.anchor).or_default().insert(s);
+            }
+        }
+    }
+    for d in &r {
+        // reciprocal
+        if now
+            .edges
+            .iter()
+            .any(|e| domain_of(&e.source_url) == target && domain_of(&e.target_url) == *d)
+        {
+            flag(d, "reciprocal");
+        }
+        // link_farm: a linking page with >= 100 distinct external target URLs
+        for page in &linking[d] {
+            let external: BTreeSet<&str> = now
+                .edges
+                .iter()
+                .filter(|e| e.source_url == *page && domain_of(&e.target_url) != *d)
+                .map(|e| e.target_url.as_str())
+                .collect();
+            if external.len() >= 100 {
+                flag(d, "link_farm");
+            }
+        }
+        // sitewide: >= 5 linking pages, >= 50% of its pages answered 200
+        let l = linking[d].len();
+        let crawled = now
+            .statuses
+            .iter()
+            .filter(|(u, s)| **s == 200 && domain_of(u) == *d)
+            .count();
+        if l >= 5 && l as f64 / crawled.max(l) as f64 >= 0.5 {
+            flag(d, "sitewide");
+        }
+        if network.contains(d) {
+            flag(d, "shared_network");
+        }
+        if new.contains(d) {
+            flag(d, "velocity_spike");
+        }
+        if authority.get(d).is_some_and(|a| *a < LOW_AUTHORITY) {
+            flag(d, "low_authority");
+        }
+    }
+    // exact_match_anchor: an "other" anchor used by >= 3 and >= 20% of them
+    for us in users.values() {
+        if us.len() >= 3 && us.len() as f64 / r.len() as f64 >= 0.2 {
+            for d in us {
+                flag(d, "exact_match_anchor");
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn planted_patterns_carry_their_signals_and_no_domain_more() {
+    let served = common::serve_config(linkgraph_simweb::SimConfig {
+        hosts: 60,
+        pages_per_host: 6,
+        seed: 31,
+        burst: Some(linkgraph_simweb::Burst {
+            epoch: 1,
+            target: 59,
+        }),
+        risk_patterns: true,
+    })
+    .await;
+    let planted = served.web.planted().unwrap().clone();
+    let target = planted.target.clone();
+    // The network's hosts answer from 127.0.77.1-3 (the same web, another
+    // listener each); every other host from 127.0.0.1.
+    let mut resolve = Vec::new();
+    let mut stops = Vec::new();
+    for (i, d) in planted.network.iter().enumerate() {
+        let ip = format!("127.0.77.{}", i + 1);
+        let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(linkgraph_simweb::serve(
+            listener,
+            Arc::clone(&served.web),
+            None,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        stops.push(tx);
+        for host in served.web.hosts_of(d) {
+            resolve.push(format!("{host}={addr}"));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.display().to_string();
+    let crawl = |seeds: bool| {
+        let mut a = args(&["crawl", "--data", &d]);
+        for r in &resolve {
+            a.extend(args(&["--resolve", r]));
+        }
+        a.extend(args(&[
+            "--resolve",
+            &format!("*={}", served.addr),
+            "--allow-private-networks",
+            "--per-host-rps",
+            "200",
+            "--per-ip-concurrency",
+            "0",
+            "--concurrency",
+            "32",
+        ]));
+        if seeds {
+            a.extend(args(&["--seeds", &served.web.seed_url()]));
+        }
+        a
+    };
+    // Two crawls 40 days apart: the second sees the burst (every home page
+    // starts linking the target), a spike of new referring domains.
+    let base = linkgraph_core::parse_time("2026-05-04T12:00:00Z").unwrap();
+    let t0 = served.web.truth_at(0, &BTreeSet::new());
+    common::linkgraph_ok_env(crawl(true), common::env_at(base)).await;
+    served.web.advance();
+    let t1 = served.web.truth_at(1, &t0.known);
+    common::linkgraph_ok_env(crawl(false), common::env_at(base + 40 * DAY)).await;
+    let now = common::env_at(base + 41 * DAY);
+    common::linkgraph_ok_env(args(&["rank", "--data", &d]), now.clone()).await;
+    let domains: Value = serde_json::from_str(
+        &linkgraph_ok(args(&["domains", "--data", &d, "--format", "json"])).await,
+    )
+    .unwrap();
+    let authority: BTreeMap<String, f64> = domains["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["domain"].as_str().unwrap().to_owned(),
+                r["authority"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let risk: Value = serde_json::from_str(
+        &common::linkgraph_ok_env(
+            args(&[
+                "risk",
+                &target,
+                "--data",
+                &d,
+                "--format",
+                "json",
+                "--low-authority",
+                &LOW_AUTHORITY.to_string(),
+            ]),
+            now.clone(),
+        )
+        .await,
+    )
+    .unwrap();
+    let mut got: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+    let weight = |k: &str| match k {
+        "reciprocal" | "velocity_spike" => 15,
+        "link_farm" => 35,
+        "sitewide" => 20,
+        "exact_match_anchor" => 25,
+        "shared_network" => 30,
+        "low_authority" => 10,
+        other => panic!("unknown signal {other}"),
+    };
+    for r in risk["domains"].as_array().unwrap() {
+        let kinds: BTreeSet<&'static str> = r["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let k = s["kind"].as_str().unwrap();
+                assert!(!s["detail"].as_str().unwrap().is_empty(), "{s}");
+                [
+                    "reciprocal",
+                    "link_farm",
+                    "sitewide",
+                    "exact_match_anchor",
+                    "velocity_spike",
+                    "shared_network",
+                    "low_authority",
+                ]
+                .into_iter()
+                .find(|x| *x == k)
+                .unwrap()
+            })
+            .collect();
+        let score: u64 = kinds.iter().map(|k| weight(k)).sum::<u64>().min(100);
+        assert_eq!(r["score"].as_u64(), Some(score), "{r}");
+        got.insert(r["domain"].as_str().unwrap().to_owned(), kinds);
+    }
+    let network: BTreeSet<String> = planted.network.iter().cloned().collect();
+    let want = expected_signals(&target, &t0.truth, &t1.truth, &network, &authority);
+    // Every planted domain carries its signal...
+    let has = |d: &str, k: &str| got.get(d).is_some_and(|s| s.contains(k));
+    for d in &planted.reciprocal {
+        assert!(has(d, "reciprocal"), "{d}: {:?}", got.get(d));
+    }
+    assert!(
+        has(&planted.link_farm, "link_farm"),
+        "{:?}",
+        got.get(&planted.link_farm)
+    );
+    assert!(
+        has(&planted.sitewide, "sitewide"),
+        "{:?}",
+        got.get(&planted.sitewide)
+    );
+    for d in &planted.anchor_campaign {
+        assert!(has(d, "exact_match_anchor"), "{d}: {:?}", got.get(d));
+    }
+    for d in &planted.network {
+        assert!(has(d, "shared_network"), "{d}: {:?}", got.get(d));
+    }
+    assert!(
+        got.values().any(|s| s.contains("velocity_spike")),
+        "the burst is a spike: {risk:#}"
+    );
+    // ...and every domain carries exactly the signals whose definitions it
+    // meets in the ground truth.
+    assert_eq!(got, want, "{risk:#}");
+    for k in [
+        "reciprocal",
+        "link_farm",
+        "sitewide",
+        "exact_match_anchor",
+        "velocity_spike",
+        "shared_network",
+        "low_authority",
+    ] {
+        let n = want.values().filter(|s| s.contains(k)).count();
+        eprintln!("{k}: {n} domains");
+        assert!(n > 0, "no domain meets {k}: the check would be empty");
+    }
     drop(stops);
 }

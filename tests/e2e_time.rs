@@ -299,6 +299,7 @@ async fn a_burst_of_new_referring_domains_is_exactly_one_spike() {
             epoch: burst_epoch,
             target,
         }),
+        risk_patterns: false,
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

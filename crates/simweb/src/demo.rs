@@ -23,6 +23,8 @@ pub struct DemoOptions {
     pub seed: u64,
     /// A wave of new referring domains for one host from some epoch on.
     pub burst: Option<Burst>,
+    /// Plant link-spam patterns around the popular domain.
+    pub risk_patterns: bool,
     /// Ground-truth file; each epoch's changes go to FILE.epoch-N.jsonl.
     pub truth: Option<PathBuf>,
     /// Shell-readable facts (listen address, seed URL, popular domain).
@@ -110,6 +112,7 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
         pages_per_host: opts.pages_per_host,
         seed: opts.seed,
         burst: opts.burst,
+        risk_patterns: opts.risk_patterns,
     }));
     let listen_err = |source| DemoError::Listen {
         addr: opts.listen,
@@ -143,7 +146,20 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
             Some(h) => format!("BURST_DOMAIN={}\n", h.domain),
             None => String::new(),
         };
-        write_file(path, |w| w.write_all(format!("{info}{burst}").as_bytes()))?;
+        let planted = match web.planted() {
+            Some(p) => format!(
+                "PLANTED_RECIPROCAL=\"{}\"\nPLANTED_LINK_FARM={}\nPLANTED_SITEWIDE={}\nPLANTED_NETWORK=\"{}\"\nPLANTED_ANCHOR_CAMPAIGN=\"{}\"\n",
+                p.reciprocal.join(" "),
+                p.link_farm,
+                p.sitewide,
+                p.network.join(" "),
+                p.anchor_campaign.join(" ")
+            ),
+            None => String::new(),
+        };
+        write_file(path, |w| {
+            w.write_all(format!("{info}{burst}{planted}").as_bytes())
+        })?;
     }
     let mut out = std::io::stdout().lock();
     // The banner is best effort: a closed stdout must not stop the server.

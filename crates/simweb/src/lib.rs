@@ -17,7 +17,9 @@ mod model;
 pub mod raw;
 mod server;
 
-pub use model::{Answer, Burst, EpochTruth, Host, SimConfig, SimWeb, Truth, TruthEdge};
+pub use model::{
+    Answer, Burst, EpochTruth, FARM_LINKS, Host, Planted, SimConfig, SimWeb, Truth, TruthEdge,
+};
 pub use server::{LoggedRequest, RequestLog, serve};
 
 use std::io::Write;

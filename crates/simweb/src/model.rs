@@ -19,7 +19,38 @@ pub struct SimConfig {
     pub seed: u64,
     /// A burst: from this epoch on, every host's home page links to one host.
     pub burst: Option<Burst>,
+    /// Plant link-spam patterns around a target (see [`Planted`]).
+    pub risk_patterns: bool,
 }
+
+/// Link-spam patterns planted around a target (the burst's target when
+/// there is a burst, so its spike comes with them; else the popular
+/// domain), each on domains of their own, for risk-signal tests. Every planted link is on
+/// every epoch's page (no epoch removes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planted {
+    /// The target's registrable domain.
+    pub target: String,
+    /// The index of the target's host in [`SimWeb::hosts`].
+    pub target_host: usize,
+    /// Reciprocal pairs: each links the target's home page, which links back.
+    pub reciprocal: Vec<String>,
+    /// Its `/articles/1` carries [`FARM_LINKS`] external links and one to
+    /// the target.
+    pub link_farm: String,
+    /// Every page of every host of it links the target from the footer.
+    pub sitewide: String,
+    /// Each home page links the target with [`Planted::anchor`].
+    pub anchor_campaign: Vec<String>,
+    /// The campaign's exact-match anchor.
+    pub anchor: String,
+    /// A network: each home page links the target; a test serves their
+    /// hosts from one /24 (`--resolve`).
+    pub network: Vec<String>,
+}
+
+/// External links on the planted link farm's page.
+pub const FARM_LINKS: usize = 120;
 
 /// A sudden wave of new referring domains for one target, for spike tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +67,39 @@ enum PageState {
     Live,
     Gone,
     RedirectTo(usize),
+}
+
+/// Picks the planted domains: from the last host backwards, distinct
+/// registrable domains other than the target's; a quarter of all domains
+/// run the anchor campaign (so it passes any 20% share of referring
+/// domains), at least 3.
+fn plant(hosts: &[Host], target_host: usize) -> Planted {
+    let target = hosts[target_host].domain.clone();
+    let mut domains: Vec<String> = Vec::new();
+    for h in hosts.iter().rev() {
+        if h.domain != target && !domains.contains(&h.domain) {
+            domains.push(h.domain.clone());
+        }
+    }
+    let all = domains.len() + 1;
+    let campaign = all.div_ceil(4).max(3);
+    let mut it = domains.into_iter();
+    let mut take = |n: usize| it.by_ref().take(n).collect::<Vec<_>>();
+    let reciprocal = take(2);
+    let link_farm = take(1).pop().unwrap_or_default();
+    let sitewide = take(1).pop().unwrap_or_default();
+    let network = take(3);
+    let anchor_campaign = take(campaign);
+    Planted {
+        target,
+        target_host,
+        reciprocal,
+        link_farm,
+        sitewide,
+        anchor_campaign,
+        anchor: "cheap blue widgets".into(),
+        network,
+    }
 }
 
 /// splitmix64: tiny, fast, and stable across versions and platforms.
@@ -178,6 +242,7 @@ struct PageSpec {
 #[derive(Debug)]
 pub struct SimWeb {
     cfg: SimConfig,
+    planted: Option<Planted>,
     hosts: Vec<Host>,
     by_name: HashMap<String, usize>,
     epoch: AtomicU32,
@@ -259,8 +324,11 @@ impl SimWeb {
             .enumerate()
             .map(|(i, h)| (h.name.clone(), i))
             .collect();
+        let target = cfg.burst.map_or(0, |b| b.target % hosts.len());
+        let planted = cfg.risk_patterns.then(|| plant(&hosts, target));
         SimWeb {
             cfg,
+            planted,
             hosts,
             by_name,
             epoch: AtomicU32::new(0),
@@ -300,6 +368,97 @@ impl SimWeb {
             }
         }
         PageState::Live
+    }
+
+    /// The planted link-spam patterns, with [`SimConfig::risk_patterns`].
+    pub fn planted(&self) -> Option<&Planted> {
+        self.planted.as_ref()
+    }
+
+    /// The host names of registrable domain `domain`.
+    pub fn hosts_of(&self, domain: &str) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|h| h.domain == domain)
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// Puts the planted links of `host`'s page `page` (see [`Planted`])
+    /// first in their sections, so a page's other link to the same URL
+    /// never hides them (the first occurrence of a URL wins).
+    fn plant_links(&self, page_links: &mut Vec<LinkSpec>, host: usize, page: usize) {
+        let Some(pl) = &self.planted else { return };
+        let mut planted = Vec::new();
+        let links = &mut planted;
+        let d = self.hosts[host].domain.as_str();
+        let t = pl.target_host;
+        let target_home = self.article_url(t, 0);
+        let first_host = |dom: &str| self.hosts.iter().position(|h| h.domain == dom);
+        if host == t && page == 0 {
+            for r in &pl.reciprocal {
+                if let Some(h) = first_host(r) {
+                    let href = self.article_url(h, 0);
+                    add(
+                        links,
+                        href,
+                        &format!("Partner: {r}"),
+                        "",
+                        Placement::Content,
+                    );
+                }
+            }
+        }
+        if page == 0 && pl.reciprocal.iter().any(|r| r == d) {
+            add(
+                links,
+                target_home.clone(),
+                "Our partners",
+                "",
+                Placement::Content,
+            );
+        }
+        if d == pl.link_farm && page == 1 && first_host(d) == Some(host) {
+            for i in 0..FARM_LINKS {
+                let href = format!("http://{}/directory/{i}", OUTSIDE[0]);
+                add(links, href, &format!("Listing {i}"), "", Placement::Content);
+            }
+            add(
+                links,
+                target_home.clone(),
+                "Featured listing",
+                "",
+                Placement::Content,
+            );
+        }
+        if d == pl.sitewide {
+            add(
+                links,
+                target_home.clone(),
+                "Our sponsor",
+                "",
+                Placement::Footer,
+            );
+        }
+        if page == 0 && pl.anchor_campaign.iter().any(|c| c == d) {
+            add(
+                links,
+                self.article_url(t, 1),
+                &pl.anchor,
+                "",
+                Placement::Content,
+            );
+        }
+        if page == 0 && pl.network.iter().any(|n| n == d) {
+            add(
+                links,
+                target_home,
+                "Network partner",
+                "",
+                Placement::Content,
+            );
+        }
+        page_links.splice(0..0, planted);
     }
 
     /// The configuration (with minimums applied).
@@ -587,6 +746,7 @@ impl SimWeb {
         }
         if kind == 0 {
             self.mutate(&mut links, host, page, epoch);
+            self.plant_links(&mut links, host, page);
         }
         PageSpec {
             title: format!("{name} page {page}"),
