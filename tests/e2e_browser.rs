@@ -604,6 +604,14 @@ async fn the_overview_shows_what_the_cli_says_and_keeps_anchors_inert() {
         "signals with their evidence: {:?}",
         rows[0]
     );
+    // ...and the CLI's notes of what the signals could not see.
+    let notes = js(
+        c,
+        "[...document.querySelectorAll('[data-table=\"risk\"] .notes li')].map(li => li.textContent)",
+    )
+    .await;
+    assert_eq!(notes, risk["notes"], "{risk}");
+    assert!(!risk["notes"].as_array().unwrap().is_empty());
     click(c, "#disavow").await;
     let got = downloaded(b.downloads.path(), &format!("disavow-{popular}.txt")).await;
     let want = disavow.clone();

@@ -45,6 +45,18 @@ async fn duckdb_reads_the_export_with_the_cli_counts() {
     let out = dir.path().join("out");
     let d = data.display().to_string();
     let o = out.display().to_string();
+    linkgraph_ok(vec!["rank".into(), "--data".into(), d.clone()]).await;
+    let ranked: Value = serde_json::from_str(
+        &linkgraph_ok(vec![
+            "domains".into(),
+            "--data".into(),
+            d.clone(),
+            "--format".into(),
+            "json".into(),
+        ])
+        .await,
+    )
+    .unwrap();
     let said = linkgraph_ok(vec![
         "export".into(),
         "--data".into(),
@@ -147,6 +159,20 @@ async fn duckdb_reads_the_export_with_the_cli_counts() {
             "{dom}"
         );
     }
+    // Every ranked domain, with its ranks as `domains` prints them.
+    assert_eq!(q("domain_ranks", "true"), ranked["nodes"].as_i64().unwrap());
+    let top = &ranked["domains"][0];
+    let top_name = top["domain"].as_str().unwrap();
+    assert_eq!(
+        q(
+            "domain_ranks",
+            &format!(
+                "domain = '{top_name}' and authority = 100 and abs(pagerank - {}) < 1e-15 and trust is null",
+                top["pagerank"].as_f64().unwrap()
+            )
+        ),
+        1
+    );
     // A first crawl only discovers.
     assert_eq!(q("link_events", "kind = 'new_link'"), 0);
     assert!(q("link_events", "kind = 'discovered_link'") > 0);

@@ -298,7 +298,9 @@
       }
       this.table.appendChild(el("thead")).appendChild(head);
       this.body = this.table.appendChild(el("tbody"));
-      section.append(tools, this.table);
+      // What the report could not see (risk: shared hosting, no ranks yet).
+      this.notes = el("ul", "notes");
+      section.append(tools, this.table, this.notes);
     }
 
     sortBy(field) {
@@ -329,6 +331,7 @@
         this.cursors.length = index + 1;
         if (doc.next_cursor) this.cursors.push(doc.next_cursor);
         this.render(doc[this.spec.rows] || []);
+        this.notes.replaceChildren(...(Array.isArray(doc.notes) ? doc.notes : []).map((n) => el("li", null, n)));
       } catch (e) {
         this.body.replaceChildren();
         const tr = el("tr");

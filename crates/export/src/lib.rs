@@ -1,5 +1,6 @@
 //! Bulk export of the link graph as Apache Parquet, for analytics jobs:
-//! `OUT/backlinks/`, `OUT/refdomains/`, `OUT/pages/` and `OUT/link_events/`,
+//! `OUT/backlinks/`, `OUT/refdomains/`, `OUT/pages/`, `OUT/link_events/` and
+//! `OUT/domain_ranks/` (the last `linkgraph rank`; empty before),
 //! each a directory of `part-NNNNN.parquet` files (zstd, at most
 //! [`ROWS_PER_FILE`] rows each) that DuckDB, Spark or pandas read as one
 //! table. The columns are documented in the README ("Bulk export").
@@ -13,13 +14,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use linkgraph_core::{Rel, registrable_domain, url_host};
 use linkgraph_proto::FetchOutcome;
-use linkgraph_store::{Backlink, LinkEvent, LinkStore, PageState, RefDomain, Row, Table};
+use linkgraph_store::{
+    Backlink, DomainRank, LinkEvent, LinkStore, PageState, RefDomain, Row, Table,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -75,14 +78,16 @@ pub struct ExportSummary {
     pub pages: u64,
     /// Link events.
     pub link_events: u64,
+    /// Ranked domains.
+    pub domain_ranks: u64,
 }
 
 impl std::fmt::Display for ExportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "exported {} backlinks, {} refdomains, {} pages, {} link events",
-            self.backlinks, self.refdomains, self.pages, self.link_events
+            "exported {} backlinks, {} refdomains, {} pages, {} link events, {} domain ranks",
+            self.backlinks, self.refdomains, self.pages, self.link_events, self.domain_ranks
         )
     }
 }
@@ -417,7 +422,75 @@ pub async fn export(store: &dyn LinkStore, out: &Path) -> Result<ExportSummary, 
             Table::Events => summary.link_events = n,
         }
     }
+    summary.domain_ranks = export_ranks(store, out).await?;
     Ok(summary)
+}
+
+/// The schema of `domain_ranks/`.
+pub fn ranks_schema() -> Schema {
+    let num = |name: &str, nullable: bool| Field::new(name, DataType::Float64, nullable);
+    Schema::new(vec![
+        text("domain", false),
+        num("authority", false),
+        num("pagerank", false),
+        num("harmonic", false),
+        num("trust", true),
+        Field::new("referring_domains", DataType::Int64, false),
+        ts(false, "computed_at"),
+    ])
+}
+
+fn ranks_batch(rows: &[DomainRank]) -> Vec<ArrayRef> {
+    let f = |g: fn(&DomainRank) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(g)))
+    };
+    vec![
+        strings(rows.iter().map(|r| r.domain.as_str())),
+        f(|r| r.authority),
+        f(|r| r.pagerank),
+        f(|r| r.harmonic),
+        Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.trust))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter()
+                .map(|r| i64::try_from(r.referring_domains).unwrap_or(i64::MAX)),
+        )),
+        times(rows.iter().map(|r| r.computed_at_ms)),
+    ]
+}
+
+/// Writes every stored domain rank under `out/domain_ranks/`.
+async fn export_ranks(store: &dyn LinkStore, out: &Path) -> Result<u64, ExportError> {
+    let dir = out.join("domain_ranks");
+    std::fs::create_dir_all(&dir).map_err(Parts::io(&dir))?;
+    let mut parts = Parts {
+        dir,
+        schema: Arc::new(ranks_schema()),
+        current: None,
+        next_part: 0,
+    };
+    let (mut after, mut n) = (None, 0u64);
+    loop {
+        let (rows, next) = store.scan_ranks(after, BATCH).await?;
+        if rows.is_empty() && n == 0 && next.is_none() {
+            parts.write(&RecordBatch::new_empty(Arc::clone(&parts.schema)))?;
+        }
+        n += rows.len() as u64;
+        if !rows.is_empty() {
+            let batch = RecordBatch::try_new(Arc::clone(&parts.schema), ranks_batch(&rows))
+                .map_err(|source| ExportError::Arrow {
+                    table: "domain_ranks",
+                    source,
+                })?;
+            parts.write(&batch)?;
+        }
+        match next {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    parts.finish()?;
+    tracing::info!(table = "domain_ranks", rows = n, "exported");
+    Ok(n)
 }
 
 /// The rows of one scan page as the table's columns, with their count.
