@@ -372,6 +372,93 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn domains_and_authority_appear_once_ranked() {
+        let (_dir, api) = api(None, Limits::default()).await;
+        let (code, body) = get(&api, "/v1/domains", None).await;
+        assert_eq!(code, 404, "{body}");
+        assert!(body.to_string().contains("run `linkgraph rank`"), "{body}");
+        let (_, body) = get(&api, "/v1/refdomains?target=t.com", None).await;
+        assert!(body["domains"][0]["authority"].is_null(), "{body}");
+        let rank = |d: &str, authority: f64, refdomains: u64| linkgraph_store::DomainRank {
+            domain: d.into(),
+            authority,
+            pagerank: authority / 1000.0,
+            harmonic: 1.0,
+            trust: None,
+            referring_domains: refdomains,
+            computed_at_ms: 5_000,
+        };
+        let store = api.reader.store();
+        let ranks = vec![
+            rank("a.com", 12.34, 0),
+            rank("b.org", 0.0, 0),
+            rank("t.com", 100.0, 2),
+        ];
+        store
+            .write_ranks(ranks)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let run = linkgraph_store::RankRun {
+            computed_at_ms: 5_000,
+            nodes: 3,
+            arcs: 2,
+            harmonic_method: "exact".into(),
+            trusted: 0,
+        };
+        store
+            .write_rank_run(run)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (code, body) = get(&api, "/v1/domains?limit=2", None).await;
+        assert_eq!(code, 200, "{body}");
+        let names = |b: &serde_json::Value| -> Vec<String> {
+            b["domains"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| d["domain"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        assert_eq!(names(&body), ["t.com", "a.com"]);
+        assert_eq!(body["harmonic_method"], "exact");
+        assert!(body["next_cursor"].is_string(), "{body}");
+        let (_, body) = get(&api, "/v1/domains?sort=referring_domains&order=asc", None).await;
+        assert_eq!(names(&body), ["a.com", "b.org", "t.com"]);
+        let (_, body) = get(
+            &api,
+            "/v1/refdomains?target=t.com&sort=authority&order=desc",
+            None,
+        )
+        .await;
+        let got: Vec<(String, serde_json::Value)> = body["domains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                (
+                    d["domain"].as_str().unwrap_or_default().to_owned(),
+                    d["authority"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.com".to_owned(), serde_json::json!(12.3)),
+                ("b.org".to_owned(), serde_json::json!(0.0))
+            ]
+        );
+        let (csv, _, text) = text(&api, "/v1/domains?format=csv", None).await;
+        assert_eq!(csv, 200);
+        assert!(
+            text.starts_with(
+                "domain,authority,pagerank,harmonic,trust,referring_domains\nt.com,100,0.1,1,,2\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_token_guards_everything_but_health() {
         let (_dir, api) = api(Some("s3cret"), Limits::default()).await;
         let q = "/v1/refdomains?target=t.com";

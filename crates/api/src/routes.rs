@@ -585,7 +585,7 @@ fn query_error(e: &QueryError) -> Response<Full<Bytes>> {
         | QueryError::BadArgument(_)
         | QueryError::BadRange => StatusCode::BAD_REQUEST,
         QueryError::Store(s) if matches!(**s, StoreError::BadCursor(_)) => StatusCode::BAD_REQUEST,
-        QueryError::UnknownDomain { .. } => StatusCode::NOT_FOUND,
+        QueryError::UnknownDomain { .. } | QueryError::NoRanks(_) => StatusCode::NOT_FOUND,
         _ => {
             tracing::warn!(error = %e, "api report failed");
             StatusCode::INTERNAL_SERVER_ERROR
