@@ -184,6 +184,11 @@ pub struct FrontierFlags {
     /// Longest revisit interval (pages that never change).
     #[arg(long, env = "LINKGRAPH_RECRAWL_MAX", default_value = "30d", value_parser = humantime::parse_duration)]
     pub recrawl_max: Duration,
+    /// Requests in flight at once to one host, still spaced by --per-host-rps: raise it to
+    /// crawl your own site fast (others' sites: keep 1).
+    #[arg(long, env = "LINKGRAPH_PER_HOST_CONCURRENCY", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub per_host_concurrency: u32,
 }
 
 impl FrontierFlags {
@@ -199,6 +204,7 @@ impl FrontierFlags {
             host_budget_per_linking_domain: self.host_budget_per_linking_domain,
             url_policy: urls.policy(),
             host_interval: rate.per_host_rps.host_interval(),
+            per_host_concurrency: self.per_host_concurrency as usize,
             max_redirects: rate.max_redirects,
             max_backoff: secs("max-backoff", self.max_backoff)?,
             park_after: self.park_after.max(1),

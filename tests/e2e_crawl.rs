@@ -332,3 +332,97 @@ async fn kill_9_mid_crawl_loses_and_duplicates_nothing() {
         assert_eq!((killed[1], killed[3]), (0, 0), "nothing lost: {d}");
     }
 }
+
+/// A one-host site of `pages` pages that all link each other, answering
+/// every request after `delay` and counting how many it serves at once.
+async fn slow_site(
+    pages: usize,
+    delay: Duration,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, m) = (Arc::clone(&now), Arc::clone(&most));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let (n, m) = (Arc::clone(&n), Arc::clone(&m));
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 2048];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16_384 {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let at = n.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(at, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                n.fetch_sub(1, Ordering::SeqCst);
+                let (status, body) = if path == "/robots.txt" {
+                    ("404 Not Found", String::new())
+                } else {
+                    let links: String = (0..pages)
+                        .map(|i| format!("<a href=\"/p/{i}\">page {i}</a> "))
+                        .collect();
+                    ("200 OK", format!("<html><body>{links}</body></html>"))
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (addr, now, most)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_host_concurrency_is_what_the_flag_says() {
+    use std::sync::atomic::Ordering;
+    for (flag, want) in [(None, 1), (Some("4"), 4)] {
+        let (addr, _, most) = slow_site(24, Duration::from_millis(150)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut a = args(&[
+            "crawl",
+            "--seeds",
+            "http://own.test/",
+            "--data",
+            &data.display().to_string(),
+            "--resolve",
+            &format!("own.test={addr}"),
+            "--allow-private-networks",
+            "--per-host-rps",
+            "100",
+            "--per-ip-concurrency",
+            "0",
+            "--concurrency",
+            "32",
+        ]);
+        if let Some(n) = flag {
+            a.extend(args(&["--per-host-concurrency", n]));
+        }
+        let out = linkgraph_ok(a).await;
+        // robots.txt, the home page and 24 pages.
+        assert_eq!(summary_number(&out, "pages"), 25, "{out}");
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            want,
+            "requests at once to one host with {flag:?}"
+        );
+    }
+}

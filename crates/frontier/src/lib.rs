@@ -5,10 +5,11 @@
 //! * **Per-host queues**: each host has its own FIFO queue; a ready-heap
 //!   orders hosts by when they may next be contacted, so a slow host only
 //!   delays itself.
-//! * **Politeness**: a host has at most one request in flight, and is handed
-//!   out again no sooner than `host_interval` after its last dispatch. (The
-//!   fetcher's rate limiter enforces the hard bound; this schedule keeps
-//!   fetch slots from idling behind it.)
+//! * **Politeness**: a host has at most `per_host_concurrency` requests in
+//!   flight (one by default), and is handed out again no sooner than
+//!   `host_interval` after its last dispatch. (The fetcher's rate limiter
+//!   enforces the hard bound; this schedule keeps fetch slots from idling
+//!   behind it.)
 //! * **Budgets and traps**: `max_depth` link hops from a seed, a per-host URL
 //!   budget that grows with the domains linking to the host (so an unlinked
 //!   trap host cannot take the crawl), `max_redirects` chained redirect hops,
@@ -81,6 +82,9 @@ pub struct FrontierConfig {
     pub url_policy: UrlPolicy,
     /// Least time between two dispatches to one host. Default 1 s.
     pub host_interval: Duration,
+    /// Most requests in flight to one host at once (at least 1), still
+    /// spaced by `host_interval`: for crawling one's own site. Default 1.
+    pub per_host_concurrency: usize,
     /// Most chained redirect hops. Default 5.
     pub max_redirects: u32,
     /// Revisit interval bounds.
@@ -104,6 +108,7 @@ impl Default for FrontierConfig {
             host_budget_per_linking_domain: 100,
             url_policy: UrlPolicy::default(),
             host_interval: Duration::from_secs(1),
+            per_host_concurrency: 1,
             max_redirects: 5,
             recrawl: RecrawlPolicy::default(),
             max_backoff: Duration::from_secs(600),
@@ -181,10 +186,9 @@ struct HostState {
     /// The highest sequence number read into `pending`: on-disk entries
     /// above it are not in memory yet.
     loaded_upto: u64,
-    /// The dispatched request: its queue sequence number and URL.
-    in_flight: Option<(u64, String)>,
-    /// When it was dispatched.
-    dispatched_at: Option<Instant>,
+    /// The dispatched requests: queue sequence number, URL, and when
+    /// (at most `per_host_concurrency`).
+    in_flight: Vec<(u64, String, Instant)>,
     next_allowed: Option<Instant>,
     admitted: u64,
     in_heap: bool,
@@ -481,12 +485,13 @@ impl Frontier {
         Ok(self.hosts.entry(host.to_owned()).or_default())
     }
 
-    /// Puts `host` on the ready-heap if it has work and nothing in flight.
+    /// Puts `host` on the ready-heap if it has work and a free slot.
     fn schedule(&mut self, host: &str, now: Instant) {
+        let slots = self.cfg.per_host_concurrency.max(1);
         let Some(h) = self.hosts.get_mut(host) else {
             return;
         };
-        if h.in_heap || h.in_flight.is_some() || h.pending.is_empty() {
+        if h.in_heap || h.in_flight.len() >= slots || h.pending.is_empty() {
             return;
         }
         h.in_heap = true;
@@ -666,7 +671,7 @@ impl Frontier {
             return;
         }
         self.hosts
-            .retain(|_, h| h.queued > 0 || h.in_flight.is_some() || h.in_heap || h.parked);
+            .retain(|_, h| h.queued > 0 || !h.in_flight.is_empty() || h.in_heap || h.parked);
         self.evict_at = MAX_HOSTS_IN_MEMORY.max(self.hosts.len().saturating_mul(2));
     }
 
@@ -686,8 +691,7 @@ impl Frontier {
             let Some((seq, req)) = h.pending.pop_front() else {
                 continue;
             };
-            h.in_flight = Some((seq, req.url.clone()));
-            h.dispatched_at = Some(now);
+            h.in_flight.push((seq, req.url.clone(), now));
             h.queued = h.queued.saturating_sub(1);
             h.next_allowed = Some(now + h.crawl_delay.map_or(interval, |d| d.max(interval)));
             self.pending -= 1;
@@ -695,6 +699,8 @@ impl Frontier {
             if let Err(e) = self.refill(&host) {
                 tracing::warn!(host, error = %e, "cannot read queued requests back from disk");
             }
+            // A free slot: the host's next request is due after the interval.
+            self.schedule(&host, now);
             return Some(req);
         }
     }
@@ -713,10 +719,11 @@ impl Frontier {
         let overdue: Vec<(String, u64)> = self
             .hosts
             .iter()
-            .filter_map(|(host, h)| {
-                let (seq, _) = h.in_flight.as_ref()?;
-                let since = h.dispatched_at?;
-                (now.saturating_duration_since(since) > deadline).then(|| (host.clone(), *seq))
+            .flat_map(|(host, h)| {
+                h.in_flight
+                    .iter()
+                    .filter(|(_, _, since)| now.saturating_duration_since(*since) > deadline)
+                    .map(|(seq, _, _)| (host.clone(), *seq))
             })
             .collect();
         let mut again = 0;
@@ -730,8 +737,7 @@ impl Frontier {
             let Some(h) = self.hosts.get_mut(&host) else {
                 continue;
             };
-            h.in_flight = None;
-            h.dispatched_at = None;
+            h.in_flight.retain(|(s, _, _)| *s != seq);
             h.pending.push_front((seq, req));
             h.queued += 1;
             self.pending += 1;
@@ -775,13 +781,10 @@ impl Frontier {
         let Some(h) = self.hosts.get_mut(&req.host) else {
             return Ok(admissions);
         };
-        let Some(seq) = h
-            .in_flight
-            .take_if(|(_, url)| *url == req.url)
-            .map(|(seq, _)| seq)
-        else {
+        let Some(at) = h.in_flight.iter().position(|(_, url, _)| *url == req.url) else {
             return Ok(admissions);
         };
+        let (seq, _, _) = h.in_flight.swap_remove(at);
         let now = Instant::now();
         let retry = self.note_outcome(req, fb, now);
         self.in_flight -= 1;
@@ -924,9 +927,7 @@ impl Frontier {
         for h in gone {
             if let Some(state) = self.hosts.remove(&h) {
                 self.pending = self.pending.saturating_sub(state.queued);
-                if state.in_flight.is_some() {
-                    self.in_flight = self.in_flight.saturating_sub(1);
-                }
+                self.in_flight = self.in_flight.saturating_sub(state.in_flight.len());
             }
         }
         Ok(out)

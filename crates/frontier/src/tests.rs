@@ -91,6 +91,63 @@ fn one_request_in_flight_per_host_and_hosts_do_not_wait_for_each_other() {
 }
 
 #[test]
+fn per_host_concurrency_allows_that_many_in_flight_still_spaced_by_the_interval() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = FrontierConfig {
+        host_interval: Duration::from_millis(100),
+        per_host_concurrency: 3,
+        ..FrontierConfig::default()
+    };
+    let mut f = open(dir.path(), cfg);
+    for i in 1..=5 {
+        f.offer(&disc(&format!("http://own.com/{i}"), 0))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let first = f.next_ready(t0).unwrap_or_else(|| panic!("ready"));
+    assert!(f.next_ready(t0).is_none(), "the interval still holds");
+    assert_eq!(f.next_wakeup(), Some(ms(100)));
+    let second = f
+        .next_ready(ms(100))
+        .unwrap_or_else(|| panic!("a second slot"));
+    let third = f
+        .next_ready(ms(200))
+        .unwrap_or_else(|| panic!("a third slot"));
+    assert_eq!(f.in_flight(), 3);
+    assert!(
+        f.next_ready(ms(1_000)).is_none(),
+        "three in flight: the host is full"
+    );
+    // One completes: a slot frees, and the next request goes out.
+    f.complete_now(&done(&second, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fourth = f
+        .next_ready(ms(1_000))
+        .unwrap_or_else(|| panic!("a freed slot"));
+    assert_eq!(fourth.url, "http://own.com/4");
+    assert!(f.next_ready(ms(2_000)).is_none());
+    for r in [&first, &third, &fourth] {
+        f.complete_now(&done(r, vec![]))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // A duplicate completion answers nothing in flight.
+    f.complete_now(&done(&first, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((f.in_flight(), f.pending()), (0, 1));
+    // Overdue requests are handed out again, each of them.
+    let fifth = f
+        .next_ready(ms(3_000))
+        .unwrap_or_else(|| panic!("the last"));
+    assert_eq!(fifth.url, "http://own.com/5");
+    let again = f
+        .redispatch_overdue(ms(10_000), Duration::from_secs(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, 1);
+    assert_eq!((f.in_flight(), f.pending()), (0, 1));
+}
+
+#[test]
 fn a_host_waits_its_interval() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let cfg = FrontierConfig {
