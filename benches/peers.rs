@@ -9,7 +9,12 @@
 //! 1. wget2, 64 threads, robots on (`wget2 -r -H --max-threads=64`), with
 //!    the host names in a private /etc/hosts (`unshare -m` + a bind mount);
 //! 2. linkgraph, broad (`--per-host-rps 1000 --concurrency 256`);
-//! 3. linkgraph, polite (`--per-host-rps 5 --concurrency 512`).
+//! 3. linkgraph, polite (`--per-host-rps 5 --concurrency 512`);
+//!
+//! then one site of `LINKGRAPH_PEERS_SITE_PAGES` pages (default 20,000, the
+//! same page shape, every link internal), as a site owner crawls their own:
+//! 4. wget2, 16 threads, robots on, no host spanning;
+//! 5. linkgraph `--per-host-concurrency 16`.
 //!
 //! Every crawler is measured the same way: the requests it made, counted in
 //! nginx's access log, over the time from its first to its last request.
@@ -165,6 +170,32 @@ fn write_web(root: &Path, hosts: usize, pages: usize, port: u16) -> u64 {
     bytes
 }
 
+/// The single site's host name.
+const OWN: &str = "own.test";
+
+/// One site of `pages` pages whose links all stay on it.
+fn write_site(root: &Path, pages: usize, port: u16) -> u64 {
+    let dir = root.join(OWN);
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    std::fs::write(
+        dir.join("robots.txt"),
+        "User-agent: *\nDisallow: /private/\n",
+    )
+    .unwrap();
+    let mut bytes = 0u64;
+    for p in 0..pages {
+        let html = page_html(1, pages, port, 0, p).replace(&host(0), OWN);
+        bytes += html.len() as u64;
+        let file = if p == 0 {
+            dir.join("index.html")
+        } else {
+            dir.join(format!("p/{p}.html"))
+        };
+        std::fs::write(file, html).unwrap();
+    }
+    bytes
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -240,17 +271,27 @@ impl Run {
     }
 }
 
-fn run_wget2(dir: &Path, seed: &str, hosts: usize, log: &Path) -> Run {
+/// wget2 over `names`, with `threads` threads; `span` lets it follow
+/// links to every host under `.test`.
+fn run_wget2(
+    dir: &Path,
+    seed: &str,
+    names: &[String],
+    threads: usize,
+    span: bool,
+    log: &Path,
+) -> Run {
     let hosts_file = dir.join("hosts");
     let mut f = std::fs::File::create(&hosts_file).unwrap();
     writeln!(f, "127.0.0.1 localhost").unwrap();
-    for h in 0..hosts {
-        writeln!(f, "127.0.0.1 {}", host(h)).unwrap();
+    for h in names {
+        writeln!(f, "127.0.0.1 {h}").unwrap();
     }
     drop(f);
     let from = lines(log);
+    let span_flags = if span { "-H -D test" } else { "" };
     let script = format!(
-        "mount --bind {} /etc/hosts && exec wget2 -r -l inf -H -D test --max-threads=64 \
+        "mount --bind {} /etc/hosts && exec wget2 -r -l inf {span_flags} --max-threads={threads} \
          --robots=on --delete-after -q -P {} {seed}",
         hosts_file.display(),
         dir.join("wget2").display()
@@ -265,7 +306,10 @@ fn run_wget2(dir: &Path, seed: &str, hosts: usize, log: &Path) -> Run {
     assert!(matches!(st.code(), Some(0 | 8)), "wget2 failed: {st}");
     let (requests, secs, statuses) = measure(log, from);
     Run {
-        name: "wget2 --max-threads=64 --robots=on".into(),
+        name: format!(
+            "wget2 --max-threads={threads} --robots=on{}",
+            if span { " -H" } else { "" }
+        ),
         requests,
         secs,
         note: format!("{wall:.1} s wall, statuses {statuses:?}"),
@@ -329,7 +373,8 @@ fn main() {
     let log = dir.join("access.log");
     let seed = format!("http://{}:{port}/", host(0));
 
-    let wget2 = run_wget2(&dir, &seed, hosts, &log);
+    let names: Vec<String> = (0..hosts).map(host).collect();
+    let wget2 = run_wget2(&dir, &seed, &names, 64, true, &log);
     let broad = run_linkgraph(
         &dir,
         &seed,
@@ -346,10 +391,38 @@ fn main() {
         "polite",
         &["--per-host-rps", "5", "--concurrency", "512"],
     );
+    // One site, crawled by its owner.
+    let site_pages = env_usize("LINKGRAPH_PEERS_SITE_PAGES", 20_000);
+    let t0 = Instant::now();
+    let site_bytes = write_site(&dir.join("web"), site_pages, port);
+    println!(
+        "one site: {OWN}, {site_pages} pages, {:.0} MiB, written in {:.1} s",
+        site_bytes as f64 / 1048576.0,
+        t0.elapsed().as_secs_f64()
+    );
+    let site_seed = format!("http://{OWN}:{port}/");
+    let wget2_site = run_wget2(&dir, &site_seed, &[OWN.to_owned()], 16, false, &log);
+    let own = run_linkgraph(
+        &dir,
+        &site_seed,
+        port,
+        &log,
+        "own site",
+        &[
+            "--per-host-rps",
+            "100000",
+            "--per-host-concurrency",
+            "16",
+            "--concurrency",
+            "64",
+            "--max-urls-per-host",
+            "1000000",
+        ],
+    );
     let _ = nginx.kill();
     let _ = nginx.wait();
 
-    for r in [&wget2, &broad, &polite] {
+    for r in [&wget2, &broad, &polite, &wget2_site, &own] {
         println!(
             "{:<70} {:>7} requests in {:>6.1} s = {:>6.0} pages/s  [{}]",
             r.name,
@@ -370,6 +443,12 @@ fn main() {
         "linkgraph polite: {:.0} pages/s = {:.0}% of the {allowed:.0} pages/s that 5 requests/s per host allow (whole run, discovery of hosts included)",
         polite.rate(),
         100.0 * polite.rate() / allowed
+    );
+    println!(
+        "linkgraph own site / wget2 16 threads: {:.2} ({:.0} vs {:.0} pages/s)",
+        own.rate() / wget2_site.rate(),
+        own.rate(),
+        wget2_site.rate()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -204,6 +204,9 @@ struct HostState {
     crawl_delay: Option<Duration>,
 }
 
+/// Host intervals shorter than this are scheduled from the previous slot,
+/// catching up at most this much lateness (see [`Frontier::next_ready`]).
+const CATCH_UP: Duration = Duration::from_millis(1);
 /// Linking domains tracked per host; past this many the budget is at its maximum anyway.
 const MAX_LINKERS: usize = 64;
 /// Queued requests held in memory per host; the rest wait on disk.
@@ -682,7 +685,7 @@ impl Frontier {
             if *at > now {
                 return None;
             }
-            let Reverse((_, _, host)) = self.ready.pop()?;
+            let Reverse((at, _, host)) = self.ready.pop()?;
             let interval = self.cfg.host_interval;
             let Some(h) = self.hosts.get_mut(&host) else {
                 continue;
@@ -693,7 +696,16 @@ impl Frontier {
             };
             h.in_flight.push((seq, req.url.clone(), now));
             h.queued = h.queued.saturating_sub(1);
-            h.next_allowed = Some(now + h.crawl_delay.map_or(interval, |d| d.max(interval)));
+            // The next slot follows this one's, not the wake-up's: a caller
+            // woken late by its timer (about 1 ms) catches up on intervals
+            // shorter than that, as a host crawled at thousands of requests
+            // a second needs; longer intervals start from now.
+            let from = if interval < CATCH_UP {
+                at.max(now.checked_sub(CATCH_UP).unwrap_or(now))
+            } else {
+                now
+            };
+            h.next_allowed = Some(from + h.crawl_delay.map_or(interval, |d| d.max(interval)));
             self.pending -= 1;
             self.in_flight += 1;
             if let Err(e) = self.refill(&host) {
