@@ -148,6 +148,37 @@ fn per_host_concurrency_allows_that_many_in_flight_still_spaced_by_the_interval(
 }
 
 #[test]
+fn a_fast_host_catches_up_on_a_late_wake_up_but_no_further() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = FrontierConfig {
+        // 100,000 requests a second: far below a timer's resolution.
+        host_interval: Duration::from_micros(10),
+        per_host_concurrency: 1000,
+        host_budget_base: 1000,
+        ..FrontierConfig::default()
+    };
+    let mut f = open(dir.path(), cfg);
+    for i in 0..500 {
+        f.offer(&disc(&format!("http://own.com/{i}"), 0))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Woken 1 ms after the host became ready: the slots of that
+    // millisecond are due now (not one request a wake-up).
+    let t0 = Instant::now();
+    let count = |f: &mut Frontier, at: Instant| {
+        let mut n = 0;
+        while f.next_ready(at).is_some() {
+            n += 1;
+        }
+        n
+    };
+    assert_eq!(count(&mut f, t0 + Duration::from_millis(1)), 101);
+    assert!(f.next_ready(t0 + Duration::from_millis(1)).is_none());
+    // Woken 50 ms late: still at most 1 ms of catching up.
+    assert_eq!(count(&mut f, t0 + Duration::from_millis(51)), 101);
+}
+
+#[test]
 fn a_host_waits_its_interval() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let cfg = FrontierConfig {
