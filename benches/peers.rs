@@ -14,7 +14,8 @@
 //! then one site of `LINKGRAPH_PEERS_SITE_PAGES` pages (default 20,000, the
 //! same page shape, every link internal), as a site owner crawls their own:
 //! 4. wget2, 16 threads, robots on, no host spanning;
-//! 5. linkgraph `--per-host-concurrency 16`.
+//! 5. linkgraph `--per-host-concurrency 16`, and 6. the same with the
+//!    default of 1, the in-run baseline of what the flag buys.
 //!
 //! Every crawler is measured the same way: the requests it made, counted in
 //! nginx's access log, over the time from its first to its last request.
@@ -419,10 +420,25 @@ fn main() {
             "1000000",
         ],
     );
+    let own_one = run_linkgraph(
+        &dir,
+        &site_seed,
+        port,
+        &log,
+        "own site, one at a time",
+        &[
+            "--per-host-rps",
+            "100000",
+            "--concurrency",
+            "64",
+            "--max-urls-per-host",
+            "1000000",
+        ],
+    );
     let _ = nginx.kill();
     let _ = nginx.wait();
 
-    for r in [&wget2, &broad, &polite, &wget2_site, &own] {
+    for r in [&wget2, &broad, &polite, &wget2_site, &own, &own_one] {
         println!(
             "{:<70} {:>7} requests in {:>6.1} s = {:>6.0} pages/s  [{}]",
             r.name,
@@ -449,6 +465,12 @@ fn main() {
         own.rate() / wget2_site.rate(),
         own.rate(),
         wget2_site.rate()
+    );
+    println!(
+        "linkgraph own site, --per-host-concurrency 16 / 1: {:.2} ({:.0} vs {:.0} pages/s)",
+        own.rate() / own_one.rate(),
+        own.rate(),
+        own_one.rate()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
