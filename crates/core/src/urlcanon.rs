@@ -115,24 +115,31 @@ fn canonicalize_url(mut url: Url, input: &str) -> Result<Url, UrlError> {
         }
         Some(_) => {}
     }
-    url.set_fragment(None);
+    // Each setter re-serializes the URL: only call the ones with work.
+    if url.fragment().is_some() {
+        url.set_fragment(None);
+    }
     // Credentials never identify a different resource for a crawler.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
+    if !url.username().is_empty() || url.password().is_some() {
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+    }
 
-    let path = normalize_percent(url.path());
-    if path != url.path() {
-        url.set_path(&path);
+    if url.path().contains('%') {
+        let path = normalize_percent(url.path());
+        if path != url.path() {
+            url.set_path(&path);
+        }
     }
     match url.query() {
         Some("") => url.set_query(None),
-        Some(q) => {
+        Some(q) if q.contains('%') => {
             let nq = normalize_percent(q);
             if nq != q {
                 url.set_query(Some(&nq));
             }
         }
-        None => {}
+        _ => {}
     }
     let len = url.as_str().len();
     if len > MAX_URL_BYTES {

@@ -9,6 +9,7 @@
 //! The intended differences (documented in the crate docs) do not occur in
 //! the corpus, so every page must agree exactly.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use html5ever::tendril::TendrilSink;

@@ -413,7 +413,7 @@ proptest! {
     fn every_generated_link_is_found(targets in proptest::collection::vec("[a-z]{1,8}", 1..30)) {
         let html: String = targets.iter().map(|t| format!("<p><a href='/{t}'>{t}</a></p>")).collect();
         let x = parse(&html);
-        let unique: HashSet<&String> = targets.iter().collect();
+        let unique: std::collections::HashSet<&String> = targets.iter().collect();
         prop_assert_eq!(x.links.len(), unique.len());
     }
 }
