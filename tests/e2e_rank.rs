@@ -56,6 +56,28 @@ json.dump({n: [pr[n], h[n], tr[n]] for n in g["nodes"]}, sys.stdout)
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Serves the same web on `ip` too (a loopback address), until the
+/// returned sender is dropped.
+async fn serve_also_on(
+    served: &common::Served,
+    ip: &str,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(linkgraph_simweb::serve(
+        listener,
+        Arc::clone(&served.web),
+        None,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    (addr, tx)
+}
+
 fn domain_of(url: &str) -> String {
     registrable_domain(url_host(url)).to_owned()
 }
@@ -222,21 +244,8 @@ async fn hosts_on_one_loopback_slash_24_are_a_shared_network() {
     let mut extra = Vec::new();
     let mut stops = Vec::new();
     for (i, host) in network.iter().enumerate() {
-        let ip = format!("127.0.77.{}", i + 1);
-        let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(linkgraph_simweb::serve(
-            listener,
-            Arc::clone(&served.web),
-            None,
-            async {
-                let _ = rx.await;
-            },
-        ));
-        stops.push(tx);
+        let (addr, stop) = serve_also_on(&served, &format!("127.0.77.{}", i + 1)).await;
+        stops.push(stop);
         extra.push("--resolve".to_owned());
         extra.push(format!("{host}={addr}"));
     }
@@ -402,21 +411,8 @@ async fn planted_patterns_carry_their_signals_and_no_domain_more() {
     let mut resolve = Vec::new();
     let mut stops = Vec::new();
     for (i, d) in planted.network.iter().enumerate() {
-        let ip = format!("127.0.77.{}", i + 1);
-        let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(linkgraph_simweb::serve(
-            listener,
-            Arc::clone(&served.web),
-            None,
-            async {
-                let _ = rx.await;
-            },
-        ));
-        stops.push(tx);
+        let (addr, stop) = serve_also_on(&served, &format!("127.0.77.{}", i + 1)).await;
+        stops.push(stop);
         for host in served.web.hosts_of(d) {
             resolve.push(format!("{host}={addr}"));
         }

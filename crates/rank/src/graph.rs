@@ -24,6 +24,14 @@ pub const DAMPING: f64 = 0.85;
 /// PageRank stops once the L1 change of an iteration is below this.
 pub const TOLERANCE: f64 = 1e-9;
 
+/// Maps a graph-library error (an `anyhow::Error` chain) at `step`.
+fn graph_err<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> RankError {
+    move |e| RankError::Graph {
+        step,
+        reason: format!("{e:#}"),
+    }
+}
+
 fn io_err(step: &'static str) -> impl FnOnce(io::Error) -> RankError {
     move |source| RankError::Io { step, source }
 }
@@ -118,10 +126,7 @@ impl SpoolFile {
             .dedup()
             .memory_usage(MemoryUsage::MemorySize(sort_memory))
             .sort_try_pairs(nodes, self.pairs(true)?)
-            .map_err(|e| RankError::Graph {
-                step: "sort the live arcs",
-                reason: format!("{e:#}"),
-            })?;
+            .map_err(graph_err("sort the live arcs"))?;
         let (_, iters) = sorted.into_parts();
         for it in iters {
             for ((target, _), ()) in it {
@@ -154,16 +159,10 @@ pub fn compress(
         .dedup()
         .memory_usage(MemoryUsage::MemorySize(sort_memory))
         .sort_try_pairs(nodes, spool.pairs(transpose)?)
-        .map_err(|e| RankError::Graph {
-            step: "sort the arcs",
-            reason: format!("{e:#}"),
-        })?;
+        .map_err(graph_err("sort the arcs"))?;
     let bits = BvComp::with_basename(&basename)
         .par_comp::<BE, _>(sorted)
-        .map_err(|e| RankError::Graph {
-            step: "compress the graph",
-            reason: format!("{e:#}"),
-        })?;
+        .map_err(graph_err("compress the graph"))?;
     store_ef_with_data(
         nodes,
         basename.with_extension("graph"),
@@ -171,10 +170,7 @@ pub fn compress(
         basename.with_extension("ef"),
         no_logging![],
     )
-    .map_err(|e| RankError::Graph {
-        step: "index the graph",
-        reason: format!("{e:#}"),
-    })?;
+    .map_err(graph_err("index the graph"))?;
     let arcs = load(&basename)?.num_arcs();
     Ok(Compressed {
         basename,
@@ -190,10 +186,7 @@ fn load(
     BvGraph::with_basename(basename)
         .endianness::<BE>()
         .load()
-        .map_err(|e| RankError::Graph {
-            step: "load the graph",
-            reason: format!("{e:#}"),
-        })
+        .map_err(graph_err("load the graph"))
 }
 
 /// How harmonic centrality is computed.
@@ -271,22 +264,13 @@ pub fn compute(
             // itself as the transpose's transpose for systolic iterations.
             let dcf = gt.build_dcf();
             let mut hb = HyperBallBuilder::with_hyper_log_log(&gt, Some(&g), &dcf, log2m, None)
-                .map_err(|e| RankError::Graph {
-                    step: "set up hyperball",
-                    reason: format!("{e:#}"),
-                })?
+                .map_err(graph_err("set up hyperball"))?
                 .sum_of_inverse_distances(true)
                 .build(no_logging![]);
             hb.run_until_done(rand::rngs::SmallRng::seed_from_u64(seed), no_logging![])
-                .map_err(|e| RankError::Graph {
-                    step: "run hyperball",
-                    reason: format!("{e:#}"),
-                })?;
+                .map_err(graph_err("run hyperball"))?;
             hb.harmonic_centralities()
-                .map_err(|e| RankError::Graph {
-                    step: "read hyperball",
-                    reason: format!("{e:#}"),
-                })?
+                .map_err(graph_err("read hyperball"))?
                 .iter()
                 .map(|&h| f64::from(h))
                 .collect()
