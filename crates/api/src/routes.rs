@@ -121,54 +121,31 @@ const REFDOMAINS: Table = Table {
     rows: "domains",
     unique: &["domain"],
     default: &[("links", true), ("domain", false)],
-    columns: &[
-        "domain",
-        "links",
-        "follow_links",
-        "first_seen",
-        "last_seen",
-        "lost_at",
-        "authority",
-    ],
+    columns: render::REFDOMAIN_COLUMNS,
 };
 const DOMAINS: Table = Table {
     rows: "domains",
     unique: &["domain"],
     default: &[("authority", true), ("pagerank", true), ("domain", false)],
-    columns: &[
-        "domain",
-        "authority",
-        "pagerank",
-        "harmonic",
-        "trust",
-        "referring_domains",
-    ],
+    columns: render::DOMAIN_RANK_COLUMNS,
 };
 const ANCHORS: Table = Table {
     rows: "anchors",
     unique: &["anchor"],
     default: &[("refdomains", true), ("links", true), ("anchor", false)],
-    columns: &[
-        "anchor",
-        "kind",
-        "links",
-        "refdomains",
-        "follow_links",
-        "first_seen",
-        "last_seen",
-    ],
+    columns: render::ANCHOR_COLUMNS,
 };
 const PAGES: Table = Table {
     rows: "pages",
     unique: &["url"],
     default: &[("refdomains", true), ("links", true), ("url", false)],
-    columns: &["url", "links", "refdomains", "follow_links", "http_status"],
+    columns: render::PAGE_COLUMNS,
 };
 const OUTLINKS: Table = Table {
     rows: "domains",
     unique: &["domain"],
     default: &[("links", true), ("domain", false)],
-    columns: &["domain", "links", "follow_links"],
+    columns: render::OUTLINK_COLUMNS,
 };
 const RISK: Table = Table {
     rows: "domains",
@@ -176,23 +153,11 @@ const RISK: Table = Table {
     default: &[("score", true), ("domain", false)],
     columns: &["domain", "score"],
 };
-const LINK_COLUMNS: &[&str] = &[
-    "source_url",
-    "target_url",
-    "anchor",
-    "rel",
-    "placement",
-    "kind",
-    "first_seen",
-    "last_seen",
-    "lost_at",
-    "lost_reason",
-];
 const BACKLINKS: Table = Table {
     rows: "links",
     unique: &["target_url", "source_url"],
     default: &[],
-    columns: LINK_COLUMNS,
+    columns: render::BACKLINK_COLUMNS,
 };
 const BROKEN: Table = Table {
     rows: "links",

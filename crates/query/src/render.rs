@@ -39,6 +39,54 @@ pub enum BacklinksFormat {
     Csv,
 }
 
+/// The columns of each table report, as its CSV header names them and its
+/// JSON rows carry them (the API sorts by these names).
+pub const REFDOMAIN_COLUMNS: &[&str] = &[
+    "domain",
+    "links",
+    "follow_links",
+    "first_seen",
+    "last_seen",
+    "lost_at",
+    "authority",
+];
+/// See [`REFDOMAIN_COLUMNS`].
+pub const BACKLINK_COLUMNS: &[&str] = &[
+    "source_url",
+    "target_url",
+    "anchor",
+    "rel",
+    "placement",
+    "kind",
+    "first_seen",
+    "last_seen",
+    "lost_at",
+    "lost_reason",
+];
+/// See [`REFDOMAIN_COLUMNS`].
+pub const ANCHOR_COLUMNS: &[&str] = &[
+    "anchor",
+    "kind",
+    "links",
+    "refdomains",
+    "follow_links",
+    "first_seen",
+    "last_seen",
+];
+/// See [`REFDOMAIN_COLUMNS`].
+pub const PAGE_COLUMNS: &[&str] = &["url", "links", "refdomains", "follow_links", "http_status"];
+/// See [`REFDOMAIN_COLUMNS`].
+pub const OUTLINK_COLUMNS: &[&str] = &["domain", "links", "follow_links"];
+/// See [`REFDOMAIN_COLUMNS`].
+pub const DOMAIN_RANK_COLUMNS: &[&str] = &[
+    "domain",
+    "authority",
+    "pagerank",
+    "harmonic",
+    "trust",
+    "referring_domains",
+];
+
 #[derive(Serialize)]
 struct RefdomainJson<'a> {
     domain: &'a str,
@@ -119,10 +167,7 @@ pub fn write_refdomains(
             writeln!(out)
         }
         Format::Csv => {
-            writeln!(
-                out,
-                "domain,links,follow_links,first_seen,last_seen,lost_at,authority"
-            )?;
+            writeln!(out, "{}", REFDOMAIN_COLUMNS.join(","))?;
             for r in rows {
                 write_csv_row(
                     out,
@@ -210,11 +255,7 @@ fn backlink_row(b: &Backlink) -> BacklinkJson<'_> {
 /// Writes the header of a backlinks report (CSV only has one).
 pub fn write_backlinks_header(out: &mut impl Write, format: BacklinksFormat) -> io::Result<()> {
     if format == BacklinksFormat::Csv {
-        writeln!(
-            out,
-            "source_url,target_url,anchor,rel,placement,kind,first_seen,last_seen,lost_at,\
-             lost_reason"
-        )?;
+        writeln!(out, "{}", BACKLINK_COLUMNS.join(","))?;
     }
     Ok(())
 }
@@ -611,21 +652,8 @@ pub fn write_domains(out: &mut impl Write, r: &Domains, format: Format) -> io::R
         r.run.arcs,
         r.run.harmonic_method
     );
-    let head: &[&str] = &[
-        "domain",
-        "authority",
-        "pagerank",
-        "harmonic",
-        "trust",
-        "referring_domains",
-    ];
-    write_doc(
-        out,
-        format,
-        &domains_doc(r),
-        (&title, head, &[1, 2, 3, 4, 5]),
-        rows,
-    )
+    let spec = (title.as_str(), DOMAIN_RANK_COLUMNS, &[1, 2, 3, 4, 5][..]);
+    write_doc(out, format, &domains_doc(r), spec, rows)
 }
 
 fn opt(v: Option<u32>) -> String {
@@ -654,16 +682,7 @@ pub fn write_anchors(out: &mut impl Write, r: &Anchors, format: Format) -> io::R
         })
         .collect();
     let title = format!("anchor texts of the backlinks of {}", r.target);
-    let head = [
-        "anchor",
-        "kind",
-        "links",
-        "refdomains",
-        "follow_links",
-        "first_seen",
-        "last_seen",
-    ];
-    write_doc(out, format, r, (&title, &head, &[2, 3, 4]), rows)
+    write_doc(out, format, r, (&title, ANCHOR_COLUMNS, &[2, 3, 4]), rows)
 }
 
 /// Writes a domain's summary: the headline figures, then each mix's links
@@ -755,8 +774,7 @@ pub fn write_pages(out: &mut impl Write, r: &Pages, format: Format) -> io::Resul
         })
         .collect();
     let title = format!("pages of {} by referring domains", r.target);
-    let head = ["url", "links", "refdomains", "follow_links", "http_status"];
-    write_doc(out, format, r, (&title, &head, &[1, 2, 3, 4]), rows)
+    write_doc(out, format, r, (&title, PAGE_COLUMNS, &[1, 2, 3, 4]), rows)
 }
 
 /// Writes a linked-domains (outlinks) report.
@@ -773,8 +791,7 @@ pub fn write_outlinks(out: &mut impl Write, r: &Outlinks, format: Format) -> io:
         })
         .collect();
     let title = format!("{} links to {} domains", r.source, r.linked_domains);
-    let head = ["domain", "links", "follow_links"];
-    write_doc(out, format, r, (&title, &head, &[1, 2]), rows)
+    write_doc(out, format, r, (&title, OUTLINK_COLUMNS, &[1, 2]), rows)
 }
 
 /// Writes a link intersect report: one links column per target.
