@@ -78,6 +78,11 @@ async fn serve_also_on(
     (addr, tx)
 }
 
+/// Runs `linkgraph` and parses what it prints as JSON.
+async fn cli_json(a: &[&str]) -> Value {
+    serde_json::from_str(&linkgraph_ok(args(a)).await).unwrap()
+}
+
 fn domain_of(url: &str) -> String {
     registrable_domain(url_host(url)).to_owned()
 }
@@ -99,18 +104,7 @@ async fn ranks_match_networkx_on_the_ground_truth_domain_graph() {
     // Before rank: no authority, and `domains` says to run rank.
     let popular = served.web.popular_domain().to_owned();
     let rd = |v: &Value| v["domains"].as_array().unwrap().clone();
-    let before: Value = serde_json::from_str(
-        &linkgraph_ok(args(&[
-            "refdomains",
-            &popular,
-            "--data",
-            &d,
-            "--format",
-            "json",
-        ]))
-        .await,
-    )
-    .unwrap();
+    let before: Value = cli_json(&["refdomains", &popular, "--data", &d, "--format", "json"]).await;
     assert!(rd(&before).iter().all(|r| r["authority"].is_null()));
     let out = common::linkgraph(args(&["domains", "--data", &d])).await;
     assert!(!out.status.success());
@@ -146,10 +140,7 @@ async fn ranks_match_networkx_on_the_ground_truth_domain_graph() {
         &trusted.display().to_string(),
     ]))
     .await;
-    let doc: Value = serde_json::from_str(
-        &linkgraph_ok(args(&["domains", "--data", &d, "--format", "json"])).await,
-    )
-    .unwrap();
+    let doc: Value = cli_json(&["domains", "--data", &d, "--format", "json"]).await;
     assert_eq!(doc["harmonic_method"], "exact");
     assert_eq!(doc["arcs"].as_u64().unwrap() as usize, arcs.len());
     let rows = doc["domains"].as_array().unwrap();
@@ -197,18 +188,7 @@ async fn ranks_match_networkx_on_the_ground_truth_domain_graph() {
             )
         })
         .collect();
-    let after: Value = serde_json::from_str(
-        &linkgraph_ok(args(&[
-            "refdomains",
-            &popular,
-            "--data",
-            &d,
-            "--format",
-            "json",
-        ]))
-        .await,
-    )
-    .unwrap();
+    let after: Value = cli_json(&["refdomains", &popular, "--data", &d, "--format", "json"]).await;
     assert!(!rd(&after).is_empty());
     for r in rd(&after) {
         let a = r["authority"].as_f64().unwrap();
@@ -259,10 +239,7 @@ async fn hosts_on_one_loopback_slash_24_are_a_shared_network() {
         a.insert(star - 1 + k, v);
     }
     linkgraph_ok(a).await;
-    let risk: Value = serde_json::from_str(
-        &linkgraph_ok(args(&["risk", &popular, "--data", &d, "--format", "json"])).await,
-    )
-    .unwrap();
+    let risk: Value = cli_json(&["risk", &popular, "--data", &d, "--format", "json"]).await;
     let flagged: BTreeSet<String> = risk["domains"]
         .as_array()
         .unwrap()
@@ -451,10 +428,7 @@ async fn planted_patterns_carry_their_signals_and_no_domain_more() {
     common::linkgraph_ok_env(crawl(false), common::env_at(base + 40 * DAY)).await;
     let now = common::env_at(base + 41 * DAY);
     common::linkgraph_ok_env(args(&["rank", "--data", &d]), now.clone()).await;
-    let domains: Value = serde_json::from_str(
-        &linkgraph_ok(args(&["domains", "--data", &d, "--format", "json"])).await,
-    )
-    .unwrap();
+    let domains: Value = cli_json(&["domains", "--data", &d, "--format", "json"]).await;
     let authority: BTreeMap<String, f64> = domains["domains"]
         .as_array()
         .unwrap()
