@@ -30,12 +30,6 @@ use args::{
     SummaryCmd, VelocityCmd,
 };
 
-/// mimalloc: the crawl allocates and frees a URL, an anchor and a store row
-/// per edge, across threads; glibc's malloc took a tenth of a store-bound
-/// profile (`make bench-store`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "linkgraph",

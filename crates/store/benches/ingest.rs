@@ -20,10 +20,6 @@ use std::time::Instant;
 use linkgraph_core::{Link, LinkKind, Placement, Rel};
 use linkgraph_store::{FjallStore, LinkSetUpdate, LinkStore, PageWrite};
 
-/// The allocator the `linkgraph` binary runs with.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const LINKS_PER_PAGE: u64 = 29;
 const PAGES_PER_HOST: u64 = 1_000;
 const WORDS: [&str; 16] = [
