@@ -24,7 +24,11 @@
 //!   interval halves when the page changed (content or outlinks) and doubles
 //!   when it did not, within `recrawl.min..=recrawl.max`; the next fetch comes
 //!   sooner still for pages that many domains link to (the interval is divided
-//!   by `1 + referring_domains / 5`, at most by 5). Failed fetches keep their
+//!   by `1 + linking_domains / 5`, at most by 5). The frontier counts those
+//!   domains itself, from the referrers of the links it is offered: each
+//!   URL's seen-set entry holds fingerprints of up to [`MAX_URL_LINKERS`]
+//!   other registrable domains seen linking to it, so the store's write path
+//!   never reads a page's backlinks for it. Failed fetches keep their
 //!   interval. [`Frontier::enqueue_due`] queues what is due.
 //!
 //! The frontier is synchronous and owns no tasks or sockets: the caller
@@ -168,6 +172,26 @@ fn host_budget((max, base, per_domain): (u64, u64, u64), linkers: Option<usize>)
     }
 }
 
+/// The registrable domain of `referrer` when it is not `host`'s own: a link
+/// from another site. Same-host links, most of them, skip the suffix lookup.
+fn linking_domain<'a>(host: &str, referrer: &'a str) -> Option<&'a str> {
+    let from_host = url_host(referrer);
+    if referrer.is_empty() || from_host == host {
+        return None;
+    }
+    let from = registrable_domain(from_host);
+    (from != registrable_domain(host)).then_some(from)
+}
+
+/// A stable 32-bit fingerprint (FNV-1a) of a domain, as stored in the seen
+/// set: 20 domains share one with probability about 2^-24.
+fn domain_fingerprint(domain: &str) -> u32 {
+    let h = domain.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h ^ (h >> 32)) as u32
+}
+
 fn key_pair(a: &str, b: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + b.len() + 1);
     k.extend_from_slice(a.as_bytes());
@@ -209,6 +233,9 @@ struct HostState {
 const CATCH_UP: Duration = Duration::from_millis(1);
 /// Linking domains tracked per host; past this many the budget is at its maximum anyway.
 const MAX_LINKERS: usize = 64;
+/// Linking domains counted per URL, for the recrawl boost (which saturates
+/// here): a URL's seen-set value is up to this many 4-byte fingerprints.
+pub const MAX_URL_LINKERS: usize = 20;
 /// Queued requests held in memory per host; the rest wait on disk.
 const WINDOW: usize = 8;
 /// Hosts kept in memory before idle ones are dropped (their state is on disk).
@@ -532,9 +559,14 @@ impl Frontier {
             return Ok(Admission::TooManyRedirects);
         }
         let fp = RecentSeen::fingerprint(&d.url);
+        let from = linking_domain(&d.host, &d.referrer);
         if self.recent.contains(fp) {
             // Admitted before, so it passed the checks below.
-            self.note_linker(&d.host, &d.referrer)?;
+            if let Some(from) = from {
+                self.note_linker(&d.host, from)?;
+                let known = self.seen.get(d.url.as_bytes())?;
+                self.note_url_linker(&d.url, from, known)?;
+            }
             return Ok(Admission::Seen);
         }
         let Ok(url) = url::Url::parse(&d.url) else {
@@ -545,9 +577,14 @@ impl Frontier {
                 .increment(1);
             return Ok(Admission::Trap(reason));
         }
-        self.note_linker(&d.host, &d.referrer)?;
-        if self.seen.contains_key(d.url.as_bytes())? {
+        if let Some(from) = from {
+            self.note_linker(&d.host, from)?;
+        }
+        if let Some(known) = self.seen.get(d.url.as_bytes())? {
             self.recent.insert(fp);
+            if let Some(from) = from {
+                self.note_url_linker(&d.url, from, Some(known))?;
+            }
             return Ok(Admission::Seen);
         }
         let seq = self.next_seq;
@@ -576,7 +613,8 @@ impl Frontier {
             ..CrawlRequest::default()
         };
         let mut batch = self.db.batch();
-        batch.insert(&self.seen, d.url.as_bytes(), b"".as_slice());
+        let linkers = from.map_or(Vec::new(), |d| domain_fingerprint(d).to_le_bytes().to_vec());
+        batch.insert(&self.seen, d.url.as_bytes(), linkers);
         batch.insert(&self.queue, queue_key(&d.host, seq), req.encode_to_vec());
         batch.insert(
             &self.budgets,
@@ -591,17 +629,13 @@ impl Frontier {
         Ok(Admission::Admitted)
     }
 
-    /// Remembers that a page of another registrable domain links to `host`.
-    fn note_linker(&mut self, host: &str, referrer: &str) -> Result<(), FrontierError> {
-        // Cheap checks first: this runs for every discovered link.
+    /// Remembers that a page of `from`, another registrable domain, links
+    /// to `host`.
+    fn note_linker(&mut self, host: &str, from: &str) -> Result<(), FrontierError> {
         let Some(n) = self.host_mut(host)?.linkers else {
             return Ok(());
         };
-        if n >= MAX_LINKERS || referrer.is_empty() {
-            return Ok(());
-        }
-        let from = registrable_domain(url_host(referrer));
-        if from == registrable_domain(host) {
+        if n >= MAX_LINKERS {
             return Ok(());
         }
         let key = key_pair(host, from);
@@ -611,6 +645,35 @@ impl Frontier {
         self.linkers.insert(key, b"".as_slice())?;
         self.host_mut(host)?.linkers = Some(n + 1);
         Ok(())
+    }
+
+    /// Adds `from` to the linking domains of `url`, whose seen-set value is
+    /// `known` (`None`: not in the seen set, nothing to count), unless it is
+    /// there already or [`MAX_URL_LINKERS`] are.
+    fn note_url_linker(
+        &mut self,
+        url: &str,
+        from: &str,
+        known: Option<fjall::Slice>,
+    ) -> Result<(), FrontierError> {
+        let Some(known) = known else {
+            return Ok(());
+        };
+        let fp = domain_fingerprint(from).to_le_bytes();
+        if known.len() >= 4 * MAX_URL_LINKERS || known.chunks_exact(4).any(|c| c == fp) {
+            return Ok(());
+        }
+        let mut linkers = Vec::with_capacity(known.len() + 4);
+        linkers.extend_from_slice(&known);
+        linkers.extend_from_slice(&fp);
+        self.seen.insert(url.as_bytes(), linkers)?;
+        Ok(())
+    }
+
+    /// Other registrable domains seen linking to `url` (at most
+    /// [`MAX_URL_LINKERS`]).
+    pub fn linking_domains(&self, url: &str) -> Result<usize, FrontierError> {
+        Ok(self.seen.get(url.as_bytes())?.map_or(0, |v| v.len() / 4))
     }
 
     /// Queues a request at the back of its host's queue (already on disk):
@@ -976,7 +1039,8 @@ impl Frontier {
             Some(e) => e.interval_ms.saturating_mul(2),
         }
         .clamp(min, max);
-        let boost = 1.0 + f64::from(fb.referring_domains.min(20)) / 5.0;
+        let linkers = self.linking_domains(&req.url)?.min(MAX_URL_LINKERS);
+        let boost = 1.0 + linkers as f64 / 5.0;
         let wait = ((base as f64 / boost) as i64).max(min);
         // Keep the validators of the last 200; a 304 keeps the old ones.
         let (etag, last_modified) = match (&prev, fb.outcome == FetchOutcome::NotModified as i32) {

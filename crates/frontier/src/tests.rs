@@ -267,13 +267,12 @@ fn resumes_queued_and_in_flight_work_after_reopening() {
 
 const DAY: i64 = 86_400_000;
 
-fn finish(f: &mut Frontier, now_ms: i64, changed: bool, refdomains: u32) -> Vec<String> {
+fn finish(f: &mut Frontier, now_ms: i64, changed: bool) -> Vec<String> {
     let mut urls = Vec::new();
     while let Some(r) = f.next_ready(Instant::now()) {
         let mut fb = done(&r, vec![]);
         fb.outcome = FetchOutcome::Ok as i32;
         fb.changed = changed;
-        fb.referring_domains = refdomains;
         f.complete(&fb, now_ms).unwrap_or_else(|e| panic!("{e}"));
         urls.push(r.url);
     }
@@ -286,23 +285,73 @@ fn recrawls_adapt_to_change_and_popularity() {
     let mut f = open(dir.path(), fast());
     f.offer(&disc("http://a.com/1", 0))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(finish(&mut f, 0, false, 0).len(), 1);
+    assert_eq!(finish(&mut f, 0, false).len(), 1);
     // Fetched at t=0: due after the initial interval (1 day), not before.
     assert_eq!(f.next_due_ms(), Some(DAY));
     assert_eq!(f.enqueue_due(DAY - 1, 100).unwrap_or(9), 0);
     assert_eq!(f.enqueue_due(DAY, 100).unwrap_or(0), 1);
     assert_eq!(f.enqueue_due(DAY, 100).unwrap_or(9), 0, "queued once");
     // Unchanged: the interval doubles to 2 days.
-    finish(&mut f, DAY, false, 0);
+    finish(&mut f, DAY, false);
     assert_eq!(f.next_due_ms(), Some(3 * DAY));
     f.enqueue_due(3 * DAY, 100).unwrap_or(0);
     // Changed: it halves back to 1 day.
-    finish(&mut f, 3 * DAY, true, 0);
+    finish(&mut f, 3 * DAY, true);
     assert_eq!(f.next_due_ms(), Some(4 * DAY));
     f.enqueue_due(4 * DAY, 100).unwrap_or(0);
-    // Changed again with 10 referring domains: 12 h, divided by 3.
-    finish(&mut f, 4 * DAY, true, 10);
+    // Changed again, now linked from 10 other domains (and from its own
+    // site, and twice from one of them, which do not count): 12 h, divided
+    // by 3.
+    for (i, referrer) in (0..10)
+        .map(|i| format!("http://www.d{i}.org/page"))
+        .chain(["http://a.com/2".into(), "http://blog.d3.org/x".into()])
+        .enumerate()
+    {
+        let mut d = disc("http://a.com/1", 1);
+        d.referrer = referrer;
+        assert_eq!(
+            f.offer(&d).unwrap_or_else(|e| panic!("{e}")),
+            Admission::Seen
+        );
+        assert_eq!(
+            f.linking_domains("http://a.com/1").unwrap_or(0),
+            (i + 1).min(10)
+        );
+    }
+    finish(&mut f, 4 * DAY, true);
     assert_eq!(f.next_due_ms(), Some(4 * DAY + DAY / 6));
+}
+
+#[test]
+fn linking_domains_are_counted_per_url_up_to_the_cap_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let mut f = open(dir.path(), fast());
+        let mut first = disc("http://a.com/p", 1);
+        first.referrer = "https://x.net/".into();
+        assert_eq!(
+            f.offer(&first).unwrap_or_else(|e| panic!("{e}")),
+            Admission::Admitted
+        );
+        assert_eq!(f.linking_domains("http://a.com/p").unwrap_or(0), 1);
+        for i in 0..(MAX_URL_LINKERS + 5) {
+            let mut d = disc("http://a.com/p", 1);
+            d.referrer = format!("http://site{i}.com/");
+            f.offer(&d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(
+            f.linking_domains("http://a.com/p").unwrap_or(0),
+            MAX_URL_LINKERS
+        );
+        // Another URL of the host counts its own.
+        assert_eq!(f.linking_domains("http://a.com/other").unwrap_or(9), 0);
+        f.flush().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let f = open(dir.path(), fast());
+    assert_eq!(
+        f.linking_domains("http://a.com/p").unwrap_or(0),
+        MAX_URL_LINKERS
+    );
 }
 
 #[test]
@@ -321,11 +370,11 @@ fn intervals_stay_within_bounds_and_survive_reopening() {
         f.offer(&disc("http://a.com/1", 3))
             .unwrap_or_else(|e| panic!("{e}"));
         let mut now = 0;
-        finish(&mut f, now, false, 0);
+        finish(&mut f, now, false);
         for _ in 0..5 {
             now = f.next_due_ms().unwrap_or(0);
             f.enqueue_due(now, 100).unwrap_or(0);
-            finish(&mut f, now, false, 0);
+            finish(&mut f, now, false);
         }
         assert_eq!(f.next_due_ms(), Some(now + 2 * DAY), "capped at max");
         f.flush().unwrap_or_else(|e| panic!("{e}"));

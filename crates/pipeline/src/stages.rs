@@ -274,7 +274,6 @@ pub fn feedback(page: &ParsedPage, stored: &WriteStats) -> FrontierFeedback {
         fetched_at_ms: page.fetched_at_ms,
         discovered,
         changed: stored.changed,
-        referring_domains: stored.referring_domains,
         retry_after_ms: page.retry_after_ms,
         crawl_delay_ms: page.crawl_delay_ms,
         etag: page.etag.clone(),

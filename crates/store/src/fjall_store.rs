@@ -396,18 +396,13 @@ impl FjallStore {
         Ok(())
     }
 
-    /// Applies a page under its source domain's write lock, then counts the
-    /// page's referring domains (a read, outside the lock).
+    /// Applies a page under its source domain's write lock.
     fn write_page_sync(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
         let source_domain = registrable_domain(url_host(&page.url));
-        let mut stats = {
-            let _guard = self.inner.writers[shard_of(source_domain)]
-                .lock()
-                .map_err(|e| StoreError::Task(e.to_string()))?;
-            self.apply(page, source_domain)?
-        };
-        stats.referring_domains = self.page_refdomains(&page.url)?;
-        Ok(stats)
+        let _guard = self.inner.writers[shard_of(source_domain)]
+            .lock()
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        self.apply(page, source_domain)
     }
 
     /// What the store holds of the page before this observation: two point
@@ -738,31 +733,6 @@ impl FjallStore {
             }
         }
         Ok(())
-    }
-
-    /// Registrable domains with a live link to `url` (other than its own),
-    /// up to [`crate::PAGE_REFDOMAINS_COUNTED`], over at most 10,000
-    /// backlinks; internal rows are skipped without decoding them.
-    fn page_refdomains(&self, url: &str) -> Result<u32, StoreError> {
-        let own = registrable_domain(url_host(url));
-        let prefix = key3(own, url, "");
-        // At most PAGE_REFDOMAINS_COUNTED: a list is the fastest set.
-        let mut domains: Vec<String> = Vec::new();
-        for kv in self.inner.backlinks.prefix(&prefix).take(10_000) {
-            let (k, v) = kv.into_inner()?;
-            let src = std::str::from_utf8(&k[prefix.len()..]).unwrap_or_default();
-            let d = registrable_domain(url_host(src));
-            if d == own || domains.iter().any(|o| o == d) {
-                continue;
-            }
-            if decode::<StoredBacklink>("backlinks", &k, &v)?.lost_at_ms == 0 {
-                domains.push(d.to_owned());
-                if domains.len() >= crate::PAGE_REFDOMAINS_COUNTED as usize {
-                    break;
-                }
-            }
-        }
-        Ok(u32::try_from(domains.len()).unwrap_or(u32::MAX))
     }
 
     fn refdomains_sync(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError> {

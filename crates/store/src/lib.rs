@@ -169,15 +169,7 @@ pub struct WriteStats {
     pub lost_edges: u64,
     /// The page's content or outlink set differs from its previous fetch.
     pub changed: bool,
-    /// Registrable domains with a live link to this page's URL, counted up
-    /// to [`PAGE_REFDOMAINS_COUNTED`].
-    pub referring_domains: u32,
 }
-
-/// [`WriteStats::referring_domains`] stops counting here: the frontier's
-/// recrawl boost saturates at 20 referring domains, and counting further
-/// would make every write of a popular page scan all its backlinks.
-pub const PAGE_REFDOMAINS_COUNTED: u32 = 20;
 
 /// Which rows a query returns, by link status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

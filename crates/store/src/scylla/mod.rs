@@ -12,7 +12,7 @@
 
 pub mod plan;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,8 +51,6 @@ const MAX_IN_FLIGHT: usize = 256;
 const PAGE_PARALLELISM: usize = 32;
 /// Statements per unlogged batch.
 const MAX_BATCH: usize = 64;
-/// Backlinks per bucket read when counting a page's referring domains.
-const PAGE_REFDOMAIN_SCAN: i32 = 1000;
 pub use crate::DEFAULT_BUCKETS;
 
 /// Where a Scylla store lives: `scylla://HOST:PORT[,HOST:PORT...]/KEYSPACE`.
@@ -586,36 +584,7 @@ impl ScyllaStore {
         // The page's partition goes last: see `plan::Plan`.
         self.run_all(p.graph).await?;
         self.run_all(p.page).await?;
-        let mut stats = p.stats;
-        stats.referring_domains = self.page_refdomains(&page.url).await?;
-        Ok(stats)
-    }
-
-    /// Registrable domains with a live link to `url` (other than its own),
-    /// counted over at most 1,000 backlinks per bucket.
-    async fn page_refdomains(&self, url: &str) -> Result<u32, StoreError> {
-        let own = registrable_domain(url_host(url));
-        let per_bucket: Vec<Vec<BacklinkRow>> = self
-            .every_bucket(Stmt::ReadBacklinksUrl, |b| {
-                vec![
-                    CqlValue::Text(own.to_owned()),
-                    CqlValue::Int(b),
-                    CqlValue::Text(url.to_owned()),
-                    CqlValue::Text(String::new()),
-                    CqlValue::Int(PAGE_REFDOMAIN_SCAN),
-                ]
-            })
-            .await?;
-        let domains: HashSet<&str> = per_bucket
-            .iter()
-            .flatten()
-            .filter(|r| r.8.unwrap_or(0) == 0)
-            .map(|r| registrable_domain(url_host(&r.1)))
-            .filter(|d| *d != own)
-            .collect();
-        Ok(u32::try_from(domains.len())
-            .unwrap_or(u32::MAX)
-            .min(crate::PAGE_REFDOMAINS_COUNTED))
+        Ok(p.stats)
     }
 
     async fn refdomains_inner(
