@@ -5,7 +5,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 export DEBIAN_FRONTEND ?= noninteractive
 
-.PHONY: demo test lint embedded-only unit bench bench-rank bench-store bench-peers bench-extract bench-frontier fuzz build release check-tools tools k8s-validate clean
+.PHONY: demo test lint embedded-only unit bench bench-rank bench-store bench-peers bench-distributed bench-extract bench-frontier fuzz build release check-tools tansu tools k8s-validate clean
 
 ## demo: serve a simulated web, crawl it, print a referring-domains report
 demo: release
@@ -21,10 +21,11 @@ TANSU_VERSION ?= 0.6.0
 apt_install = { { apt-get install -y --no-install-recommends $(1) || { apt-get update && apt-get install -y --no-install-recommends $(1); }; } >/dev/null 2>&1 \
   || sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends $(1)' >/dev/null; }
 KUBERNETES_VERSION ?= 1.30.0
-tools:
+tansu:
 	@command -v tansu >/dev/null || test -x "$$HOME/.cargo/bin/tansu" || { \
 	  echo "installing the tansu Kafka broker into ~/.cargo/bin (one time, ~25 min on 2 cores)"; \
 	  $(CARGO) install tansu --version $(TANSU_VERSION) --features dynostore --locked; }
+tools: tansu
 	@command -v promtool >/dev/null || { \
 	  echo "installing promtool (Debian package prometheus)"; \
 	  $(call apt_install,prometheus) && command -v promtool >/dev/null; } \
@@ -98,6 +99,16 @@ bench-peers:
 	@command -v nginx >/dev/null && command -v wget2 >/dev/null || { echo "error: nginx and wget2 are required"; exit 1; }
 	-@service nginx stop >/dev/null 2>&1
 	$(CARGO) bench --locked --bench peers
+
+## bench-distributed: the services over tansu (1 frontier, 1 then 2 fetchers, 1 parser) vs the embedded crawl, on the bench-peers web (pages/s, CPU s per 1,000 pages per process)
+bench-distributed: tansu
+	@command -v nginx >/dev/null || { \
+	  echo "installing nginx-light (Debian)"; \
+	  apt-get install -y --no-install-recommends nginx-light >/dev/null || \
+	  sudo apt-get install -y --no-install-recommends nginx-light >/dev/null; }
+	@command -v nginx >/dev/null || { echo "error: nginx is required"; exit 1; }
+	-@service nginx stop >/dev/null 2>&1
+	$(CARGO) bench --locked --bench distributed
 
 ## bench-extract: link extraction MB/s per core on the page corpus, next to a bare lol_html scan
 bench-extract:

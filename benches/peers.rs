@@ -24,240 +24,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-const LINKS_PER_PAGE: usize = 29;
-const PAGE_BYTES: usize = 20_000;
-const WORDS: [&str; 12] = [
-    "link", "graph", "crawler", "garden", "coffee", "review", "guide", "travel", "rust", "news",
-    "market", "history",
-];
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn host(h: usize) -> String {
-    format!("site{h}.test")
-}
-
-/// splitmix64, so the web is the same every run.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn page_path(p: usize) -> String {
-    if p == 0 {
-        "/".into()
-    } else {
-        format!("/p/{p}.html")
-    }
-}
-
-/// One page's HTML: every page links to the next one (so the whole site is
-/// reachable), the home page to the next host's home page.
-fn page_html(hosts: usize, pages: usize, port: u16, h: usize, p: usize) -> String {
-    let mut r = mix((h as u64) << 32 | p as u64);
-    let mut next = || {
-        r = mix(r);
-        r as usize
-    };
-    let mut links = Vec::with_capacity(LINKS_PER_PAGE);
-    links.push((page_path((p + 1) % pages), "", "content"));
-    if p == 0 {
-        links.push((
-            format!("http://{}:{port}/", host((h + 1) % hosts)),
-            "",
-            "content",
-        ));
-    }
-    while links.len() < LINKS_PER_PAGE {
-        let roll = next() % 100;
-        let (href, rel, place) = match roll {
-            0..=4 => (
-                format!(
-                    "http://{}:{port}{}",
-                    host(next() % hosts),
-                    page_path(next() % pages)
-                ),
-                "",
-                "content",
-            ),
-            5..=6 => (format!("/private/{}.html", next() % 50), "", "content"),
-            7..=16 => (page_path(next() % pages), "", "nav"),
-            17..=22 => (page_path(next() % pages), "nofollow", "footer"),
-            _ => (page_path(next() % pages), "", "content"),
-        };
-        links.push((href, rel, place));
-    }
-    let mut html = format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>{} page {p}</title></head><body>",
-        host(h)
-    );
-    let anchor = |i: usize| WORDS[(i * 7 + h + p) % WORDS.len()];
-    let link = |html: &mut String, (href, rel, _): &(String, &str, &str), i: usize| {
-        let rel = if rel.is_empty() {
-            String::new()
-        } else {
-            format!(" rel=\"{rel}\"")
-        };
-        let _ = write!(
-            html,
-            "<a href=\"{href}\"{rel}>{} {}</a> ",
-            anchor(i),
-            anchor(i + 3)
-        );
-    };
-    html.push_str("<nav>");
-    for (i, l) in links.iter().enumerate().filter(|(_, l)| l.2 == "nav") {
-        link(&mut html, l, i);
-    }
-    html.push_str("</nav><main>");
-    let content: Vec<_> = links
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.2 == "content")
-        .collect();
-    let filler = PAGE_BYTES / (content.len() + 1);
-    for (i, l) in content {
-        html.push_str("<p>");
-        let end = html.len() + filler;
-        while html.len() < end {
-            html.push_str(WORDS[next() % WORDS.len()]);
-            html.push(' ');
-        }
-        link(&mut html, l, i);
-        html.push_str("</p>");
-    }
-    html.push_str("</main><footer>");
-    for (i, l) in links.iter().enumerate().filter(|(_, l)| l.2 == "footer") {
-        link(&mut html, l, i);
-    }
-    html.push_str("</footer></body></html>\n");
-    html
-}
-
-fn write_web(root: &Path, hosts: usize, pages: usize, port: u16) -> u64 {
-    let mut bytes = 0u64;
-    for h in 0..hosts {
-        let dir = root.join(host(h));
-        std::fs::create_dir_all(dir.join("p")).unwrap();
-        std::fs::write(
-            dir.join("robots.txt"),
-            "User-agent: *\nDisallow: /private/\n",
-        )
-        .unwrap();
-        for p in 0..pages {
-            let html = page_html(hosts, pages, port, h, p);
-            bytes += html.len() as u64;
-            let file = if p == 0 {
-                dir.join("index.html")
-            } else {
-                dir.join(format!("p/{p}.html"))
-            };
-            std::fs::write(file, html).unwrap();
-        }
-    }
-    bytes
-}
-
-/// The single site's host name.
-const OWN: &str = "own.test";
-
-/// One site of `pages` pages whose links all stay on it.
-fn write_site(root: &Path, pages: usize, port: u16) -> u64 {
-    let dir = root.join(OWN);
-    std::fs::create_dir_all(dir.join("p")).unwrap();
-    std::fs::write(
-        dir.join("robots.txt"),
-        "User-agent: *\nDisallow: /private/\n",
-    )
-    .unwrap();
-    let mut bytes = 0u64;
-    for p in 0..pages {
-        let html = page_html(1, pages, port, 0, p).replace(&host(0), OWN);
-        bytes += html.len() as u64;
-        let file = if p == 0 {
-            dir.join("index.html")
-        } else {
-            dir.join(format!("p/{p}.html"))
-        };
-        std::fs::write(file, html).unwrap();
-    }
-    bytes
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_nginx(dir: &Path, port: u16) -> Child {
-    let conf = format!(
-        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 4096; }}\n\
-         http {{\n  log_format lg '$msec $host $status $request_uri';\n  access_log {d}/access.log lg;\n\
-         \x20 sendfile on;\n  keepalive_requests 100000;\n  client_body_temp_path {d}/tmp;\n\
-         \x20 proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n\
-         \x20 scgi_temp_path {d}/tmp;\n  types {{ text/html html; text/plain txt; }}\n\
-         \x20 server {{ listen 127.0.0.1:{port}; root {d}/web/$host; }}\n}}\n",
-        d = dir.display()
-    );
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new("nginx")
-        .args(["-c", &dir.join("nginx.conf").display().to_string()])
-        .args(["-p", &dir.display().to_string()])
-        .spawn()
-        .expect("nginx is required (Debian nginx-light)");
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "nginx did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
-
-/// Requests logged after `from` lines: (count, seconds from first to last,
-/// count by status).
-fn measure(log: &Path, from: usize) -> (usize, f64, std::collections::BTreeMap<String, usize>) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut n = 0;
-    let (mut first, mut last) = (f64::MAX, 0f64);
-    let mut statuses = std::collections::BTreeMap::new();
-    for line in text.lines().skip(from) {
-        let mut f = line.split(' ');
-        let Some(t) = f.next().and_then(|t| t.parse::<f64>().ok()) else {
-            continue;
-        };
-        let status = f.nth(1).unwrap_or("?").to_owned();
-        *statuses.entry(status).or_insert(0) += 1;
-        n += 1;
-        first = first.min(t);
-        last = last.max(t);
-    }
-    (n, (last - first).max(1e-3), statuses)
-}
-
-fn lines(log: &Path) -> usize {
-    std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
-}
+#[path = "common/staticweb.rs"]
+mod staticweb;
+use staticweb::*;
 
 struct Run {
     name: String,
@@ -370,7 +144,7 @@ fn main() {
         t0.elapsed().as_secs_f64(),
         dir.display()
     );
-    let mut nginx = start_nginx(&dir, port);
+    let nginx = start_nginx(&dir, port);
     let log = dir.join("access.log");
     let seed = format!("http://{}:{port}/", host(0));
 
@@ -435,8 +209,7 @@ fn main() {
             "1000000",
         ],
     );
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    stop_nginx(nginx);
 
     for r in [&wget2, &broad, &polite, &wget2_site, &own, &own_one] {
         println!(

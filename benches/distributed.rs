@@ -1,0 +1,373 @@
+//! Distributed throughput benchmark (`make bench-distributed`): the same
+//! static web as `make bench-peers` (`LINKGRAPH_DIST_HOSTS` x
+//! `LINKGRAPH_DIST_PAGES`, default 1,000 x 100), served by nginx on
+//! loopback, crawled in the same run by
+//! 1. the embedded crawl (`linkgraph crawl`), the baseline;
+//! 2. the services over a tansu broker on loopback (memory storage): one
+//!    frontier, one fetcher and one parser;
+//! 3. the same with two fetchers.
+//!
+//! Every run uses the same crawl flags (`--per-host-rps 1000`, 256 fetches
+//! at once per fetcher or crawl, no per-IP limit) and is measured the same
+//! way: requests counted in nginx's access log over the time from the first
+//! to the last, and the CPU seconds each process used (the broker's too,
+//! from `/proc/PID/stat`), per 1,000 pages, so a reader can size a cluster.
+//! A distributed run ends when the frontier has been idle for 10 s or after
+//! `LINKGRAPH_DIST_SECONDS` (default 120) from its first request.
+//!
+//! Needs `nginx` (Debian `nginx-light`) and `tansu` (`make test` installs
+//! it into ~/.cargo/bin).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "common/staticweb.rs"]
+mod staticweb;
+use staticweb::*;
+
+/// Flags every run shares: a broad crawl, bounded by CPU, not politeness.
+const RPS: &str = "1000";
+const CONCURRENCY: &str = "256";
+
+fn tansu() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join(".cargo/bin/tansu"));
+    }
+    candidates.into_iter().find(|p| p.is_file()).expect(
+        "tansu is required: cargo install tansu --version 0.6.0 --features dynostore --locked",
+    )
+}
+
+/// Clock ticks per second of `/proc/PID/stat`'s CPU times.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU seconds (user + system) a live process has used.
+fn cpu_secs(pid: u32, ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field(14) + field(15)) / ticks
+}
+
+/// CPU seconds used by this process's waited-for children (cutime + cstime).
+fn children_cpu_secs(ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field(16) + field(17)) / ticks
+}
+
+/// The requests of one run and the CPU seconds of each of its processes.
+struct Run {
+    name: String,
+    requests: usize,
+    secs: f64,
+    cpu: Vec<(String, f64)>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.secs
+    }
+}
+
+/// Named child processes, killed when dropped (a failed run leaves nothing
+/// running).
+#[derive(Default)]
+struct Procs(Vec<(String, Child)>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn linkgraph(args: &[String], log: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+        .args(args)
+        .env("LINKGRAPH_LOG", "warn,lsm_tree=warn,fjall=warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn run_embedded(dir: &Path, seed: &str, port: u16, access: &Path, ticks: f64) -> Run {
+    let from = lines(access);
+    let before = children_cpu_secs(ticks);
+    let data = dir.join("data-embedded");
+    let st = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+        .args(["crawl", "--seeds", seed, "--data"])
+        .arg(&data)
+        .args(["--resolve", &format!("*=127.0.0.1:{port}")])
+        .args(["--allow-private-networks", "--per-ip-concurrency", "0"])
+        .args(["--per-host-rps", RPS, "--concurrency", CONCURRENCY])
+        .arg("--no-progress")
+        .env("LINKGRAPH_LOG", "warn")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "the embedded crawl failed: {st}");
+    let cpu = children_cpu_secs(ticks) - before;
+    let (requests, secs, _) = measure(access, from);
+    let _ = std::fs::remove_dir_all(&data);
+    Run {
+        name: "embedded (linkgraph crawl)".into(),
+        requests,
+        secs,
+        cpu: vec![("crawl".into(), cpu)],
+    }
+}
+
+fn free_port_after(port: u16) -> u16 {
+    loop {
+        let p = free_port();
+        if p != port {
+            return p;
+        }
+    }
+}
+
+/// One frontier, `fetchers` fetchers and one parser over a fresh tansu.
+fn run_distributed(
+    dir: &Path,
+    seed: &str,
+    port: u16,
+    access: &Path,
+    ticks: f64,
+    fetchers: usize,
+    limit: Duration,
+) -> Run {
+    let run_dir = dir.join(format!("dist-{fetchers}"));
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let bport = free_port_after(port);
+    let listener = format!("tcp://127.0.0.1:{bport}");
+    let broker = Command::new(tansu())
+        .args(["broker", "--listener-url", &listener])
+        .args(["--advertised-listener-url", &listener])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let broker_pid = broker.id();
+    let _broker = Procs(vec![("broker".into(), broker)]);
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", bport)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "tansu did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bus = format!("kafka://127.0.0.1:{bport}");
+    let s = |v: &str| v.to_owned();
+    let ok = |args: Vec<String>| {
+        let out = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+            .args(&args)
+            .env("LINKGRAPH_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "linkgraph {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(vec![
+        s("topics"),
+        s("create"),
+        s("--bus"),
+        bus.clone(),
+        s("--replication-factor"),
+        s("1"),
+    ]);
+    let svc = |role: &str| {
+        let admin = ["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"];
+        [
+            vec![s(role), s("--bus"), bus.clone()],
+            admin.map(s).to_vec(),
+        ]
+        .concat()
+    };
+    let data = |name: &str| vec![s("--data"), run_dir.join(name).display().to_string()];
+    let mut procs = Procs::default();
+    let parser = [
+        svc("parser"),
+        data("parser"),
+        vec![s("--concurrency"), s(CONCURRENCY)],
+    ]
+    .concat();
+    procs.0.push((
+        "parser".into(),
+        linkgraph(&parser, &run_dir.join("parser.log")),
+    ));
+    for i in 0..fetchers {
+        let fetcher = [
+            svc("fetcher"),
+            vec![
+                s("--resolve"),
+                format!("*=127.0.0.1:{port}"),
+                s("--allow-private-networks"),
+                s("--per-ip-concurrency"),
+                s("0"),
+                s("--per-host-rps"),
+                s(RPS),
+                s("--concurrency"),
+                s(CONCURRENCY),
+            ],
+        ]
+        .concat();
+        let log = run_dir.join(format!("fetcher-{}.log", i + 1));
+        procs
+            .0
+            .push((format!("fetcher {}", i + 1), linkgraph(&fetcher, &log)));
+    }
+    let frontier = [
+        svc("frontier"),
+        data("frontier"),
+        vec![s("--per-host-rps"), s(RPS), s("--exit-when-idle"), s("10")],
+    ]
+    .concat();
+    procs.0.push((
+        "frontier".into(),
+        linkgraph(&frontier, &run_dir.join("frontier.log")),
+    ));
+    let from = lines(access);
+    ok(vec![
+        s("seed"),
+        s("--bus"),
+        bus.clone(),
+        s("--seeds"),
+        s(seed),
+    ]);
+
+    // Until the frontier exits idle, or the time limit after the first request.
+    let started = Instant::now();
+    let mut first: Option<Instant> = None;
+    let cpu_at_end = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if first.is_none() && lines(access) > from {
+            first = Some(Instant::now());
+        }
+        let over = first.is_some_and(|t| t.elapsed() > limit)
+            || (first.is_none() && started.elapsed() > Duration::from_secs(120));
+        // Read every process's CPU while all are alive (a reaped one has no stat).
+        let cpu: Vec<(String, f64)> = procs
+            .0
+            .iter()
+            .map(|(name, c)| (name.clone(), cpu_secs(c.id(), ticks)))
+            .chain([("broker (tansu)".to_owned(), cpu_secs(broker_pid, ticks))])
+            .collect();
+        let mut frontier_done = false;
+        for (name, c) in &mut procs.0 {
+            let Some(status) = c.try_wait().ok().flatten() else {
+                continue;
+            };
+            let log = run_dir.join(format!("{}.log", name.replace(' ', "-")));
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                name == "frontier" && status.success(),
+                "the {name} exited ({status}): {}",
+                tail.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+            );
+            frontier_done = true;
+        }
+        if frontier_done || over {
+            break cpu;
+        }
+    };
+    let (requests, secs, _) = measure(access, from);
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&run_dir);
+    Run {
+        name: format!(
+            "distributed: 1 frontier, {fetchers} fetcher{}, 1 parser",
+            if fetchers > 1 { "s" } else { "" }
+        ),
+        requests,
+        secs,
+        cpu: cpu_at_end,
+    }
+}
+
+fn main() {
+    let hosts = env_usize("LINKGRAPH_DIST_HOSTS", 1000);
+    let pages = env_usize("LINKGRAPH_DIST_PAGES", 100);
+    let limit = Duration::from_secs(env_usize("LINKGRAPH_DIST_SECONDS", 120) as u64);
+    let ticks = clock_ticks();
+    let dir: PathBuf = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let bytes = write_web(&dir.join("web"), hosts, pages, port);
+    println!(
+        "static web: {hosts} hosts x {pages} pages = {} pages, {:.0} MiB, in {}",
+        hosts * pages,
+        bytes as f64 / 1048576.0,
+        dir.display()
+    );
+    let nginx = start_nginx(&dir, port);
+    let access = dir.join("access.log");
+    let seed = format!("http://{}:{port}/", host(0));
+
+    let embedded = run_embedded(&dir, &seed, port, &access, ticks);
+    let one = run_distributed(&dir, &seed, port, &access, ticks, 1, limit);
+    let two = run_distributed(&dir, &seed, port, &access, ticks, 2, limit);
+    stop_nginx(nginx);
+
+    for r in [&embedded, &one, &two] {
+        let total: f64 = r.cpu.iter().map(|(_, c)| c).sum();
+        println!(
+            "{:<45} {:>7} requests in {:>6.1} s = {:>6.0} pages/s; CPU s per 1,000 pages: {} (all {:.2})",
+            r.name,
+            r.requests,
+            r.secs,
+            r.rate(),
+            r.cpu
+                .iter()
+                .map(|(n, c)| format!("{n} {:.2}", 1000.0 * c / r.requests.max(1) as f64))
+                .collect::<Vec<_>>()
+                .join(", "),
+            1000.0 * total / r.requests.max(1) as f64
+        );
+    }
+    println!(
+        "distributed, 1 fetcher / embedded: {:.2} ({:.0} vs {:.0} pages/s)",
+        one.rate() / embedded.rate(),
+        one.rate(),
+        embedded.rate()
+    );
+    println!(
+        "distributed, 2 fetchers / 1 fetcher: {:.2} ({:.0} vs {:.0} pages/s)",
+        two.rate() / one.rate(),
+        two.rate(),
+        one.rate()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
