@@ -36,11 +36,15 @@ use tracing::{info, warn};
 
 use crate::record::Recorder;
 use crate::{sleep_until, stages};
+use futures_util::FutureExt as _;
 
 /// How often offsets are committed (after local state is flushed).
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// Due URLs queued per look at the recrawl schedule.
 const DUE_BATCH: usize = 10_000;
+/// Buffered messages the frontier applies after each one it waited for,
+/// before it dispatches again.
+const DRAIN_MAX: usize = 1_000;
 
 /// Why a service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -494,12 +498,26 @@ pub async fn run_frontier(
                 Err(e) => consume_error(&e).await?,
                 Ok(None) => break,
                 Ok(Some(m)) => {
-                    if m.partition != partition_for(&m.key, partitions) {
-                        // Hand-offs find a host's partition by this hash.
-                        warn!(topic = %m.topic, partition = m.partition, "message in an unexpected partition for its key");
-                        metrics::counter!("linkgraph_bus_partition_mismatches_total").increment(1);
+                    apply(&opts, &mut frontier, sub.as_mut(), &m, partitions, &mut run).await?;
+                    // Then what is already buffered, before the next dispatch
+                    // waits for the broker: a page brings ~30 messages
+                    // (its discoveries and its feedback), and taking one per
+                    // dispatch round trip left the frontier waiting on
+                    // acknowledgements most of the time.
+                    for _ in 0..DRAIN_MAX {
+                        match sub.recv().now_or_never() {
+                            Some(Ok(Some(m))) => {
+                                apply(&opts, &mut frontier, sub.as_mut(), &m, partitions, &mut run)
+                                    .await?;
+                            }
+                            Some(Err(e)) => {
+                                consume_error(&e).await?;
+                                break;
+                            }
+                            // Closed: the next receive says so.
+                            Some(Ok(None)) | None => break,
+                        }
                     }
-                    apply(&opts, &mut frontier, sub.as_mut(), &m, &mut run).await?;
                 }
             },
             () = sleep_until(wake) => {}
@@ -615,8 +633,14 @@ async fn apply(
     frontier: &mut Frontier,
     sub: &mut dyn Subscription,
     m: &Message,
+    partitions: i32,
     run: &mut FrontierRun,
 ) -> Result<(), ServiceError> {
+    if m.partition != partition_for(&m.key, partitions) {
+        // Hand-offs find a host's partition by this hash.
+        warn!(topic = %m.topic, partition = m.partition, "message in an unexpected partition for its key");
+        metrics::counter!("linkgraph_bus_partition_mismatches_total").increment(1);
+    }
     let bad = match m.topic.as_str() {
         t if t == topics::SEEDS => match DiscoveredUrl::decode(m.payload.as_slice()) {
             Ok(d) => match frontier.add_seed(&d.url) {
