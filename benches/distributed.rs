@@ -123,7 +123,7 @@ fn run_embedded(dir: &Path, seed: &str, port: u16, access: &Path, ticks: f64) ->
     let from = lines(access);
     let before = children_cpu_secs(ticks);
     let data = dir.join("data-embedded");
-    let st = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+    let out = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
         .args(["crawl", "--seeds", seed, "--data"])
         .arg(&data)
         .args(["--resolve", &format!("*=127.0.0.1:{port}")])
@@ -131,12 +131,35 @@ fn run_embedded(dir: &Path, seed: &str, port: u16, access: &Path, ticks: f64) ->
         .args(["--per-host-rps", RPS, "--concurrency", CONCURRENCY])
         .arg("--no-progress")
         .env("LINKGRAPH_LOG", "warn")
-        .stdout(Stdio::null())
-        .status()
+        .output()
         .unwrap();
-    assert!(st.success(), "the embedded crawl failed: {st}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the embedded crawl failed:\n{summary}"
+    );
     let cpu = children_cpu_secs(ticks) - before;
     let (requests, secs, _) = measure(access, from);
+    // The stored bytes per edge, for sizing a store: the engine's tables
+    // (its journals are a bounded write-ahead log, not data).
+    let edges: u64 = summary
+        .lines()
+        .find_map(|l| {
+            l.trim_start()
+                .strip_prefix("edges")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    let (all, journals) = disk_bytes(&data.join("store"));
+    println!(
+        "embedded store: {edges} edges, {:.0} MiB of tables (+{:.0} MiB of journal) = {:.0} bytes per edge",
+        (all - journals) as f64 / 1048576.0,
+        journals as f64 / 1048576.0,
+        (all - journals) as f64 / edges.max(1) as f64
+    );
     let _ = std::fs::remove_dir_all(&data);
     Run {
         name: "embedded (linkgraph crawl)".into(),
@@ -144,6 +167,25 @@ fn run_embedded(dir: &Path, seed: &str, port: u16, access: &Path, ticks: f64) ->
         secs,
         cpu: vec![("crawl".into(), cpu)],
     }
+}
+
+/// Bytes of the files under `dir`: all of them, and those of the engine's
+/// journals (`N.jnl`).
+fn disk_bytes(dir: &Path) -> (u64, u64) {
+    let mut sum = (0, 0);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            let (a, j) = disk_bytes(&e.path());
+            sum = (sum.0 + a, sum.1 + j);
+        } else {
+            sum.0 += m.len();
+            if e.file_name().to_string_lossy().ends_with(".jnl") {
+                sum.1 += m.len();
+            }
+        }
+    }
+    sum
 }
 
 fn free_port_after(port: u16) -> u16 {

@@ -819,6 +819,11 @@ pub struct TopicsCreateCmd {
     /// Replicas of each partition.
     #[arg(long, env = "LINKGRAPH_TOPIC_REPLICATION", default_value_t = 3)]
     pub replication_factor: i32,
+    /// Partitions of each new topic (the dead-letter topic has 1): the most
+    /// replicas of a service that can consume at once. Existing topics keep theirs.
+    #[arg(long, env = "LINKGRAPH_TOPIC_PARTITIONS", default_value_t = 12,
+          value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub partitions: i32,
 }
 
 /// A date or time flag, as ms since the epoch.

@@ -352,9 +352,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Topics(TopicsCommand::Create(a)) => {
             let bus =
                 linkgraph_bus::KafkaBus::from_url(&a.bus)?.with_replication(a.replication_factor);
-            linkgraph_bus::Bus::create_topics(&bus, &linkgraph_bus::TOPICS).await?;
-            for t in linkgraph_bus::TOPICS {
-                writeln!(out, "{} ({} partitions)", t.name, t.partitions)?;
+            let specs = linkgraph_bus::TOPICS.map(|t| linkgraph_bus::TopicSpec {
+                partitions: if t.partitions > 1 { a.partitions } else { 1 },
+                ..t
+            });
+            linkgraph_bus::Bus::create_topics(&bus, &specs).await?;
+            for t in specs {
+                let plural = if t.partitions == 1 { "" } else { "s" };
+                writeln!(out, "{} ({} partition{plural})", t.name, t.partitions)?;
             }
             Ok(())
         }
