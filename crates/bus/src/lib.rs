@@ -36,8 +36,9 @@ pub use offsets::OffsetTracker;
 pub mod topics {
     /// Seed URLs (`DiscoveredUrl`, depth 0), keyed by host.
     pub const SEEDS: &str = "linkgraph.seeds";
-    /// URLs found on pages (`DiscoveredUrl`), keyed by the URL's host: the
-    /// frontier partition owning that host admits them.
+    /// URLs found on pages (a page's URLs on one host as one
+    /// `DiscoveredBatch`; hand-offs as single `DiscoveredUrl`s), keyed by
+    /// the URLs' host: the frontier partition owning that host admits them.
     pub const DISCOVERED: &str = "linkgraph.discovered";
     /// Requests to fetch (`CrawlRequest`), keyed by host.
     pub const FETCH: &str = "linkgraph.fetch";

@@ -28,7 +28,9 @@ use linkgraph_bus::{Bus, BusError, Message, Rebalanced, Subscription, partition_
 use linkgraph_core::now_ms;
 use linkgraph_fetcher::Fetcher;
 use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
-use linkgraph_proto::{CrawlRequest, DiscoveredUrl, FetchResult, FrontierFeedback};
+use linkgraph_proto::{
+    CrawlRequest, DiscoveredBatch, DiscoveredUrl, FetchResult, FrontierFeedback,
+};
 use linkgraph_store::StoreError;
 use prost::Message as _;
 use tokio::task::JoinSet;
@@ -330,11 +332,11 @@ pub async fn run_parser(
             // Discoveries go to the frontier partition owning their host,
             // before the feedback that completes the request.
             // Sent concurrently: the producer batches them.
-            let discovered = std::mem::take(&mut fb.discovered);
+            let batches = by_host(std::mem::take(&mut fb.discovered));
             futures_util::future::try_join_all(
-                discovered
+                batches
                     .iter()
-                    .map(|d| bus.publish(topics::DISCOVERED, &d.host, d.encode_to_vec())),
+                    .map(|(host, b)| bus.publish(topics::DISCOVERED, host, b.encode_to_vec())),
             )
             .await?;
             let host = fb
@@ -361,6 +363,22 @@ pub async fn run_parser(
         shutdown,
     )
     .await
+}
+
+/// A page's discoveries as one batch per host, in the order of each host's
+/// first URL: one message per host instead of one per link (most of a
+/// page's links stay on its own host).
+fn by_host(discovered: Vec<DiscoveredUrl>) -> Vec<(String, DiscoveredBatch)> {
+    let mut batches: Vec<(String, DiscoveredBatch)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for d in discovered {
+        let at = *index.entry(d.host.clone()).or_insert_with(|| {
+            batches.push((d.host.clone(), DiscoveredBatch::default()));
+            batches.len() - 1
+        });
+        batches[at].1.urls.push(d);
+    }
+    batches
 }
 
 /// Frontier service settings.
@@ -626,6 +644,22 @@ async fn hand_off(
     Ok(())
 }
 
+/// The URLs of a `linkgraph.discovered` message: a `DiscoveredBatch`, or a
+/// single `DiscoveredUrl` (hand-offs, and parsers older than batches). A
+/// single URL decodes as an empty batch (the batch's field is one that
+/// `DiscoveredUrl` reserves).
+fn discovered(payload: &[u8]) -> Result<Vec<DiscoveredUrl>, String> {
+    let batch = DiscoveredBatch::decode(payload).map_err(|e| e.to_string())?;
+    if !batch.urls.is_empty() {
+        return Ok(batch.urls);
+    }
+    let one = DiscoveredUrl::decode(payload).map_err(|e| e.to_string())?;
+    if one.url.is_empty() {
+        return Err("discovered message without a url".into());
+    }
+    Ok(vec![one])
+}
+
 /// Applies one frontier message; malformed ones are skipped, engine errors
 /// are fatal.
 async fn apply(
@@ -650,12 +684,14 @@ async fn apply(
             },
             Err(e) => Some(e.to_string()),
         },
-        t if t == topics::DISCOVERED => match DiscoveredUrl::decode(m.payload.as_slice()) {
-            Ok(d) => {
-                frontier.offer(&d)?;
+        t if t == topics::DISCOVERED => match discovered(&m.payload) {
+            Ok(urls) => {
+                for d in &urls {
+                    frontier.offer(d)?;
+                }
                 None
             }
-            Err(e) => Some(e.to_string()),
+            Err(e) => Some(e),
         },
         _ => match FrontierFeedback::decode(m.payload.as_slice()) {
             Ok(fb) if fb.request.is_some() => {
@@ -680,6 +716,40 @@ mod tests {
 
     fn parts(topic: &str, ps: &[i32]) -> Vec<(String, i32)> {
         ps.iter().map(|p| (topic.to_owned(), *p)).collect()
+    }
+
+    fn url(u: &str, host: &str) -> DiscoveredUrl {
+        DiscoveredUrl {
+            url: u.into(),
+            host: host.into(),
+            ..DiscoveredUrl::default()
+        }
+    }
+
+    #[test]
+    fn discoveries_travel_one_batch_per_host_and_single_urls_still_decode() {
+        let found = vec![
+            url("http://a.com/1", "a.com"),
+            url("http://b.org/", "b.org"),
+            url("http://a.com/2", "a.com"),
+        ];
+        let batches = by_host(found.clone());
+        let hosts: Vec<&str> = batches.iter().map(|(h, _)| h.as_str()).collect();
+        assert_eq!(hosts, ["a.com", "b.org"]);
+        let decoded: Vec<DiscoveredUrl> = batches
+            .iter()
+            .flat_map(|(_, b)| discovered(&b.encode_to_vec()).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            decoded,
+            vec![found[0].clone(), found[2].clone(), found[1].clone()]
+        );
+        // A single DiscoveredUrl (a hand-off, an older parser) is one URL.
+        let one = found[1].encode_to_vec();
+        assert_eq!(discovered(&one), Ok(vec![found[1].clone()]));
+        // Neither: malformed, with a reason.
+        assert!(discovered(&DiscoveredBatch::default().encode_to_vec()).is_err());
+        assert!(discovered(b"\xff\xff\xff").is_err());
     }
 
     #[test]
