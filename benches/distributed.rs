@@ -54,10 +54,11 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// CPU seconds (user + system) a live process has used.
-fn cpu_secs(pid: u32, ticks: f64) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+/// Two fields of a `/proc/.../stat` file (numbered as in proc(5)), summed
+/// and converted from clock ticks to seconds.
+fn stat_secs(path: &str, a: usize, b: usize, ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The fields after the parenthesized command name start at field 3.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let field = |n: usize| {
@@ -65,20 +66,17 @@ fn cpu_secs(pid: u32, ticks: f64) -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (field(14) + field(15)) / ticks
+    (field(a) + field(b)) / ticks
+}
+
+/// CPU seconds (utime + stime) a live process has used.
+fn cpu_secs(pid: u32, ticks: f64) -> f64 {
+    stat_secs(&format!("/proc/{pid}/stat"), 14, 15, ticks)
 }
 
 /// CPU seconds used by this process's waited-for children (cutime + cstime).
 fn children_cpu_secs(ticks: f64) -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| {
-        f.get(n - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (field(16) + field(17)) / ticks
+    stat_secs("/proc/self/stat", 16, 17, ticks)
 }
 
 /// The requests of one run and the CPU seconds of each of its processes.
