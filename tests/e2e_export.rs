@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 
 use common::*;
 use linkgraph_core::registrable_domain;
-use serde_json::Value;
 
 /// Runs a DuckDB query in Python and returns its single integer.
 fn duckdb(sql: &str) -> i64 {
@@ -46,17 +45,7 @@ async fn duckdb_reads_the_export_with_the_cli_counts() {
     let d = data.display().to_string();
     let o = out.display().to_string();
     linkgraph_ok(vec!["rank".into(), "--data".into(), d.clone()]).await;
-    let ranked: Value = serde_json::from_str(
-        &linkgraph_ok(vec![
-            "domains".into(),
-            "--data".into(),
-            d.clone(),
-            "--format".into(),
-            "json".into(),
-        ])
-        .await,
-    )
-    .unwrap();
+    let ranked = cli_json(&["domains", "--data", &d, "--format", "json"]).await;
     let said = linkgraph_ok(vec![
         "export".into(),
         "--data".into(),
@@ -102,18 +91,7 @@ async fn duckdb_reads_the_export_with_the_cli_counts() {
         .map(|h| registrable_domain(&h.name))
         .collect();
     for dom in domains.iter().take(5) {
-        let rd: Value = serde_json::from_str(
-            &linkgraph_ok(vec![
-                "refdomains".into(),
-                (*dom).into(),
-                "--data".into(),
-                d.clone(),
-                "--format".into(),
-                "json".into(),
-            ])
-            .await,
-        )
-        .unwrap();
+        let rd = cli_json(&["refdomains", dom, "--data", &d, "--format", "json"]).await;
         let cli_rd = rd["referring_domains"].as_i64().unwrap();
         assert_eq!(
             q(

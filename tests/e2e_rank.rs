@@ -12,7 +12,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use common::{args, crawl_args, linkgraph_ok, serve};
+use common::{args, cli_json, crawl_args, linkgraph_ok, serve};
 
 use linkgraph_core::{registrable_domain, url_host};
 use serde_json::{Value, json};
@@ -79,9 +79,16 @@ async fn serve_also_on(
 }
 
 /// Runs `linkgraph` and parses what it prints as JSON.
-async fn cli_json(a: &[&str]) -> Value {
-    serde_json::from_str(&linkgraph_ok(args(a)).await).unwrap()
-}
+/// Every risk signal kind `risk` reports, as the issue defines them.
+const SIGNAL_KINDS: [&str; 7] = [
+    "reciprocal",
+    "link_farm",
+    "sitewide",
+    "exact_match_anchor",
+    "velocity_spike",
+    "shared_network",
+    "low_authority",
+];
 
 fn domain_of(url: &str) -> String {
     registrable_domain(url_host(url)).to_owned()
@@ -475,18 +482,7 @@ async fn planted_patterns_carry_their_signals_and_no_domain_more() {
             .map(|s| {
                 let k = s["kind"].as_str().unwrap();
                 assert!(!s["detail"].as_str().unwrap().is_empty(), "{s}");
-                [
-                    "reciprocal",
-                    "link_farm",
-                    "sitewide",
-                    "exact_match_anchor",
-                    "velocity_spike",
-                    "shared_network",
-                    "low_authority",
-                ]
-                .into_iter()
-                .find(|x| *x == k)
-                .unwrap()
+                SIGNAL_KINDS.into_iter().find(|x| *x == k).unwrap()
             })
             .collect();
         let score: u64 = kinds.iter().map(|k| weight(k)).sum::<u64>().min(100);
@@ -523,15 +519,7 @@ async fn planted_patterns_carry_their_signals_and_no_domain_more() {
     // ...and every domain carries exactly the signals whose definitions it
     // meets in the ground truth.
     assert_eq!(got, want, "{risk:#}");
-    for k in [
-        "reciprocal",
-        "link_farm",
-        "sitewide",
-        "exact_match_anchor",
-        "velocity_spike",
-        "shared_network",
-        "low_authority",
-    ] {
+    for k in SIGNAL_KINDS {
         let n = want.values().filter(|s| s.contains(k)).count();
         eprintln!("{k}: {n} domains");
         assert!(n > 0, "no domain meets {k}: the check would be empty");

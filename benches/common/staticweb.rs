@@ -131,27 +131,13 @@ pub fn page_html(hosts: usize, pages: usize, port: u16, h: usize, p: usize) -> S
 }
 
 pub fn write_web(root: &Path, hosts: usize, pages: usize, port: u16) -> u64 {
-    let mut bytes = 0u64;
-    for h in 0..hosts {
-        let dir = root.join(host(h));
-        std::fs::create_dir_all(dir.join("p")).unwrap();
-        std::fs::write(
-            dir.join("robots.txt"),
-            "User-agent: *\nDisallow: /private/\n",
-        )
-        .unwrap();
-        for p in 0..pages {
-            let html = page_html(hosts, pages, port, h, p);
-            bytes += html.len() as u64;
-            let file = if p == 0 {
-                dir.join("index.html")
-            } else {
-                dir.join(format!("p/{p}.html"))
-            };
-            std::fs::write(file, html).unwrap();
-        }
-    }
-    bytes
+    (0..hosts)
+        .map(|h| {
+            write_host(&root.join(host(h)), pages, |p| {
+                page_html(hosts, pages, port, h, p)
+            })
+        })
+        .sum()
 }
 
 /// The single site's host name.
@@ -159,7 +145,14 @@ pub const OWN: &str = "own.test";
 
 /// One site of `pages` pages whose links all stay on it.
 pub fn write_site(root: &Path, pages: usize, port: u16) -> u64 {
-    let dir = root.join(OWN);
+    write_host(&root.join(OWN), pages, |p| {
+        page_html(1, pages, port, 0, p).replace(&host(0), OWN)
+    })
+}
+
+/// Writes one host's robots.txt and its `pages` pages (`html(p)` each) into
+/// `dir`; returns the bytes of HTML written.
+fn write_host(dir: &Path, pages: usize, html: impl Fn(usize) -> String) -> u64 {
     std::fs::create_dir_all(dir.join("p")).unwrap();
     std::fs::write(
         dir.join("robots.txt"),
@@ -168,7 +161,7 @@ pub fn write_site(root: &Path, pages: usize, port: u16) -> u64 {
     .unwrap();
     let mut bytes = 0u64;
     for p in 0..pages {
-        let html = page_html(1, pages, port, 0, p).replace(&host(0), OWN);
+        let html = html(p);
         bytes += html.len() as u64;
         let file = if p == 0 {
             dir.join("index.html")

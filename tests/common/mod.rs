@@ -97,6 +97,11 @@ pub fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// Runs `linkgraph` with `a`, which must succeed, and parses its JSON output.
+pub async fn cli_json(a: &[&str]) -> Value {
+    serde_json::from_str(&linkgraph_ok(args(a)).await).unwrap()
+}
+
 /// Runs `linkgraph` and panics with its output unless it succeeds.
 pub async fn linkgraph_ok(args: Vec<String>) -> String {
     linkgraph_ok_env(args, Vec::new()).await
@@ -268,15 +273,8 @@ pub async fn stored(
 
 /// `linkgraph refdomains DOMAIN --format json` as (domain, links, follow_links) rows.
 pub async fn refdomains_json(data: &Path, domain: &str) -> Vec<(String, u64, u64)> {
-    let args = vec![
-        "refdomains".into(),
-        domain.into(),
-        "--data".into(),
-        data.display().to_string(),
-        "--format".into(),
-        "json".into(),
-    ];
-    let v: Value = serde_json::from_str(&linkgraph_ok(args).await).unwrap();
+    let d = data.display().to_string();
+    let v = cli_json(&["refdomains", domain, "--data", &d, "--format", "json"]).await;
     assert_eq!(v["target"], domain);
     let rows: Vec<(String, u64, u64)> = v["domains"]
         .as_array()
