@@ -399,10 +399,13 @@ fn export(views: &[PartitionView]) {
         ];
         metrics::gauge!("linkgraph_bus_owned_partitions", &labels)
             .set(f64::from(u8::from(v.owned)));
-        if let Some(c) = v.committed {
-            metrics::gauge!("linkgraph_bus_committed_offset_messages", &labels).set(c as f64);
-        }
+        // The two offsets move together, from one probe: a committed offset
+        // next to the end offset of an older probe (whose watermark fetch
+        // this time failed) would show a negative lag.
         if let Some(e) = v.end {
+            if let Some(c) = v.committed {
+                metrics::gauge!("linkgraph_bus_committed_offset_messages", &labels).set(c as f64);
+            }
             metrics::gauge!("linkgraph_bus_end_offset_messages", &labels).set(e as f64);
         }
     }
@@ -569,6 +572,38 @@ mod tests {
             committed: Some(committed),
             end: Some(end),
         }
+    }
+
+    #[test]
+    fn committed_and_end_offsets_are_exported_from_the_same_probe() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            export(&[view(0, true, 5, 9)]);
+            // The next probe read a newer commit but its watermark fetch
+            // failed: the pair stays the older probe's, so the lag never
+            // goes negative.
+            let mut failed = view(0, true, 12, 0);
+            failed.end = None;
+            export(&[failed]);
+        });
+        let text = handle.render();
+        let value = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{name}{{")))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            value("linkgraph_bus_committed_offset_messages").as_deref(),
+            Some("5"),
+            "{text}"
+        );
+        assert_eq!(
+            value("linkgraph_bus_end_offset_messages").as_deref(),
+            Some("9"),
+            "{text}"
+        );
     }
 
     #[test]
