@@ -14,6 +14,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,7 +39,9 @@ fn program(names: &[&str], package: &str) -> PathBuf {
     panic!("{names:?} not found: install Debian's {package} (make test does)");
 }
 
-/// A headless Chromium session; the driver is killed on drop.
+/// A headless Chromium session. The driver leads its own process group, and
+/// the whole group (the driver and the Chromium it started) is killed on
+/// drop: killing only the driver left Chromium running after the suite.
 struct Browser {
     client: Client,
     driver: Child,
@@ -47,7 +50,14 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let killed = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !killed {
+            let _ = self.driver.kill();
+        }
         let _ = self.driver.wait();
     }
 }
@@ -58,6 +68,7 @@ async fn browser() -> Browser {
     let port = free_port();
     let driver = Command::new(driver_bin)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
