@@ -62,18 +62,38 @@ fn bare_scan(body: &[u8]) -> usize {
     n + chars
 }
 
-/// Runs `f` over every page until at least `min` has passed; MB/s.
-fn rate(pages: &[(Url, Vec<u8>)], min: Duration, mut f: impl FnMut(&Url, &[u8]) -> usize) -> f64 {
-    let bytes: usize = pages.iter().map(|(_, b)| b.len()).sum();
+/// Runs `f` once over every page; seconds taken.
+fn round(pages: &[(Url, Vec<u8>)], f: &mut impl FnMut(&Url, &[u8]) -> usize) -> f64 {
     let t0 = Instant::now();
-    let mut rounds = 0usize;
-    while t0.elapsed() < min {
-        for (u, b) in pages {
-            black_box(f(u, b));
-        }
-        rounds += 1;
+    for (u, b) in pages {
+        black_box(f(u, b));
     }
-    (bytes * rounds) as f64 / 1e6 / t0.elapsed().as_secs_f64()
+    t0.elapsed().as_secs_f64()
+}
+
+/// MB/s of `ours` and `bare`, measured in alternating slices of about
+/// 50 ms each until `min` has passed, so that the machine's drift (other
+/// load, clock changes) falls on both sides alike.
+fn rates(
+    pages: &[(Url, Vec<u8>)],
+    min: Duration,
+    mut ours: impl FnMut(&Url, &[u8]) -> usize,
+    mut bare: impl FnMut(&Url, &[u8]) -> usize,
+) -> (f64, f64) {
+    let bytes: usize = pages.iter().map(|(_, b)| b.len()).sum();
+    // Rounds per slice, from one warm-up round of ours.
+    let per = (0.05 / round(pages, &mut ours).max(1e-6)).clamp(1.0, 1e6) as usize;
+    let (mut t_ours, mut t_bare, mut rounds) = (0.0, 0.0, 0usize);
+    let t0 = Instant::now();
+    while t0.elapsed() < min {
+        for _ in 0..per {
+            t_ours += round(pages, &mut ours);
+            t_bare += round(pages, &mut bare);
+        }
+        rounds += per;
+    }
+    let mb = (bytes * rounds) as f64 / 1e6;
+    (mb / t_ours, mb / t_bare)
 }
 
 fn main() {
@@ -96,22 +116,26 @@ fn main() {
         Url::parse("http://site0.test/p/1.html").unwrap(),
         shaped_page(),
     )];
-    let min = Duration::from_secs(3);
+    let min = Duration::from_secs(6);
     for (name, pages) in [
         ("in-repo corpus", &corpus),
         ("20 KB page, 29 links", &shaped),
     ] {
         let bytes: usize = pages.iter().map(|(_, b)| b.len()).sum();
-        let ours = rate(pages, min, |u, b| {
-            let meta = PageMeta {
-                url: u,
-                content_type: Some("text/html"),
-                x_robots_tag: None,
-                product_token: "linkgraph",
-            };
-            extract_links(meta, b, ParseLimits::default()).map_or(0, |e| e.links.len())
-        });
-        let bare = rate(pages, min, |_, b| bare_scan(b));
+        let (ours, bare) = rates(
+            pages,
+            min,
+            |u, b| {
+                let meta = PageMeta {
+                    url: u,
+                    content_type: Some("text/html"),
+                    x_robots_tag: None,
+                    product_token: "linkgraph",
+                };
+                extract_links(meta, b, ParseLimits::default()).map_or(0, |e| e.links.len())
+            },
+            |_, b| bare_scan(b),
+        );
         println!(
             "{name} ({} pages, {:.0} KB): extract_links {ours:.0} MB/s, bare lol_html scan {bare:.0} MB/s, ratio {:.2}",
             pages.len(),

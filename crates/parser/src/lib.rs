@@ -445,15 +445,52 @@ fn skipped_scheme(href: &str) -> bool {
     })
 }
 
-/// True when the bytes hold a `<noscript` tag (any case).
-fn has_noscript(bytes: &[u8]) -> bool {
-    const TAG: &[u8] = b"<noscript";
-    // memchr finds each '<' with SIMD; a page has few next to its bytes.
-    memchr::memchr_iter(b'<', bytes).any(|i| {
-        bytes
-            .get(i..i + TAG.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(TAG))
-    })
+/// Which of the elements that only some pages have appear in a page's
+/// bytes. A handler whose selector cannot match is never installed: every
+/// selector makes lol_html do work on every tag (the comment selector parses
+/// every element's attributes), and most pages have no template, base or
+/// area. A false positive only costs speed; a false negative is impossible,
+/// since tag names and the class/id words are ASCII in every
+/// ASCII-compatible encoding.
+#[derive(Debug, Clone, Copy, Default)]
+struct Present {
+    noscript: bool,
+    template: bool,
+    base: bool,
+    meta: bool,
+    img: bool,
+    area: bool,
+    /// The selectors `[class*=omment]` and `[id*=omment]` can match: lol_html
+    /// compares attribute values as they are in the bytes, case-sensitively.
+    comment: bool,
+}
+
+impl Present {
+    /// One pass over the `<` of the page (memchr finds them with SIMD; a
+    /// page has few next to its bytes) and one substring search.
+    fn scan(bytes: &[u8]) -> Present {
+        let mut p = Present {
+            comment: memchr::memmem::find(bytes, b"omment").is_some(),
+            ..Present::default()
+        };
+        let tag = |i: usize, name: &[u8]| {
+            bytes
+                .get(i + 1..i + 1 + name.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(name))
+        };
+        for i in memchr::memchr_iter(b'<', bytes) {
+            match bytes.get(i + 1).map(u8::to_ascii_lowercase) {
+                Some(b'n') => p.noscript |= tag(i, b"noscript"),
+                Some(b't') => p.template |= tag(i, b"template"),
+                Some(b'b') => p.base |= tag(i, b"base"),
+                Some(b'm') => p.meta |= tag(i, b"meta"),
+                Some(b'i') => p.img |= tag(i, b"img"),
+                Some(b'a') => p.area |= tag(i, b"area"),
+                _ => {}
+            }
+        }
+        p
+    }
 }
 
 /// A crawler runs no scripts, so it reads `<noscript>` content as markup,
@@ -468,9 +505,6 @@ fn unwrap_noscript(
     meta_may_override: bool,
     max_memory: usize,
 ) -> Option<Vec<u8>> {
-    if !has_noscript(bytes) {
-        return None;
-    }
     let mut out = Vec::with_capacity(bytes.len());
     let settings = Settings::new()
         .with_encoding(encoding)
@@ -512,12 +546,18 @@ pub fn extract_links(
             (transcoded.as_bytes(), AsciiCompatibleEncoding::utf_8())
         }
     };
-    let unwrapped = unwrap_noscript(
-        bytes,
-        ascii_enc,
-        meta_may_override,
-        limits.max_parser_memory,
-    );
+    // Unwrapping noscript keeps every other tag, so `present` holds after.
+    let present = Present::scan(bytes);
+    let unwrapped = if present.noscript {
+        unwrap_noscript(
+            bytes,
+            ascii_enc,
+            meta_may_override,
+            limits.max_parser_memory,
+        )
+    } else {
+        None
+    };
     let bytes = unwrapped.as_deref().unwrap_or(bytes);
 
     let state = Rc::new(RefCell::new(State {
@@ -536,68 +576,91 @@ pub fn extract_links(
         let s_img = Rc::clone(&state);
         let s_base = Rc::clone(&state);
         let s_meta = Rc::clone(&state);
+        let section = element_handler(move |el| {
+            let tag = el.tag_name();
+            let kind = match tag.as_str() {
+                "nav" => SectionKind::Nav,
+                "aside" => SectionKind::Aside,
+                "header" => SectionKind::Header,
+                "footer" => SectionKind::Footer,
+                "article" | "section" => SectionKind::Sectioning,
+                // Page-wide flags ("f_comment_nofollow_on") live on
+                // these; a link's own class says nothing of its place.
+                "html" | "head" | "body" | "a" | "area" => return Ok(()),
+                _ => SectionKind::Other,
+            };
+            let comment = ["class", "id"]
+                .iter()
+                .any(|a| el.get_attribute(a).is_some_and(|v| is_comment_marker(&v)));
+            if (kind == SectionKind::Other && !comment) || !el.can_have_content() {
+                return Ok(());
+            }
+            let depth = {
+                let mut st = s_section.borrow_mut();
+                if st.open.len() >= MAX_OPEN_SECTIONS {
+                    return Ok(());
+                }
+                st.open.push(Section { kind, comment });
+                st.open.len() - 1
+            };
+            // lol_html runs end-tag handlers of implicitly closed
+            // elements too, so the stack follows its open elements.
+            let s = Rc::clone(&s_section);
+            el.on_end_tag(end_tag!(move |_| {
+                s.borrow_mut().open.truncate(depth);
+                Ok(())
+            }))
+        });
         let settings = Settings::new()
             .with_encoding(ascii_enc)
             .with_strict(false)
             .with_adjust_charset_on_meta_tag(meta_may_override)
             .with_memory_settings(
                 MemorySettings::new().with_max_allowed_memory_usage(limits.max_parser_memory),
-            )
-            // Sections first: an element's own section is open before any
-            // link inside it is seen.
-            .append_element_content_handler(on!(
+            );
+        // Sections first: an element's own section is open before any link
+        // inside it is seen.
+        let settings = if present.comment {
+            settings.append_element_content_handler(on!(
                 element,
                 element_handler,
                 "nav, header, footer, aside, article, section, [class*=omment], [id*=omment]",
+                section
+            ))
+        } else {
+            settings.append_element_content_handler(on!(
+                element,
+                element_handler,
+                "nav, header, footer, aside, article, section",
+                section
+            ))
+        };
+        let settings = if present.template {
+            settings.append_element_content_handler(on!(
+                element,
+                element_handler,
+                "template",
                 move |el| {
-                    let tag = el.tag_name();
-                    let kind = match tag.as_str() {
-                        "nav" => SectionKind::Nav,
-                        "aside" => SectionKind::Aside,
-                        "header" => SectionKind::Header,
-                        "footer" => SectionKind::Footer,
-                        "article" | "section" => SectionKind::Sectioning,
-                        // Page-wide flags ("f_comment_nofollow_on") live on
-                        // these; a link's own class says nothing of its place.
-                        "html" | "head" | "body" | "a" | "area" => return Ok(()),
-                        _ => SectionKind::Other,
-                    };
-                    let comment = ["class", "id"]
-                        .iter()
-                        .any(|a| el.get_attribute(a).is_some_and(|v| is_comment_marker(&v)));
-                    if (kind == SectionKind::Other && !comment) || !el.can_have_content() {
+                    if !el.can_have_content() {
                         return Ok(());
                     }
-                    let depth = {
-                        let mut st = s_section.borrow_mut();
-                        if st.open.len() >= MAX_OPEN_SECTIONS {
-                            return Ok(());
-                        }
-                        st.open.push(Section { kind, comment });
-                        st.open.len() - 1
-                    };
-                    // lol_html runs end-tag handlers of implicitly closed
-                    // elements too, so the stack follows its open elements.
-                    let s = Rc::clone(&s_section);
+                    s_template.borrow_mut().templates += 1;
+                    let s = Rc::clone(&s_template);
                     el.on_end_tag(end_tag!(move |_| {
-                        s.borrow_mut().open.truncate(depth);
+                        let mut st = s.borrow_mut();
+                        st.templates = st.templates.saturating_sub(1);
                         Ok(())
                     }))
                 }
             ))
-            .append_element_content_handler(on!(element, element_handler, "template", move |el| {
-                if !el.can_have_content() {
-                    return Ok(());
-                }
-                s_template.borrow_mut().templates += 1;
-                let s = Rc::clone(&s_template);
-                el.on_end_tag(end_tag!(move |_| {
-                    let mut st = s.borrow_mut();
-                    st.templates = st.templates.saturating_sub(1);
-                    Ok(())
-                }))
-            }))
-            .append_element_content_handler(on!(element, element_handler, "a", move |el| {
+        } else {
+            settings
+        };
+        let settings = settings.append_element_content_handler(on!(
+            element,
+            element_handler,
+            "a",
+            move |el| {
                 let mut st = s_a.borrow_mut();
                 // An <a> start tag closes an open link (the tree builder's
                 // adoption agency): text after a nested link is nobody's.
@@ -633,8 +696,10 @@ pub fn extract_links(
                     }
                     Ok(())
                 }))
-            }))
-            .append_element_content_handler(on!(
+            }
+        ));
+        let settings = if present.area {
+            settings.append_element_content_handler(on!(
                 element,
                 element_handler,
                 "area[href]",
@@ -656,44 +721,51 @@ pub fn extract_links(
                     Ok(())
                 }
             ))
-            .append_element_content_handler(on!(
-                text,
-                text_handler,
-                "a[href]",
-                move |t: &mut TextChunk<'_>| {
-                    // Only character data is anchor text: not script, style,
-                    // textarea or title content.
-                    if t.text_type() != TextType::Data {
-                        return Ok(());
-                    }
-                    let mut st = s_text.borrow_mut();
-                    let Some(i) = st.current else {
-                        return Ok(());
-                    };
-                    let cap = st.max_buf;
-                    // Room for a reference cut at the cap to still decode.
-                    push_capped(&mut st.pending, t.as_str(), cap + 64);
-                    if t.last_in_text_node() {
-                        // References are decoded per text node, as the
-                        // tokenizer does: one never spans two nodes.
-                        let raw = std::mem::take(&mut st.pending);
-                        let decoded = htmlize::unescape(raw);
-                        if let Some(link) = st.raw.get_mut(i) {
-                            push_capped(&mut link.text, &decoded, cap);
-                        }
-                    }
-                    Ok(())
+        } else {
+            settings
+        };
+        let settings = settings.append_element_content_handler(on!(
+            text,
+            text_handler,
+            "a[href]",
+            move |t: &mut TextChunk<'_>| {
+                // Only character data is anchor text: not script, style,
+                // textarea or title content.
+                if t.text_type() != TextType::Data {
+                    return Ok(());
                 }
-            ))
-            .append_element_content_handler(on!(
+                let mut st = s_text.borrow_mut();
+                let Some(i) = st.current else {
+                    return Ok(());
+                };
+                let cap = st.max_buf;
+                // Room for a reference cut at the cap to still decode.
+                push_capped(&mut st.pending, t.as_str(), cap + 64);
+                if t.last_in_text_node() {
+                    // References are decoded per text node, as the
+                    // tokenizer does: one never spans two nodes.
+                    let raw = std::mem::take(&mut st.pending);
+                    let decoded = htmlize::unescape(raw);
+                    if let Some(link) = st.raw.get_mut(i) {
+                        push_capped(&mut link.text, &decoded, cap);
+                    }
+                }
+                Ok(())
+            }
+        ));
+        let settings = if present.img {
+            settings.append_element_content_handler(on!(
                 element,
                 element_handler,
-                "a[href] img[alt]",
+                // Inside a link exactly when `current` is set (the link's
+                // end tag clears it): a descendant selector would make
+                // lol_html track every open element for it.
+                "img[alt]",
                 move |el| {
                     let mut st = s_img.borrow_mut();
                     let cap = st.max_buf;
-                    let alt = attr(el, "alt").unwrap_or_default();
                     if let Some(i) = st.current
+                        && let Some(alt) = attr(el, "alt")
                         && let Some(link) = st.raw.get_mut(i)
                     {
                         if !link.alt.is_empty() {
@@ -704,7 +776,11 @@ pub fn extract_links(
                     Ok(())
                 }
             ))
-            .append_element_content_handler(on!(
+        } else {
+            settings
+        };
+        let settings = if present.base {
+            settings.append_element_content_handler(on!(
                 element,
                 element_handler,
                 "base[href]",
@@ -716,7 +792,11 @@ pub fn extract_links(
                     Ok(())
                 }
             ))
-            .append_element_content_handler(on!(
+        } else {
+            settings
+        };
+        let settings = if present.meta {
+            settings.append_element_content_handler(on!(
                 element,
                 element_handler,
                 "meta[name][content]",
@@ -733,8 +813,10 @@ pub fn extract_links(
                     }
                     Ok(())
                 }
-            ));
-
+            ))
+        } else {
+            settings
+        };
         let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
         let mut err = None;
         for chunk in bytes.chunks(16 * 1024) {
