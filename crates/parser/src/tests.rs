@@ -417,3 +417,26 @@ proptest! {
         prop_assert_eq!(x.links.len(), unique.len());
     }
 }
+
+#[test]
+fn rare_elements_in_upper_case_still_install_their_handlers() {
+    // Each of these elements turns a handler on only when the page has it
+    // (`Present`); tag names are case-insensitive, so upper case must too.
+    let x = parse(
+        r#"<HTML><HEAD><BASE HREF="http://cdn.example.net/s/">
+           <META NAME="robots" CONTENT="nofollow"></HEAD><BODY>
+           <TEMPLATE><A HREF="/inert">inert</A></TEMPLATE>
+           <DIV CLASS="comments"><A HREF="c">c</A></DIV>
+           <A HREF="i"><IMG SRC="x.png" ALT="Logo"></A>
+           <MAP><AREA HREF="http://area.example.org/" ALT="Area"></MAP></BODY></HTML>"#,
+    );
+    assert!(x.nofollow_page);
+    assert!(!x.links.iter().any(|l| l.target_url.ends_with("/inert")));
+    assert_eq!(
+        find(&x, "http://cdn.example.net/s/c").placement,
+        Placement::Comment
+    );
+    assert_eq!(find(&x, "http://cdn.example.net/s/i").anchor, "Logo");
+    assert_eq!(find(&x, "http://area.example.org/").anchor, "Area");
+    assert_eq!(x.links.len(), 3);
+}
