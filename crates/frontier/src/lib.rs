@@ -202,9 +202,12 @@ fn key_pair(a: &str, b: &str) -> Vec<u8> {
 
 #[derive(Default)]
 struct HostState {
-    /// The first few queued requests (at most [`WINDOW`] plus retries); the
-    /// rest stay on disk and are read back as the window drains.
-    pending: VecDeque<(u64, CrawlRequest)>,
+    /// The first few queued requests (at most [`Frontier::window`] plus
+    /// retries), each as its queue sequence number and the encoded request
+    /// it has on disk; the rest stay on disk and are read back as the window
+    /// drains. Encoded, a request costs a third of its decoded `CrawlRequest`
+    /// (five `String`s); it is decoded once, when dispatched.
+    pending: VecDeque<(u64, Box<[u8]>)>,
     /// Queued requests of this host, in memory or on disk (not in flight).
     queued: usize,
     /// The highest sequence number read into `pending`: on-disk entries
@@ -236,8 +239,13 @@ const MAX_LINKERS: usize = 64;
 /// Linking domains counted per URL, for the recrawl boost (which saturates
 /// here): a URL's seen-set value is up to this many 4-byte fingerprints.
 pub const MAX_URL_LINKERS: usize = 20;
-/// Queued requests held in memory per host; the rest wait on disk.
+/// Queued requests held in memory per host, at most; the rest wait on disk.
 const WINDOW: usize = 8;
+/// Queued requests held in memory over all hosts: with more hosts than
+/// `WINDOW_ENTRIES / WINDOW`, each host's window shrinks (to one request at
+/// least), so the windows stay within about 40 MiB however many hosts have
+/// work, and a dispatch reads the disk at most once per window.
+const WINDOW_ENTRIES: usize = 1 << 18;
 /// Hosts kept in memory before idle ones are dropped (their state is on disk).
 const MAX_HOSTS_IN_MEMORY: usize = 50_000;
 const SEED_MARK: &str = "\u{1}seed";
@@ -259,6 +267,8 @@ pub struct Frontier {
     in_flight: usize,
     /// Host count above which idle hosts are dropped from memory.
     evict_at: usize,
+    /// Queued requests held in memory over all hosts ([`WINDOW_ENTRIES`]).
+    window_entries: usize,
     /// URLs known to be in `seen`, recently offered: most discovered links
     /// repeat (navigation, footers), and this answers them without a read.
     recent: RecentSeen,
@@ -434,6 +444,7 @@ impl Frontier {
             pending: 0,
             in_flight: 0,
             evict_at: MAX_HOSTS_IN_MEMORY,
+            window_entries: WINDOW_ENTRIES,
             recent: RecentSeen::default(),
             cfg,
         };
@@ -459,21 +470,16 @@ impl Frontier {
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map_or(0, u64::from_be_bytes);
             self.next_seq = self.next_seq.max(seq + 1);
+            let window = self.window();
             let h = self.host_mut(&host)?;
-            if h.queued > h.pending.len() || h.pending.len() >= WINDOW {
+            if h.queued > h.pending.len() || h.pending.len() >= window {
                 // Beyond the window: counted, read back later.
                 h.queued += 1;
                 self.pending += 1;
                 continue;
             }
-            let Ok(req) = CrawlRequest::decode(&*v) else {
-                // An undecodable entry cannot be fetched; drop it, loudly.
-                tracing::warn!(host, seq, "dropping undecodable frontier entry");
-                self.queue.remove(&*k)?;
-                continue;
-            };
             let h = self.host_mut(&host)?;
-            h.pending.push_back((seq, req));
+            h.pending.push_back((seq, Box::from(&*v)));
             h.loaded_upto = seq;
             h.queued += 1;
             self.pending += 1;
@@ -612,10 +618,11 @@ impl Frontier {
             sitemap: d.sitemap,
             ..CrawlRequest::default()
         };
+        let encoded: Box<[u8]> = req.encode_to_vec().into_boxed_slice();
         let mut batch = self.db.batch();
         let linkers = from.map_or(Vec::new(), |d| domain_fingerprint(d).to_le_bytes().to_vec());
         batch.insert(&self.seen, d.url.as_bytes(), linkers);
-        batch.insert(&self.queue, queue_key(&d.host, seq), req.encode_to_vec());
+        batch.insert(&self.queue, queue_key(&d.host, seq), &*encoded);
         batch.insert(
             &self.budgets,
             d.host.as_bytes(),
@@ -624,7 +631,7 @@ impl Frontier {
         batch.commit()?;
         self.next_seq += 1;
         self.recent.insert(fp);
-        self.push_back(&d.host, seq, req)?;
+        self.push_back(&d.host, seq, encoded)?;
         self.schedule(&d.host, Instant::now());
         Ok(Admission::Admitted)
     }
@@ -678,9 +685,10 @@ impl Frontier {
 
     /// Queues a request at the back of its host's queue (already on disk):
     /// into the memory window when everything before it is there too.
-    fn push_back(&mut self, host: &str, seq: u64, req: CrawlRequest) -> Result<(), FrontierError> {
+    fn push_back(&mut self, host: &str, seq: u64, req: Box<[u8]>) -> Result<(), FrontierError> {
+        let window = self.window();
         let h = self.host_mut(host)?;
-        if h.queued == h.pending.len() && h.pending.len() < WINDOW {
+        if h.queued == h.pending.len() && h.pending.len() < window {
             h.pending.push_back((seq, req));
             h.loaded_upto = seq;
         }
@@ -699,25 +707,15 @@ impl Frontier {
         }
         let start = queue_key(host, h.loaded_upto.saturating_add(1));
         let end = queue_key(host, u64::MAX);
-        let mut loaded = Vec::with_capacity(WINDOW);
-        for kv in self.queue.range(start..=end).take(WINDOW) {
+        let window = self.window();
+        let mut loaded = Vec::with_capacity(window);
+        for kv in self.queue.range(start..=end).take(window) {
             let (k, v) = kv.into_inner()?;
             let seq = k
                 .get(k.len().saturating_sub(8)..)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map_or(0, u64::from_be_bytes);
-            match CrawlRequest::decode(&*v) {
-                Ok(req) => loaded.push((seq, req)),
-                Err(_) => {
-                    tracing::warn!(host, seq, "dropping undecodable frontier entry");
-                    self.queue.remove(&*k)?;
-                    if let Some(h) = self.hosts.get_mut(host) {
-                        h.queued = h.queued.saturating_sub(1);
-                        h.loaded_upto = seq;
-                    }
-                    self.pending = self.pending.saturating_sub(1);
-                }
-            }
+            loaded.push((seq, Box::from(&*v)));
         }
         if let Some(h) = self.hosts.get_mut(host) {
             for (seq, req) in loaded {
@@ -726,6 +724,12 @@ impl Frontier {
             }
         }
         Ok(())
+    }
+
+    /// Queued requests kept in memory per host now: [`WINDOW`], shrinking
+    /// as hosts multiply so that all windows hold about [`WINDOW_ENTRIES`].
+    fn window(&self) -> usize {
+        (self.window_entries / self.hosts.len().max(1)).clamp(1, WINDOW)
     }
 
     /// Drops idle hosts from memory once there are many; everything they
@@ -754,7 +758,21 @@ impl Frontier {
                 continue;
             };
             h.in_heap = false;
-            let Some((seq, req)) = h.pending.pop_front() else {
+            let Some((seq, bytes)) = h.pending.pop_front() else {
+                continue;
+            };
+            let Ok(req) = CrawlRequest::decode(&*bytes) else {
+                // An undecodable entry cannot be fetched; drop it, loudly.
+                tracing::warn!(host, seq, "dropping undecodable frontier entry");
+                h.queued = h.queued.saturating_sub(1);
+                self.pending -= 1;
+                if let Err(e) = self.queue.remove(queue_key(&host, seq)) {
+                    tracing::warn!(host, error = %e, "cannot drop an undecodable frontier entry");
+                }
+                if let Err(e) = self.refill(&host) {
+                    tracing::warn!(host, error = %e, "cannot read queued requests back from disk");
+                }
+                self.schedule(&host, now);
                 continue;
             };
             h.in_flight.push((seq, req.url.clone(), now));
@@ -806,14 +824,11 @@ impl Frontier {
             let Some(bytes) = self.queue.get(queue_key(&host, seq))? else {
                 continue;
             };
-            let Ok(req) = CrawlRequest::decode(&*bytes) else {
-                continue;
-            };
             let Some(h) = self.hosts.get_mut(&host) else {
                 continue;
             };
             h.in_flight.retain(|(s, _, _)| *s != seq);
-            h.pending.push_front((seq, req));
+            h.pending.push_front((seq, Box::from(&*bytes)));
             h.queued += 1;
             self.pending += 1;
             self.in_flight = self.in_flight.saturating_sub(1);
@@ -871,8 +886,8 @@ impl Frontier {
                 attempt: req.attempt + u32::from(!unavailable),
                 ..req.clone()
             };
-            self.queue
-                .insert(queue_key(&req.host, seq), again.encode_to_vec())?;
+            let again: Box<[u8]> = again.encode_to_vec().into_boxed_slice();
+            self.queue.insert(queue_key(&req.host, seq), &*again)?;
             if let Some(h) = self.hosts.get_mut(&req.host) {
                 h.pending.push_front((seq, again));
                 h.queued += 1;
@@ -1105,12 +1120,13 @@ impl Frontier {
                 sitemap: entry.sitemap,
                 ..CrawlRequest::default()
             };
+            let encoded: Box<[u8]> = req.encode_to_vec().into_boxed_slice();
             let mut batch = self.db.batch();
             batch.remove(&self.due, key.as_slice());
-            batch.insert(&self.queue, queue_key(&host, seq), req.encode_to_vec());
+            batch.insert(&self.queue, queue_key(&host, seq), &*encoded);
             batch.commit()?;
             self.next_seq += 1;
-            self.push_back(&host, seq, req)?;
+            self.push_back(&host, seq, encoded)?;
             self.schedule(&host, now);
         }
         Ok(due.len())

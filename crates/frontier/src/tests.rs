@@ -643,3 +643,73 @@ fn a_request_whose_feedback_never_comes_is_dispatched_again() {
         Some(0)
     );
 }
+
+#[test]
+fn windows_shrink_as_hosts_multiply_and_every_url_still_comes_back() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut f = open(dir.path(), fast());
+    // More hosts than window_entries / WINDOW: each keeps fewer in memory,
+    // and reads the rest back from disk.
+    f.window_entries = 64;
+    let hosts = 64 / WINDOW * 2;
+    let per_host = WINDOW + 3;
+    for i in 0..per_host {
+        for h in 0..hosts {
+            f.offer(&disc(&format!("http://h{h}.test/{i}"), 0))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    assert_eq!(f.window(), WINDOW / 2);
+    let in_memory: usize = f.hosts.values().map(|h| h.pending.len()).sum();
+    assert!(
+        in_memory <= 64,
+        "{in_memory} requests in memory for {hosts} hosts"
+    );
+    // Every URL is dispatched once, each host's in order.
+    let mut next = std::collections::HashMap::new();
+    let mut n = 0;
+    while let Some(r) = f.next_ready(Instant::now()) {
+        let i = next.entry(r.host.clone()).or_insert(0);
+        assert_eq!(r.url, format!("http://{}/{i}", r.host));
+        *i += 1;
+        n += 1;
+        f.complete_now(&done(&r, vec![]))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(n, hosts * per_host);
+    assert_eq!((f.pending(), f.in_flight()), (0, 0));
+}
+
+#[test]
+fn an_undecodable_queue_entry_is_dropped_and_its_host_goes_on() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let mut f = open(dir.path(), fast());
+        for i in 0..3 {
+            f.offer(&disc(&format!("http://bad.test/{i}"), 0))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // The middle entry rots on disk (a torn write, a bad upgrade).
+        let (k, _) = f
+            .queue
+            .iter()
+            .nth(1)
+            .map(|kv| kv.into_inner().unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|| panic!("three entries"));
+        f.queue
+            .insert(&*k, [0xff_u8; 7].as_slice())
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.flush().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut f = open(dir.path(), fast());
+    assert_eq!(f.pending(), 3);
+    let mut got = Vec::new();
+    while let Some(r) = f.next_ready(Instant::now()) {
+        f.complete_now(&done(&r, vec![]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        got.push(r.url);
+    }
+    assert_eq!(got, ["http://bad.test/0", "http://bad.test/2"]);
+    assert_eq!((f.pending(), f.in_flight()), (0, 0));
+    assert_eq!(f.queue.iter().count(), 0, "the bad entry left the queue");
+}
