@@ -125,12 +125,21 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// FNV-1a, 64-bit: a tiny hash that is stable across builds and platforms
-/// (content hashes and ETags must survive upgrades).
+/// FNV-1a, 64-bit: a tiny hash that is stable across builds and platforms,
+/// for short keys whose hash is persisted (Scylla's partition buckets).
+/// It reads a byte at a time; hash page bodies with [`body_hash`].
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// XXH3, 64-bit, of a page body: a specified algorithm, so stable across
+/// builds and platforms (content hashes are stored and compared on every
+/// recrawl). It reads the bytes in wide stripes, where FNV-1a reads one at
+/// a time: FNV-1a over 20 KB pages was 3% of the crawl's CPU.
+pub fn body_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 #[cfg(test)]
@@ -179,8 +188,11 @@ mod tests {
     }
 
     #[test]
-    fn fnv1a_matches_the_reference_vectors() {
+    fn hashes_match_the_reference_vectors() {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        // XXH3-64's published values (seed 0): stored hashes stay comparable.
+        assert_eq!(body_hash(b""), 0x2d06_8005_38d3_94c2);
+        assert_eq!(body_hash(b"a"), 0xe6c6_32b6_1e96_4e1f);
     }
 }

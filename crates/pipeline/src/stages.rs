@@ -172,12 +172,13 @@ fn strip_targets(links: Vec<Link>, policy: &UrlPolicy) -> Vec<Link> {
     out
 }
 
-/// FNV-1a over the body: stable across builds, so "changed" survives upgrades.
+/// XXH3-64 of the body ([`linkgraph_core::body_hash`]): stable across
+/// builds, so "changed" survives upgrades; 0 for an empty body.
 pub fn content_hash(body: &[u8]) -> u64 {
     if body.is_empty() {
         return 0;
     }
-    linkgraph_core::fnv1a64(body)
+    linkgraph_core::body_hash(body)
 }
 
 /// Whether an outcome says what the page links to now. A 200 page, a

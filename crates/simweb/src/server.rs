@@ -106,7 +106,7 @@ fn respond(web: &SimWeb, req: &Request<Incoming>) -> Response<Body> {
             } => {
                 // An ETag of the body: a conditional request for an unchanged
                 // page gets a 304.
-                let etag = format!("\"{:016x}\"", linkgraph_core::fnv1a64(&body));
+                let etag = format!("\"{:016x}\"", linkgraph_core::body_hash(&body));
                 let matches = req
                     .headers()
                     .get(header::IF_NONE_MATCH)
