@@ -94,6 +94,8 @@ fn run_wget2(
 fn run_linkgraph(dir: &Path, seed: &str, port: u16, log: &Path, name: &str, flags: &[&str]) -> Run {
     let from = lines(log);
     let data = dir.join(format!("data-{}", name.replace(' ', "-")));
+    let ticks = clock_ticks();
+    let cpu0 = children_cpu_secs(ticks);
     let t0 = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
         .args(["crawl", "--seeds", seed, "--data"])
@@ -110,6 +112,8 @@ fn run_linkgraph(dir: &Path, seed: &str, port: u16, log: &Path, name: &str, flag
         .output()
         .unwrap();
     let wall = t0.elapsed().as_secs_f64();
+    // The crawl was the only child waited for since `cpu0`.
+    let cpu = children_cpu_secs(ticks) - cpu0;
     let summary = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "linkgraph failed:\n{summary}");
     let (requests, secs, statuses) = measure(log, from);
@@ -126,7 +130,10 @@ fn run_linkgraph(dir: &Path, seed: &str, port: u16, log: &Path, name: &str, flag
         name: format!("linkgraph {name} ({})", flags.join(" ")),
         requests,
         secs,
-        note: format!("{wall:.1} s wall, {edges}, {rss}, statuses {statuses:?}"),
+        note: format!(
+            "{wall:.1} s wall, {:.2} CPU s per 1,000 pages, {edges}, {rss}, statuses {statuses:?}",
+            cpu * 1000.0 / requests.max(1) as f64
+        ),
     }
 }
 

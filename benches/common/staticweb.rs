@@ -243,3 +243,38 @@ pub fn measure(log: &Path, from: usize) -> (usize, f64, std::collections::BTreeM
 pub fn lines(log: &Path) -> usize {
     std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
 }
+
+/// Clock ticks per second of `/proc/PID/stat`'s CPU times.
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Two fields of a `/proc/.../stat` file (numbered as in proc(5)), summed
+/// and converted from clock ticks to seconds.
+pub fn stat_secs(path: &str, a: usize, b: usize, ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The fields after the parenthesized command name start at field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field(a) + field(b)) / ticks
+}
+
+/// CPU seconds (utime + stime) a live process has used.
+pub fn cpu_secs(pid: u32, ticks: f64) -> f64 {
+    stat_secs(&format!("/proc/{pid}/stat"), 14, 15, ticks)
+}
+
+/// CPU seconds used by this process's waited-for children (cutime + cstime).
+pub fn children_cpu_secs(ticks: f64) -> f64 {
+    stat_secs("/proc/self/stat", 16, 17, ticks)
+}
