@@ -184,14 +184,7 @@ fn run_distributed(
         .unwrap();
     let broker_pid = broker.id();
     let _broker = Procs(vec![("broker".into(), broker)]);
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", bport)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "tansu did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_port(bport, Duration::from_secs(30), "tansu");
     let bus = format!("kafka://127.0.0.1:{bport}");
     let s = |v: &str| v.to_owned();
     let ok = |args: Vec<String>| {
@@ -362,17 +355,15 @@ fn main() {
             1000.0 * total / r.requests.max(1) as f64
         );
     }
-    println!(
-        "distributed, 1 fetcher / embedded: {:.2} ({:.0} vs {:.0} pages/s)",
-        one.rate() / embedded.rate(),
+    print_ratio(
+        "distributed, 1 fetcher / embedded",
         one.rate(),
-        embedded.rate()
+        embedded.rate(),
     );
-    println!(
-        "distributed, 2 fetchers / 1 fetcher: {:.2} ({:.0} vs {:.0} pages/s)",
-        two.rate() / one.rate(),
+    print_ratio(
+        "distributed, 2 fetchers / 1 fetcher",
         two.rate(),
-        one.rate()
+        one.rate(),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

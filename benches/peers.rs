@@ -228,29 +228,22 @@ fn main() {
             r.note
         );
     }
-    println!(
-        "linkgraph broad / wget2: {:.2} ({:.0} vs {:.0} pages/s)",
-        broad.rate() / wget2.rate(),
-        broad.rate(),
-        wget2.rate()
-    );
+    print_ratio("linkgraph broad / wget2", broad.rate(), wget2.rate());
     let allowed = 5.0 * hosts as f64;
     println!(
         "linkgraph polite: {:.0} pages/s = {:.0}% of the {allowed:.0} pages/s that 5 requests/s per host allow (whole run, discovery of hosts included)",
         polite.rate(),
         100.0 * polite.rate() / allowed
     );
-    println!(
-        "linkgraph own site / wget2 16 threads: {:.2} ({:.0} vs {:.0} pages/s)",
-        own.rate() / wget2_site.rate(),
+    print_ratio(
+        "linkgraph own site / wget2 16 threads",
         own.rate(),
-        wget2_site.rate()
+        wget2_site.rate(),
     );
-    println!(
-        "linkgraph own site, --per-host-concurrency 16 / 1: {:.2} ({:.0} vs {:.0} pages/s)",
-        own.rate() / own_one.rate(),
+    print_ratio(
+        "linkgraph own site, --per-host-concurrency 16 / 1",
         own.rate(),
-        own_one.rate()
+        own_one.rate(),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -199,15 +199,23 @@ pub fn start_nginx(dir: &Path, port: u16) -> Child {
         .args(["-p", &dir.display().to_string()])
         .spawn()
         .expect("nginx is required (Debian nginx-light)");
+    wait_for_port(port, Duration::from_secs(10), "nginx");
+    child
+}
+
+/// Waits until something accepts connections on loopback `port`; panics
+/// naming `what` after `limit`.
+pub fn wait_for_port(port: u16, limit: Duration, what: &str) {
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "nginx did not start"
-        );
+        assert!(t0.elapsed() < limit, "{what} did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    child
+}
+
+/// Prints `a / b` as a benchmark ratio, with both rates in pages/s.
+pub fn print_ratio(label: &str, a: f64, b: f64) {
+    println!("{label}: {:.2} ({a:.0} vs {b:.0} pages/s)", a / b);
 }
 
 /// Stops nginx gracefully, so its worker process exits with it (a killed

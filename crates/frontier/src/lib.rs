@@ -478,7 +478,6 @@ impl Frontier {
                 self.pending += 1;
                 continue;
             }
-            let h = self.host_mut(&host)?;
             h.pending.push_back((seq, Box::from(&*v)));
             h.loaded_upto = seq;
             h.queued += 1;

@@ -87,6 +87,21 @@ macro_rules! on {
     }};
 }
 
+/// `settings` with `handler()` appended when `cond` holds: a handler whose
+/// selector cannot match on this page (see [`Present`]) is neither built nor
+/// installed.
+fn append_if<'h, 's>(
+    settings: Settings<'h, 's>,
+    cond: bool,
+    handler: impl FnOnce() -> (std::borrow::Cow<'s, Selector>, ElementContentHandlers<'h>),
+) -> Settings<'h, 's> {
+    if cond {
+        settings.append_element_content_handler(handler())
+    } else {
+        settings
+    }
+}
+
 /// Bounds on what one page may cost.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseLimits {
@@ -589,9 +604,10 @@ pub fn extract_links(
                 "html" | "head" | "body" | "a" | "area" => return Ok(()),
                 _ => SectionKind::Other,
             };
-            let comment = ["class", "id"]
-                .iter()
-                .any(|a| el.get_attribute(a).is_some_and(|v| is_comment_marker(&v)));
+            let comment = present.comment
+                && ["class", "id"]
+                    .iter()
+                    .any(|a| el.get_attribute(a).is_some_and(|v| is_comment_marker(&v)));
             if (kind == SectionKind::Other && !comment) || !el.can_have_content() {
                 return Ok(());
             }
@@ -635,27 +651,20 @@ pub fn extract_links(
                 section
             ))
         };
-        let settings = if present.template {
-            settings.append_element_content_handler(on!(
-                element,
-                element_handler,
-                "template",
-                move |el| {
-                    if !el.can_have_content() {
-                        return Ok(());
-                    }
-                    s_template.borrow_mut().templates += 1;
-                    let s = Rc::clone(&s_template);
-                    el.on_end_tag(end_tag!(move |_| {
-                        let mut st = s.borrow_mut();
-                        st.templates = st.templates.saturating_sub(1);
-                        Ok(())
-                    }))
+        let settings = append_if(settings, present.template, move || {
+            on!(element, element_handler, "template", move |el| {
+                if !el.can_have_content() {
+                    return Ok(());
                 }
-            ))
-        } else {
-            settings
-        };
+                s_template.borrow_mut().templates += 1;
+                let s = Rc::clone(&s_template);
+                el.on_end_tag(end_tag!(move |_| {
+                    let mut st = s.borrow_mut();
+                    st.templates = st.templates.saturating_sub(1);
+                    Ok(())
+                }))
+            })
+        });
         let settings = settings.append_element_content_handler(on!(
             element,
             element_handler,
@@ -698,32 +707,25 @@ pub fn extract_links(
                 }))
             }
         ));
-        let settings = if present.area {
-            settings.append_element_content_handler(on!(
-                element,
-                element_handler,
-                "area[href]",
-                move |el| {
-                    let mut st = s_area.borrow_mut();
-                    if st.templates > 0 {
-                        return Ok(());
-                    }
-                    let link = RawLink {
-                        href: attr(el, "href").unwrap_or_default(),
-                        rel: attr(el, "rel")
-                            .map(|r| parse_rel_attribute(&r))
-                            .unwrap_or_default(),
-                        alt: attr(el, "alt").unwrap_or_default(),
-                        placement: placement_of(&st.open),
-                        ..RawLink::default()
-                    };
-                    st.push(link);
-                    Ok(())
+        let settings = append_if(settings, present.area, move || {
+            on!(element, element_handler, "area[href]", move |el| {
+                let mut st = s_area.borrow_mut();
+                if st.templates > 0 {
+                    return Ok(());
                 }
-            ))
-        } else {
-            settings
-        };
+                let link = RawLink {
+                    href: attr(el, "href").unwrap_or_default(),
+                    rel: attr(el, "rel")
+                        .map(|r| parse_rel_attribute(&r))
+                        .unwrap_or_default(),
+                    alt: attr(el, "alt").unwrap_or_default(),
+                    placement: placement_of(&st.open),
+                    ..RawLink::default()
+                };
+                st.push(link);
+                Ok(())
+            })
+        });
         let settings = settings.append_element_content_handler(on!(
             text,
             text_handler,
@@ -753,8 +755,8 @@ pub fn extract_links(
                 Ok(())
             }
         ));
-        let settings = if present.img {
-            settings.append_element_content_handler(on!(
+        let settings = append_if(settings, present.img, move || {
+            on!(
                 element,
                 element_handler,
                 // Inside a link exactly when `current` is set (the link's
@@ -775,48 +777,32 @@ pub fn extract_links(
                     }
                     Ok(())
                 }
-            ))
-        } else {
-            settings
-        };
-        let settings = if present.base {
-            settings.append_element_content_handler(on!(
-                element,
-                element_handler,
-                "base[href]",
-                move |el| {
-                    let mut st = s_base.borrow_mut();
-                    if st.base_href.is_none() {
-                        st.base_href = attr(el, "href");
-                    }
-                    Ok(())
+            )
+        });
+        let settings = append_if(settings, present.base, move || {
+            on!(element, element_handler, "base[href]", move |el| {
+                let mut st = s_base.borrow_mut();
+                if st.base_href.is_none() {
+                    st.base_href = attr(el, "href");
                 }
-            ))
-        } else {
-            settings
-        };
-        let settings = if present.meta {
-            settings.append_element_content_handler(on!(
-                element,
-                element_handler,
-                "meta[name][content]",
-                move |el| {
-                    let mut st = s_meta.borrow_mut();
-                    let name = attr(el, "name").unwrap_or_default();
-                    let scoped = name.eq_ignore_ascii_case("robots")
-                        || name.eq_ignore_ascii_case(&st.product_token);
-                    if scoped {
-                        let content = attr(el, "content").unwrap_or_default();
-                        let token = st.product_token.clone();
-                        st.meta_nofollow |= robots_directives_nofollow(&content, &token);
-                        st.meta_noindex |= robots_directives_noindex(&content, &token);
-                    }
-                    Ok(())
+                Ok(())
+            })
+        });
+        let settings = append_if(settings, present.meta, move || {
+            on!(element, element_handler, "meta[name][content]", move |el| {
+                let mut st = s_meta.borrow_mut();
+                let name = attr(el, "name").unwrap_or_default();
+                let scoped = name.eq_ignore_ascii_case("robots")
+                    || name.eq_ignore_ascii_case(&st.product_token);
+                if scoped {
+                    let content = attr(el, "content").unwrap_or_default();
+                    let token = st.product_token.clone();
+                    st.meta_nofollow |= robots_directives_nofollow(&content, &token);
+                    st.meta_noindex |= robots_directives_noindex(&content, &token);
                 }
-            ))
-        } else {
-            settings
-        };
+                Ok(())
+            })
+        });
         let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
         let mut err = None;
         for chunk in bytes.chunks(16 * 1024) {
