@@ -82,6 +82,15 @@ const MEMTABLE_BYTES: u64 = 16 << 20;
 const CACHE_BYTES: u64 = 32 << 20;
 /// Write locks: pages of different source domains are diffed in parallel.
 const WRITE_SHARDS: usize = 64;
+/// L0 tables that trigger a compaction into L1, for the keyspaces that take
+/// a row per edge or per linked domain and are rarely read while writing
+/// (fjall's default is 4). Fewer, larger L0 -> L1 merges rewrite each byte
+/// fewer times.
+const WRITE_HEAVY_L0: u8 = 16;
+/// The same for the keyspaces a page write reads back (its page, its live
+/// outlinks, its refdomain counters): a point read checks every L0 table
+/// whose filter admits the key, so they keep fewer.
+const READ_BACK_L0: u8 = 8;
 
 /// The write shard of a source domain: every row a page write reads back
 /// (its page, its live outlinks, its domain's refdomain counters) is keyed
@@ -192,21 +201,27 @@ impl FjallStore {
                 path: path.to_path_buf(),
                 source,
             })?;
-        // Bounded memtables: fjall's default is 64 MiB per keyspace.
-        let ks = |name: &str| {
+        // Bounded memtables: fjall's default is 64 MiB per keyspace. fjall
+        // keeps a keyspace's options from its creation: an older directory
+        // keeps the L0 thresholds it was created with.
+        let tuned = |name: &str, l0: u8| {
             db.keyspace(name, || {
-                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+                let leveled = fjall::compaction::Leveled::default().with_l0_threshold(l0);
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(MEMTABLE_BYTES)
+                    .compaction_strategy(Arc::new(leveled))
             })
         };
+        let ks = |name: &str| tuned(name, READ_BACK_L0);
         let meta = ks("meta")?;
         let inner = Inner {
-            backlinks: ks("backlinks")?,
+            backlinks: tuned("backlinks", WRITE_HEAVY_L0)?,
             refdomains: ks("refdomains")?,
             pages: ks("pages")?,
             domains: ks("domains")?,
             page_links: ks("page_links")?,
-            events: ks("link_events")?,
-            source_links: ks("source_links")?,
+            events: tuned("link_events", WRITE_HEAVY_L0)?,
+            source_links: tuned("source_links", WRITE_HEAVY_L0)?,
             ranks: ks("domain_ranks")?,
             host_addrs: ks("host_addrs")?,
             meta: meta.clone(),
