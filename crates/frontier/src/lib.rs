@@ -248,6 +248,10 @@ const WINDOW: usize = 8;
 const WINDOW_ENTRIES: usize = 1 << 18;
 /// Hosts kept in memory before idle ones are dropped (their state is on disk).
 const MAX_HOSTS_IN_MEMORY: usize = 50_000;
+/// The most the engine's memtables may hold (7 keyspaces of 8 MiB, and
+/// sealed ones waiting for their flush) before the frontier rotates them
+/// itself ([`Frontier::bound_write_buffer`]).
+const WRITE_BUFFER_LIMIT: u64 = 128 << 20;
 const SEED_MARK: &str = "\u{1}seed";
 
 /// The frontier. See the module docs.
@@ -269,6 +273,8 @@ pub struct Frontier {
     evict_at: usize,
     /// Queued requests held in memory over all hosts ([`WINDOW_ENTRIES`]).
     window_entries: usize,
+    /// Memtable bytes past which the frontier rotates them ([`WRITE_BUFFER_LIMIT`]).
+    write_buffer_limit: u64,
     /// URLs known to be in `seen`, recently offered: most discovered links
     /// repeat (navigation, footers), and this answers them without a read.
     recent: RecentSeen,
@@ -445,6 +451,7 @@ impl Frontier {
             in_flight: 0,
             evict_at: MAX_HOSTS_IN_MEMORY,
             window_entries: WINDOW_ENTRIES,
+            write_buffer_limit: WRITE_BUFFER_LIMIT,
             recent: RecentSeen::default(),
             cfg,
         };
@@ -628,6 +635,7 @@ impl Frontier {
             admitted.to_be_bytes().as_slice(),
         );
         batch.commit()?;
+        self.bound_write_buffer()?;
         self.next_seq += 1;
         self.recent.insert(fp);
         self.push_back(&d.host, seq, encoded)?;
@@ -896,6 +904,7 @@ impl Frontier {
             self.schedule_next(req, fb, now_ms)?;
             self.queue.remove(queue_key(&req.host, seq))?;
         }
+        self.bound_write_buffer()?;
         self.schedule(&req.host, now);
         self.evict_idle_hosts();
         Ok(admissions)
@@ -1146,6 +1155,40 @@ impl Frontier {
     /// Requests dispatched and not completed.
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Bytes in the engine's memtables (active and sealed, all keyspaces).
+    pub fn write_buffer_bytes(&self) -> u64 {
+        self.db.write_buffer_size()
+    }
+
+    /// Keeps the engine's memtables under its limit ([`WRITE_BUFFER_LIMIT`]). fjall 3.1
+    /// asks a worker to rotate a full memtable with a `try_send` on a
+    /// bounded channel that its re-queued compaction requests keep full
+    /// during a long compaction: the request is dropped, and the memtable
+    /// grows without bound (the 10M-URL bench-frontier run reached 744 MiB
+    /// of memtables at 8M URLs). Past the limit, each keyspace without a
+    /// rotation already pending is rotated here (`rotate_memtable` is
+    /// public in fjall, though left out of its docs).
+    fn bound_write_buffer(&self) -> Result<(), FrontierError> {
+        if self.db.write_buffer_size() <= self.write_buffer_limit {
+            return Ok(());
+        }
+        let keyspaces = [
+            &self.seen,
+            &self.queue,
+            &self.budgets,
+            &self.linkers,
+            &self.schedule,
+            &self.due,
+            &self.robots,
+        ];
+        for ks in keyspaces {
+            if ks.sealed_memtable_count() == 0 && ks.rotate_memtable()? {
+                metrics::counter!("linkgraph_frontier_memtable_rotations_total").increment(1);
+            }
+        }
+        Ok(())
     }
 
     /// Makes the frontier state durable.

@@ -680,6 +680,32 @@ fn windows_shrink_as_hosts_multiply_and_every_url_still_comes_back() {
     assert_eq!((f.pending(), f.in_flight()), (0, 0));
 }
 
+/// Past its write-buffer limit the frontier rotates the memtables itself
+/// (fjall may drop its own rotation request): here, 4 MiB of admissions
+/// under a 1 MiB limit, well inside one 8 MiB memtable, end up in tables.
+#[test]
+fn memtables_past_the_write_buffer_limit_are_rotated() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut f = open(dir.path(), fast());
+    f.write_buffer_limit = 1 << 20;
+    let long = "x".repeat(200);
+    for i in 0..10_000 {
+        f.offer(&disc(&format!("http://h{}.test/{long}/{i}", i % 50), 0))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(f.seen.table_count() > 0, "the seen set was never flushed");
+    // The flushes run on fjall's workers: the buffer drains soon after.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while f.write_buffer_bytes() > 2 << 20 && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        f.write_buffer_bytes() <= 2 << 20,
+        "{} bytes in memtables",
+        f.write_buffer_bytes()
+    );
+}
+
 #[test]
 fn an_undecodable_queue_entry_is_dropped_and_its_host_goes_on() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

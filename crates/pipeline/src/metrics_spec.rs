@@ -8,7 +8,19 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 20] = [
+pub const COUNTERS: [(&str, &str); 23] = [
+    (
+        "linkgraph_store_memtable_rotations_total",
+        "Memtables the embedded store rotated itself because the engine's write buffer passed 256 MiB (fjall had dropped its own rotation request).",
+    ),
+    (
+        "linkgraph_frontier_memtable_rotations_total",
+        "Memtables the frontier rotated itself because the engine's write buffer passed 128 MiB (fjall had dropped its own rotation request).",
+    ),
+    (
+        "linkgraph_process_memory_releases_total",
+        "Periodic calls that returned free heap memory to the OS (glibc malloc_trim, every 10 s).",
+    ),
     (
         "linkgraph_bus_rejoins_total",
         "Times a consumer re-joined its group because a partition it does not own had a backlog nobody committed for a minute.",

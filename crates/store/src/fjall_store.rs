@@ -78,6 +78,10 @@ pub const FORMAT: u32 = 3;
 /// Memtable size per keyspace: bounds write-buffer RAM at 6 x 16 MiB
 /// (fjall's default is 64 MiB per keyspace).
 const MEMTABLE_BYTES: u64 = 16 << 20;
+/// The most the engine's memtables may hold (10 keyspaces of 16 MiB, and
+/// sealed ones waiting for their flush) before a write rotates them itself
+/// ([`FjallStore::bound_write_buffer`]).
+const WRITE_BUFFER_LIMIT: u64 = 256 << 20;
 /// Block cache for reads.
 const CACHE_BYTES: u64 = 32 << 20;
 /// Write locks: pages of different source domains are diffed in parallel.
@@ -417,7 +421,43 @@ impl FjallStore {
         let _guard = self.inner.writers[shard_of(source_domain)]
             .lock()
             .map_err(|e| StoreError::Task(e.to_string()))?;
-        self.apply(page, source_domain)
+        let stats = self.apply(page, source_domain)?;
+        self.bound_write_buffer()?;
+        Ok(stats)
+    }
+
+    /// Keeps the engine's memtables under [`WRITE_BUFFER_LIMIT`]. fjall 3.1
+    /// asks a worker to rotate a full memtable with a `try_send` on a
+    /// bounded channel that its re-queued compaction requests keep full
+    /// during a long compaction: the request is dropped, and the memtable
+    /// grows without bound (seen in bench-frontier: 744 MiB of memtables).
+    /// Past the limit, each keyspace without a rotation already pending is
+    /// rotated here (`rotate_memtable` is public in fjall, though left out
+    /// of its docs); a concurrent writer's rotation of the same memtable is
+    /// a no-op.
+    fn bound_write_buffer(&self) -> Result<(), StoreError> {
+        let i = &self.inner;
+        if i.db.write_buffer_size() <= WRITE_BUFFER_LIMIT {
+            return Ok(());
+        }
+        let keyspaces = [
+            &i.backlinks,
+            &i.refdomains,
+            &i.pages,
+            &i.domains,
+            &i.page_links,
+            &i.events,
+            &i.source_links,
+            &i.ranks,
+            &i.host_addrs,
+            &i.meta,
+        ];
+        for ks in keyspaces {
+            if ks.sealed_memtable_count() == 0 && ks.rotate_memtable()? {
+                metrics::counter!("linkgraph_store_memtable_rotations_total").increment(1);
+            }
+        }
+        Ok(())
     }
 
     /// What the store holds of the page before this observation: two point
