@@ -157,6 +157,11 @@ fn init_tracing() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // A crawl or a service runs for hours: its engines' background threads
+    // free memory that glibc would otherwise keep resident.
+    tokio::spawn(linkgraph_pipeline::memory::release_free_memory_every(
+        linkgraph_pipeline::memory::RELEASE_EVERY,
+    ));
     let mut out = std::io::stdout();
     match cli.command {
         Command::Crawl(a) => run_crawl(*a).await,

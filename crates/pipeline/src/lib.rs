@@ -9,11 +9,13 @@
 //! * [`services`]: the frontier, fetcher and parser services over a bus;
 //! * [`admin`]: `/metrics`, `/healthz`, `/readyz` and the Prometheus recorder;
 //! * [`metrics_spec`]: every metric's name, type and help;
+//! * [`memory`]: handing free heap memory back to the OS;
 //! * [`config`]: the per-host rate and seed lists.
 
 pub mod admin;
 pub mod config;
 pub mod embedded;
+pub mod memory;
 pub mod metrics_spec;
 pub mod record;
 pub mod services;
