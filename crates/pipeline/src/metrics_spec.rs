@@ -15,7 +15,7 @@ pub const COUNTERS: [(&str, &str); 23] = [
     ),
     (
         "linkgraph_frontier_memtable_rotations_total",
-        "Memtables the frontier rotated itself because the engine's write buffer passed 128 MiB (fjall had dropped its own rotation request).",
+        "Memtables the frontier rotated itself because the engine's write buffer passed 64 MiB (fjall had dropped its own rotation request).",
     ),
     (
         "linkgraph_process_memory_releases_total",
