@@ -104,7 +104,11 @@ pub const COUNTERS: [(&str, &str); 23] = [
 ];
 
 /// Gauges: (name, help).
-pub const GAUGES: [(&str, &str); 7] = [
+pub const GAUGES: [(&str, &str); 8] = [
+    (
+        "linkgraph_frontier_memtable_bytes",
+        "Bytes in the frontier engine's memtables (active and sealed); bounded at 64 MiB by the frontier's own rotation.",
+    ),
     (
         "linkgraph_bus_owned_partitions",
         "1 when this consumer owns the partition (labels topic, partition), else 0; every member reports every partition of its topics.",

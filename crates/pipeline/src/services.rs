@@ -498,6 +498,8 @@ pub async fn run_frontier(
         metrics::gauge!("linkgraph_frontier_queued_urls").set(frontier.pending() as f64);
         metrics::gauge!("linkgraph_frontier_inflight_requests").set(frontier.in_flight() as f64);
         metrics::gauge!("linkgraph_frontier_ready_hosts").set(frontier.ready_hosts() as f64);
+        metrics::gauge!("linkgraph_frontier_memtable_bytes")
+            .set(frontier.write_buffer_bytes() as f64);
         if frontier.pending() == 0 && frontier.in_flight() == 0 {
             let since = *idle_since.get_or_insert_with(Instant::now);
             if f_opts

@@ -421,23 +421,26 @@ impl FjallStore {
     /// Applies a page under its source domain's write lock.
     fn write_page_sync(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
         let source_domain = registrable_domain(url_host(&page.url));
-        let _guard = self.inner.writers[shard_of(source_domain)]
-            .lock()
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        let stats = self.apply(page, source_domain)?;
+        let stats = {
+            let _guard = self.inner.writers[shard_of(source_domain)]
+                .lock()
+                .map_err(|e| StoreError::Task(e.to_string()))?;
+            self.apply(page, source_domain)?
+        };
+        // Outside the shard's lock: a rotation may wait for fjall's workers.
         self.bound_write_buffer()?;
         Ok(stats)
     }
 
-    /// Keeps the engine's memtables under their limit ([`WRITE_BUFFER_LIMIT`]). fjall 3.1
-    /// asks a worker to rotate a full memtable with a `try_send` on a
-    /// bounded channel that its re-queued compaction requests keep full
-    /// during a long compaction: the request is dropped, and the memtable
-    /// grows without bound (seen in bench-frontier: 744 MiB of memtables).
-    /// Past the limit, each keyspace without a rotation already pending is
-    /// rotated here (`rotate_memtable` is public in fjall, though left out
-    /// of its docs); a concurrent writer's rotation of the same memtable is
-    /// a no-op.
+    /// Keeps the engine's memtables under their limit
+    /// ([`WRITE_BUFFER_LIMIT`]). fjall 3.1 asks a worker to rotate a full
+    /// memtable with a `try_send` on a bounded channel that its re-queued
+    /// compaction requests keep full during a long compaction: the request
+    /// is dropped, and the memtable grows without bound (seen in
+    /// bench-frontier: 744 MiB of memtables). Past the limit, each keyspace
+    /// without a rotation already pending is rotated here (`rotate_memtable`
+    /// is public in fjall, though left out of its docs); a concurrent
+    /// writer's rotation of the same memtable is a no-op.
     fn bound_write_buffer(&self) -> Result<(), StoreError> {
         let i = &self.inner;
         if i.db.write_buffer_size() <= i.write_buffer_limit {
