@@ -57,16 +57,7 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn freed_arena_memory_is_returned() {
-        fn rss_kib() -> u64 {
-            std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-                })
-                .unwrap_or(0)
-        }
+        let rss_kib = || crate::embedded::status_bytes("VmRSS:").unwrap_or(0) / 1024;
         // A thread fills its own arena with small blocks, keeps one block
         // at the top (so the heap cannot shrink from its end) and frees the
         // rest, as a compaction thread does.
