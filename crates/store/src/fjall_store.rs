@@ -30,27 +30,10 @@
 //! domain (written when the edge first appears, never removed), so a
 //! domain's outlinks are one prefix scan plus a backlinks read per row.
 //!
-//! # Partitions
-//! A new store is [`PARTITIONS`] fjall instances: the data directory itself
-//! (partition 0, which also holds `meta` and `domain_ranks`) and
-//! `partitions/1` .. `partitions/3`. Every row a page write touches is
-//! keyed by the page or its source domain, so all of a source domain's
-//! rows live in the partition its [`domain_hash`] picks, and a page's rows
-//! still commit as one atomic batch. A query by target (backlinks,
-//! referring domains, events, scans) merges the partitions' ranges by key
-//! ([`Merged`]), so it answers and pages exactly as one table would; a query
-//! by source (a page's state, a domain's outlinks) reads one partition.
-//! fjall applies a batch to its memtables under its journal's lock, so one
-//! instance took one page write at a time: with four, page writes use both
-//! cores (bench-store: 1.3 cores busy before, 1.75 after).
-//!
-//! The data directory carries its layout version ([`FORMAT`]) and its
-//! partition count in `meta`. Opening an older directory migrates it
-//! (format 1 had no `source_links`; formats 1 and 2 kept one `outlinks` key
-//! per live edge and one event row per link; formats 1 to 3 are one
-//! partition, and keep it); a newer format than this build knows is
-//! refused, so a build that predates partitions never reads a partitioned
-//! directory as if partition 0 were all of it.
+//! The data directory carries its layout version ([`FORMAT`]) in `meta`.
+//! Opening an older directory migrates it (format 1 had no `source_links`;
+//! formats 1 and 2 kept one `outlinks` key per live edge and one event row
+//! per link); a newer format than this build knows is refused.
 //!
 //! # The write path
 //! A page costs two point reads (its `pages` and `page_links` rows, the
@@ -62,8 +45,7 @@
 //! kind, and one row each for the page, its outlinks and its refdomain
 //! counters. Writes of pages of different source domains run in parallel:
 //! everything a write reads back is keyed by the page or its source domain,
-//! so each of [`WRITE_SHARDS`] locks guards a share of the source domains,
-//! and writes to different partitions commit in parallel.
+//! so each of [`WRITE_SHARDS`] locks guards a share of the source domains.
 //! fjall flushes every batch's journal entry to the OS before the write is
 //! acknowledged, so a process killed with `kill -9` keeps it.
 
@@ -92,15 +74,15 @@ use crate::{
 
 const SEP: u8 = 0;
 /// The layout version this build writes (see the module doc).
-pub const FORMAT: u32 = 4;
-/// Memtable size per keyspace (fjall's default is 64 MiB).
-const MEMTABLE_BYTES: u64 = 8 << 20;
-/// The most the memtables of all partitions may hold (active ones, and
-/// sealed ones waiting for their flush), shared out equally: past its
-/// share, a write rotates its partition's memtables itself
+pub const FORMAT: u32 = 3;
+/// Memtable size per keyspace: bounds write-buffer RAM at 6 x 16 MiB
+/// (fjall's default is 64 MiB per keyspace).
+const MEMTABLE_BYTES: u64 = 16 << 20;
+/// The most the engine's memtables may hold (10 keyspaces of 16 MiB, and
+/// sealed ones waiting for their flush) before a write rotates them itself
 /// ([`FjallStore::bound_write_buffer`]).
 const WRITE_BUFFER_LIMIT: u64 = 256 << 20;
-/// Block cache for reads, shared out equally among the partitions.
+/// Block cache for reads.
 const CACHE_BYTES: u64 = 32 << 20;
 /// Write locks: pages of different source domains are diffed in parallel.
 const WRITE_SHARDS: usize = 64;
@@ -114,47 +96,17 @@ const WRITE_HEAVY_L0: u8 = 16;
 /// whose filter admits the key, so they keep fewer.
 const READ_BACK_L0: u8 = 8;
 
-/// Engine instances of a new store, each a fjall database with its own
-/// journal. fjall applies a batch to its memtables under its journal's
-/// lock, so one instance commits one batch at a time; pages of source
-/// domains in different partitions commit in parallel. A directory keeps
-/// the count it was created with (`meta` row `partitions`); one created
-/// before format 4 has one partition.
-const PARTITIONS: usize = 4;
-/// File descriptors fjall may cache, shared out among the partitions
-/// (fjall's default per instance).
-const CACHED_FILES: usize = 900;
-
-/// A stable hash of a registrable domain: it places the domain's rows in a
-/// partition on disk, so it must not change between builds (std's
-/// `DefaultHasher` may). XXH3 is a specified algorithm, and mixes every
-/// byte into the low bits (FNV-1a's low bits depend only on the bytes' low
-/// bits: `site0`, `site4` and `site8` would share a partition of four).
-fn domain_hash(domain: &str) -> u64 {
-    linkgraph_core::body_hash(domain.as_bytes())
-}
-
 /// The write shard of a source domain: every row a page write reads back
 /// (its page, its live outlinks, its domain's refdomain counters) is keyed
 /// by the page or by its source domain, so one lock per shard suffices.
 fn shard_of(source_domain: &str) -> usize {
-    (domain_hash(source_domain) % WRITE_SHARDS as u64) as usize
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    source_domain.hash(&mut h);
+    (h.finish() % WRITE_SHARDS as u64) as usize
 }
 
-/// Opens (creating) a keyspace with bounded memtables (fjall's default is
-/// 64 MiB) and `l0` tables before an L0 -> L1 compaction.
-fn keyspace(db: &Database, name: &str, l0: u8) -> Result<Keyspace, fjall::Error> {
-    db.keyspace(name, || {
-        let leveled = fjall::compaction::Leveled::default().with_l0_threshold(l0);
-        KeyspaceCreateOptions::default()
-            .max_memtable_size(MEMTABLE_BYTES)
-            .compaction_strategy(Arc::new(leveled))
-    })
-}
-
-/// One engine instance and its tables: every row a page write touches,
-/// for the pages of the source domains that hash to it.
-struct Part {
+struct Inner {
     db: Database,
     backlinks: Keyspace,
     refdomains: Keyspace,
@@ -163,71 +115,15 @@ struct Part {
     page_links: Keyspace,
     events: Keyspace,
     source_links: Keyspace,
-    host_addrs: Keyspace,
-}
-
-impl Part {
-    /// Opens (creating) the engine instance in `path` with its share of
-    /// the cache and file handles. fjall keeps a keyspace's options from
-    /// its creation: an older directory keeps the L0 thresholds it was
-    /// created with.
-    fn open(path: &Path) -> Result<Part, StoreError> {
-        let db = Database::builder(path)
-            .cache_size(CACHE_BYTES / PARTITIONS as u64)
-            .max_cached_files(Some(CACHED_FILES / PARTITIONS))
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let ks = |name: &str| keyspace(&db, name, READ_BACK_L0);
-        let heavy = |name: &str| keyspace(&db, name, WRITE_HEAVY_L0);
-        Ok(Part {
-            backlinks: heavy("backlinks")?,
-            refdomains: ks("refdomains")?,
-            pages: ks("pages")?,
-            domains: ks("domains")?,
-            page_links: ks("page_links")?,
-            events: heavy("link_events")?,
-            source_links: heavy("source_links")?,
-            host_addrs: ks("host_addrs")?,
-            db,
-        })
-    }
-
-    /// Whether the instance holds no crawled page and no edge.
-    fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self.pages.is_empty()? && self.backlinks.is_empty()?)
-    }
-}
-
-struct Inner {
-    /// Partition `p` holds the rows of the source domains whose
-    /// [`domain_hash`] is `p` modulo their count; partition 0 is the data
-    /// directory itself, the others are under `partitions/`.
-    parts: Vec<Part>,
     ranks: Keyspace,
+    host_addrs: Keyspace,
     meta: Keyspace,
     /// One write lock per shard of source domains ([`shard_of`]).
     writers: Vec<Mutex<()>>,
     /// Held for as long as the engine is open (dropped last).
     _lock: StoreLock,
-    /// Memtable bytes of one partition past which a write rotates them
-    /// ([`WRITE_BUFFER_LIMIT`]).
+    /// Memtable bytes past which a write rotates them ([`WRITE_BUFFER_LIMIT`]).
     write_buffer_limit: u64,
-}
-
-impl Inner {
-    /// The partition of a source domain's rows.
-    fn part(&self, source_domain: &str) -> &Part {
-        &self.parts[(domain_hash(source_domain) % self.parts.len() as u64) as usize]
-    }
-
-    /// Partition 0: the only one of a directory from before format 4, so
-    /// the one its migrations rewrite.
-    fn first(&self) -> &Part {
-        &self.parts[0]
-    }
 }
 
 /// The embedded link store.
@@ -291,12 +187,6 @@ impl FjallStore {
     /// another reader it waits up to [`crate::lock::READ_WAIT`] and says so
     /// on the log (stderr), behind a writer it fails at once, naming it.
     pub fn open(path: &Path, create: bool) -> Result<Self, StoreError> {
-        Self::open_with(path, create, PARTITIONS)
-    }
-
-    /// [`FjallStore::open`], creating a new directory with `partitions`
-    /// engine instances.
-    fn open_with(path: &Path, create: bool, partitions: usize) -> Result<Self, StoreError> {
         if !create && !path.exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
@@ -310,24 +200,56 @@ impl FjallStore {
                 lock::READ_WAIT.as_secs()
             );
         })?;
-        let first = Part::open(path)?;
-        let meta = keyspace(&first.db, "meta", READ_BACK_L0)?;
-        let ranks = keyspace(&first.db, "domain_ranks", READ_BACK_L0)?;
-        let be_u32 = |key: &'static str| -> Result<Option<u32>, StoreError> {
-            let Some(v) = meta.get(key)? else {
-                return Ok(None);
-            };
-            <[u8; 4]>::try_from(v.as_ref())
-                .map(|b| Some(u32::from_be_bytes(b)))
+        let db = Database::builder(path)
+            .cache_size(CACHE_BYTES)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // Bounded memtables: fjall's default is 64 MiB per keyspace. fjall
+        // keeps a keyspace's options from its creation: an older directory
+        // keeps the L0 thresholds it was created with.
+        let tuned = |name: &str, l0: u8| {
+            db.keyspace(name, || {
+                let leveled = fjall::compaction::Leveled::default().with_l0_threshold(l0);
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(MEMTABLE_BYTES)
+                    .compaction_strategy(Arc::new(leveled))
+            })
+        };
+        let ks = |name: &str| tuned(name, READ_BACK_L0);
+        let meta = ks("meta")?;
+        let inner = Inner {
+            backlinks: tuned("backlinks", WRITE_HEAVY_L0)?,
+            refdomains: ks("refdomains")?,
+            pages: ks("pages")?,
+            domains: ks("domains")?,
+            page_links: ks("page_links")?,
+            events: tuned("link_events", WRITE_HEAVY_L0)?,
+            source_links: tuned("source_links", WRITE_HEAVY_L0)?,
+            ranks: ks("domain_ranks")?,
+            host_addrs: ks("host_addrs")?,
+            meta: meta.clone(),
+            db,
+            writers: (0..WRITE_SHARDS).map(|_| Mutex::new(())).collect(),
+            _lock: lock,
+            write_buffer_limit: WRITE_BUFFER_LIMIT,
+        };
+        let store = FjallStore {
+            inner: Arc::new(inner),
+        };
+        let found = match meta.get(b"format")? {
+            Some(v) => <[u8; 4]>::try_from(v.as_ref())
+                .map(u32::from_be_bytes)
                 .map_err(|_| StoreError::Corrupt {
                     table: "meta",
-                    key: key.into(),
+                    key: "format".into(),
                     reason: format!("{} bytes, expected 4", v.len()),
-                })
+                })?,
+            // Format 1 had no meta row (and a new directory has none yet).
+            None => 1,
         };
-        let format = be_u32("format")?;
-        // Format 1 had no meta row (and a new directory has none yet).
-        let found = format.unwrap_or(1);
         if found > FORMAT {
             return Err(StoreError::Format {
                 path: path.to_path_buf(),
@@ -335,78 +257,15 @@ impl FjallStore {
                 supported: FORMAT,
             });
         }
-        let fresh = format.is_none() && first.is_empty()?;
-        let count = match be_u32("partitions")? {
-            Some(n) if n >= 1 => n as usize,
-            Some(n) => {
-                return Err(StoreError::Corrupt {
-                    table: "meta",
-                    key: "partitions".into(),
-                    reason: format!("{n} partitions"),
-                });
-            }
-            None if fresh => partitions,
-            // Written before format 4: everything is in the directory itself.
-            None => 1,
-        };
-        let mut parts = vec![first];
-        for p in 1..count {
-            let dir = path.join("partitions").join(p.to_string());
-            if !fresh && !dir.exists() {
-                return Err(StoreError::Corrupt {
-                    table: "meta",
-                    key: "partitions".into(),
-                    reason: format!("{count} partitions but {} is missing", dir.display()),
-                });
-            }
-            parts.push(Part::open(&dir)?);
-        }
-        let inner = Inner {
-            parts,
-            ranks,
-            meta: meta.clone(),
-            writers: (0..WRITE_SHARDS).map(|_| Mutex::new(())).collect(),
-            _lock: lock,
-            write_buffer_limit: WRITE_BUFFER_LIMIT / count as u64,
-        };
-        let store = FjallStore {
-            inner: Arc::new(inner),
-        };
         if found < FORMAT {
             if found < 2 {
                 store.migrate_to_2()?;
             }
-            if found < 3 {
-                store.migrate_to_3()?;
-            }
-            // Format 4 partitions a new directory; an older one keeps its
-            // single partition. The count is written before the format, so
-            // a directory with a format row always has it.
-            let count = u32::try_from(count).unwrap_or(u32::MAX);
-            meta.insert(b"partitions", count.to_be_bytes())?;
+            store.migrate_to_3()?;
             meta.insert(b"format", FORMAT.to_be_bytes())?;
-            store.persist()?;
+            store.inner.db.persist(PersistMode::SyncAll)?;
         }
         Ok(store)
-    }
-
-    /// The partition of the page at `url`.
-    fn source_part(&self, url: &str) -> &Part {
-        self.inner.part(registrable_domain(url_host(url)))
-    }
-
-    /// The rows `iter` reads from each partition, as one sequence in key
-    /// order (the partitions hold disjoint keys).
-    fn merged(&self, iter: impl Fn(&Part) -> fjall::Iter) -> Merged {
-        Merged::new(self.inner.parts.iter().map(iter).collect())
-    }
-
-    /// Persists every partition's journal to disk.
-    fn persist(&self) -> Result<(), StoreError> {
-        for part in &self.inner.parts {
-            part.db.persist(PersistMode::SyncAll)?;
-        }
-        Ok(())
     }
 
     /// Format 2 to 3: each page's live outlinks move from one `outlinks`
@@ -416,7 +275,7 @@ impl FjallStore {
     /// and kind ([`event_key`]).
     fn migrate_to_3(&self) -> Result<(), StoreError> {
         self.group_events()?;
-        let i = self.inner.first();
+        let i = &self.inner;
         if !i.db.keyspace_exists("outlinks") {
             return Ok(());
         }
@@ -479,7 +338,7 @@ impl FjallStore {
     /// Rows already in format 3 (no separator after the source) are kept,
     /// so an interrupted migration resumes.
     fn group_events(&self) -> Result<(), StoreError> {
-        let i = self.inner.first();
+        let i = &self.inner;
         let mut batch = i.db.batch();
         let (mut rows, mut events) = (0u64, 0u64);
         let mut current: Option<(Vec<u8>, StoredEvents)> = None;
@@ -534,7 +393,7 @@ impl FjallStore {
 
     /// Format 1 to 2: indexes every external edge by its source domain.
     fn migrate_to_2(&self) -> Result<(), StoreError> {
-        let i = self.inner.first();
+        let i = &self.inner;
         let mut batch = i.db.batch();
         let mut n = 0u64;
         for kv in i.backlinks.iter() {
@@ -569,7 +428,7 @@ impl FjallStore {
             self.apply(page, source_domain)?
         };
         // Outside the shard's lock: a rotation may wait for fjall's workers.
-        self.bound_write_buffer(self.inner.part(source_domain))?;
+        self.bound_write_buffer()?;
         Ok(stats)
     }
 
@@ -582,8 +441,9 @@ impl FjallStore {
     /// without a rotation already pending is rotated here (`rotate_memtable`
     /// is public in fjall, though left out of its docs); a concurrent
     /// writer's rotation of the same memtable is a no-op.
-    fn bound_write_buffer(&self, i: &Part) -> Result<(), StoreError> {
-        if i.db.write_buffer_size() <= self.inner.write_buffer_limit {
+    fn bound_write_buffer(&self) -> Result<(), StoreError> {
+        let i = &self.inner;
+        if i.db.write_buffer_size() <= i.write_buffer_limit {
             return Ok(());
         }
         let keyspaces = [
@@ -594,7 +454,9 @@ impl FjallStore {
             &i.page_links,
             &i.events,
             &i.source_links,
+            &i.ranks,
             &i.host_addrs,
+            &i.meta,
         ];
         for ks in keyspaces {
             if ks.sealed_memtable_count() == 0 && ks.rotate_memtable()? {
@@ -607,7 +469,8 @@ impl FjallStore {
     /// What the store holds of the page before this observation: two point
     /// reads, its `pages` row and (for a page fetched before) its
     /// `page_links` row.
-    fn read_prior(i: &Part, source: &str) -> Result<Before, StoreError> {
+    fn read_prior(&self, source: &str) -> Result<Before, StoreError> {
+        let i = &self.inner;
         let page_key = source.as_bytes();
         let prev = match i.pages.get(page_key)? {
             Some(v) => Some(decode::<StoredPage>("pages", page_key, &v)?),
@@ -653,7 +516,7 @@ impl FjallStore {
     /// is keyed by the page or its domain, so pages of other domains are
     /// written in parallel.
     fn apply(&self, page: &PageWrite, source_domain: &str) -> Result<WriteStats, StoreError> {
-        let i = self.inner.part(source_domain);
+        let i = &self.inner;
         let t = page.fetched_at_ms;
         let source = page.url.as_str();
         // fjall's batches flush the journal to the OS on commit: an
@@ -663,7 +526,7 @@ impl FjallStore {
             page: prev,
             prior,
             mut rows,
-        } = Self::read_prior(i, source)?;
+        } = self.read_prior(source)?;
         let page_key = source.as_bytes();
         let diff = diff::diff(page, &prior);
         if !matches!(diff, Diff::Stale { .. }) {
@@ -712,20 +575,14 @@ impl FjallStore {
                     if link.is_internal() {
                         continue;
                     }
-                    Self::update_refdomain(
-                        i,
-                        &mut batch,
-                        link.target_domain(),
-                        source_domain,
-                        |rd| {
-                            let earlier = t < rd.first_seen_ms;
-                            rd.first_seen_ms = rd.first_seen_ms.min(t);
-                            earlier
-                        },
-                    )?;
+                    self.update_refdomain(&mut batch, link.target_domain(), source_domain, |rd| {
+                        let earlier = t < rd.first_seen_ms;
+                        rd.first_seen_ms = rd.first_seen_ms.min(t);
+                        earlier
+                    })?;
                 }
                 if live_changed {
-                    Self::put_outlinks(i, &mut batch, source, &prior.outlinks, &rows);
+                    self.put_outlinks(&mut batch, source, &prior.outlinks, &rows);
                 }
                 batch.commit()?;
                 return Ok(WriteStats::default());
@@ -748,9 +605,9 @@ impl FjallStore {
                         batch.insert(&i.backlinks, key, row.encode_to_vec());
                     }
                 }
-                Self::put_outlinks(i, &mut batch, source, seen, &rows);
+                self.put_outlinks(&mut batch, source, seen, &rows);
                 for td in target_domains {
-                    Self::update_refdomain(i, &mut batch, td, source_domain, |rd| {
+                    self.update_refdomain(&mut batch, td, source_domain, |rd| {
                         let later = rd.links > 0 && rd.last_seen_ms < t;
                         if later {
                             rd.last_seen_ms = t;
@@ -896,7 +753,7 @@ impl FjallStore {
     /// Writes the page's live outlink set (`outlinks`, with the rows in
     /// `rows`) as its `page_links` row.
     fn put_outlinks(
-        i: &Part,
+        &self,
         batch: &mut fjall::OwnedWriteBatch,
         source: &str,
         outlinks: &[Outlink],
@@ -913,23 +770,27 @@ impl FjallStore {
                 })
                 .collect(),
         };
-        batch.insert(&i.page_links, source.as_bytes(), live.encode_to_vec());
+        batch.insert(
+            &self.inner.page_links,
+            source.as_bytes(),
+            live.encode_to_vec(),
+        );
     }
 
     /// Rewrites the refdomain row of (`target`, `source`) when it exists
     /// and `update` changed it.
     fn update_refdomain(
-        i: &Part,
+        &self,
         batch: &mut fjall::OwnedWriteBatch,
         target: &str,
         source: &str,
         update: impl FnOnce(&mut StoredRefdomain) -> bool,
     ) -> Result<(), StoreError> {
         let key = key2(target, source);
-        if let Some(v) = i.refdomains.get(&key)? {
+        if let Some(v) = self.inner.refdomains.get(&key)? {
             let mut rd = decode::<StoredRefdomain>("refdomains", &key, &v)?;
             if update(&mut rd) {
-                batch.insert(&i.refdomains, key, rd.encode_to_vec());
+                batch.insert(&self.inner.refdomains, key, rd.encode_to_vec());
             }
         }
         Ok(())
@@ -938,8 +799,8 @@ impl FjallStore {
     fn refdomains_sync(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError> {
         let prefix = key2(domain, "");
         let mut out = Vec::new();
-        for kv in self.merged(|p| p.refdomains.prefix(&prefix)) {
-            let (k, v) = kv?;
+        for kv in self.inner.refdomains.prefix(&prefix) {
+            let (k, v) = kv.into_inner()?;
             let parts = split_key("refdomains", &k)?;
             let rd = decode::<StoredRefdomain>("refdomains", &k, &v)?;
             let row = refdomain_of(parts.get(1).cloned().unwrap_or_default(), &rd);
@@ -963,8 +824,8 @@ impl FjallStore {
         let mut end = prefix.clone();
         end.extend_from_slice(&time_be(to_ms));
         let mut out = Vec::new();
-        for kv in self.merged(|p| p.events.range(start.as_slice()..end.as_slice())) {
-            let (k, v) = kv?;
+        for kv in self.inner.events.range(start..end) {
+            let (k, v) = kv.into_inner()?;
             out.extend(events_of(prefix.len(), &k, &v)?);
         }
         Ok(out)
@@ -985,8 +846,8 @@ impl FjallStore {
         };
         let limit = q.limit.max(1);
         let mut page = BacklinkPage::default();
-        for kv in self.merged(|p| p.backlinks.range(start.as_slice()..)) {
-            let (k, v) = kv?;
+        for kv in self.inner.backlinks.range(start..) {
+            let (k, v) = kv.into_inner()?;
             if !k.starts_with(&prefix) {
                 break;
             }
@@ -1016,7 +877,7 @@ impl FjallStore {
 
     fn page_states_sync(&self, urls: &[String]) -> Result<Vec<Option<PageState>>, StoreError> {
         urls.iter()
-            .map(|u| match self.source_part(u).pages.get(u.as_bytes())? {
+            .map(|u| match self.inner.pages.get(u.as_bytes())? {
                 Some(v) => Ok(Some(page_state_of(&decode::<StoredPage>(
                     "pages",
                     u.as_bytes(),
@@ -1035,17 +896,14 @@ impl FjallStore {
         };
         let limit = q.limit.max(1);
         let mut page = BacklinkPage::default();
-        // The domain's outlinks and their backlink rows are all in its
-        // partition.
-        let part = self.inner.part(&q.domain);
-        for kv in part.source_links.range(start..) {
+        for kv in self.inner.source_links.range(start..) {
             let k = kv.key()?;
             if !k.starts_with(&prefix) {
                 break;
             }
             let [_, source, target] = &split3("source_links", &k)?;
             let key = key3(registrable_domain(url_host(target)), target, source);
-            let Some(v) = part.backlinks.get(&key)? else {
+            let Some(v) = self.inner.backlinks.get(&key)? else {
                 continue;
             };
             let row = decode::<StoredBacklink>("backlinks", &key, &v)?;
@@ -1075,24 +933,25 @@ impl FjallStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<ScanPage, StoreError> {
-        let ks = |p: &Part| match table {
-            Table::Backlinks => p.backlinks.clone(),
-            Table::Refdomains => p.refdomains.clone(),
-            Table::Events => p.events.clone(),
-            Table::Pages => p.pages.clone(),
+        let i = &self.inner;
+        let ks = match table {
+            Table::Backlinks => &i.backlinks,
+            Table::Refdomains => &i.refdomains,
+            Table::Events => &i.events,
+            Table::Pages => &i.pages,
         };
         let start = after.map(unhex).transpose()?.map(|mut k| {
             k.push(SEP);
             k
         });
-        let iter = self.merged(|p| match &start {
-            Some(s) => ks(p).range(s.as_slice()..),
-            None => ks(p).range::<&[u8], _>(..),
-        });
+        let iter = match start {
+            Some(s) => ks.range(s..),
+            None => ks.range::<&[u8], _>(..),
+        };
         let mut out = ScanPage::default();
         let mut last = Vec::new();
         for kv in iter {
-            let (k, v) = kv?;
+            let (k, v) = kv.into_inner()?;
             if out.rows.len() == limit.max(1) {
                 out.next = Some(hex(&last));
                 break;
@@ -1151,51 +1010,6 @@ impl FjallStore {
             out.rows.push(row);
         }
         Ok(out)
-    }
-}
-
-/// A k-way merge of one table's ranges in every partition: the next row is
-/// the smallest key among the partitions' next rows.
-struct Merged {
-    iters: Vec<fjall::Iter>,
-    /// Each partition's next row; `None` once it is exhausted.
-    heads: Vec<Option<fjall::KvPair>>,
-    /// The partitions whose next row has yet to be read.
-    pull: Vec<bool>,
-}
-
-impl Merged {
-    fn new(iters: Vec<fjall::Iter>) -> Merged {
-        let n = iters.len();
-        Merged {
-            iters,
-            heads: vec![None; n],
-            pull: vec![true; n],
-        }
-    }
-}
-
-impl Iterator for Merged {
-    type Item = Result<fjall::KvPair, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        for (p, iter) in self.iters.iter_mut().enumerate() {
-            if std::mem::take(&mut self.pull[p]) {
-                self.heads[p] = match iter.next().map(fjall::Guard::into_inner) {
-                    Some(Ok(kv)) => Some(kv),
-                    Some(Err(e)) => return Some(Err(e.into())),
-                    None => None,
-                };
-            }
-        }
-        let (p, _) = self
-            .heads
-            .iter()
-            .enumerate()
-            .filter_map(|(p, h)| h.as_ref().map(|(k, _)| (p, k)))
-            .min_by(|a, b| a.1.cmp(b.1))?;
-        self.pull[p] = true;
-        self.heads[p].take().map(Ok)
     }
 }
 
@@ -1468,29 +1282,22 @@ impl LinkStore for FjallStore {
     async fn knows_domain(&self, domain: &str) -> Result<bool, StoreError> {
         let (this, d) = (self.clone(), domain.to_owned());
         blocking(move || {
-            let i = &this.inner;
-            if i.part(&d).domains.contains_key(d.as_bytes())? {
-                return Ok(true);
-            }
-            // A linked domain: its backlinks may be in any partition.
-            let prefix = key2(&d, "");
-            Ok(i.parts
-                .iter()
-                .any(|p| p.backlinks.prefix(&prefix).next().is_some()))
+            Ok(this.inner.domains.contains_key(d.as_bytes())?
+                || this.inner.backlinks.prefix(key2(&d, "")).next().is_some())
         })
         .await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
         let this = self.clone();
-        blocking(move || this.persist()).await
+        blocking(move || Ok(this.inner.db.persist(PersistMode::SyncAll)?)).await
     }
 
     async fn write_ranks(&self, ranks: Vec<DomainRank>) -> Result<(), StoreError> {
         let this = self.clone();
         blocking(move || {
             let i = &this.inner;
-            let mut batch = i.first().db.batch();
+            let mut batch = i.db.batch();
             for r in &ranks {
                 batch.insert(
                     &i.ranks,
@@ -1514,7 +1321,7 @@ impl LinkStore for FjallStore {
                 trusted: run.trusted,
             };
             this.inner.meta.insert(b"rank_run", row.encode_to_vec())?;
-            Ok(this.inner.first().db.persist(PersistMode::SyncAll)?)
+            Ok(this.inner.db.persist(PersistMode::SyncAll)?)
         })
         .await
     }
@@ -1589,7 +1396,7 @@ impl LinkStore for FjallStore {
         let (this, d) = (self.clone(), domain.to_owned());
         blocking(move || {
             let mut out = Vec::new();
-            for kv in this.inner.part(&d).host_addrs.prefix(key2(&d, "")) {
+            for kv in this.inner.host_addrs.prefix(key2(&d, "")) {
                 let (k, v) = kv.into_inner()?;
                 let row = decode::<StoredHostAddr>("host_addrs", &k, &v)?;
                 let Ok(ip) = row.ip.parse() else {
@@ -1672,15 +1479,14 @@ mod tests {
             s.write_page(page).await.unwrap_or_else(|e| panic!("{e}"));
         }
         assert!(
-            s.inner.part("a.com").backlinks.table_count() > 0,
+            s.inner.backlinks.table_count() > 0,
             "backlinks never flushed"
         );
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        let db = &s.inner.part("a.com").db;
-        while db.write_buffer_size() > 2 << 20 && Instant::now() < deadline {
+        while s.inner.db.write_buffer_size() > 2 << 20 && Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        assert!(db.write_buffer_size() <= 2 << 20);
+        assert!(s.inner.db.write_buffer_size() <= 2 << 20);
         let rd = s
             .refdomains("b.com", Status::Live)
             .await
@@ -1720,8 +1526,7 @@ mod tests {
         let ok = |r: Result<(), fjall::Error>| r.unwrap_or_else(|e| panic!("{e}"));
         let mut events = Vec::new();
         {
-            // Directories before format 4 have one partition.
-            let s = FjallStore::open_with(dir.path(), true, 1).unwrap_or_else(|e| panic!("{e}"));
+            let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
             let p = conformance::page("http://a.com/", 1000, &["http://b.com/x", "http://a.com/y"]);
             s.write_page(p).await.unwrap_or_else(|e| panic!("{e}"));
             for d in ["a.com", "b.com"] {
@@ -1732,9 +1537,10 @@ mod tests {
                 );
             }
             // Back to format 1.
-            ok(s.inner.meta.remove(b"format"));
-            ok(s.inner.meta.remove(b"partitions"));
-            let i = s.inner.first();
+            let i = &s.inner;
+            ok(i.db
+                .keyspace("meta", Default::default)
+                .and_then(|m| m.remove(b"format")));
             let keys: Vec<_> = i
                 .source_links
                 .iter()
@@ -1774,14 +1580,7 @@ mod tests {
             // The outlinks moved to page_links: a recrawl that drops a link
             // loses exactly that one, and the old keyspace is gone.
             let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
-            assert!(!s.inner.first().db.keyspace_exists("outlinks"));
-            assert_eq!(
-                s.inner.parts.len(),
-                1,
-                "an old directory keeps one partition"
-            );
-            let count = s.inner.meta.get(b"partitions").ok().flatten();
-            assert_eq!(count.as_deref(), Some(1u32.to_be_bytes().as_slice()));
+            assert!(!s.inner.db.keyspace_exists("outlinks"));
             for (d, before) in ["a.com", "b.com"].into_iter().zip(&events) {
                 let now = s
                     .events(d, 0, i64::MAX)
@@ -1812,7 +1611,8 @@ mod tests {
                 .map(|b| b.link.target_url.as_str())
                 .collect();
             assert_eq!(targets, ["http://b.com/x"]);
-            ok(s.inner.meta.insert(b"format", 99u32.to_be_bytes()));
+            let meta = s.inner.db.keyspace("meta", Default::default);
+            ok(meta.and_then(|m| m.insert(b"format", 99u32.to_be_bytes())));
             s.flush().await.unwrap_or_else(|e| panic!("{e}"));
         }
         match FjallStore::open(dir.path(), false) {
@@ -1821,89 +1621,6 @@ mod tests {
             }
             Err(e) => panic!("{e}"),
             Ok(_) => panic!("a newer format opened"),
-        }
-    }
-
-    /// The partition hash is pinned (the value is Python `xxhash`'s
-    /// `xxh3_64`): rows on disk depend on it. Domains
-    /// that differ in one digit spread over all four partitions.
-    #[test]
-    fn the_domain_hash_is_stable_and_spreads_near_domains() {
-        assert_eq!(domain_hash("example.com"), 0x8b66_107e_8045_bb73);
-        let mut seen = [0usize; 4];
-        for i in 0..40 {
-            seen[(domain_hash(&format!("site{i}.example.com")) % 4) as usize] += 1;
-        }
-        assert!(seen.iter().all(|n| (5..=15).contains(n)), "{seen:?}");
-    }
-
-    /// A new store spreads its source domains over [`PARTITIONS`] engine
-    /// instances, and a target's rows come back as one sequence in key
-    /// order, paged by cursor across the partitions; a reopened store
-    /// keeps its count.
-    #[tokio::test]
-    async fn partitions_read_back_as_one_sorted_table() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let sources: Vec<String> = (0..24).map(|i| format!("http://s{i}.com/")).collect();
-        {
-            let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(s.inner.parts.len(), PARTITIONS);
-            for src in &sources {
-                let p = conformance::page(src, 1000, &["http://t.com/a", "http://t.com/b"]);
-                s.write_page(p).await.unwrap_or_else(|e| panic!("{e}"));
-            }
-            let used = s
-                .inner
-                .parts
-                .iter()
-                .filter(|p| !p.backlinks.is_empty().unwrap_or(true))
-                .count();
-            assert!(used > 1, "24 source domains in {used} partition");
-            s.flush().await.unwrap_or_else(|e| panic!("{e}"));
-        }
-        let s = FjallStore::open(dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.inner.parts.len(), PARTITIONS);
-        let (mut got, mut after) = (Vec::new(), None);
-        loop {
-            let page = s
-                .backlinks(BacklinkQuery {
-                    target: Target::Domain("t.com".into()),
-                    include_internal: true,
-                    status: Status::All,
-                    limit: 5,
-                    after,
-                })
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            got.extend(
-                page.items
-                    .iter()
-                    .map(|b| (b.link.target_url.clone(), b.link.source_url.clone())),
-            );
-            match page.next {
-                Some(c) => after = Some(c),
-                None => break,
-            }
-        }
-        let mut want: Vec<(String, String)> = ["http://t.com/a", "http://t.com/b"]
-            .iter()
-            .flat_map(|t| sources.iter().map(|src| (t.to_string(), src.clone())))
-            .collect();
-        want.sort();
-        assert_eq!(got, want);
-        let rd = s
-            .refdomains("t.com", Status::Live)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(rd.len(), sources.len());
-        for src in &sources {
-            let states = s
-                .page_states(std::slice::from_ref(src))
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            assert!(states[0].is_some(), "{src}");
-            let domain = registrable_domain(url_host(src));
-            assert!(s.knows_domain(domain).await.unwrap_or(false), "{domain}");
         }
     }
 
