@@ -109,9 +109,10 @@ async fn baseline(client: &reqwest::Client, urls: &[String], concurrency: usize)
     let sem = Arc::new(Semaphore::new(concurrency));
     let mut set = JoinSet::new();
     let t0 = Instant::now();
-    for u in urls.iter().cloned() {
-        let (c, permit) = (
+    for u in urls {
+        let (c, u, permit) = (
             client.clone(),
+            u.clone(),
             Arc::clone(&sem).acquire_owned().await.unwrap(),
         );
         set.spawn(async move {
