@@ -18,8 +18,8 @@
 
 use std::time::Instant;
 
-use linkgraph_core::{Link, LinkKind, Placement, Rel};
-use linkgraph_store::{FjallStore, LinkSetUpdate, LinkStore, PageWrite};
+use linkgraph_core::{Link, LinkKind, Placement, Rel, registrable_domain, url_host};
+use linkgraph_store::{FjallStore, LinkSetUpdate, LinkStore, PageWrite, Status};
 
 const LINKS_PER_PAGE: u64 = 29;
 const PAGES_PER_HOST: u64 = 1_000;
@@ -65,6 +65,10 @@ fn page_url(host: u64, page: u64) -> String {
             page % 17
         )
     }
+}
+
+fn domain_of(url: &str) -> String {
+    registrable_domain(url_host(url)).to_owned()
 }
 
 /// The page's links; `epoch` > 0 replaces 5% of them.
@@ -192,6 +196,18 @@ async fn run() {
         "first crawl: {edges} edges in {secs:.1} s = {rate:.0} edges/s ({:.0} pages/s)",
         pages as f64 / secs
     );
+    // The shape, checked (untimed): links that leave their host reach
+    // another registrable domain and take its refdomain rows.
+    let linking = store
+        .refdomains(&domain_of(&page_url(0, 0)), Status::All)
+        .await
+        .unwrap()
+        .len();
+    assert!(
+        hosts < 2 || linking > 0,
+        "no referring domains: every link was internal"
+    );
+    println!("  host 0's domain has {linking} referring domains (of {hosts} hosts)");
 
     let t0 = Instant::now();
     let re = ingest(&store, hosts, pages, 10, 1, writers).await;
