@@ -141,7 +141,12 @@ fn key2(a: &str, b: &str) -> Vec<u8> {
 }
 
 fn key3(a: &str, b: &str, c: &str) -> Vec<u8> {
-    let mut k = key2(a, b);
+    // Sized once: growing key2's exact-size buffer reallocated every
+    // backlink key (visible in the crawl's profile).
+    let mut k = Vec::with_capacity(a.len() + b.len() + c.len() + 2);
+    k.extend_from_slice(a.as_bytes());
+    k.push(SEP);
+    k.extend_from_slice(b.as_bytes());
     k.push(SEP);
     k.extend_from_slice(c.as_bytes());
     k
