@@ -140,7 +140,6 @@ async fn baseline(client: &reqwest::Client, urls: &[String], concurrency: usize)
 /// process into a fresh data directory; returns its pages/s.
 async fn crawl(web: &Arc<SimWeb>, addr: std::net::SocketAddr, concurrency: usize) -> f64 {
     let seed = web.seed_url();
-    // The crawler, as a separate release process.
     let dir = tempfile::tempdir().unwrap();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))

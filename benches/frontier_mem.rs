@@ -14,17 +14,12 @@
 use std::time::Instant;
 
 use linkgraph_frontier::{Frontier, FrontierConfig};
+use linkgraph_pipeline::embedded::status_bytes;
 use linkgraph_pipeline::memory::{RELEASE_EVERY, release_free_memory};
 use linkgraph_proto::{DiscoveredUrl, FetchOutcome, FrontierFeedback};
 
 fn rss_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    status_bytes(field).unwrap_or(0)
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {

@@ -186,7 +186,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// A size field of `/proc/self/status` (e.g. `VmRSS:`), in bytes.
-pub(crate) fn status_bytes(field: &str) -> Option<u64> {
+pub fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

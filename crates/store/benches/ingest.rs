@@ -67,10 +67,6 @@ fn page_url(host: u64, page: u64) -> String {
     }
 }
 
-fn domain_of(url: &str) -> String {
-    registrable_domain(url_host(url)).to_owned()
-}
-
 /// The page's links; `epoch` > 0 replaces 5% of them.
 fn page(hosts: u64, host: u64, p: u64, epoch: u64, at: i64) -> PageWrite {
     let url = page_url(host, p);
@@ -199,7 +195,7 @@ async fn run() {
     // The shape, checked (untimed): links that leave their host reach
     // another registrable domain and take its refdomain rows.
     let linking = store
-        .refdomains(&domain_of(&page_url(0, 0)), Status::All)
+        .refdomains(registrable_domain(url_host(&page_url(0, 0))), Status::All)
         .await
         .unwrap()
         .len();
