@@ -19,6 +19,11 @@
 //!
 //! Every crawler is measured the same way: the requests it made, counted in
 //! nginx's access log, over the time from its first to its last request.
+//!
+//! A/B mode: with `LINKGRAPH_PEERS_AB=/path/to/older/linkgraph`, it runs
+//! only wget2 and the broad crawl, alternating that binary and this build
+//! `LINKGRAPH_PEERS_AB_RUNS` times each (default 3), and prints each pair's
+//! ratio and their median: a change's effect, measured in one run.
 //! Needs root (for `unshare -m`), `nginx` and `wget2` (Debian `nginx-light`
 //! and `wget2`; `make bench-peers` installs them).
 
@@ -92,12 +97,32 @@ fn run_wget2(
 }
 
 fn run_linkgraph(dir: &Path, seed: &str, port: u16, log: &Path, name: &str, flags: &[&str]) -> Run {
+    run_binary(
+        Path::new(env!("CARGO_BIN_EXE_linkgraph")),
+        dir,
+        seed,
+        port,
+        log,
+        name,
+        flags,
+    )
+}
+
+fn run_binary(
+    bin: &Path,
+    dir: &Path,
+    seed: &str,
+    port: u16,
+    log: &Path,
+    name: &str,
+    flags: &[&str],
+) -> Run {
     let from = lines(log);
     let data = dir.join(format!("data-{}", name.replace(' ', "-")));
     let ticks = clock_ticks();
     let cpu0 = children_cpu_secs(ticks);
     let t0 = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+    let out = Command::new(bin)
         .args(["crawl", "--seeds", seed, "--data"])
         .arg(&data)
         .args([
@@ -157,6 +182,12 @@ fn main() {
 
     let names: Vec<String> = (0..hosts).map(host).collect();
     let wget2 = run_wget2(&dir, &seed, &names, 64, true, &log);
+    if let Ok(older) = std::env::var("LINKGRAPH_PEERS_AB") {
+        ab(&dir, &seed, port, &log, Path::new(&older), &wget2);
+        stop_nginx(nginx);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let broad = run_linkgraph(
         &dir,
         &seed,
@@ -246,4 +277,31 @@ fn main() {
         own_one.rate(),
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A/B mode: the broad crawl by `older` and by this build, alternately.
+fn ab(dir: &Path, seed: &str, port: u16, log: &Path, older: &Path, wget2: &Run) {
+    const BROAD: [&str; 4] = ["--per-host-rps", "1000", "--concurrency", "256"];
+    let runs = env_usize("LINKGRAPH_PEERS_AB_RUNS", 3).max(1);
+    let mut ratios = Vec::with_capacity(runs);
+    println!("{}", wget2.name);
+    for i in 0..runs {
+        let a = run_binary(older, dir, seed, port, log, "older", &BROAD);
+        let b = run_linkgraph(dir, seed, port, log, "this build", &BROAD);
+        for r in [&a, &b] {
+            println!(
+                "  run {i}: {:<60} {:>6.0} pages/s  [{}]",
+                r.name,
+                r.rate(),
+                r.note
+            );
+        }
+        ratios.push(b.rate() / a.rate());
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "this build / older: median {:.3} over {runs} pairs ({ratios:.3?}); wget2 {:.0} pages/s",
+        ratios[runs / 2],
+        wget2.rate()
+    );
 }

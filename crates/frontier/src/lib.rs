@@ -280,6 +280,10 @@ pub struct Frontier {
     /// URLs known to be in `seen`, recently offered: most discovered links
     /// repeat (navigation, footers), and this answers them without a read.
     recent: RecentSeen,
+    /// (host or URL, linking domain) pairs recently recorded in `linkers`
+    /// or the seen set ([`pair_fingerprint`]): repeated cross-site links
+    /// (footers, blogrolls) cost no read.
+    recent_pairs: RecentSeen,
     cfg: FrontierConfig,
 }
 
@@ -324,6 +328,16 @@ impl RecentSeen {
         self.young.clear();
         self.old.clear();
     }
+}
+
+/// The fingerprint of a (host or URL with fingerprint `fp`, linking
+/// domain) pair in [`Frontier::recent_pairs`].
+fn pair_fingerprint(fp: u64, from: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fp.hash(&mut h);
+    from.hash(&mut h);
+    h.finish()
 }
 
 /// A URL's revisit state: 8-byte interval, 8-byte next fetch, 4-byte depth,
@@ -455,6 +469,7 @@ impl Frontier {
             window_entries: WINDOW_ENTRIES,
             write_buffer_limit: WRITE_BUFFER_LIMIT,
             recent: RecentSeen::default(),
+            recent_pairs: RecentSeen::default(),
             cfg,
         };
         f.reload()?;
@@ -563,6 +578,21 @@ impl Frontier {
 
     /// Offers a discovered URL (expected canonical, as the parser emits).
     pub fn offer(&mut self, d: &DiscoveredUrl) -> Result<Admission, FrontierError> {
+        let mut batch = self.db.batch();
+        let admission = self.admit(d, &mut batch)?;
+        batch.commit()?;
+        self.bound_write_buffer()?;
+        Ok(admission)
+    }
+
+    /// [`Frontier::offer`] into `batch`: what the admission writes is
+    /// durable once the caller commits it. The in-memory queue already
+    /// holds an admitted URL; a failed commit fails the frontier.
+    fn admit(
+        &mut self,
+        d: &DiscoveredUrl,
+        batch: &mut fjall::OwnedWriteBatch,
+    ) -> Result<Admission, FrontierError> {
         if d.url.is_empty() || d.host.is_empty() {
             return Ok(Admission::Invalid);
         }
@@ -577,9 +607,8 @@ impl Frontier {
         if self.recent.contains(fp) {
             // Admitted before, so it passed the checks below.
             if let Some(from) = from {
-                self.note_linker(&d.host, from)?;
-                let known = self.seen.get(d.url.as_bytes())?;
-                self.note_url_linker(&d.url, from, known)?;
+                self.note_linker(&d.host, from, batch)?;
+                self.note_url_linker(&d.url, fp, from, None, batch)?;
             }
             return Ok(Admission::Seen);
         }
@@ -592,12 +621,12 @@ impl Frontier {
             return Ok(Admission::Trap(reason));
         }
         if let Some(from) = from {
-            self.note_linker(&d.host, from)?;
+            self.note_linker(&d.host, from, batch)?;
         }
         if let Some(known) = self.seen.get(d.url.as_bytes())? {
             self.recent.insert(fp);
             if let Some(from) = from {
-                self.note_url_linker(&d.url, from, Some(known))?;
+                self.note_url_linker(&d.url, fp, from, Some(known), batch)?;
             }
             return Ok(Admission::Seen);
         }
@@ -627,8 +656,10 @@ impl Frontier {
             ..CrawlRequest::default()
         };
         let encoded: Box<[u8]> = req.encode_to_vec().into_boxed_slice();
-        let mut batch = self.db.batch();
         let linkers = from.map_or(Vec::new(), |d| domain_fingerprint(d).to_le_bytes().to_vec());
+        if let Some(from) = from {
+            self.recent_pairs.insert(pair_fingerprint(fp, from));
+        }
         batch.insert(&self.seen, d.url.as_bytes(), linkers);
         batch.insert(&self.queue, queue_key(&d.host, seq), &*encoded);
         batch.insert(
@@ -636,8 +667,6 @@ impl Frontier {
             d.host.as_bytes(),
             admitted.to_be_bytes().as_slice(),
         );
-        batch.commit()?;
-        self.bound_write_buffer()?;
         self.next_seq += 1;
         self.recent.insert(fp);
         self.push_back(&d.host, seq, encoded)?;
@@ -646,43 +675,67 @@ impl Frontier {
     }
 
     /// Remembers that a page of `from`, another registrable domain, links
-    /// to `host`.
-    fn note_linker(&mut self, host: &str, from: &str) -> Result<(), FrontierError> {
+    /// to `host`. Pairs noted recently are answered from memory: a site's
+    /// footer links to the same hosts from every page.
+    fn note_linker(
+        &mut self,
+        host: &str,
+        from: &str,
+        batch: &mut fjall::OwnedWriteBatch,
+    ) -> Result<(), FrontierError> {
         let Some(n) = self.host_mut(host)?.linkers else {
             return Ok(());
         };
         if n >= MAX_LINKERS {
             return Ok(());
         }
+        let pair = pair_fingerprint(RecentSeen::fingerprint(host), from);
+        if self.recent_pairs.contains(pair) {
+            return Ok(());
+        }
+        self.recent_pairs.insert(pair);
         let key = key_pair(host, from);
         if self.linkers.contains_key(&key)? {
             return Ok(());
         }
-        self.linkers.insert(key, b"".as_slice())?;
+        batch.insert(&self.linkers, key, b"".as_slice());
         self.host_mut(host)?.linkers = Some(n + 1);
         Ok(())
     }
 
-    /// Adds `from` to the linking domains of `url`, whose seen-set value is
-    /// `known` (`None`: not in the seen set, nothing to count), unless it is
-    /// there already or [`MAX_URL_LINKERS`] are.
+    /// Adds `from` to the linking domains of `url` (fingerprint `fp`),
+    /// whose seen-set value is `known` (read here when `None`; not in the
+    /// seen set: nothing to count), unless it is there already or
+    /// [`MAX_URL_LINKERS`] are. Pairs noted recently are answered from
+    /// memory.
     fn note_url_linker(
         &mut self,
         url: &str,
+        fp: u64,
         from: &str,
         known: Option<fjall::Slice>,
+        batch: &mut fjall::OwnedWriteBatch,
     ) -> Result<(), FrontierError> {
-        let Some(known) = known else {
+        let pair = pair_fingerprint(fp, from);
+        if self.recent_pairs.contains(pair) {
             return Ok(());
+        }
+        let known = match known {
+            Some(k) => k,
+            None => match self.seen.get(url.as_bytes())? {
+                Some(k) => k,
+                None => return Ok(()),
+            },
         };
-        let fp = domain_fingerprint(from).to_le_bytes();
-        if known.len() >= 4 * MAX_URL_LINKERS || known.chunks_exact(4).any(|c| c == fp) {
+        self.recent_pairs.insert(pair);
+        let dfp = domain_fingerprint(from).to_le_bytes();
+        if known.len() >= 4 * MAX_URL_LINKERS || known.chunks_exact(4).any(|c| c == dfp) {
             return Ok(());
         }
         let mut linkers = Vec::with_capacity(known.len() + 4);
         linkers.extend_from_slice(&known);
-        linkers.extend_from_slice(&fp);
-        self.seen.insert(url.as_bytes(), linkers)?;
+        linkers.extend_from_slice(&dfp);
+        batch.insert(&self.seen, url.as_bytes(), linkers);
         Ok(())
     }
 
@@ -862,30 +915,50 @@ impl Frontier {
 
     /// Records the outcome of a dispatched request at `now_ms` (wall clock):
     /// admits what it discovered, schedules its next fetch, then drops it from
-    /// the queue. Returns the admissions.
+    /// the queue, all in one atomic write. Returns the admissions.
     pub fn complete(
         &mut self,
         fb: &FrontierFeedback,
         now_ms: i64,
     ) -> Result<Vec<Admission>, FrontierError> {
+        let mut batch = self.db.batch();
         let mut admissions = Vec::with_capacity(fb.discovered.len());
         for d in &fb.discovered {
-            admissions.push(self.offer(d)?);
+            admissions.push(self.admit(d, &mut batch)?);
         }
+        let host = self.settle(fb, now_ms, &mut batch)?;
+        batch.commit()?;
+        self.bound_write_buffer()?;
+        if let Some(host) = host {
+            self.schedule(&host, Instant::now());
+            self.evict_idle_hosts();
+        }
+        Ok(admissions)
+    }
+
+    /// The in-flight part of [`Frontier::complete`]: frees the request's
+    /// slot, and either re-queues it or schedules its next fetch and drops
+    /// it from the queue. Returns its host, or `None` when nothing was in
+    /// flight for it.
+    fn settle(
+        &mut self,
+        fb: &FrontierFeedback,
+        now_ms: i64,
+        batch: &mut fjall::OwnedWriteBatch,
+    ) -> Result<Option<String>, FrontierError> {
         let Some(req) = &fb.request else {
-            return Ok(admissions);
+            return Ok(None);
         };
         // Feedback is delivered at least once: a duplicate, or one for a
         // request dispatched before a restart, answers nothing in flight.
         let Some(h) = self.hosts.get_mut(&req.host) else {
-            return Ok(admissions);
+            return Ok(None);
         };
         let Some(at) = h.in_flight.iter().position(|(_, url, _)| *url == req.url) else {
-            return Ok(admissions);
+            return Ok(None);
         };
         let (seq, _, _) = h.in_flight.swap_remove(at);
-        let now = Instant::now();
-        let retry = self.note_outcome(req, fb, now);
+        let retry = self.note_outcome(req, fb, Instant::now());
         self.in_flight -= 1;
         if retry {
             // Try again later: the queue entry stays, with one more attempt
@@ -896,20 +969,17 @@ impl Frontier {
                 ..req.clone()
             };
             let again: Box<[u8]> = again.encode_to_vec().into_boxed_slice();
-            self.queue.insert(queue_key(&req.host, seq), &*again)?;
+            batch.insert(&self.queue, queue_key(&req.host, seq), &*again);
             if let Some(h) = self.hosts.get_mut(&req.host) {
                 h.pending.push_front((seq, again));
                 h.queued += 1;
             }
             self.pending += 1;
         } else {
-            self.schedule_next(req, fb, now_ms)?;
-            self.queue.remove(queue_key(&req.host, seq))?;
+            self.schedule_next(req, fb, now_ms, batch)?;
+            batch.remove(&self.queue, queue_key(&req.host, seq));
         }
-        self.bound_write_buffer()?;
-        self.schedule(&req.host, now);
-        self.evict_idle_hosts();
-        Ok(admissions)
+        Ok(Some(req.host.clone()))
     }
 
     /// Applies what a fetch said about its host: Crawl-delay, Retry-After,
@@ -979,6 +1049,7 @@ impl Frontier {
     ) -> Result<Vec<DiscoveredUrl>, FrontierError> {
         // URLs leave the seen set.
         self.recent.clear();
+        self.recent_pairs.clear();
         let mut out = Vec::new();
         let mut batch = self.db.batch();
         for kv in self.queue.iter() {
@@ -1048,6 +1119,7 @@ impl Frontier {
         req: &CrawlRequest,
         fb: &FrontierFeedback,
         now_ms: i64,
+        batch: &mut fjall::OwnedWriteBatch,
     ) -> Result<(), FrontierError> {
         let p = self.cfg.recrawl;
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
@@ -1080,7 +1152,6 @@ impl Frontier {
             last_modified,
             sitemap: req.sitemap,
         };
-        let mut batch = self.db.batch();
         if let Some(old) = &prev {
             batch.remove(&self.due, due_key(old.next_ms, &req.url));
         }
@@ -1090,7 +1161,6 @@ impl Frontier {
             entry.encode().as_slice(),
         );
         batch.insert(&self.due, due_key(entry.next_ms, &req.url), b"".as_slice());
-        batch.commit()?;
         Ok(())
     }
 

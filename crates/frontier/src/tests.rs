@@ -452,6 +452,61 @@ fn traps_are_rejected_and_budgets_grow_with_linking_domains() {
 }
 
 #[test]
+fn a_page_counts_once_per_linking_domain_and_its_admissions_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = FrontierConfig {
+        host_budget_base: 2,
+        host_budget_per_linking_domain: 3,
+        ..fast()
+    };
+    let ok = |r: Result<Vec<Admission>, FrontierError>| r.unwrap_or_else(|e| panic!("{e}"));
+    let linked_from = |referrer: &str, urls: std::ops::Range<usize>| -> Vec<DiscoveredUrl> {
+        urls.map(|i| DiscoveredUrl {
+            referrer: referrer.into(),
+            ..disc(&format!("http://t.com/{i}"), 1)
+        })
+        .collect()
+    };
+    let admitted = |a: &[Admission]| a.iter().filter(|a| **a == Admission::Admitted).count();
+    {
+        let mut f = open(dir.path(), cfg.clone());
+        for seed in ["http://x.org/a", "http://www.x.org/b", "http://y.org/"] {
+            f.add_seed(seed).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut next = || {
+            f.next_ready(Instant::now())
+                .unwrap_or_else(|| panic!("queued"))
+        };
+        let (a, b, y) = (next(), next(), next());
+        // One page of x.org links to 7 URLs of t.com: one linking domain,
+        // so the budget is 2 + 3, however many of its links are written
+        // in the same batch.
+        let first = ok(f.complete_now(&done(&a, linked_from(&a.url, 0..7))));
+        assert_eq!(admitted(&first), 5);
+        // A page of another host of the same domain adds nothing; another
+        // domain does.
+        let second = ok(f.complete_now(&done(&b, linked_from(&b.url, 5..7))));
+        assert_eq!(admitted(&second), 0);
+        let third = ok(f.complete_now(&done(&y, linked_from(&y.url, 4..9))));
+        assert_eq!(admitted(&third), 3);
+        assert_eq!(f.linking_domains("http://t.com/4").unwrap_or(0), 2);
+        assert_eq!(f.linking_domains("http://t.com/0").unwrap_or(0), 1);
+    }
+    // Every admission, linker and completion was written (a crawl that
+    // stops is reopened, flushed or not: the journal has them).
+    let mut f = open(dir.path(), cfg);
+    assert_eq!(f.pending(), 8, "t.com/0..=7 queued, the seeds done");
+    assert_eq!(f.linking_domains("http://t.com/4").unwrap_or(0), 2);
+    let mut more = disc("http://t.com/9", 1);
+    more.referrer = "http://x.org/c".into();
+    assert_eq!(
+        f.offer(&more).unwrap_or_else(|e| panic!("{e}")),
+        Admission::OverBudget,
+        "x.org was counted once, and the count survived"
+    );
+}
+
+#[test]
 fn long_host_queues_wait_on_disk_and_come_back_in_order() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let n = 100;

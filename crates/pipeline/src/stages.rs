@@ -7,7 +7,7 @@
 //! store:   `ParsedPage -> PageWrite` ([`page_write`]), then
 //!          `ParsedPage -> FrontierFeedback` ([`feedback`]) once it is stored.
 
-use linkgraph_core::{Link, UrlPolicy};
+use linkgraph_core::{Link, UrlPolicy, url_host};
 use linkgraph_parser::{
     MAX_SITEMAP_URLS, PageMeta, ParseLimits, extract_links, extract_sitemap, redirect_link,
 };
@@ -160,7 +160,10 @@ fn strip_targets(links: Vec<Link>, policy: &UrlPolicy) -> Vec<Link> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(links.len());
     for mut l in links {
-        if let Ok(mut u) = Url::parse(&l.target_url)
+        // Only a query or a path parameter can be stripped: most targets
+        // have neither, and skip the parse.
+        if l.target_url.contains(['?', ';'])
+            && let Ok(mut u) = Url::parse(&l.target_url)
             && policy.strip(&mut u)
         {
             l.target_url = u.into();
@@ -236,7 +239,12 @@ pub fn feedback(page: &ParsedPage, stored: &WriteStats) -> FrontierFeedback {
         .links
         .iter()
         .filter_map(|l| {
-            let host = Url::parse(&l.target_url).ok()?.host_str()?.to_owned();
+            // Targets are canonical URLs: their host is a slice, no parse.
+            let host = url_host(&l.target_url);
+            if host.is_empty() {
+                return None;
+            }
+            let host = host.to_owned();
             let redirect = l.kind == proto::LinkKind::Redirect as i32;
             Some(DiscoveredUrl {
                 url: l.target_url.clone(),
@@ -326,6 +334,31 @@ mod tests {
             .map(|d| (d.url.as_str(), d.depth))
             .collect();
         assert_eq!(d, vec![("http://a.com/q", 3), ("http://b.com/", 3)]);
+    }
+
+    #[test]
+    fn discovered_hosts_are_the_hosts_a_url_parser_reads() {
+        // Real-web shapes: a port, IPv4 and IPv6 literals, punycode, path
+        // parameters, a query, a trailing dot.
+        let mut r = fetched("http://a.com/p", FetchOutcome::Ok);
+        r.body = "<a href='http://b.com:8080/x'>1</a><a href='http://127.0.0.1/'>2</a>\
+            <a href='http://[::1]:81/v'>3</a><a href='http://bücher.de/ä'>4</a>\
+            <a href='/c;v=1?q=2'>5</a><a href='http://d.com./'>6</a>\
+            <a href='HTTPS://E.COM'>7</a>"
+            .as_bytes()
+            .to_vec();
+        let page = parse(
+            r,
+            "linkgraph",
+            ParseLimits::default(),
+            &UrlPolicy::default(),
+        );
+        let fb = feedback(&page, &WriteStats::default());
+        assert_eq!(fb.discovered.len(), 7);
+        for d in &fb.discovered {
+            let parsed = Url::parse(&d.url).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(Some(d.host.as_str()), parsed.host_str(), "{}", d.url);
+        }
     }
 
     #[test]
