@@ -133,7 +133,7 @@ pub fn parse_unguarded(
                         page.error = format!("parsing stopped early: {why}");
                     }
                     page.links = strip_targets(x.links, policy)
-                        .iter()
+                        .into_iter()
                         .map(proto::Link::from)
                         .collect();
                 }
@@ -156,10 +156,8 @@ pub fn parse_unguarded(
 /// Strips tracking and session parameters from link targets; links that
 /// then point to the same URL collapse to the first (document order), and a
 /// link that now points to its own page is dropped.
-fn strip_targets(links: Vec<Link>, policy: &UrlPolicy) -> Vec<Link> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(links.len());
-    for mut l in links {
+fn strip_targets(mut links: Vec<Link>, policy: &UrlPolicy) -> Vec<Link> {
+    for l in &mut links {
         // Only a query or a path parameter can be stripped: most targets
         // have neither, and skip the parse.
         if l.target_url.contains(['?', ';'])
@@ -168,11 +166,19 @@ fn strip_targets(links: Vec<Link>, policy: &UrlPolicy) -> Vec<Link> {
         {
             l.target_url = u.into();
         }
-        if l.target_url != l.source_url && seen.insert(l.target_url.clone()) {
-            out.push(l);
-        }
     }
-    out
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(links.len());
+        links
+            .iter()
+            .map(|l| l.target_url != l.source_url && seen.insert(l.target_url.as_str()))
+            .collect()
+    };
+    links
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(l, keep)| keep.then_some(l))
+        .collect()
 }
 
 /// XXH3-64 of the body ([`linkgraph_core::body_hash`]): stable across

@@ -19,16 +19,25 @@ use linkgraph_core as core;
 
 impl From<&core::Link> for v1::Link {
     fn from(l: &core::Link) -> Self {
+        v1::Link::from(l.clone())
+    }
+}
+
+impl From<core::Link> for v1::Link {
+    fn from(l: core::Link) -> Self {
+        let rel = u32::from(l.rel.bits());
+        let placement = i32::from(l.placement.code());
+        let kind = match l.kind {
+            core::LinkKind::Link => v1::LinkKind::Link as i32,
+            core::LinkKind::Redirect => v1::LinkKind::Redirect as i32,
+        };
         v1::Link {
-            source_url: l.source_url.clone(),
-            target_url: l.target_url.clone(),
-            anchor: l.anchor.clone(),
-            rel: u32::from(l.rel.bits()),
-            placement: i32::from(l.placement.code()),
-            kind: match l.kind {
-                core::LinkKind::Link => v1::LinkKind::Link as i32,
-                core::LinkKind::Redirect => v1::LinkKind::Redirect as i32,
-            },
+            source_url: l.source_url,
+            target_url: l.target_url,
+            anchor: l.anchor,
+            rel,
+            placement,
+            kind,
         }
     }
 }
