@@ -219,10 +219,11 @@ struct HostState {
     next_allowed: Option<Instant>,
     admitted: u64,
     in_heap: bool,
-    /// How many other registrable domains were seen linking here (counted up
-    /// to [`MAX_LINKERS`]; the set itself is on disk); `None` for a seed host,
-    /// whose budget is the maximum.
-    linkers: Option<usize>,
+    /// Fingerprints ([`domain_fingerprint`]) of the other registrable
+    /// domains seen linking here, up to [`MAX_LINKERS`] (the domains
+    /// themselves are on disk), so that noting a linker reads nothing;
+    /// `None` for a seed host, whose budget is the maximum.
+    linkers: Option<Vec<u32>>,
     /// Consecutive temporary failures (5xx, 429, timeouts, resets).
     failures: u32,
     /// Parked after too many failures: off the schedule until `next_allowed`.
@@ -280,9 +281,9 @@ pub struct Frontier {
     /// URLs known to be in `seen`, recently offered: most discovered links
     /// repeat (navigation, footers), and this answers them without a read.
     recent: RecentSeen,
-    /// (host or URL, linking domain) pairs recently recorded in `linkers`
-    /// or the seen set ([`pair_fingerprint`]): repeated cross-site links
-    /// (footers, blogrolls) cost no read.
+    /// (URL, linking domain) pairs recently recorded in the seen set
+    /// ([`pair_fingerprint`]): repeated cross-site links (footers,
+    /// blogrolls) cost no read.
     recent_pairs: RecentSeen,
     cfg: FrontierConfig,
 }
@@ -330,8 +331,8 @@ impl RecentSeen {
     }
 }
 
-/// The fingerprint of a (host or URL with fingerprint `fp`, linking
-/// domain) pair in [`Frontier::recent_pairs`].
+/// The fingerprint of a (URL with fingerprint `fp`, linking domain) pair
+/// in [`Frontier::recent_pairs`].
 fn pair_fingerprint(fp: u64, from: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -522,14 +523,17 @@ impl Frontier {
                 .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
                 .map_or(0, u64::from_be_bytes);
             let prefix = key_pair(host, "");
-            let mut linkers = Some(0);
+            let mut linkers = Some(Vec::new());
             for kv in self.linkers.prefix(&prefix).take(MAX_LINKERS + 1) {
                 let k = kv.key()?;
-                if &k[prefix.len()..] == SEED_MARK.as_bytes() {
+                let from = &k[prefix.len()..];
+                if from == SEED_MARK.as_bytes() {
                     linkers = None;
                     break;
                 }
-                linkers = linkers.map(|n| n + 1);
+                if let Some(fps) = &mut linkers {
+                    fps.push(domain_fingerprint(&String::from_utf8_lossy(from)));
+                }
             }
             self.hosts.insert(
                 host.to_owned(),
@@ -637,7 +641,7 @@ impl Frontier {
             self.cfg.host_budget_per_linking_domain,
         );
         let h = self.host_mut(&d.host)?;
-        let budget = host_budget(cfg, h.linkers);
+        let budget = host_budget(cfg, h.linkers.as_ref().map(Vec::len));
         if h.admitted >= budget {
             metrics::counter!("linkgraph_frontier_rejected_urls_total", "reason" => "host_budget")
                 .increment(1);
@@ -675,31 +679,24 @@ impl Frontier {
     }
 
     /// Remembers that a page of `from`, another registrable domain, links
-    /// to `host`. Pairs noted recently are answered from memory: a site's
-    /// footer links to the same hosts from every page.
+    /// to `host`: a write, no read (the host's linkers are in memory; two
+    /// domains share a fingerprint with probability 2^-32, and then the
+    /// second does not count).
     fn note_linker(
         &mut self,
         host: &str,
         from: &str,
         batch: &mut fjall::OwnedWriteBatch,
     ) -> Result<(), FrontierError> {
-        let Some(n) = self.host_mut(host)?.linkers else {
+        let fp = domain_fingerprint(from);
+        let Some(fps) = &mut self.host_mut(host)?.linkers else {
             return Ok(());
         };
-        if n >= MAX_LINKERS {
+        if fps.len() >= MAX_LINKERS || fps.contains(&fp) {
             return Ok(());
         }
-        let pair = pair_fingerprint(RecentSeen::fingerprint(host), from);
-        if self.recent_pairs.contains(pair) {
-            return Ok(());
-        }
-        self.recent_pairs.insert(pair);
-        let key = key_pair(host, from);
-        if self.linkers.contains_key(&key)? {
-            return Ok(());
-        }
-        batch.insert(&self.linkers, key, b"".as_slice());
-        self.host_mut(host)?.linkers = Some(n + 1);
+        fps.push(fp);
+        batch.insert(&self.linkers, key_pair(host, from), b"".as_slice());
         Ok(())
     }
 

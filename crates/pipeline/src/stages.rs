@@ -241,47 +241,45 @@ pub fn page_write(page: &ParsedPage) -> PageWrite {
 /// discovered URL (redirect targets keep the depth and count a redirect hop).
 pub fn feedback(page: &ParsedPage, stored: &WriteStats) -> FrontierFeedback {
     let req = page.request.clone().unwrap_or_default();
-    let discovered = page
-        .links
-        .iter()
-        .filter_map(|l| {
-            // Targets are canonical URLs: their host is a slice, no parse.
-            let host = url_host(&l.target_url);
-            if host.is_empty() {
-                return None;
-            }
-            let host = host.to_owned();
-            let redirect = l.kind == proto::LinkKind::Redirect as i32;
-            Some(DiscoveredUrl {
-                url: l.target_url.clone(),
-                host,
-                depth: if redirect { req.depth } else { req.depth + 1 },
-                redirect_hops: if redirect { req.redirect_hops + 1 } else { 0 },
-                referrer: req.url.clone(),
-                sitemap: false,
-            })
+    // Sized once: growing it a URL at a time reallocated and copied it.
+    let mut discovered =
+        Vec::with_capacity(page.links.len() + page.sitemap_urls.len() + page.robots_sitemaps.len());
+    discovered.extend(page.links.iter().filter_map(|l| {
+        // Targets are canonical URLs: their host is a slice, no parse.
+        let host = url_host(&l.target_url);
+        if host.is_empty() {
+            return None;
+        }
+        let redirect = l.kind == proto::LinkKind::Redirect as i32;
+        Some(DiscoveredUrl {
+            url: l.target_url.clone(),
+            host: host.to_owned(),
+            depth: if redirect { req.depth } else { req.depth + 1 },
+            redirect_hops: if redirect { req.redirect_hops + 1 } else { 0 },
+            referrer: req.url.clone(),
+            sitemap: false,
         })
-        .chain(page.sitemap_urls.iter().filter_map(|u| {
-            Some(DiscoveredUrl {
-                url: u.clone(),
-                host: Url::parse(u).ok()?.host_str()?.to_owned(),
-                depth: req.depth + 1,
-                referrer: req.url.clone(),
-                sitemap: page.sitemap_index,
-                ..DiscoveredUrl::default()
-            })
-        }))
-        .chain(page.robots_sitemaps.iter().filter_map(|u| {
-            let url = linkgraph_core::canonicalize(u, None).ok()?;
-            Some(DiscoveredUrl {
-                host: url.host_str()?.to_owned(),
-                url: url.into(),
-                depth: req.depth,
-                sitemap: true,
-                ..DiscoveredUrl::default()
-            })
-        }))
-        .collect();
+    }));
+    discovered.extend(page.sitemap_urls.iter().filter_map(|u| {
+        Some(DiscoveredUrl {
+            url: u.clone(),
+            host: Url::parse(u).ok()?.host_str()?.to_owned(),
+            depth: req.depth + 1,
+            referrer: req.url.clone(),
+            sitemap: page.sitemap_index,
+            ..DiscoveredUrl::default()
+        })
+    }));
+    discovered.extend(page.robots_sitemaps.iter().filter_map(|u| {
+        let url = linkgraph_core::canonicalize(u, None).ok()?;
+        Some(DiscoveredUrl {
+            host: url.host_str()?.to_owned(),
+            url: url.into(),
+            depth: req.depth,
+            sitemap: true,
+            ..DiscoveredUrl::default()
+        })
+    }));
     FrontierFeedback {
         request: Some(req),
         outcome: page.outcome,
