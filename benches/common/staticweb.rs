@@ -47,9 +47,27 @@ pub fn page_path(p: usize) -> String {
     }
 }
 
-/// One page's HTML: every page links to the next one (so the whole site is
-/// reachable), the home page to the next host's home page.
-pub fn page_html(hosts: usize, pages: usize, port: u16, h: usize, p: usize) -> String {
+/// One page's links as (href, rel, placement): every page links to the
+/// next one (so the whole site is reachable), the home page to the next
+/// host's home page. Internal hrefs are paths, external ones absolute.
+pub fn page_links(
+    hosts: usize,
+    pages: usize,
+    port: u16,
+    h: usize,
+    p: usize,
+) -> Vec<(String, &'static str, &'static str)> {
+    links_and_state(hosts, pages, port, h, p).0
+}
+
+/// [`page_links`], and the page's random state after them (for its text).
+fn links_and_state(
+    hosts: usize,
+    pages: usize,
+    port: u16,
+    h: usize,
+    p: usize,
+) -> (Vec<(String, &'static str, &'static str)>, u64) {
     let mut r = mix((h as u64) << 32 | p as u64);
     let mut next = || {
         r = mix(r);
@@ -83,6 +101,16 @@ pub fn page_html(hosts: usize, pages: usize, port: u16, h: usize, p: usize) -> S
         };
         links.push((href, rel, place));
     }
+    (links, r)
+}
+
+/// One page's HTML, with the links of [`page_links`].
+pub fn page_html(hosts: usize, pages: usize, port: u16, h: usize, p: usize) -> String {
+    let (links, mut r) = links_and_state(hosts, pages, port, h, p);
+    let mut next = || {
+        r = mix(r);
+        r as usize
+    };
     let mut html = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>{} page {p}</title></head><body>",
         host(h)
