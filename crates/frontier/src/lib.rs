@@ -589,6 +589,20 @@ impl Frontier {
         Ok(admission)
     }
 
+    /// Offers discovered URLs in order (a page's links, say), written as one
+    /// atomic batch. A URL admitted by this batch counts only the linking
+    /// domain it was admitted with; its others count from the next write.
+    pub fn offer_all(&mut self, urls: &[DiscoveredUrl]) -> Result<Vec<Admission>, FrontierError> {
+        let mut batch = self.db.batch();
+        let mut admissions = Vec::with_capacity(urls.len());
+        for d in urls {
+            admissions.push(self.admit(d, &mut batch)?);
+        }
+        batch.commit()?;
+        self.bound_write_buffer()?;
+        Ok(admissions)
+    }
+
     /// [`Frontier::offer`] into `batch`: what the admission writes is
     /// durable once the caller commits it. The in-memory queue already
     /// holds an admitted URL; a failed commit fails the frontier.

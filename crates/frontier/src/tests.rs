@@ -507,6 +507,30 @@ fn a_page_counts_once_per_linking_domain_and_its_admissions_survive_reopening() 
 }
 
 #[test]
+fn a_batch_of_offers_admits_each_url_once_and_is_durable() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let urls = [
+        "http://a.com/1",
+        "http://a.com/1",
+        "http://b.com/",
+        "http://a.com/2",
+    ]
+    .map(|u| disc(u, 1));
+    {
+        let mut f = open(dir.path(), fast());
+        let got = f.offer_all(&urls).unwrap_or_else(|e| panic!("{e}"));
+        use Admission::*;
+        assert_eq!(got, vec![Admitted, Seen, Admitted, Admitted]);
+    }
+    let mut f = open(dir.path(), fast());
+    assert_eq!(f.pending(), 3);
+    assert_eq!(
+        f.offer_all(&urls[..1]).unwrap_or_else(|e| panic!("{e}")),
+        vec![Admission::Seen]
+    );
+}
+
+#[test]
 fn long_host_queues_wait_on_disk_and_come_back_in_order() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let n = 100;

@@ -688,9 +688,7 @@ async fn apply(
         },
         t if t == topics::DISCOVERED => match discovered(&m.payload) {
             Ok(urls) => {
-                for d in &urls {
-                    frontier.offer(d)?;
-                }
+                frontier.offer_all(&urls)?;
                 None
             }
             Err(e) => Some(e),
