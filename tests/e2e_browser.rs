@@ -66,8 +66,12 @@ async fn browser() -> Browser {
     let driver_bin = program(&["chromedriver"], "chromium-driver");
     let chromium = program(&["chromium", "chromium-browser"], "chromium");
     let port = free_port();
+    let downloads = tempfile::tempdir().unwrap();
     let driver = Command::new(driver_bin)
         .arg(format!("--port={port}"))
+        // Chromium's own temporary directories (its singleton socket) go
+        // with the session's directory: killed, it leaves them behind.
+        .env("TMPDIR", downloads.path())
         .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -80,7 +84,6 @@ async fn browser() -> Browser {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let downloads = tempfile::tempdir().unwrap();
     let profile = downloads.path().join("profile");
     let caps = json!({
         "goog:chromeOptions": {
