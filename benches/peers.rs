@@ -38,6 +38,9 @@ use std::time::Instant;
 mod staticweb;
 use staticweb::*;
 
+/// The broad crawl's flags, in the full run and in A/B mode alike.
+const BROAD: [&str; 4] = ["--per-host-rps", "1000", "--concurrency", "256"];
+
 struct Run {
     name: String,
     requests: usize,
@@ -188,14 +191,7 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
-    let broad = run_linkgraph(
-        &dir,
-        &seed,
-        port,
-        &log,
-        "broad",
-        &["--per-host-rps", "1000", "--concurrency", "256"],
-    );
+    let broad = run_linkgraph(&dir, &seed, port, &log, "broad", &BROAD);
     let polite = run_linkgraph(
         &dir,
         &seed,
@@ -281,7 +277,6 @@ fn main() {
 
 /// A/B mode: the broad crawl by `older` and by this build, alternately.
 fn ab(dir: &Path, seed: &str, port: u16, log: &Path, older: &Path, wget2: &Run) {
-    const BROAD: [&str; 4] = ["--per-host-rps", "1000", "--concurrency", "256"];
     let runs = env_usize("LINKGRAPH_PEERS_AB_RUNS", 3).max(1);
     let mut ratios = Vec::with_capacity(runs);
     println!("{}", wget2.name);

@@ -185,9 +185,9 @@ fn linking_domain<'a>(host: &str, referrer: &'a str) -> Option<&'a str> {
 
 /// A stable 32-bit fingerprint (FNV-1a) of a domain, as stored in the seen
 /// set: 20 domains share one with probability about 2^-24.
-fn domain_fingerprint(domain: &str) -> u32 {
-    let h = domain.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+fn domain_fingerprint(domain: &[u8]) -> u32 {
+    let h = domain.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     });
     (h ^ (h >> 32)) as u32
 }
@@ -532,7 +532,7 @@ impl Frontier {
                     break;
                 }
                 if let Some(fps) = &mut linkers {
-                    fps.push(domain_fingerprint(&String::from_utf8_lossy(from)));
+                    fps.push(domain_fingerprint(from));
                 }
             }
             self.hosts.insert(
@@ -582,11 +582,8 @@ impl Frontier {
 
     /// Offers a discovered URL (expected canonical, as the parser emits).
     pub fn offer(&mut self, d: &DiscoveredUrl) -> Result<Admission, FrontierError> {
-        let mut batch = self.db.batch();
-        let admission = self.admit(d, &mut batch)?;
-        batch.commit()?;
-        self.bound_write_buffer()?;
-        Ok(admission)
+        let admissions = self.offer_all(std::slice::from_ref(d))?;
+        Ok(admissions.first().copied().unwrap_or(Admission::Invalid))
     }
 
     /// Offers discovered URLs in order (a page's links, say), written as one
@@ -594,13 +591,19 @@ impl Frontier {
     /// domain it was admitted with; its others count from the next write.
     pub fn offer_all(&mut self, urls: &[DiscoveredUrl]) -> Result<Vec<Admission>, FrontierError> {
         let mut batch = self.db.batch();
-        let mut admissions = Vec::with_capacity(urls.len());
-        for d in urls {
-            admissions.push(self.admit(d, &mut batch)?);
-        }
+        let admissions = self.admit_all(urls, &mut batch)?;
         batch.commit()?;
         self.bound_write_buffer()?;
         Ok(admissions)
+    }
+
+    /// [`Frontier::admit`] of each of `urls`, in order, into `batch`.
+    fn admit_all(
+        &mut self,
+        urls: &[DiscoveredUrl],
+        batch: &mut fjall::OwnedWriteBatch,
+    ) -> Result<Vec<Admission>, FrontierError> {
+        urls.iter().map(|d| self.admit(d, batch)).collect()
     }
 
     /// [`Frontier::offer`] into `batch`: what the admission writes is
@@ -674,7 +677,9 @@ impl Frontier {
             ..CrawlRequest::default()
         };
         let encoded: Box<[u8]> = req.encode_to_vec().into_boxed_slice();
-        let linkers = from.map_or(Vec::new(), |d| domain_fingerprint(d).to_le_bytes().to_vec());
+        let linkers = from.map_or(Vec::new(), |d| {
+            domain_fingerprint(d.as_bytes()).to_le_bytes().to_vec()
+        });
         if let Some(from) = from {
             self.recent_pairs.insert(pair_fingerprint(fp, from));
         }
@@ -702,7 +707,7 @@ impl Frontier {
         from: &str,
         batch: &mut fjall::OwnedWriteBatch,
     ) -> Result<(), FrontierError> {
-        let fp = domain_fingerprint(from);
+        let fp = domain_fingerprint(from.as_bytes());
         let Some(fps) = &mut self.host_mut(host)?.linkers else {
             return Ok(());
         };
@@ -739,7 +744,7 @@ impl Frontier {
             },
         };
         self.recent_pairs.insert(pair);
-        let dfp = domain_fingerprint(from).to_le_bytes();
+        let dfp = domain_fingerprint(from.as_bytes()).to_le_bytes();
         if known.len() >= 4 * MAX_URL_LINKERS || known.chunks_exact(4).any(|c| c == dfp) {
             return Ok(());
         }
@@ -933,10 +938,7 @@ impl Frontier {
         now_ms: i64,
     ) -> Result<Vec<Admission>, FrontierError> {
         let mut batch = self.db.batch();
-        let mut admissions = Vec::with_capacity(fb.discovered.len());
-        for d in &fb.discovered {
-            admissions.push(self.admit(d, &mut batch)?);
-        }
+        let admissions = self.admit_all(&fb.discovered, &mut batch)?;
         let host = self.settle(fb, now_ms, &mut batch)?;
         batch.commit()?;
         self.bound_write_buffer()?;
