@@ -8,10 +8,14 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 23] = [
+pub const COUNTERS: [(&str, &str); 24] = [
     (
         "linkgraph_store_memtable_rotations_total",
         "Memtables the embedded store rotated itself because the engine's write buffer passed 256 MiB (fjall had dropped its own rotation request).",
+    ),
+    (
+        "linkgraph_store_backlink_ingests_total",
+        "Times the embedded store ingested its buffered backlinks rows into the engine as one sorted run (every 16 MiB of rows, and before a query or flush).",
     ),
     (
         "linkgraph_frontier_memtable_rotations_total",
