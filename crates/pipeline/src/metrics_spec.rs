@@ -14,8 +14,8 @@ pub const COUNTERS: [(&str, &str); 24] = [
         "Memtables the embedded store rotated itself because the engine's write buffer passed 256 MiB (fjall had dropped its own rotation request).",
     ),
     (
-        "linkgraph_store_backlink_ingests_total",
-        "Times the embedded store ingested its buffered backlinks rows into the engine as one sorted run (every 16 MiB of rows, and before a query or flush).",
+        "linkgraph_store_row_ingests_total",
+        "Times the embedded store ingested its buffered backlinks, link-event and outlink rows into the engine as sorted runs (every 16 MiB of rows, and before a query of them or a flush).",
     ),
     (
         "linkgraph_frontier_memtable_rotations_total",

@@ -289,7 +289,7 @@ impl FjallStore {
         }
         let i = &store.inner;
         i.backlog
-            .replay(&i.db, &i.backlinks, &i.page_links, &i.writers)?;
+            .replay(&i.db, store.buffered_tables(), &i.page_links, &i.writers)?;
         Ok(store)
     }
 
@@ -458,7 +458,9 @@ impl FjallStore {
         // and an ingestion takes every shard's lock in turn.
         self.bound_write_buffer()?;
         if let Some(wait) = i.backlog.due()
-            && let Err(e) = i.backlog.ingest(&i.db, &i.backlinks, &i.writers, wait)
+            && let Err(e) = i
+                .backlog
+                .ingest(&i.db, self.buffered_tables(), &i.writers, wait)
         {
             // The write is committed and logged; its rows stay buffered for
             // the next ingestion. Past twice the limit the store fails
@@ -471,12 +473,19 @@ impl FjallStore {
         Ok(stats)
     }
 
-    /// Ingests the buffered backlinks rows, so that the engine's
-    /// `backlinks` table holds every acknowledged write: queries call it
-    /// first.
-    fn sync_backlinks(&self) -> Result<(), StoreError> {
+    /// Ingests the buffered rows, so that the engine's `backlinks`,
+    /// `link_events` and `source_links` hold every acknowledged write:
+    /// queries of those call it first.
+    fn sync_buffered(&self) -> Result<(), StoreError> {
         let i = &self.inner;
-        i.backlog.ingest(&i.db, &i.backlinks, &i.writers, true)
+        i.backlog
+            .ingest(&i.db, self.buffered_tables(), &i.writers, true)
+    }
+
+    /// The keyspaces whose rows wait in memory ([`backlog`]).
+    fn buffered_tables(&self) -> backlog::Tables<'_> {
+        let i = &self.inner;
+        [&i.backlinks, &i.events, &i.source_links]
     }
 
     /// The backlinks row of `key`, written by a page of `shard`: from the
@@ -488,7 +497,7 @@ impl FjallStore {
         key: &[u8],
     ) -> Result<Option<StoredBacklink>, StoreError> {
         let i = &self.inner;
-        let found = match shard.get(key) {
+        let found = match shard.backlink(key) {
             Some(v) => Some(decode("backlinks", key, v)?),
             None => match i.backlog.get_frozen(slot, key)? {
                 Some(v) => Some(decode("backlinks", key, &v)?),
@@ -526,6 +535,7 @@ impl FjallStore {
             &i.ranks,
             &i.host_addrs,
             &i.meta,
+            i.backlog.keyspace(),
         ];
         for ks in keyspaces {
             if ks.sealed_memtable_count() == 0 && ks.rotate_memtable()? {
@@ -725,7 +735,7 @@ impl FjallStore {
             buffered.live(&key, &row);
             if u.appeared && !link.is_internal() {
                 let k = key3(source_domain, source, &link.target_url);
-                batch.insert(&i.source_links, k, b"".as_slice());
+                buffered.source_link(k);
             }
             live.links.push(StoredOutlink {
                 target: link.target_url.clone(),
@@ -806,7 +816,7 @@ impl FjallStore {
                     row.lost_at_ms = 0;
                     let kind = EventKind::LostRefdomain;
                     let gone = event_key(&r.target_domain, lost_at_ms, kind, source_domain);
-                    batch.remove(&i.events, gone);
+                    buffered.remove_event(gone);
                 }
                 RefdomainChange::None => {}
             }
@@ -814,7 +824,7 @@ impl FjallStore {
         }
         for (k, mut v) in events.0 {
             v.events.sort_by(|a, b| a.target.cmp(&b.target));
-            batch.insert(&i.events, k, v.encode_to_vec());
+            buffered.event(k, v.encode_to_vec());
         }
         self.commit(shard, batch, source, buffered)?;
         Ok(change.stats)
@@ -905,6 +915,7 @@ impl FjallStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<LinkEvent>, StoreError> {
+        self.sync_buffered()?;
         let prefix = key2(domain, "");
         let mut start = prefix.clone();
         start.extend_from_slice(&time_be(from_ms));
@@ -919,7 +930,7 @@ impl FjallStore {
     }
 
     fn backlinks_sync(&self, q: &BacklinkQuery) -> Result<BacklinkPage, StoreError> {
-        self.sync_backlinks()?;
+        self.sync_buffered()?;
         let (domain, prefix) = match &q.target {
             Target::Domain(d) => (d.as_str(), key2(d, "")),
             Target::Url(u) => {
@@ -977,7 +988,7 @@ impl FjallStore {
     }
 
     fn outlinks_sync(&self, q: &OutlinkQuery) -> Result<BacklinkPage, StoreError> {
-        self.sync_backlinks()?;
+        self.sync_buffered()?;
         let prefix = key2(&q.domain, "");
         let start = match &q.after {
             Some(c) => after_cursor(&q.domain, c)?,
@@ -1023,8 +1034,8 @@ impl FjallStore {
         limit: usize,
     ) -> Result<ScanPage, StoreError> {
         let i = &self.inner;
-        if table == Table::Backlinks {
-            self.sync_backlinks()?;
+        if matches!(table, Table::Backlinks | Table::Events) {
+            self.sync_buffered()?;
         }
         let ks = match table {
             Table::Backlinks => &i.backlinks,
@@ -1377,7 +1388,7 @@ impl LinkStore for FjallStore {
             if this.inner.domains.contains_key(d.as_bytes())? {
                 return Ok(true);
             }
-            this.sync_backlinks()?;
+            this.sync_buffered()?;
             Ok(this.inner.backlinks.prefix(key2(&d, "")).next().is_some())
         })
         .await
@@ -1386,7 +1397,7 @@ impl LinkStore for FjallStore {
     async fn flush(&self) -> Result<(), StoreError> {
         let this = self.clone();
         blocking(move || {
-            this.sync_backlinks()?;
+            this.sync_buffered()?;
             Ok(this.inner.db.persist(PersistMode::SyncAll)?)
         })
         .await
@@ -1570,9 +1581,15 @@ mod tests {
         assert!(s.inner.backlinks.table_count() > 0, "nothing ingested");
     }
 
-    /// What a store answers about b.com's and a.com's links, live and lost.
-    async fn link_answers(s: &FjallStore) -> Vec<BacklinkPage> {
+    /// What a store answers about b.com's and a.com's links, live and
+    /// lost, and their events.
+    async fn link_answers(s: &FjallStore) -> (Vec<BacklinkPage>, Vec<Vec<LinkEvent>>) {
         let ok = |r: Result<BacklinkPage, StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+        let mut events = Vec::new();
+        for target in ["b.com", "a.com"] {
+            let e = s.events(target, 0, i64::MAX).await;
+            events.push(e.unwrap_or_else(|e| panic!("{e}")));
+        }
         let mut out = Vec::new();
         for target in ["b.com", "a.com"] {
             let q = BacklinkQuery {
@@ -1591,14 +1608,15 @@ mod tests {
             after: None,
         };
         out.push(ok(s.outlinks(q).await));
-        out
+        (out, events)
     }
 
     /// A process killed with backlinks rows still in memory loses none:
     /// the store it left answers, once reopened, exactly as one whose rows
     /// were ingested before it closed. The writes cover new, lost and
-    /// returning links, a stale observation, and rows of both kinds on
-    /// each side of an ingestion.
+    /// returning links, a stale observation, a retracted loss of a
+    /// referring domain, and rows of each kind on each side of an
+    /// ingestion.
     #[tokio::test]
     async fn buffered_backlinks_survive_a_killed_process() {
         let writes = [
@@ -1619,6 +1637,12 @@ mod tests {
             // Stale: moves the lost z's first_seen earlier.
             conformance::page("http://a.com/", 500, &["http://a.com/z"]),
             conformance::page("http://a.com/", 4000, &["http://b.com/w"]),
+            // d.com links b.com, drops it (b.com loses d.com at 3000), and
+            // a page of d.com fetched for the first time links it again:
+            // the loss is retracted (its event row removed).
+            conformance::page("http://d.com/1", 1000, &["http://b.com/x"]),
+            conformance::page("http://d.com/1", 3000, &[]),
+            conformance::page("http://d.com/2", 4000, &["http://b.com/x"]),
         ];
         let expected = {
             let (_dir, s) = store();
@@ -1627,12 +1651,20 @@ mod tests {
             }
             link_answers(&s).await
         };
-        let lost = expected[0]
+        let lost = expected.0[0]
             .items
             .iter()
             .filter(|b| b.lost_at_ms.is_some())
             .count();
-        assert!(lost >= 2, "the writes lose links: {:?}", expected[0]);
+        assert!(lost >= 2, "the writes lose links: {:?}", expected.0[0]);
+        let events = &expected.1[0];
+        assert!(events.iter().any(|e| e.kind == EventKind::LostLink));
+        assert!(
+            !events
+                .iter()
+                .any(|e| e.kind == EventKind::LostRefdomain && e.link.source_url == "d.com"),
+            "the loss of d.com is retracted: {events:?}"
+        );
         for ingested_before in 0..writes.len() {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
             {

@@ -1,16 +1,18 @@
-//! The embedded store's `backlinks` rows on their way into the engine.
+//! The embedded store's append-mostly rows on their way into the engine.
 //!
-//! A page write does not insert its backlinks rows (one per edge, most of
-//! what a page writes) into fjall's memtable: inserting into its skiplist
-//! one row at a time, under the journal lock every writer shares, was most
-//! of a write's cost. The rows wait in memory instead, in the write shard of
-//! their source page ([`Shard`]), and once [`INGEST_BYTES`] of them wait,
-//! they are sorted and ingested as one run of tables
-//! ([`Backlog::ingest`]), which bypasses the memtable.
+//! A page write does not insert its `backlinks` rows (one per edge), its
+//! `link_events` rows or its `source_links` keys into fjall's memtables:
+//! inserting into a skiplist one row at a time, under the journal lock
+//! every writer shares, was about half of a write's CPU. The rows wait in
+//! memory instead, in the write shard of their source page ([`Shard`]),
+//! and once [`INGEST_BYTES`] of them wait, each table's are sorted and
+//! ingested as one run of tables ([`Backlog::ingest`]), which bypasses the
+//! memtable. No write reads events or outlink keys back; backlinks rows
+//! are read back only for pages fetched before.
 //!
 //! They are durable before that: the write's atomic batch carries one
-//! `backlog` row ([`StoredBacklog`]) naming the page, whose live rows are
-//! its `page_links` row, and holding its other rows (lost links). When the
+//! `backlog` row ([`StoredBacklog`]) naming the page, whose live backlinks
+//! rows are its `page_links` row, and holding its other rows. When the
 //! store opens, the backlog left by a process that died is replayed in
 //! write order and ingested ([`Backlog::replay`]); a backlog row is removed
 //! once its rows are in the engine. Replaying twice, or after an ingestion
@@ -18,9 +20,9 @@
 //!
 //! Reads see a row in the first place that has it: its shard, then the
 //! rows being ingested ([`Backlog::get_frozen`]), then the engine. Every
-//! backlinks row goes this way, so the first place holds the newest value;
-//! rows leave the ingesting set only once the engine holds them. Queries
-//! ingest what waits first, so they see every acknowledged write.
+//! row of these tables goes this way, so the first place holds the newest
+//! value; rows leave the ingesting set only once the engine holds them.
+//! Queries ingest what waits first, so they see every acknowledged write.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,142 +31,210 @@ use std::sync::{Mutex, RwLock, TryLockError};
 use fjall::{Database, Keyspace};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use linkgraph_core::{registrable_domain, url_host};
-use linkgraph_proto::{StoredBacklink, StoredBacklog, StoredBacklogRow, StoredOutlinks};
+use linkgraph_proto::{
+    StoredBacklink, StoredBacklog, StoredBacklogRow, StoredLoggedRow, StoredOutlinks,
+};
 use prost::Message;
 
 use super::{WRITE_SHARDS, decode, key3, shard_of};
 use crate::StoreError;
 
-/// Bytes of buffered backlinks keys and values past which a write ingests
-/// them; a write waits for a running ingestion past twice this.
+/// Bytes of buffered keys and values past which a write ingests them; a
+/// write waits for a running ingestion past twice this. Shards and the
+/// rows being ingested hold at most about four times this.
 pub(super) const INGEST_BYTES: usize = 16 << 20;
 
-/// Where a row's key and value are in a [`Rows`] arena.
+/// The tables whose rows wait in memory, in [`Tables`] order.
+const BACKLINKS: usize = 0;
+const EVENTS: usize = 1;
+const SOURCE_LINKS: usize = 2;
+
+/// The engine's keyspaces of the buffered tables: backlinks, link_events,
+/// source_links.
+pub(super) type Tables<'a> = [&'a Keyspace; 3];
+
+/// Where a row's key and value are in a [`Rows`] arena; `value` is `None`
+/// for a removal.
 #[derive(Debug, Clone, Copy)]
 struct Span {
     at: usize,
     key: usize,
-    value: usize,
+    value: Option<usize>,
 }
 
-/// Backlinks rows in one byte arena, the newest value of each key indexed
-/// by the key's bytes: two growing buffers instead of two allocations a
-/// row (which, freed by the ingesting thread, fragmented glibc's
-/// per-thread arenas: twice the peak RSS).
+impl Span {
+    fn key(self, data: &[u8]) -> &[u8] {
+        &data[self.at..self.at + self.key]
+    }
+
+    fn value(self, data: &[u8]) -> Option<&[u8]> {
+        let from = self.at + self.key;
+        self.value.map(|n| &data[from..from + n])
+    }
+}
+
+/// One table's rows in one byte arena, the newest value of each key
+/// indexed by the key's bytes: two growing buffers instead of two
+/// allocations a row (which, freed by the ingesting thread, fragmented
+/// glibc's per-thread arenas: twice the peak RSS).
 #[derive(Default)]
-pub(super) struct Rows {
+struct Rows {
     data: Vec<u8>,
     index: HashTable<Span>,
     hasher: DefaultHashBuilder,
-    /// The `backlog` rows (sequence numbers) of the writes these came from.
-    entries: Vec<u64>,
 }
 
 impl Rows {
-    fn key(data: &[u8], s: Span) -> &[u8] {
-        &data[s.at..s.at + s.key]
-    }
-
-    fn value(data: &[u8], s: Span) -> &[u8] {
-        &data[s.at + s.key..s.at + s.key + s.value]
-    }
-
-    /// The row of `key`, if held here.
-    pub(super) fn get(&self, key: &[u8]) -> Option<&[u8]> {
+    /// The row of `key` if held here: `Some(None)` for a removal.
+    fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         let h = self.hasher.hash_one(key);
         let data = &self.data;
         self.index
-            .find(h, |s| Self::key(data, *s) == key)
-            .map(|s| Self::value(data, *s))
+            .find(h, |s| s.key(data) == key)
+            .map(|s| s.value(data))
     }
 
-    /// Puts `key` with `value`, replacing an older value.
-    fn put(&mut self, key: &[u8], value: &[u8]) {
+    /// Puts `key` with `value` (`None`: its removal), replacing an older one.
+    fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
         let span = Span {
             at: self.data.len(),
             key: key.len(),
-            value: value.len(),
+            value: value.map(<[u8]>::len),
         };
         self.data.extend_from_slice(key);
-        self.data.extend_from_slice(value);
+        self.data.extend_from_slice(value.unwrap_or_default());
         let h = self.hasher.hash_one(key);
         let (data, hasher) = (&self.data, &self.hasher);
-        match self.index.find_mut(h, |s| Self::key(data, *s) == key) {
+        match self.index.find_mut(h, |s| s.key(data) == key) {
             Some(s) => *s = span,
             None => {
                 self.index
-                    .insert_unique(h, span, |s| hasher.hash_one(Self::key(data, *s)));
+                    .insert_unique(h, span, |s| hasher.hash_one(s.key(data)));
             }
         }
     }
 
     /// Every row, in no order.
-    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         self.index
             .iter()
-            .map(|s| (Self::key(&self.data, *s), Self::value(&self.data, *s)))
+            .map(|s| (s.key(&self.data), s.value(&self.data)))
+    }
+}
+
+/// The rows one write shard's pages wrote since the last ingestion;
+/// guarded by the shard's write lock.
+#[derive(Default)]
+pub(super) struct Shard {
+    tables: [Rows; 3],
+    /// The `backlog` rows (sequence numbers) of the writes they came from.
+    entries: Vec<u64>,
+}
+
+impl Shard {
+    /// The buffered backlinks row of `key`, if this shard holds one.
+    pub(super) fn backlink(&self, key: &[u8]) -> Option<&[u8]> {
+        self.tables[BACKLINKS].get(key).flatten()
     }
 
-    /// Takes `newer`'s rows over this one's.
-    fn merge(&mut self, newer: Rows) {
-        for (k, v) in newer.iter() {
-            self.put(k, v);
-        }
-        self.entries.extend(newer.entries);
+    fn bytes(&self) -> usize {
+        self.tables.iter().map(|t| t.data.len()).sum()
     }
 
     fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Takes `newer`'s rows over this one's.
+    fn merge(&mut self, newer: Shard) {
+        for (mine, theirs) in self.tables.iter_mut().zip(&newer.tables) {
+            for (k, v) in theirs.iter() {
+                mine.put(k, v);
+            }
+        }
+        self.entries.extend(newer.entries);
+    }
 }
 
-/// The backlinks rows one write shard's pages wrote since the last
-/// ingestion; guarded by the shard's write lock.
-pub(super) type Shard = Rows;
-
-/// The backlinks rows of one page write, collected while it is diffed.
+/// The buffered rows of one page write, collected while it is diffed.
 #[derive(Default)]
 pub(super) struct PageRows {
-    /// Keys and encoded rows, appended.
+    /// Keys and values of every table, appended.
     data: Vec<u8>,
-    spans: Vec<Span>,
-    /// The rows that are not in the page's `page_links` row after the write.
-    others: Vec<StoredBacklogRow>,
+    spans: Vec<(usize, Span)>,
+    /// What the page's `page_links` row does not hold.
+    logged: StoredBacklog,
 }
 
 impl PageRows {
-    fn push(&mut self, key: &[u8], row: &StoredBacklink) {
+    /// Starts a row: appends its key, after which its value goes.
+    fn start(&mut self, key: &[u8]) -> usize {
         let at = self.data.len();
         self.data.extend_from_slice(key);
-        row.encode_raw(&mut self.data);
-        self.spans.push(Span {
-            at,
-            key: key.len(),
-            value: self.data.len() - at - key.len(),
-        });
+        at
     }
 
-    /// A live row: the write also puts it in the page's `page_links` row.
+    /// Ends the row of `table` started at `at` with a `key`-byte key: its
+    /// value is what was appended since, unless it is a removal.
+    fn end(&mut self, table: usize, at: usize, key: usize, removal: bool) {
+        let value = (!removal).then(|| self.data.len() - at - key);
+        self.spans.push((table, Span { at, key, value }));
+    }
+
+    /// A live backlinks row: the write also puts it in the page's
+    /// `page_links` row.
     pub(super) fn live(&mut self, key: &[u8], row: &StoredBacklink) {
-        self.push(key, row);
+        let at = self.start(key);
+        row.encode_raw(&mut self.data);
+        self.end(BACKLINKS, at, key.len(), false);
     }
 
-    /// A row that is not live after the write (a lost link).
+    /// A backlinks row that is not live after the write (a lost link).
     pub(super) fn other(&mut self, key: Vec<u8>, row: StoredBacklink) {
-        self.push(&key, &row);
-        self.others.push(StoredBacklogRow {
+        self.live(&key, &row);
+        self.logged.rows.push(StoredBacklogRow {
             key,
             row: Some(row),
         });
     }
+
+    /// A `link_events` row.
+    pub(super) fn event(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let at = self.start(&key);
+        self.data.extend_from_slice(&value);
+        self.end(EVENTS, at, key.len(), false);
+        self.logged.events.push(StoredLoggedRow {
+            key,
+            value,
+            removed: false,
+        });
+    }
+
+    /// The removal of a `link_events` row.
+    pub(super) fn remove_event(&mut self, key: Vec<u8>) {
+        let at = self.start(&key);
+        self.end(EVENTS, at, key.len(), true);
+        self.logged.events.push(StoredLoggedRow {
+            key,
+            value: Vec::new(),
+            removed: true,
+        });
+    }
+
+    /// A `source_links` key.
+    pub(super) fn source_link(&mut self, key: Vec<u8>) {
+        let at = self.start(&key);
+        self.end(SOURCE_LINKS, at, key.len(), false);
+        self.logged.source_links.push(key);
+    }
 }
 
-/// The buffered backlinks rows of a store and their durable backlog.
+/// The buffered rows of a store and their durable backlog.
 pub(super) struct Backlog {
     /// The `backlog` keyspace: sequence number (BE) -> [`StoredBacklog`].
     keyspace: Keyspace,
     /// Each shard's rows taken for an ingestion, readable until it is done.
-    frozen: RwLock<Vec<Rows>>,
+    frozen: RwLock<Vec<Shard>>,
     /// One ingestion at a time.
     ingesting: Mutex<()>,
     /// Bytes buffered in all shards.
@@ -178,7 +248,7 @@ fn poisoned<T>(e: T) -> StoreError
 where
     T: std::fmt::Display,
 {
-    StoreError::Task(format!("backlinks buffer lock poisoned: {e}"))
+    StoreError::Task(format!("buffered rows lock poisoned: {e}"))
 }
 
 impl Backlog {
@@ -186,7 +256,7 @@ impl Backlog {
     pub(super) fn new(keyspace: Keyspace) -> Self {
         Backlog {
             keyspace,
-            frozen: RwLock::new((0..WRITE_SHARDS).map(|_| Rows::default()).collect()),
+            frozen: RwLock::new((0..WRITE_SHARDS).map(|_| Shard::default()).collect()),
             ingesting: Mutex::new(()),
             buffered: AtomicUsize::new(0),
             next_entry: AtomicU64::new(0),
@@ -194,10 +264,15 @@ impl Backlog {
         }
     }
 
+    /// The `backlog` keyspace.
+    pub(super) fn keyspace(&self) -> &Keyspace {
+        &self.keyspace
+    }
+
     /// Adds the `backlog` row of a write of `page` that buffers `rows` to
-    /// its batch; `None` when the write changed no backlinks row. The
-    /// caller holds the page's shard lock, so its writes are numbered in
-    /// the order they commit.
+    /// its batch; `None` when the write buffered nothing. The caller holds
+    /// the page's shard lock, so its writes are numbered in the order they
+    /// commit.
     pub(super) fn log(
         &self,
         batch: &mut fjall::OwnedWriteBatch,
@@ -208,26 +283,25 @@ impl Backlog {
             return None;
         }
         let entry = self.next_entry.fetch_add(1, Ordering::Relaxed);
-        let row = StoredBacklog {
-            page: page.to_owned(),
-            rows: std::mem::take(&mut rows.others),
-        };
-        batch.insert(&self.keyspace, entry.to_be_bytes(), row.encode_to_vec());
+        let mut logged = std::mem::take(&mut rows.logged);
+        logged.page = page.to_owned();
+        batch.insert(&self.keyspace, entry.to_be_bytes(), logged.encode_to_vec());
         Some(entry)
     }
 
     /// Moves a committed write's rows into its shard.
     pub(super) fn absorb(&self, shard: &mut Shard, rows: PageRows, entry: u64) {
-        let before = shard.data.len();
-        for s in rows.spans {
-            shard.put(Rows::key(&rows.data, s), Rows::value(&rows.data, s));
+        let before = shard.bytes();
+        for (table, s) in rows.spans {
+            shard.tables[table].put(s.key(&rows.data), s.value(&rows.data));
         }
         shard.entries.push(entry);
         self.buffered
-            .fetch_add(shard.data.len() - before, Ordering::Relaxed);
+            .fetch_add(shard.bytes() - before, Ordering::Relaxed);
     }
 
-    /// The row of `key` among those of shard `slot` being ingested.
+    /// The backlinks row of `key` among those of shard `slot` being
+    /// ingested.
     pub(super) fn get_frozen(
         &self,
         slot: usize,
@@ -236,7 +310,7 @@ impl Backlog {
         let frozen = self.frozen.read().map_err(poisoned)?;
         Ok(frozen
             .get(slot)
-            .and_then(|r| r.get(key))
+            .and_then(|s| s.backlink(key))
             .map(<[u8]>::to_vec))
     }
 
@@ -253,7 +327,7 @@ impl Backlog {
         (b >= self.limit).then_some(b >= self.limit.saturating_mul(2))
     }
 
-    /// Ingests every buffered row into `backlinks` as one sorted run and
+    /// Ingests every buffered row into its table as one sorted run and
     /// removes the backlog rows they came from. With `wait` false it
     /// returns at once when another ingestion runs. The rows stay readable
     /// (in the frozen set) until the engine holds them; a failed ingestion
@@ -261,7 +335,7 @@ impl Backlog {
     pub(super) fn ingest(
         &self,
         db: &Database,
-        backlinks: &Keyspace,
+        tables: Tables<'_>,
         shards: &[Mutex<Shard>],
         wait: bool,
     ) -> Result<(), StoreError> {
@@ -279,7 +353,7 @@ impl Backlog {
                 continue;
             }
             let taken = std::mem::take(&mut *s);
-            self.buffered.fetch_sub(taken.data.len(), Ordering::Relaxed);
+            self.buffered.fetch_sub(taken.bytes(), Ordering::Relaxed);
             let mut f = self.frozen.write().map_err(poisoned)?;
             match f.get_mut(slot) {
                 Some(held) if held.is_empty() => *held = taken,
@@ -290,18 +364,29 @@ impl Backlog {
         let started = std::time::Instant::now();
         let (rows, entries) = {
             let f = self.frozen.read().map_err(poisoned)?;
-            let entries: Vec<u64> = f.iter().flat_map(|r| r.entries.iter().copied()).collect();
+            let entries: Vec<u64> = f.iter().flat_map(|s| s.entries.iter().copied()).collect();
             if entries.is_empty() {
                 return Ok(());
             }
-            let mut sorted: Vec<(&[u8], &[u8])> = f.iter().flat_map(Rows::iter).collect();
-            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            let mut run = backlinks.start_ingestion()?;
-            for (k, v) in &sorted {
-                run.write(*k, *v)?;
+            let mut rows = 0;
+            for (t, keyspace) in tables.into_iter().enumerate() {
+                let mut sorted: Vec<(&[u8], Option<&[u8]>)> =
+                    f.iter().flat_map(|s| s.tables[t].iter()).collect();
+                if sorted.is_empty() {
+                    continue;
+                }
+                sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let mut run = keyspace.start_ingestion()?;
+                for (k, v) in &sorted {
+                    match v {
+                        Some(v) => run.write(*k, *v)?,
+                        None => run.write_tombstone(*k)?,
+                    }
+                }
+                run.finish()?;
+                rows += sorted.len();
             }
-            run.finish()?;
-            (sorted.len(), entries)
+            (rows, entries)
         };
         // The engine holds the rows: their backlog rows can go, then the
         // rows leave the frozen set. Dying in between replays them again.
@@ -310,15 +395,15 @@ impl Backlog {
             batch.remove(&self.keyspace, e.to_be_bytes());
         }
         batch.commit()?;
-        for r in self.frozen.write().map_err(poisoned)?.iter_mut() {
-            *r = Rows::default();
+        for s in self.frozen.write().map_err(poisoned)?.iter_mut() {
+            *s = Shard::default();
         }
-        metrics::counter!("linkgraph_store_backlink_ingests_total").increment(1);
+        metrics::counter!("linkgraph_store_row_ingests_total").increment(1);
         tracing::debug!(
             rows,
             writes = entries.len(),
             ms = started.elapsed().as_millis() as u64,
-            "backlinks rows ingested"
+            "buffered rows ingested"
         );
         Ok(())
     }
@@ -329,7 +414,7 @@ impl Backlog {
     pub(super) fn replay(
         &self,
         db: &Database,
-        backlinks: &Keyspace,
+        tables: Tables<'_>,
         page_links: &Keyspace,
         shards: &[Mutex<Shard>],
     ) -> Result<(), StoreError> {
@@ -347,22 +432,30 @@ impl Backlog {
                     })?;
                 let logged = decode::<StoredBacklog>("backlog", &k, &v)?;
                 let page = logged.page.as_str();
-                let Some(rows) = f.get_mut(shard_of(registrable_domain(url_host(page)))) else {
+                let Some(shard) = f.get_mut(shard_of(registrable_domain(url_host(page)))) else {
                     continue;
                 };
+                let [backlinks, events, source_links] = &mut shard.tables;
                 // The page's live rows as they are now: a later write of
                 // the page, if any, is also in the backlog, after this one.
                 if let Some(v) = page_links.get(page.as_bytes())? {
                     let live = decode::<StoredOutlinks>("page_links", page.as_bytes(), &v)?;
                     for o in live.links {
                         let key = key3(registrable_domain(url_host(&o.target)), &o.target, page);
-                        rows.put(&key, &o.row.unwrap_or_default().encode_to_vec());
+                        let row = o.row.unwrap_or_default().encode_to_vec();
+                        backlinks.put(&key, Some(&row));
                     }
                 }
                 for r in logged.rows {
-                    rows.put(&r.key, &r.row.unwrap_or_default().encode_to_vec());
+                    backlinks.put(&r.key, Some(&r.row.unwrap_or_default().encode_to_vec()));
                 }
-                rows.entries.push(entry);
+                for e in &logged.events {
+                    events.put(&e.key, (!e.removed).then_some(e.value.as_slice()));
+                }
+                for k in &logged.source_links {
+                    source_links.put(k, Some(&[]));
+                }
+                shard.entries.push(entry);
                 self.next_entry.fetch_max(entry + 1, Ordering::Relaxed);
                 replayed += 1;
             }
@@ -370,9 +463,9 @@ impl Backlog {
         if replayed > 0 {
             tracing::info!(
                 writes = replayed,
-                "link store: replaying the backlinks rows of writes a previous process left in memory"
+                "link store: replaying the rows of writes a previous process left in memory"
             );
-            self.ingest(db, backlinks, shards, true)?;
+            self.ingest(db, tables, shards, true)?;
         }
         Ok(())
     }
