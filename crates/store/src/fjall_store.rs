@@ -35,7 +35,8 @@
 //! Opening an older directory migrates it (format 1 had no `source_links`;
 //! formats 1 and 2 kept one `outlinks` key per live edge and one event row
 //! per link; format 3 had no `backlog`); a newer format than this build
-//! knows is refused.
+//! knows is refused, and so is format 4, the layout of a development build
+//! that was withdrawn.
 //!
 //! # The write path
 //! A page costs two point reads (its `pages` and `page_links` rows, the
@@ -82,7 +83,10 @@ use crate::{
 
 const SEP: u8 = 0;
 /// The layout version this build writes (see the module doc).
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
+/// The layout of a withdrawn development build (commit `e5b62b6`, reverted
+/// by the next one): refused, never migrated.
+const WITHDRAWN_FORMAT: u32 = 4;
 /// Memtable size per keyspace: bounds write-buffer RAM at 6 x 16 MiB
 /// (fjall's default is 64 MiB per keyspace).
 const MEMTABLE_BYTES: u64 = 16 << 20;
@@ -135,6 +139,20 @@ struct Inner {
     _lock: StoreLock,
     /// Memtable bytes past which a write rotates them ([`WRITE_BUFFER_LIMIT`]).
     write_buffer_limit: u64,
+}
+
+/// A store closed normally ingests what waits in memory, so the next open
+/// has no backlog to replay; one killed replays it instead.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.backlog.ingest_on_close {
+            return;
+        }
+        let tables = [&self.backlinks, &self.events, &self.source_links];
+        if let Err(e) = self.backlog.ingest(&self.db, tables, &self.writers, true) {
+            tracing::warn!(error = %e, "closing the link store: buffered rows stay in its backlog, replayed when it opens");
+        }
+    }
 }
 
 /// The embedded link store.
@@ -269,6 +287,9 @@ impl FjallStore {
             // Format 1 had no meta row (and a new directory has none yet).
             None => 1,
         };
+        if found == WITHDRAWN_FORMAT {
+            return Err(StoreError::WithdrawnFormat(path.to_path_buf()));
+        }
         if found > FORMAT {
             return Err(StoreError::Format {
                 path: path.to_path_buf(),
@@ -283,7 +304,7 @@ impl FjallStore {
             if found < 3 {
                 store.migrate_to_3()?;
             }
-            // Format 4 added the `backlog` keyspace, created above.
+            // Format 5 added the `backlog` keyspace, created above.
             meta.insert(b"format", FORMAT.to_be_bytes())?;
             store.inner.db.persist(PersistMode::SyncAll)?;
         }
@@ -1396,11 +1417,8 @@ impl LinkStore for FjallStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         let this = self.clone();
-        blocking(move || {
-            this.sync_buffered()?;
-            Ok(this.inner.db.persist(PersistMode::SyncAll)?)
-        })
-        .await
+        // Buffered rows are durable through the backlog: no ingestion.
+        blocking(move || Ok(this.inner.db.persist(PersistMode::SyncAll)?)).await
     }
 
     async fn write_ranks(&self, ranks: Vec<DomainRank>) -> Result<(), StoreError> {
@@ -1671,6 +1689,8 @@ mod tests {
                 let mut s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
                 for (n, w) in writes.iter().cloned().enumerate() {
                     let inner = Arc::get_mut(&mut s.inner).unwrap_or_else(|| panic!("one handle"));
+                    // Closed as a killed process leaves it.
+                    inner.backlog.ingest_on_close = false;
                     // The first writes ingest their rows at once; the rest stay in memory.
                     inner.backlog.limit = if n < ingested_before { 1 } else { usize::MAX };
                     s.write_page(w).await.unwrap_or_else(|e| panic!("{e}"));
@@ -1679,7 +1699,7 @@ mod tests {
                     s.inner.backlog.buffered() > 0,
                     "no rows left in memory when the process dies"
                 );
-                // Dropped without a flush: the buffered rows are gone with it.
+                // Dropped as if killed: the buffered rows are gone with it.
             }
             let s = FjallStore::open(dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
@@ -1857,6 +1877,19 @@ mod tests {
             }
             Err(e) => panic!("{e}"),
             Ok(_) => panic!("a newer format opened"),
+        }
+        // Format 4 was a withdrawn build's layout: refused, not migrated.
+        {
+            let db = fjall::Database::builder(dir.path()).open();
+            let meta = db.and_then(|db| db.keyspace("meta", Default::default));
+            ok(meta.and_then(|m| m.insert(b"format", 4u32.to_be_bytes())));
+        }
+        match FjallStore::open(dir.path(), false) {
+            Err(e @ StoreError::WithdrawnFormat(_)) => {
+                assert!(e.to_string().contains("new --data directory"), "{e}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("format 4 opened"),
         }
     }
 

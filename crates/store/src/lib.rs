@@ -105,6 +105,12 @@ pub enum StoreError {
         /// The newest format this build knows.
         supported: u32,
     },
+    /// The data directory was written by a build whose layout was
+    /// withdrawn (format 4: four engine instances, reverted).
+    #[error(
+        "the link store {0:?} has format 4, written by a withdrawn development build (four engine instances) that no release reads: crawl into a new --data directory"
+    )]
+    WithdrawnFormat(PathBuf),
     /// A paging cursor that this store did not hand out.
     #[error("invalid cursor {0:?}")]
     BadCursor(String),

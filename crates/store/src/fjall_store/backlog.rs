@@ -12,10 +12,11 @@
 //!
 //! They are durable before that: the write's atomic batch carries one
 //! `backlog` row ([`StoredBacklog`]) naming the page, whose live backlinks
-//! rows are its `page_links` row, and holding its other rows. When the
-//! store opens, the backlog left by a process that died is replayed in
-//! write order and ingested ([`Backlog::replay`]); a backlog row is removed
-//! once its rows are in the engine. Replaying twice, or after an ingestion
+//! rows are its `page_links` row, and holding its other rows. A store that
+//! closes ingests what waits; when a store opens, the backlog left by a
+//! process that died is replayed in write order and ingested
+//! ([`Backlog::replay`]). A backlog row is removed once its rows are in the
+//! engine. Replaying twice, or after an ingestion
 //! whose removal did not happen, writes the same values again.
 //!
 //! Reads see a row in the first place that has it: its shard, then the
@@ -114,6 +115,12 @@ impl Rows {
         }
     }
 
+    /// Forgets every row, keeping the buffers for the next.
+    fn clear(&mut self) {
+        self.data.clear();
+        self.index.clear();
+    }
+
     /// Every row, in no order.
     fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         self.index
@@ -143,6 +150,12 @@ impl Shard {
 
     fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Forgets every row, keeping the buffers for the next.
+    fn clear(&mut self) {
+        self.tables.iter_mut().for_each(Rows::clear);
+        self.entries.clear();
     }
 
     /// Takes `newer`'s rows over this one's.
@@ -242,6 +255,9 @@ pub(super) struct Backlog {
     next_entry: AtomicU64,
     /// [`INGEST_BYTES`], lower in tests.
     pub(super) limit: usize,
+    /// Whether closing the store ingests what waits (off in tests, to
+    /// close it as a killed process would).
+    pub(super) ingest_on_close: bool,
 }
 
 fn poisoned<T>(e: T) -> StoreError
@@ -261,6 +277,7 @@ impl Backlog {
             buffered: AtomicUsize::new(0),
             next_entry: AtomicU64::new(0),
             limit: INGEST_BYTES,
+            ingest_on_close: true,
         }
     }
 
@@ -346,19 +363,23 @@ impl Backlog {
             Err(TryLockError::Poisoned(e)) => return Err(poisoned(e)),
         };
         // Each shard's rows move under its lock, so its writer finds them
-        // in one place or the other.
+        // in one place or the other. A shard and its frozen slot swap
+        // buffers: both keep their capacity from one ingestion to the next
+        // (allocating afresh each time fragmented glibc's arenas).
         for (slot, shard) in shards.iter().enumerate() {
             let mut s = shard.lock().map_err(poisoned)?;
             if s.is_empty() {
                 continue;
             }
-            let taken = std::mem::take(&mut *s);
-            self.buffered.fetch_sub(taken.bytes(), Ordering::Relaxed);
+            self.buffered.fetch_sub(s.bytes(), Ordering::Relaxed);
             let mut f = self.frozen.write().map_err(poisoned)?;
             match f.get_mut(slot) {
-                Some(held) if held.is_empty() => *held = taken,
-                Some(held) => held.merge(taken),
-                None => f.push(taken),
+                Some(held) if held.is_empty() => std::mem::swap(held, &mut *s),
+                // Rows a failed ingestion left: the newer ones go over them.
+                Some(held) => {
+                    held.merge(std::mem::take(&mut *s));
+                }
+                None => f.push(std::mem::take(&mut *s)),
             }
         }
         let started = std::time::Instant::now();
@@ -395,9 +416,11 @@ impl Backlog {
             batch.remove(&self.keyspace, e.to_be_bytes());
         }
         batch.commit()?;
-        for s in self.frozen.write().map_err(poisoned)?.iter_mut() {
-            *s = Shard::default();
-        }
+        self.frozen
+            .write()
+            .map_err(poisoned)?
+            .iter_mut()
+            .for_each(Shard::clear);
         metrics::counter!("linkgraph_store_row_ingests_total").increment(1);
         tracing::debug!(
             rows,
@@ -463,7 +486,7 @@ impl Backlog {
         if replayed > 0 {
             tracing::info!(
                 writes = replayed,
-                "link store: replaying the rows of writes a previous process left in memory"
+                "link store: replaying the rows a process that did not close the store left in memory"
             );
             self.ingest(db, tables, shards, true)?;
         }
