@@ -493,3 +493,72 @@ impl Backlog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(pairs: &[(&str, Option<&str>)]) -> Rows {
+        let mut r = Rows::default();
+        for (k, v) in pairs {
+            r.put(k.as_bytes(), v.map(str::as_bytes));
+        }
+        r
+    }
+
+    fn sorted(r: &Rows) -> Vec<(String, Option<String>)> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let mut out: Vec<_> = r.iter().map(|(k, v)| (text(k), v.map(text))).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_key_holds_its_newest_value_or_removal() {
+        let r = rows(&[
+            ("a", Some("1")),
+            ("b", Some("2")),
+            ("a", Some("3")),
+            ("b", None),
+            ("c", Some("")),
+        ]);
+        assert_eq!(r.get(b"a"), Some(Some(b"3".as_slice())));
+        assert_eq!(r.get(b"b"), Some(None));
+        assert_eq!(r.get(b"c"), Some(Some(b"".as_slice())));
+        assert_eq!(r.get(b"d"), None);
+        assert_eq!(sorted(&r).len(), 3);
+    }
+
+    #[test]
+    fn merging_takes_the_newer_rows_and_both_writes() {
+        let mut older = Shard {
+            tables: [
+                rows(&[("a", Some("1")), ("b", Some("2"))]),
+                Rows::default(),
+                Rows::default(),
+            ],
+            entries: vec![1],
+        };
+        let newer = Shard {
+            tables: [
+                rows(&[("a", Some("3")), ("c", Some("4"))]),
+                rows(&[("e", None)]),
+                Rows::default(),
+            ],
+            entries: vec![2],
+        };
+        older.merge(newer);
+        let s = |k: &str, v: &str| (k.to_owned(), Some(v.to_owned()));
+        assert_eq!(
+            sorted(&older.tables[BACKLINKS]),
+            [s("a", "3"), s("b", "2"), s("c", "4")]
+        );
+        assert_eq!(sorted(&older.tables[EVENTS]), [("e".to_owned(), None)]);
+        assert_eq!(older.entries, [1, 2]);
+        assert_eq!(older.backlink(b"a"), Some(b"3".as_slice()));
+        older.clear();
+        assert!(older.is_empty());
+        assert_eq!(older.bytes(), 0);
+        assert_eq!(older.backlink(b"a"), None);
+    }
+}
