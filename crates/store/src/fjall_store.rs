@@ -141,6 +141,19 @@ struct Inner {
     write_buffer_limit: u64,
 }
 
+impl Inner {
+    /// The keyspaces whose rows wait in memory ([`backlog`]).
+    fn buffered_tables(&self) -> backlog::Tables<'_> {
+        [&self.backlinks, &self.events, &self.source_links]
+    }
+
+    /// Ingests the rows waiting in memory ([`backlog::Backlog::ingest`]).
+    fn ingest(&self, wait: bool) -> Result<(), StoreError> {
+        self.backlog
+            .ingest(&self.db, self.buffered_tables(), &self.writers, wait)
+    }
+}
+
 /// A store closed normally ingests what waits in memory, so the next open
 /// has no backlog to replay; one killed replays it instead.
 impl Drop for Inner {
@@ -148,8 +161,7 @@ impl Drop for Inner {
         if !self.backlog.ingest_on_close {
             return;
         }
-        let tables = [&self.backlinks, &self.events, &self.source_links];
-        if let Err(e) = self.backlog.ingest(&self.db, tables, &self.writers, true) {
+        if let Err(e) = self.ingest(true) {
             tracing::warn!(error = %e, "closing the link store: buffered rows stay in its backlog, replayed when it opens");
         }
     }
@@ -310,7 +322,7 @@ impl FjallStore {
         }
         let i = &store.inner;
         i.backlog
-            .replay(&i.db, store.buffered_tables(), &i.page_links, &i.writers)?;
+            .replay(&i.db, i.buffered_tables(), &i.page_links, &i.writers)?;
         Ok(store)
     }
 
@@ -479,9 +491,7 @@ impl FjallStore {
         // and an ingestion takes every shard's lock in turn.
         self.bound_write_buffer()?;
         if let Some(wait) = i.backlog.due()
-            && let Err(e) = i
-                .backlog
-                .ingest(&i.db, self.buffered_tables(), &i.writers, wait)
+            && let Err(e) = i.ingest(wait)
         {
             // The write is committed and logged; its rows stay buffered for
             // the next ingestion. Past twice the limit the store fails
@@ -498,15 +508,7 @@ impl FjallStore {
     /// `link_events` and `source_links` hold every acknowledged write:
     /// queries of those call it first.
     fn sync_buffered(&self) -> Result<(), StoreError> {
-        let i = &self.inner;
-        i.backlog
-            .ingest(&i.db, self.buffered_tables(), &i.writers, true)
-    }
-
-    /// The keyspaces whose rows wait in memory ([`backlog`]).
-    fn buffered_tables(&self) -> backlog::Tables<'_> {
-        let i = &self.inner;
-        [&i.backlinks, &i.events, &i.source_links]
+        self.inner.ingest(true)
     }
 
     /// The backlinks row of `key`, written by a page of `shard`: from the
@@ -517,18 +519,14 @@ impl FjallStore {
         (slot, shard): (usize, &backlog::Shard),
         key: &[u8],
     ) -> Result<Option<StoredBacklink>, StoreError> {
-        let i = &self.inner;
-        let found = match shard.backlink(key) {
-            Some(v) => Some(decode("backlinks", key, v)?),
-            None => match i.backlog.get_frozen(slot, key)? {
-                Some(v) => Some(decode("backlinks", key, &v)?),
-                None => match i.backlinks.get(key)? {
-                    Some(v) => Some(decode("backlinks", key, &v)?),
-                    None => None,
-                },
-            },
-        };
-        Ok(found)
+        if let Some(v) = shard.backlink(key) {
+            return decode("backlinks", key, v).map(Some);
+        }
+        if let Some(v) = self.inner.backlog.get_frozen(slot, key)? {
+            return decode("backlinks", key, &v).map(Some);
+        }
+        let stored = self.inner.backlinks.get(key)?;
+        stored.map(|v| decode("backlinks", key, &v)).transpose()
     }
 
     /// Keeps the engine's memtables under their limit

@@ -194,17 +194,22 @@ impl PageRows {
         self.spans.push((table, Span { at, key, value }));
     }
 
-    /// A live backlinks row: the write also puts it in the page's
-    /// `page_links` row.
-    pub(super) fn live(&mut self, key: &[u8], row: &StoredBacklink) {
+    fn backlink(&mut self, key: &[u8], row: &StoredBacklink) {
         let at = self.start(key);
         row.encode_raw(&mut self.data);
         self.end(BACKLINKS, at, key.len(), false);
     }
 
-    /// A backlinks row that is not live after the write (a lost link).
+    /// A live backlinks row: the write also puts it in the page's
+    /// `page_links` row, which is what makes it durable.
+    pub(super) fn live(&mut self, key: &[u8], row: &StoredBacklink) {
+        self.backlink(key, row);
+    }
+
+    /// A backlinks row that is not live after the write (a lost link):
+    /// logged in the backlog row.
     pub(super) fn other(&mut self, key: Vec<u8>, row: StoredBacklink) {
-        self.live(&key, &row);
+        self.backlink(&key, &row);
         self.logged.rows.push(StoredBacklogRow {
             key,
             row: Some(row),
