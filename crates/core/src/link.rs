@@ -220,9 +220,11 @@ impl Link {
     pub fn target_domain(&self) -> &str {
         registrable_domain(self.target_host())
     }
-    /// True when source and target share a registrable domain.
+    /// True when source and target share a registrable domain (at once,
+    /// without a suffix-list lookup, when they share a host).
     pub fn is_internal(&self) -> bool {
-        self.source_domain() == self.target_domain()
+        let (source, target) = (self.source_host(), self.target_host());
+        source == target || registrable_domain(source) == registrable_domain(target)
     }
 }
 
@@ -296,6 +298,9 @@ mod tests {
         assert!(link("http://www.a.co.uk/x", "https://shop.a.co.uk/").is_internal());
         assert!(!link("http://a.github.io/", "http://b.github.io/").is_internal());
         assert!(!link("http://a.com:8080/", "http://b.com/").is_internal());
+        // Same host, however the ports and schemes differ.
+        assert!(link("http://a.com:8080/x", "https://u@a.com/y").is_internal());
+        assert!(link("http://[::1]:80/", "http://[::1]:81/").is_internal());
         assert_eq!(
             link("http://u@a.com:8080/p", "http://[::1]:80/").target_host(),
             "[::1]"

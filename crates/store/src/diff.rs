@@ -141,6 +141,8 @@ pub struct Event<'a> {
 pub struct Upsert<'a> {
     /// The link as observed.
     pub link: &'a Link,
+    /// Its target's registrable domain.
+    pub target_domain: &'a str,
     /// The link was not live before: it is new, or it came back.
     pub appeared: bool,
 }
@@ -311,7 +313,11 @@ fn replace<'a>(page: &'a PageWrite, prior: &'a Prior, source_domain: &str) -> Ch
             after.links += 1;
             after.follow += i64::from(link.rel.is_follow());
         }
-        c.upserts.push(Upsert { link, appeared });
+        c.upserts.push(Upsert {
+            link,
+            target_domain,
+            appeared,
+        });
     }
     for o in &prior.outlinks {
         let target_domain = o.target_domain();

@@ -43,10 +43,10 @@
 //! second only for a page fetched before), one read per external target
 //! domain whose counter changes, and one read per link that appears on a
 //! page fetched before (a link that comes back keeps its first_seen). No
-//! other edge is read. Its rows go to the engine as one atomic batch: one
-//! `link_events` row per target domain and kind, and one row each for the
-//! page, its outlinks, its refdomain counters and its `backlog` entry. Its
-//! `backlinks` rows, one per edge, wait in memory and reach the engine as
+//! other edge is read. Its page, outlinks, refdomain counters and
+//! `backlog` entry go to the engine as one atomic batch. Its `backlinks`
+//! rows (one per edge), `link_events` rows (one per target domain and
+//! kind) and `source_links` keys wait in memory and reach the engine as
 //! sorted runs of many pages' rows, bypassing the memtable; the batch's
 //! `backlog` entry makes them durable until then ([`backlog`]). Writes of
 //! pages of different source domains run in parallel: everything a write
@@ -499,7 +499,7 @@ impl FjallStore {
             if wait {
                 return Err(e);
             }
-            tracing::warn!(error = %e, "ingesting the buffered backlinks rows failed; the next write retries");
+            tracing::warn!(error = %e, "ingesting the buffered rows failed; the next write retries");
         }
         Ok(stats)
     }
@@ -739,7 +739,7 @@ impl FjallStore {
         };
         for u in &change.upserts {
             let link = u.link;
-            let key = key3(link.target_domain(), &link.target_url, source);
+            let key = key3(u.target_domain, &link.target_url, source);
             let existing = match rows.remove(&link.target_url) {
                 Some(row) => Some(row),
                 // A link that came back keeps its first_seen: only a page
@@ -752,7 +752,7 @@ impl FjallStore {
                 Some(o) => stored_from(link, o.first_seen_ms.min(t), t.max(o.last_seen_ms)),
             };
             buffered.live(&key, &row);
-            if u.appeared && !link.is_internal() {
+            if u.appeared && u.target_domain != source_domain {
                 let k = key3(source_domain, source, &link.target_url);
                 buffered.source_link(k);
             }
@@ -1598,13 +1598,20 @@ mod tests {
     }
 
     /// What a store answers about b.com's and a.com's links, live and
-    /// lost, and their events.
-    async fn link_answers(s: &FjallStore) -> (Vec<BacklinkPage>, Vec<Vec<LinkEvent>>) {
+    /// lost, their events and their referring domains (live, lost, all).
+    async fn link_answers(
+        s: &FjallStore,
+    ) -> (Vec<BacklinkPage>, Vec<Vec<LinkEvent>>, Vec<Vec<RefDomain>>) {
         let ok = |r: Result<BacklinkPage, StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
         let mut events = Vec::new();
+        let mut refdomains = Vec::new();
         for target in ["b.com", "a.com"] {
             let e = s.events(target, 0, i64::MAX).await;
             events.push(e.unwrap_or_else(|e| panic!("{e}")));
+            for status in [Status::Live, Status::Lost, Status::All] {
+                let r = s.refdomains(target, status).await;
+                refdomains.push(r.unwrap_or_else(|e| panic!("{e}")));
+            }
         }
         let mut out = Vec::new();
         for target in ["b.com", "a.com"] {
@@ -1624,7 +1631,7 @@ mod tests {
             after: None,
         };
         out.push(ok(s.outlinks(q).await));
-        (out, events)
+        (out, events, refdomains)
     }
 
     /// A process killed with backlinks rows still in memory loses none:
@@ -1680,6 +1687,19 @@ mod tests {
                 .iter()
                 .any(|e| e.kind == EventKind::LostRefdomain && e.link.source_url == "d.com"),
             "the loss of d.com is retracted: {events:?}"
+        );
+        // b.com's live referring domains, their counters moved by every write.
+        let live: Vec<(&str, u64)> = expected.2[0]
+            .iter()
+            .map(|r| (r.domain.as_str(), r.links))
+            .collect();
+        assert_eq!(live, [("a.com", 1), ("c.com", 1), ("d.com", 1)]);
+        assert!(
+            expected.2[0]
+                .iter()
+                .any(|r| r.domain == "a.com" && r.first_seen_ms == 1000),
+            "{:?}",
+            expected.2[0]
         );
         for ingested_before in 0..writes.len() {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
