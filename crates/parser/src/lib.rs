@@ -87,21 +87,6 @@ macro_rules! on {
     }};
 }
 
-/// `settings` with `handler()` appended when `cond` holds: a handler whose
-/// selector cannot match on this page (see [`Present`]) is neither built nor
-/// installed.
-fn append_if<'h, 's>(
-    settings: Settings<'h, 's>,
-    cond: bool,
-    handler: impl FnOnce() -> (std::borrow::Cow<'s, Selector>, ElementContentHandlers<'h>),
-) -> Settings<'h, 's> {
-    if cond {
-        settings.append_element_content_handler(handler())
-    } else {
-        settings
-    }
-}
-
 /// Bounds on what one page may cost.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseLimits {
@@ -460,51 +445,32 @@ fn skipped_scheme(href: &str) -> bool {
     })
 }
 
-/// Which of the elements that only some pages have appear in a page's
-/// bytes. A handler whose selector cannot match is never installed: every
-/// selector makes lol_html do work on every tag (the comment selector parses
-/// every element's attributes), and most pages have no template, base or
-/// area. A false positive only costs speed; a false negative is impossible,
+/// What a page's bytes may hold that costs a pass or a check to handle.
+/// A false positive only costs speed; a false negative is impossible,
 /// since tag names and the class/id words are ASCII in every
 /// ASCII-compatible encoding.
 #[derive(Debug, Clone, Copy, Default)]
 struct Present {
+    /// A `<noscript>` tag (in any case): its content is unwrapped first.
     noscript: bool,
-    template: bool,
-    base: bool,
-    meta: bool,
-    img: bool,
-    area: bool,
-    /// The selectors `[class*=omment]` and `[id*=omment]` can match: lol_html
-    /// compares attribute values as they are in the bytes, case-sensitively.
+    /// The bytes "omment": only then are class and id attributes read for
+    /// comment markers (reading an element's attributes parses them all).
     comment: bool,
 }
 
 impl Present {
-    /// One pass over the `<` of the page (memchr finds them with SIMD; a
-    /// page has few next to its bytes) and one substring search.
+    /// One pass over the page's `<` and one substring search (both
+    /// memchr's, with SIMD).
     fn scan(bytes: &[u8]) -> Present {
-        let mut p = Present {
-            comment: memchr::memmem::find(bytes, b"omment").is_some(),
-            ..Present::default()
-        };
-        let tag = |i: usize, name: &[u8]| {
+        let noscript = memchr::memchr_iter(b'<', bytes).any(|i| {
             bytes
-                .get(i + 1..i + 1 + name.len())
-                .is_some_and(|w| w.eq_ignore_ascii_case(name))
-        };
-        for i in memchr::memchr_iter(b'<', bytes) {
-            match bytes.get(i + 1).map(u8::to_ascii_lowercase) {
-                Some(b'n') => p.noscript |= tag(i, b"noscript"),
-                Some(b't') => p.template |= tag(i, b"template"),
-                Some(b'b') => p.base |= tag(i, b"base"),
-                Some(b'm') => p.meta |= tag(i, b"meta"),
-                Some(b'i') => p.img |= tag(i, b"img"),
-                Some(b'a') => p.area |= tag(i, b"area"),
-                _ => {}
-            }
+                .get(i + 1..i + 9)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"noscript"))
+        });
+        Present {
+            noscript,
+            comment: memchr::memmem::find(bytes, b"omment").is_some(),
         }
-        p
     }
 }
 
@@ -540,6 +506,165 @@ fn unwrap_noscript(
 
 /// The most sections tracked as open at once; deeper ones do not count.
 const MAX_OPEN_SECTIONS: usize = 256;
+
+/// The parse's state, shared by its handlers.
+type Shared = Rc<RefCell<State>>;
+
+/// Opens the section `el` (tag `tag`) is, if any: a nav, aside, header,
+/// footer, article or section, or (when the page has the word "omment"
+/// at all, `comments`) an element whose class or id contains it and marks
+/// a comment ([`is_comment_marker`]). Its end tag closes it: lol_html runs
+/// the end-tag handlers of implicitly closed elements too, so the open
+/// sections follow its open elements.
+fn open_section(
+    state: &Shared,
+    el: &mut Element<'_, '_>,
+    tag: &str,
+    comments: bool,
+) -> HandlerResult {
+    let kind = match tag {
+        "nav" => SectionKind::Nav,
+        "aside" => SectionKind::Aside,
+        "header" => SectionKind::Header,
+        "footer" => SectionKind::Footer,
+        "article" | "section" => SectionKind::Sectioning,
+        // Page-wide flags ("f_comment_nofollow_on") live on these; a
+        // link's own class says nothing of its place.
+        "html" | "head" | "body" | "a" | "area" => return Ok(()),
+        _ => SectionKind::Other,
+    };
+    let comment = comments && {
+        let (class, id) = (el.get_attribute("class"), el.get_attribute("id"));
+        let values = || class.iter().chain(&id);
+        // Any other element counts only when a value has "omment" as it
+        // is in the bytes (as lol_html's `[class*=omment]` matched).
+        (kind != SectionKind::Other || values().any(|v| v.contains("omment")))
+            && values().any(|v| is_comment_marker(v))
+    };
+    if (kind == SectionKind::Other && !comment) || !el.can_have_content() {
+        return Ok(());
+    }
+    let depth = {
+        let mut st = state.borrow_mut();
+        if st.open.len() >= MAX_OPEN_SECTIONS {
+            return Ok(());
+        }
+        st.open.push(Section { kind, comment });
+        st.open.len() - 1
+    };
+    let s = Rc::clone(state);
+    el.on_end_tag(end_tag!(move |_| {
+        s.borrow_mut().open.truncate(depth);
+        Ok(())
+    }))
+}
+
+/// A `<template>`: its content is inert until its end tag.
+fn open_template(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
+    if !el.can_have_content() {
+        return Ok(());
+    }
+    state.borrow_mut().templates += 1;
+    let s = Rc::clone(state);
+    el.on_end_tag(end_tag!(move |_| {
+        let mut st = s.borrow_mut();
+        st.templates = st.templates.saturating_sub(1);
+        Ok(())
+    }))
+}
+
+/// An `<a>`: it closes an open link (the tree builder's adoption agency:
+/// text after a nested link is nobody's), and with an href opens one,
+/// whose text and image alts follow until its end tag.
+fn open_link(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
+    let mut st = state.borrow_mut();
+    st.current = None;
+    st.pending.clear();
+    if st.templates > 0 {
+        return Ok(());
+    }
+    let Some(href) = attr(el, "href") else {
+        return Ok(());
+    };
+    let link = RawLink {
+        href,
+        rel: attr(el, "rel")
+            .map(|r| parse_rel_attribute(&r))
+            .unwrap_or_default(),
+        placement: placement_of(&st.open),
+        ..RawLink::default()
+    };
+    let Some(i) = st.push(link) else {
+        return Ok(());
+    };
+    if !el.can_have_content() {
+        return Ok(());
+    }
+    st.current = Some(i);
+    drop(st);
+    let s = Rc::clone(state);
+    el.on_end_tag(end_tag!(move |_| {
+        let mut st = s.borrow_mut();
+        if st.current == Some(i) {
+            st.current = None;
+        }
+        Ok(())
+    }))
+}
+
+/// An `<area href>`: a link whose anchor is its alt.
+fn area_link(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
+    let mut st = state.borrow_mut();
+    if st.templates > 0 {
+        return Ok(());
+    }
+    let Some(href) = attr(el, "href") else {
+        return Ok(());
+    };
+    let link = RawLink {
+        href,
+        rel: attr(el, "rel")
+            .map(|r| parse_rel_attribute(&r))
+            .unwrap_or_default(),
+        alt: attr(el, "alt").unwrap_or_default(),
+        placement: placement_of(&st.open),
+        ..RawLink::default()
+    };
+    st.push(link);
+    Ok(())
+}
+
+/// An `<img alt>` inside the open link: its alt joins the link's.
+fn image_alt(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
+    let mut st = state.borrow_mut();
+    let cap = st.max_buf;
+    if let Some(i) = st.current
+        && let Some(alt) = attr(el, "alt")
+        && let Some(link) = st.raw.get_mut(i)
+    {
+        if !link.alt.is_empty() {
+            push_capped(&mut link.alt, " ", cap);
+        }
+        push_capped(&mut link.alt, &alt, cap);
+    }
+    Ok(())
+}
+
+/// A `<meta name content>` for robots or for our product token.
+fn robots_meta(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
+    let mut st = state.borrow_mut();
+    let (Some(name), Some(content)) = (attr(el, "name"), attr(el, "content")) else {
+        return Ok(());
+    };
+    let scoped =
+        name.eq_ignore_ascii_case("robots") || name.eq_ignore_ascii_case(&st.product_token);
+    if scoped {
+        let token = st.product_token.clone();
+        st.meta_nofollow |= robots_directives_nofollow(&content, &token);
+        st.meta_noindex |= robots_directives_noindex(&content, &token);
+    }
+    Ok(())
+}
 
 /// Extracts the links of an HTML page.
 pub fn extract_links(
@@ -583,49 +708,31 @@ pub fn extract_links(
     }));
 
     let truncated_by = {
-        let s_a = Rc::clone(&state);
-        let s_area = Rc::clone(&state);
-        let s_section = Rc::clone(&state);
-        let s_template = Rc::clone(&state);
+        let s_el = Rc::clone(&state);
         let s_text = Rc::clone(&state);
-        let s_img = Rc::clone(&state);
-        let s_base = Rc::clone(&state);
-        let s_meta = Rc::clone(&state);
-        let section = element_handler(move |el| {
+        let comments = present.comment;
+        // One handler sees every element and dispatches on its tag name: a
+        // selector per kind of element made lol_html build and compile a
+        // selector program for every page (an eighth of an extraction),
+        // which cost more than this call per element does.
+        let element = element_handler(move |el| {
             let tag = el.tag_name();
-            let kind = match tag.as_str() {
-                "nav" => SectionKind::Nav,
-                "aside" => SectionKind::Aside,
-                "header" => SectionKind::Header,
-                "footer" => SectionKind::Footer,
-                "article" | "section" => SectionKind::Sectioning,
-                // Page-wide flags ("f_comment_nofollow_on") live on
-                // these; a link's own class says nothing of its place.
-                "html" | "head" | "body" | "a" | "area" => return Ok(()),
-                _ => SectionKind::Other,
-            };
-            let comment = present.comment
-                && ["class", "id"]
-                    .iter()
-                    .any(|a| el.get_attribute(a).is_some_and(|v| is_comment_marker(&v)));
-            if (kind == SectionKind::Other && !comment) || !el.can_have_content() {
-                return Ok(());
-            }
-            let depth = {
-                let mut st = s_section.borrow_mut();
-                if st.open.len() >= MAX_OPEN_SECTIONS {
-                    return Ok(());
+            open_section(&s_el, el, &tag, comments)?;
+            match tag.as_str() {
+                "a" => open_link(&s_el, el),
+                "area" => area_link(&s_el, el),
+                "img" => image_alt(&s_el, el),
+                "template" => open_template(&s_el, el),
+                "base" => {
+                    let mut st = s_el.borrow_mut();
+                    if st.base_href.is_none() {
+                        st.base_href = attr(el, "href");
+                    }
+                    Ok(())
                 }
-                st.open.push(Section { kind, comment });
-                st.open.len() - 1
-            };
-            // lol_html runs end-tag handlers of implicitly closed
-            // elements too, so the stack follows its open elements.
-            let s = Rc::clone(&s_section);
-            el.on_end_tag(end_tag!(move |_| {
-                s.borrow_mut().open.truncate(depth);
-                Ok(())
-            }))
+                "meta" => robots_meta(&s_el, el),
+                _ => Ok(()),
+            }
         });
         let settings = Settings::new()
             .with_encoding(ascii_enc)
@@ -633,99 +740,8 @@ pub fn extract_links(
             .with_adjust_charset_on_meta_tag(meta_may_override)
             .with_memory_settings(
                 MemorySettings::new().with_max_allowed_memory_usage(limits.max_parser_memory),
-            );
-        // Sections first: an element's own section is open before any link
-        // inside it is seen.
-        let settings = if present.comment {
-            settings.append_element_content_handler(on!(
-                element,
-                element_handler,
-                "nav, header, footer, aside, article, section, [class*=omment], [id*=omment]",
-                section
-            ))
-        } else {
-            settings.append_element_content_handler(on!(
-                element,
-                element_handler,
-                "nav, header, footer, aside, article, section",
-                section
-            ))
-        };
-        let settings = append_if(settings, present.template, move || {
-            on!(element, element_handler, "template", move |el| {
-                if !el.can_have_content() {
-                    return Ok(());
-                }
-                s_template.borrow_mut().templates += 1;
-                let s = Rc::clone(&s_template);
-                el.on_end_tag(end_tag!(move |_| {
-                    let mut st = s.borrow_mut();
-                    st.templates = st.templates.saturating_sub(1);
-                    Ok(())
-                }))
-            })
-        });
-        let settings = settings.append_element_content_handler(on!(
-            element,
-            element_handler,
-            "a",
-            move |el| {
-                let mut st = s_a.borrow_mut();
-                // An <a> start tag closes an open link (the tree builder's
-                // adoption agency): text after a nested link is nobody's.
-                st.current = None;
-                st.pending.clear();
-                if st.templates > 0 {
-                    return Ok(());
-                }
-                let Some(href) = attr(el, "href") else {
-                    return Ok(());
-                };
-                let link = RawLink {
-                    href,
-                    rel: attr(el, "rel")
-                        .map(|r| parse_rel_attribute(&r))
-                        .unwrap_or_default(),
-                    placement: placement_of(&st.open),
-                    ..RawLink::default()
-                };
-                let Some(i) = st.push(link) else {
-                    return Ok(());
-                };
-                if !el.can_have_content() {
-                    return Ok(());
-                }
-                st.current = Some(i);
-                drop(st);
-                let s = Rc::clone(&s_a);
-                el.on_end_tag(end_tag!(move |_| {
-                    let mut st = s.borrow_mut();
-                    if st.current == Some(i) {
-                        st.current = None;
-                    }
-                    Ok(())
-                }))
-            }
-        ));
-        let settings = append_if(settings, present.area, move || {
-            on!(element, element_handler, "area[href]", move |el| {
-                let mut st = s_area.borrow_mut();
-                if st.templates > 0 {
-                    return Ok(());
-                }
-                let link = RawLink {
-                    href: attr(el, "href").unwrap_or_default(),
-                    rel: attr(el, "rel")
-                        .map(|r| parse_rel_attribute(&r))
-                        .unwrap_or_default(),
-                    alt: attr(el, "alt").unwrap_or_default(),
-                    placement: placement_of(&st.open),
-                    ..RawLink::default()
-                };
-                st.push(link);
-                Ok(())
-            })
-        });
+            )
+            .append_element_content_handler(on!(element, element_handler, "*", element));
         let settings = settings.append_element_content_handler(on!(
             text,
             text_handler,
@@ -755,54 +771,6 @@ pub fn extract_links(
                 Ok(())
             }
         ));
-        let settings = append_if(settings, present.img, move || {
-            on!(
-                element,
-                element_handler,
-                // Inside a link exactly when `current` is set (the link's
-                // end tag clears it): a descendant selector would make
-                // lol_html track every open element for it.
-                "img[alt]",
-                move |el| {
-                    let mut st = s_img.borrow_mut();
-                    let cap = st.max_buf;
-                    if let Some(i) = st.current
-                        && let Some(alt) = attr(el, "alt")
-                        && let Some(link) = st.raw.get_mut(i)
-                    {
-                        if !link.alt.is_empty() {
-                            push_capped(&mut link.alt, " ", cap);
-                        }
-                        push_capped(&mut link.alt, &alt, cap);
-                    }
-                    Ok(())
-                }
-            )
-        });
-        let settings = append_if(settings, present.base, move || {
-            on!(element, element_handler, "base[href]", move |el| {
-                let mut st = s_base.borrow_mut();
-                if st.base_href.is_none() {
-                    st.base_href = attr(el, "href");
-                }
-                Ok(())
-            })
-        });
-        let settings = append_if(settings, present.meta, move || {
-            on!(element, element_handler, "meta[name][content]", move |el| {
-                let mut st = s_meta.borrow_mut();
-                let name = attr(el, "name").unwrap_or_default();
-                let scoped = name.eq_ignore_ascii_case("robots")
-                    || name.eq_ignore_ascii_case(&st.product_token);
-                if scoped {
-                    let content = attr(el, "content").unwrap_or_default();
-                    let token = st.product_token.clone();
-                    st.meta_nofollow |= robots_directives_nofollow(&content, &token);
-                    st.meta_noindex |= robots_directives_noindex(&content, &token);
-                }
-                Ok(())
-            })
-        });
         let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
         let mut err = None;
         for chunk in bytes.chunks(16 * 1024) {
