@@ -20,72 +20,43 @@
 //!   comment container is an element whose class or id has a comment word
 //!   ("comments", "comment-body") and no flag word ("comment-count",
 //!   "f_comment_nofollow_on"); flags on `<html>` and `<body>` are ignored.
-//!   The open elements are lol_html's, so an implicitly closed `<nav>`
-//!   never leaks into the rest of the page.
+//!   An end tag closes the nearest open element of its name and every
+//!   element opened after it (as lol_html keeps its open elements), so an
+//!   implicitly closed `<nav>` never leaks into the rest of the page.
 //! * `<meta name="robots" content="nofollow">` (or `none`) and an
 //!   `X-Robots-Tag` header saying nofollow make every link on the page nofollow.
 //! * The character set comes from the Content-Type header, a BOM, or a
-//!   `<meta charset>`; without any, valid UTF-8 is read as UTF-8 and anything
-//!   else as windows-1252, as browsers do.
+//!   `<meta charset>` (the first one that names an ASCII-compatible
+//!   encoding, from where it is); without any, valid UTF-8 is read as
+//!   UTF-8 and anything else as windows-1252, as browsers do.
 //! * A page yields at most one edge per target URL: the first occurrence in
 //!   document order. Self-links (e.g. `#top`) are not edges.
 //! * Known, intended differences from a DOM: an anchor keeps at most
 //!   [`linkgraph_core::MAX_ANCHOR_CHARS`] characters; an image link with no
 //!   text takes the alts of all its images joined by spaces; a link cut by a
-//!   misnested end tag (`<a><p></a>`) is not reopened by the adoption agency.
+//!   misnested end tag (`<a><p></a>`) is not reopened by the adoption agency;
+//!   text in a CDATA section (SVG, MathML) is character data, as in the DOM.
 //!
 //! # Layout
-//! * this file: link extraction ([`extract_links`]), sitemaps, redirects;
+//! * this file: link extraction ([`extract_links`]) over the tokens of
+//!   `scan` (our tokenizer: a scan of the bytes, a tenth of the cost of
+//!   lol_html with handlers), sitemaps, redirects;
 //! * `differential` (tests): the stream checked against an HTML5 DOM;
 //! * `tests`: unit and property tests.
 
-use std::cell::RefCell;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::rc::Rc;
 
 use encoding_rs::Encoding;
 use linkgraph_core::{
     Link, LinkKind, Placement, Rel, canonicalize, normalize_anchor, parse_rel_attribute,
 };
-use lol_html::html_content::{Element, TextChunk, TextType};
-use lol_html::{
-    AsciiCompatibleEncoding, ElementContentHandlers, HandlerResult, HtmlRewriter, MemorySettings,
-    Selector, Settings, end_tag,
-};
 use url::Url;
 
-/// Types an element handler closure, as lol_html's `element!` does.
-fn element_handler<'h, T>(h: T) -> T
-where
-    T: FnMut(&mut Element<'_, '_>) -> HandlerResult + 'h,
-{
-    h
-}
+use scan::{Scanner, StartTag, Token};
 
-/// Types a text handler closure, as lol_html's `text!` does.
-fn text_handler<'h, T>(h: T) -> T
-where
-    T: FnMut(&mut TextChunk<'_>) -> HandlerResult + 'h,
-{
-    h
-}
-
-/// lol_html's `element!` and `text!`, with the selector parsed once per
-/// process instead of once per page (parsing the selectors was a tenth of
-/// a page's extraction time).
-macro_rules! on {
-    ($kind:ident, $hint:ident, $sel:literal, $handler:expr) => {{
-        static SELECTOR: std::sync::LazyLock<Selector> = std::sync::LazyLock::new(|| {
-            $sel.parse()
-                .unwrap_or_else(|e| panic!("selector {:?}: {e}", $sel))
-        });
-        (
-            std::borrow::Cow::Borrowed(&*SELECTOR),
-            ElementContentHandlers::default().$kind($hint($handler)),
-        )
-    }};
-}
+mod scan;
 
 /// Bounds on what one page may cost.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +65,8 @@ pub struct ParseLimits {
     pub max_links: usize,
     /// Characters of raw anchor text buffered per link before normalization.
     pub max_anchor_buffer: usize,
-    /// Memory lol_html may use for its parsing buffers.
+    /// Memory the stack of open elements may use; a page nested deeper
+    /// stops parsing there (its links found before are kept).
     pub max_parser_memory: usize,
 }
 
@@ -270,9 +242,6 @@ struct State {
     /// Open `<template>` elements: their content is inert, not part of the
     /// page, so links in it are not links of the page.
     templates: u32,
-    /// Raw text of the text node being read inside the current link; its
-    /// character references are decoded once the node ends.
-    pending: String,
     base_href: Option<String>,
     meta_nofollow: bool,
     meta_noindex: bool,
@@ -293,11 +262,20 @@ impl State {
     }
 }
 
-/// An attribute value with its character references decoded by the HTML
-/// spec's attribute rules (`?a=1&copy=2` keeps `&copy`).
-fn attr(el: &Element<'_, '_>, name: &str) -> Option<String> {
-    el.get_attribute(name)
-        .map(|v| htmlize::unescape_attribute(v).into_owned())
+/// Text of the page in `enc`, as UTF-8 (malformed bytes become U+FFFD).
+fn decode<'a>(enc: &'static Encoding, bytes: &'a [u8]) -> Cow<'a, str> {
+    if enc == encoding_rs::UTF_8 {
+        String::from_utf8_lossy(bytes)
+    } else {
+        enc.decode_without_bom_handling(bytes).0
+    }
+}
+
+/// The value of the start tag's attribute `name`, its character references
+/// decoded by the HTML spec's attribute rules (`?a=1&copy=2` keeps `&copy`).
+fn attr(scan: &Scanner<'_>, enc: &'static Encoding, name: &[u8]) -> Option<String> {
+    let v = scan.attr(name)?;
+    Some(htmlize::unescape_attribute(decode(enc, v)).into_owned())
 }
 
 fn push_capped(buf: &mut String, s: &str, cap: usize) {
@@ -362,8 +340,8 @@ fn is_directive(s: &str) -> bool {
     .any(|d| d.eq_ignore_ascii_case(s))
 }
 
-/// Picks the encoding: header charset, then BOM, then (for lol_html to
-/// refine on `<meta charset>`) UTF-8 when the bytes are valid UTF-8, else
+/// Picks the encoding: header charset, then BOM, then (for a
+/// `<meta charset>` to refine) UTF-8 when the bytes are valid UTF-8, else
 /// windows-1252. Returns the encoding and whether a meta tag may override it.
 fn sniff_encoding(body: &[u8], content_type: Option<&str>) -> (&'static Encoding, bool) {
     if let Some(enc) = content_type.and_then(charset_from_content_type) {
@@ -445,225 +423,242 @@ fn skipped_scheme(href: &str) -> bool {
     })
 }
 
-/// What a page's bytes may hold that costs a pass or a check to handle.
-/// A false positive only costs speed; a false negative is impossible,
-/// since tag names and the class/id words are ASCII in every
-/// ASCII-compatible encoding.
-#[derive(Debug, Clone, Copy, Default)]
-struct Present {
-    /// A `<noscript>` tag (in any case): its content is unwrapped first.
-    noscript: bool,
-    /// The bytes "omment": only then are class and id attributes read for
-    /// comment markers (reading an element's attributes parses them all).
-    comment: bool,
-}
-
-impl Present {
-    /// One pass over the page's `<` and one substring search (both
-    /// memchr's, with SIMD).
-    fn scan(bytes: &[u8]) -> Present {
-        let noscript = memchr::memchr_iter(b'<', bytes).any(|i| {
-            bytes
-                .get(i + 1..i + 9)
-                .is_some_and(|w| w.eq_ignore_ascii_case(b"noscript"))
-        });
-        Present {
-            noscript,
-            comment: memchr::memmem::find(bytes, b"omment").is_some(),
-        }
-    }
-}
-
-/// A crawler runs no scripts, so it reads `<noscript>` content as markup,
-/// as a browser with scripting disabled does. lol_html (like a browser with
-/// scripting on) reads it as raw text; this pass drops the noscript tags and
-/// keeps their content verbatim, so the main pass parses it as markup.
-/// `None` when the page has no noscript, or the pass failed (then the page
-/// is parsed as it is).
-fn unwrap_noscript(
-    bytes: &[u8],
-    encoding: AsciiCompatibleEncoding,
-    meta_may_override: bool,
-    max_memory: usize,
-) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let settings = Settings::new()
-        .with_encoding(encoding)
-        .with_strict(false)
-        .with_adjust_charset_on_meta_tag(meta_may_override)
-        .with_memory_settings(MemorySettings::new().with_max_allowed_memory_usage(max_memory))
-        .append_element_content_handler(on!(element, element_handler, "noscript", |el| {
-            el.remove_and_keep_content();
-            Ok(())
-        }));
-    let mut rewriter = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
-    for chunk in bytes.chunks(16 * 1024) {
-        rewriter.write(chunk).ok()?;
-    }
-    rewriter.end().ok()?;
-    Some(out)
-}
-
 /// The most sections tracked as open at once; deeper ones do not count.
 const MAX_OPEN_SECTIONS: usize = 256;
 
-/// The parse's state, shared by its handlers.
-type Shared = Rc<RefCell<State>>;
+/// An element on the stack of open elements: what its end undoes.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    /// Where its lower-case name starts in [`Walk::names`] (it ends where
+    /// the next element's starts).
+    name_at: usize,
+    /// The open sections' count before it opened one.
+    section: Option<usize>,
+    /// The link it opened.
+    link: Option<usize>,
+    template: bool,
+}
 
-/// Opens the section `el` (tag `tag`) is, if any: a nav, aside, header,
-/// footer, article or section, or (when the page has the word "omment"
-/// at all, `comments`) an element whose class or id contains it and marks
-/// a comment ([`is_comment_marker`]). Its end tag closes it: lol_html runs
-/// the end-tag handlers of implicitly closed elements too, so the open
-/// sections follow its open elements.
-fn open_section(
-    state: &Shared,
-    el: &mut Element<'_, '_>,
-    tag: &str,
-    comments: bool,
-) -> HandlerResult {
-    let kind = match tag {
-        "nav" => SectionKind::Nav,
-        "aside" => SectionKind::Aside,
-        "header" => SectionKind::Header,
-        "footer" => SectionKind::Footer,
-        "article" | "section" => SectionKind::Sectioning,
-        // Page-wide flags ("f_comment_nofollow_on") live on these; a
-        // link's own class says nothing of its place.
-        "html" | "head" | "body" | "a" | "area" => return Ok(()),
-        _ => SectionKind::Other,
-    };
-    let comment = comments && {
-        let (class, id) = (el.get_attribute("class"), el.get_attribute("id"));
-        let values = || class.iter().chain(&id);
-        // Any other element counts only when a value has "omment" as it
-        // is in the bytes (as lol_html's `[class*=omment]` matched).
-        (kind != SectionKind::Other || values().any(|v| v.contains("omment")))
-            && values().any(|v| is_comment_marker(v))
-    };
-    if (kind == SectionKind::Other && !comment) || !el.can_have_content() {
-        return Ok(());
-    }
-    let depth = {
-        let mut st = state.borrow_mut();
-        if st.open.len() >= MAX_OPEN_SECTIONS {
-            return Ok(());
+/// The extraction's state over the scanner's tokens.
+struct Walk {
+    st: State,
+    /// The open elements (all but void ones), outermost first, as lol_html
+    /// keeps them: an end tag closes the nearest open element of its name
+    /// and every element opened after it; an end tag with no open element
+    /// of its name is ignored.
+    stack: Vec<Open>,
+    names: Vec<u8>,
+    /// The encoding of text and attribute values from here on.
+    enc: &'static Encoding,
+    /// A `<meta>` may still set the encoding (no header or BOM did; only
+    /// the first that names one does).
+    meta_may_override: bool,
+    max_memory: usize,
+    /// The current tag's name in lower case.
+    tag: Vec<u8>,
+}
+
+impl Walk {
+    /// A start tag. Err when the open elements pass the memory limit.
+    fn start(&mut self, scan: &Scanner<'_>, t: StartTag<'_>) -> Result<(), String> {
+        self.tag.clear();
+        self.tag.extend(t.name.iter().map(u8::to_ascii_lowercase));
+        let mut open = Open {
+            name_at: self.names.len(),
+            section: self.open_section(scan, t.has_content),
+            link: None,
+            template: false,
+        };
+        let enc = self.enc;
+        let st = &mut self.st;
+        match self.tag.as_slice() {
+            b"a" => {
+                // An <a> start tag closes an open link (the tree builder's
+                // adoption agency): text after a nested link is nobody's.
+                st.current = None;
+                if st.templates == 0
+                    && let Some(href) = attr(scan, enc, b"href")
+                {
+                    let link = RawLink {
+                        href,
+                        rel: rel_of(scan, enc),
+                        placement: placement_of(&st.open),
+                        ..RawLink::default()
+                    };
+                    if let Some(i) = st.push(link)
+                        && t.has_content
+                    {
+                        st.current = Some(i);
+                        open.link = Some(i);
+                    }
+                }
+            }
+            b"area" if st.templates == 0 => {
+                if let Some(href) = attr(scan, enc, b"href") {
+                    st.push(RawLink {
+                        href,
+                        rel: rel_of(scan, enc),
+                        alt: attr(scan, enc, b"alt").unwrap_or_default(),
+                        placement: placement_of(&st.open),
+                        ..RawLink::default()
+                    });
+                }
+            }
+            b"img" => {
+                let cap = st.max_buf;
+                if let Some(i) = st.current
+                    && let Some(alt) = attr(scan, enc, b"alt")
+                    && let Some(link) = st.raw.get_mut(i)
+                {
+                    if !link.alt.is_empty() {
+                        push_capped(&mut link.alt, " ", cap);
+                    }
+                    push_capped(&mut link.alt, &alt, cap);
+                }
+            }
+            b"template" if t.has_content => {
+                st.templates += 1;
+                open.template = true;
+            }
+            b"base" if st.base_href.is_none() => st.base_href = attr(scan, enc, b"href"),
+            b"meta" => self.meta(scan),
+            _ => {}
         }
-        st.open.push(Section { kind, comment });
-        st.open.len() - 1
-    };
-    let s = Rc::clone(state);
-    el.on_end_tag(end_tag!(move |_| {
-        s.borrow_mut().open.truncate(depth);
-        Ok(())
-    }))
-}
-
-/// A `<template>`: its content is inert until its end tag.
-fn open_template(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
-    if !el.can_have_content() {
-        return Ok(());
-    }
-    state.borrow_mut().templates += 1;
-    let s = Rc::clone(state);
-    el.on_end_tag(end_tag!(move |_| {
-        let mut st = s.borrow_mut();
-        st.templates = st.templates.saturating_sub(1);
-        Ok(())
-    }))
-}
-
-/// An `<a>`: it closes an open link (the tree builder's adoption agency:
-/// text after a nested link is nobody's), and with an href opens one,
-/// whose text and image alts follow until its end tag.
-fn open_link(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
-    let mut st = state.borrow_mut();
-    st.current = None;
-    st.pending.clear();
-    if st.templates > 0 {
-        return Ok(());
-    }
-    let Some(href) = attr(el, "href") else {
-        return Ok(());
-    };
-    let link = RawLink {
-        href,
-        rel: attr(el, "rel")
-            .map(|r| parse_rel_attribute(&r))
-            .unwrap_or_default(),
-        placement: placement_of(&st.open),
-        ..RawLink::default()
-    };
-    let Some(i) = st.push(link) else {
-        return Ok(());
-    };
-    if !el.can_have_content() {
-        return Ok(());
-    }
-    st.current = Some(i);
-    drop(st);
-    let s = Rc::clone(state);
-    el.on_end_tag(end_tag!(move |_| {
-        let mut st = s.borrow_mut();
-        if st.current == Some(i) {
-            st.current = None;
+        if t.has_content {
+            self.names.extend_from_slice(&self.tag);
+            self.stack.push(open);
+            let used = self.names.len() + self.stack.len() * std::mem::size_of::<Open>();
+            if used > self.max_memory {
+                return Err(format!(
+                    "open elements need more than the parser's {} bytes",
+                    self.max_memory
+                ));
+            }
         }
         Ok(())
-    }))
-}
-
-/// An `<area href>`: a link whose anchor is its alt.
-fn area_link(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
-    let mut st = state.borrow_mut();
-    if st.templates > 0 {
-        return Ok(());
     }
-    let Some(href) = attr(el, "href") else {
-        return Ok(());
-    };
-    let link = RawLink {
-        href,
-        rel: attr(el, "rel")
-            .map(|r| parse_rel_attribute(&r))
-            .unwrap_or_default(),
-        alt: attr(el, "alt").unwrap_or_default(),
-        placement: placement_of(&st.open),
-        ..RawLink::default()
-    };
-    st.push(link);
-    Ok(())
-}
 
-/// An `<img alt>` inside the open link: its alt joins the link's.
-fn image_alt(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
-    let mut st = state.borrow_mut();
-    let cap = st.max_buf;
-    if let Some(i) = st.current
-        && let Some(alt) = attr(el, "alt")
-        && let Some(link) = st.raw.get_mut(i)
-    {
-        if !link.alt.is_empty() {
-            push_capped(&mut link.alt, " ", cap);
+    /// Opens the section the element of the current tag is, if any: a
+    /// nav, aside, header, footer, article or section, or an element whose
+    /// class or id marks a comment ([`is_comment_marker`]). Returns the
+    /// open sections' count before it.
+    fn open_section(&mut self, scan: &Scanner<'_>, has_content: bool) -> Option<usize> {
+        let kind = match self.tag.as_slice() {
+            b"nav" => SectionKind::Nav,
+            b"aside" => SectionKind::Aside,
+            b"header" => SectionKind::Header,
+            b"footer" => SectionKind::Footer,
+            b"article" | b"section" => SectionKind::Sectioning,
+            // Page-wide flags ("f_comment_nofollow_on") live on these; a
+            // link's own class says nothing of its place.
+            b"html" | b"head" | b"body" | b"a" | b"area" => return None,
+            _ => SectionKind::Other,
+        };
+        let comment = [b"class".as_slice(), b"id"].iter().any(|name| {
+            scan.attr(name).is_some_and(|v| {
+                // Decoded only when it may hold a comment word.
+                let maybe =
+                    v.contains(&b'&') || v.windows(6).any(|w| w.eq_ignore_ascii_case(b"omment"));
+                maybe && is_comment_marker(&htmlize::unescape_attribute(decode(self.enc, v)))
+            })
+        });
+        if (kind == SectionKind::Other && !comment)
+            || !has_content
+            || self.st.open.len() >= MAX_OPEN_SECTIONS
+        {
+            return None;
         }
-        push_capped(&mut link.alt, &alt, cap);
+        self.st.open.push(Section { kind, comment });
+        Some(self.st.open.len() - 1)
     }
-    Ok(())
+
+    /// A `<meta>`: robots directives for us, and the page's encoding.
+    fn meta(&mut self, scan: &Scanner<'_>) {
+        let enc = self.enc;
+        if let (Some(name), Some(content)) = (attr(scan, enc, b"name"), attr(scan, enc, b"content"))
+        {
+            let st = &mut self.st;
+            if name.eq_ignore_ascii_case("robots") || name.eq_ignore_ascii_case(&st.product_token) {
+                st.meta_nofollow |= robots_directives_nofollow(&content, &st.product_token);
+                st.meta_noindex |= robots_directives_noindex(&content, &st.product_token);
+            }
+        }
+        if !self.meta_may_override {
+            return;
+        }
+        let declared = scan
+            .attr(b"charset")
+            .and_then(Encoding::for_label_no_replacement)
+            .or_else(|| {
+                let http_equiv = scan.attr(b"http-equiv")?;
+                if !http_equiv.eq_ignore_ascii_case(b"content-type") {
+                    return None;
+                }
+                charset_from_content_type(&decode(enc, scan.attr(b"content")?))
+            })
+            .filter(|e| e.is_ascii_compatible() && *e != encoding_rs::REPLACEMENT);
+        if let Some(e) = declared {
+            self.enc = e;
+            self.meta_may_override = false;
+        }
+    }
+
+    /// An end tag: closes the nearest open element of its name and every
+    /// element opened after it (lol_html runs their end-tag handlers too,
+    /// so the sections follow its open elements).
+    fn end(&mut self, name: &[u8]) {
+        let names = &self.names;
+        let stack = &self.stack;
+        let Some(at) = (0..stack.len()).rev().find(|&i| {
+            let to = stack.get(i + 1).map_or(names.len(), |o| o.name_at);
+            names[stack[i].name_at..to].eq_ignore_ascii_case(name)
+        }) else {
+            return;
+        };
+        let cut = self.stack[at].name_at;
+        for o in self.stack.drain(at..) {
+            let st = &mut self.st;
+            if let Some(depth) = o.section {
+                st.open.truncate(depth);
+            }
+            if o.link.is_some() && st.current == o.link {
+                st.current = None;
+            }
+            if o.template {
+                st.templates = st.templates.saturating_sub(1);
+            }
+        }
+        self.names.truncate(cut);
+    }
+
+    /// Character data: anchor text when a link is open.
+    fn text(&mut self, raw: &[u8]) {
+        let st = &mut self.st;
+        let Some(i) = st.current else {
+            return;
+        };
+        let cap = st.max_buf;
+        // Room for a reference cut at the cap to still decode; references
+        // are decoded per text node, as the tokenizer does.
+        let raw = &raw[..raw.len().min(cap.saturating_mul(4) + 64)];
+        let mut text = decode(self.enc, raw).into_owned();
+        let mut end = text.len().min(cap + 64);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        let decoded = htmlize::unescape(text);
+        if let Some(link) = st.raw.get_mut(i) {
+            push_capped(&mut link.text, &decoded, cap);
+        }
+    }
 }
 
-/// A `<meta name content>` for robots or for our product token.
-fn robots_meta(state: &Shared, el: &mut Element<'_, '_>) -> HandlerResult {
-    let mut st = state.borrow_mut();
-    let (Some(name), Some(content)) = (attr(el, "name"), attr(el, "content")) else {
-        return Ok(());
-    };
-    let scoped =
-        name.eq_ignore_ascii_case("robots") || name.eq_ignore_ascii_case(&st.product_token);
-    if scoped {
-        let token = st.product_token.clone();
-        st.meta_nofollow |= robots_directives_nofollow(&content, &token);
-        st.meta_noindex |= robots_directives_noindex(&content, &token);
-    }
-    Ok(())
+/// The rel attribute of the current tag.
+fn rel_of(scan: &Scanner<'_>, enc: &'static Encoding) -> Rel {
+    attr(scan, enc, b"rel")
+        .map(|r| parse_rel_attribute(&r))
+        .unwrap_or_default()
 }
 
 /// Extracts the links of an HTML page.
@@ -678,116 +673,43 @@ pub fn extract_links(
     let (encoding, meta_may_override) = sniff_encoding(body, meta.content_type);
     // UTF-16 and friends are not ASCII-compatible; transcode them first.
     let transcoded;
-    let (bytes, ascii_enc) = match AsciiCompatibleEncoding::new(encoding) {
-        Some(e) => (body, e),
-        None => {
-            let (text, _, _) = encoding.decode(body);
-            transcoded = text.into_owned();
-            (transcoded.as_bytes(), AsciiCompatibleEncoding::utf_8())
-        }
-    };
-    // Unwrapping noscript keeps every other tag, so `present` holds after.
-    let present = Present::scan(bytes);
-    let unwrapped = if present.noscript {
-        unwrap_noscript(
-            bytes,
-            ascii_enc,
-            meta_may_override,
-            limits.max_parser_memory,
-        )
+    let (bytes, enc) = if encoding.is_ascii_compatible() {
+        (body, encoding)
     } else {
-        None
+        let (text, _, _) = encoding.decode(body);
+        transcoded = text.into_owned();
+        (transcoded.as_bytes(), encoding_rs::UTF_8)
     };
-    let bytes = unwrapped.as_deref().unwrap_or(bytes);
-
-    let state = Rc::new(RefCell::new(State {
-        max_links: limits.max_links,
-        max_buf: limits.max_anchor_buffer,
-        product_token: meta.product_token.to_ascii_lowercase(),
-        ..State::default()
-    }));
-
-    let truncated_by = {
-        let s_el = Rc::clone(&state);
-        let s_text = Rc::clone(&state);
-        let comments = present.comment;
-        // One handler sees every element and dispatches on its tag name: a
-        // selector per kind of element made lol_html build and compile a
-        // selector program for every page (an eighth of an extraction),
-        // which cost more than this call per element does.
-        let element = element_handler(move |el| {
-            let tag = el.tag_name();
-            open_section(&s_el, el, &tag, comments)?;
-            match tag.as_str() {
-                "a" => open_link(&s_el, el),
-                "area" => area_link(&s_el, el),
-                "img" => image_alt(&s_el, el),
-                "template" => open_template(&s_el, el),
-                "base" => {
-                    let mut st = s_el.borrow_mut();
-                    if st.base_href.is_none() {
-                        st.base_href = attr(el, "href");
-                    }
-                    Ok(())
-                }
-                "meta" => robots_meta(&s_el, el),
-                _ => Ok(()),
-            }
-        });
-        let settings = Settings::new()
-            .with_encoding(ascii_enc)
-            .with_strict(false)
-            .with_adjust_charset_on_meta_tag(meta_may_override)
-            .with_memory_settings(
-                MemorySettings::new().with_max_allowed_memory_usage(limits.max_parser_memory),
-            )
-            .append_element_content_handler(on!(element, element_handler, "*", element));
-        let settings = settings.append_element_content_handler(on!(
-            text,
-            text_handler,
-            "a[href]",
-            move |t: &mut TextChunk<'_>| {
-                // Only character data is anchor text: not script, style,
-                // textarea or title content.
-                if t.text_type() != TextType::Data {
-                    return Ok(());
-                }
-                let mut st = s_text.borrow_mut();
-                let Some(i) = st.current else {
-                    return Ok(());
-                };
-                let cap = st.max_buf;
-                // Room for a reference cut at the cap to still decode.
-                push_capped(&mut st.pending, t.as_str(), cap + 64);
-                if t.last_in_text_node() {
-                    // References are decoded per text node, as the
-                    // tokenizer does: one never spans two nodes.
-                    let raw = std::mem::take(&mut st.pending);
-                    let decoded = htmlize::unescape(raw);
-                    if let Some(link) = st.raw.get_mut(i) {
-                        push_capped(&mut link.text, &decoded, cap);
-                    }
-                }
-                Ok(())
-            }
-        ));
-        let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
-        let mut err = None;
-        for chunk in bytes.chunks(16 * 1024) {
-            if let Err(e) = rewriter.write(chunk) {
-                err = Some(e.to_string());
-                break;
-            }
-        }
-        match err {
-            Some(e) => Some(e),
-            None => rewriter.end().err().map(|e| e.to_string()),
-        }
+    let mut walk = Walk {
+        st: State {
+            max_links: limits.max_links,
+            max_buf: limits.max_anchor_buffer,
+            product_token: meta.product_token.to_ascii_lowercase(),
+            ..State::default()
+        },
+        stack: Vec::new(),
+        names: Vec::new(),
+        enc,
+        meta_may_override,
+        max_memory: limits.max_parser_memory,
+        tag: Vec::new(),
     };
-
-    let st = Rc::try_unwrap(state)
-        .map(RefCell::into_inner)
-        .unwrap_or_default();
+    let mut scan = Scanner::new(bytes);
+    let mut truncated_by = None;
+    while let Some(token) = scan.next_token() {
+        match token {
+            Token::Start(t) => {
+                if let Err(e) = walk.start(&scan, t) {
+                    truncated_by = Some(e);
+                    break;
+                }
+            }
+            Token::End(name) => walk.end(name),
+            Token::Text { raw, data: true } => walk.text(raw),
+            Token::Text { data: false, .. } => {}
+        }
+    }
+    let st = walk.st;
     let mut out = finish(meta, st.raw, st.base_href.as_deref(), st.meta_nofollow);
     out.noindex_page = st.meta_noindex
         || meta

@@ -22,6 +22,16 @@ fn parse(html: &str) -> Extracted {
     parse_with(html.as_bytes(), Some("text/html; charset=utf-8"), None)
 }
 
+/// Tokens of `html`, scanned to the end (each token consumes input).
+fn scan_all(html: &[u8]) -> usize {
+    let mut s = scan::Scanner::new(html);
+    let mut n = 0;
+    while s.next_token().is_some() {
+        n += 1;
+    }
+    n
+}
+
 fn find<'a>(x: &'a Extracted, target: &str) -> &'a Link {
     x.links
         .iter()
@@ -409,6 +419,24 @@ proptest! {
         let _ = parse_with(&body, None, None);
     }
 
+    /// Markup cut anywhere: the tokenizer's states (tags, attributes,
+    /// comments, script escapes, raw text, foreign content) at every
+    /// boundary, never a panic, never a truncated parse.
+    #[test]
+    fn never_panics_on_markup_soup(parts in proptest::collection::vec(0usize..32, 0..120)) {
+        const PIECES: [&str; 32] = [
+            "<", "</", ">", "/>", "<!--", "-->", "--!>", "-", "<!", "<?", "<a href=", "<a href='/x'>",
+            "</a>", "\"", "'", "=", " ", "<script>", "</script>", "<!--<script>", "<style>", "</style",
+            "<svg>", "</svg>", "<math><mi>", "<![CDATA[", "]]>", "<title>", "<textarea>", "<nav class=comments>",
+            "&amp;", "<plaintext>",
+        ];
+        let html: String = parts.iter().map(|&i| PIECES[i]).collect();
+        let x = parse(&html);
+        prop_assert!(x.truncated_by.is_none());
+        let scanned = scan_all(html.as_bytes());
+        prop_assert!(scanned <= html.len() + 1);
+    }
+
     #[test]
     fn every_generated_link_is_found(targets in proptest::collection::vec("[a-z]{1,8}", 1..30)) {
         let html: String = targets.iter().map(|t| format!("<p><a href='/{t}'>{t}</a></p>")).collect();
@@ -439,4 +467,32 @@ fn rare_elements_in_upper_case_still_install_their_handlers() {
     assert_eq!(find(&x, "http://cdn.example.net/s/i").anchor, "Logo");
     assert_eq!(find(&x, "http://area.example.org/").anchor, "Area");
     assert_eq!(x.links.len(), 3);
+}
+
+#[test]
+fn nesting_past_the_memory_limit_stops_the_parse_and_keeps_what_came_before() {
+    let page = url("http://www.example.com/");
+    let meta = PageMeta {
+        url: &page,
+        content_type: None,
+        x_robots_tag: None,
+        product_token: TOKEN,
+    };
+    let html = format!(
+        "<a href=/before>b</a>{}<a href=/after>a</a>",
+        "<div>".repeat(100_000)
+    );
+    let limits = ParseLimits {
+        max_parser_memory: 64 << 10,
+        ..ParseLimits::default()
+    };
+    let x = extract_links(meta, html.as_bytes(), limits).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(x.links.len(), 1, "{:?}", x.links);
+    assert_eq!(x.links[0].target_url, "http://www.example.com/before");
+    let why = x.truncated_by.unwrap_or_default();
+    assert!(why.contains("65536 bytes"), "{why}");
+    // The default limit holds the same page whole.
+    let x = extract_links(meta, html.as_bytes(), ParseLimits::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((x.links.len(), x.truncated_by), (2, None));
 }
