@@ -519,11 +519,19 @@ impl<'a> Scanner<'a> {
     }
 
     fn is_end_tag_of(&self, at: usize, name: &[u8]) -> bool {
+        self.is_tag(at, b"</", name)
+    }
+
+    /// `open` (`<` or `</`), then `name` in any case, then whitespace,
+    /// `/` or `>`, at `at`.
+    fn is_tag(&self, at: usize, open: &[u8], name: &[u8]) -> bool {
         let input = self.input;
-        let n = at + 2 + name.len();
-        input
-            .get(at + 2..n)
-            .is_some_and(|w| w.eq_ignore_ascii_case(name))
+        let from = at + open.len();
+        let n = from + name.len();
+        input.get(at..from) == Some(open)
+            && input
+                .get(from..n)
+                .is_some_and(|w| w.eq_ignore_ascii_case(name))
             && input
                 .get(n)
                 .is_some_and(|&b| is_space(b) || b == b'/' || b == b'>')
@@ -533,72 +541,49 @@ impl<'a> Scanner<'a> {
     /// through the spec's escaped (`<!--`) and double-escaped
     /// (`<!--<script>`) states, in which `</script>` may not end it.
     fn script_end(&self, from: usize) -> Option<usize> {
-        let input = self.input;
-        let name = self.raw_end;
+        /// Where script data is: plain, escaped by `<!--`, or double-escaped
+        /// by a `<script` inside that.
+        #[derive(Clone, Copy)]
+        enum Escape {
+            No,
+            Escaped,
+            Double,
+        }
+        let (input, name) = (self.input, self.raw_end);
+        let mut state = Escape::No;
         let mut i = from;
         loop {
-            // Unescaped script data: an end tag, or `<!--` to escape.
-            let lt = memchr(b'<', &input[i..])? + i;
-            if self.is_end_tag_of(lt, name) {
-                return Some(lt);
-            }
-            if !input[lt..].starts_with(b"<!--") {
-                i = lt + 1;
+            let j = match state {
+                Escape::No => memchr(b'<', &input[i..])?,
+                Escape::Escaped | Escape::Double => memchr::memchr2(b'<', b'>', &input[i..])?,
+            } + i;
+            i = j + 1;
+            if input[j] == b'>' {
+                // `-->` ends an escape; the dashes may be `<!--`'s own.
+                if input[..j].ends_with(b"--") {
+                    state = Escape::No;
+                }
                 continue;
             }
-            // Escaped: `-->` returns to script data; `</script` ends it;
-            // `<script` (then space, `/` or `>`) double-escapes it. The
-            // dashes of `<!--` count toward `-->` (`<!-->` unescapes).
-            i = lt + 2;
-            'escaped: loop {
-                let j = input[i..].iter().position(|&b| b == b'<' || b == b'>')? + i;
-                if input[j] == b'>' {
-                    if j >= 2 && &input[j - 2..j] == b"--" {
-                        i = j + 1;
-                        break 'escaped;
-                    }
-                    i = j + 1;
-                    continue;
+            match state {
+                // `</script` only goes back to the escaped state.
+                Escape::Double if self.is_end_tag_of(j, name) => {
+                    state = Escape::Escaped;
+                    i = j + 2 + name.len();
                 }
-                if self.is_end_tag_of(j, name) {
-                    return Some(j);
+                Escape::Double => {}
+                _ if self.is_end_tag_of(j, name) => return Some(j),
+                Escape::No if input[j..].starts_with(b"<!--") => {
+                    state = Escape::Escaped;
+                    i = j + 2;
                 }
-                if self.is_start_of(j, b"script") {
-                    // Double-escaped until `</script` (back to escaped)
-                    // or `-->` (back to script data).
-                    i = j + 7;
-                    loop {
-                        let k = input[i..].iter().position(|&b| b == b'<' || b == b'>')? + i;
-                        if input[k] == b'>' {
-                            if k >= 2 && &input[k - 2..k] == b"--" {
-                                i = k + 1;
-                                break 'escaped;
-                            }
-                            i = k + 1;
-                            continue;
-                        }
-                        if self.is_end_tag_of(k, b"script") {
-                            i = k + 8;
-                            continue 'escaped;
-                        }
-                        i = k + 1;
-                    }
+                Escape::Escaped if self.is_tag(j, b"<", name) => {
+                    state = Escape::Double;
+                    i = j + 1 + name.len();
                 }
-                i = j + 1;
+                Escape::No | Escape::Escaped => {}
             }
         }
-    }
-
-    /// `<name` followed by whitespace, `/` or `>` at `at`.
-    fn is_start_of(&self, at: usize, name: &[u8]) -> bool {
-        let input = self.input;
-        let n = at + 1 + name.len();
-        input
-            .get(at + 1..n)
-            .is_some_and(|w| w.eq_ignore_ascii_case(name))
-            && input
-                .get(n)
-                .is_some_and(|&b| is_space(b) || b == b'/' || b == b'>')
     }
 }
 

@@ -8,6 +8,15 @@ fn url(s: &str) -> Url {
 }
 
 fn parse_with(html: &[u8], ct: Option<&str>, xrt: Option<&str>) -> Extracted {
+    parse_limited(html, ct, xrt, ParseLimits::default())
+}
+
+fn parse_limited(
+    html: &[u8],
+    ct: Option<&str>,
+    xrt: Option<&str>,
+    limits: ParseLimits,
+) -> Extracted {
     let page = url("http://www.example.com/dir/page.html");
     let meta = PageMeta {
         url: &page,
@@ -15,7 +24,7 @@ fn parse_with(html: &[u8], ct: Option<&str>, xrt: Option<&str>) -> Extracted {
         x_robots_tag: xrt,
         product_token: TOKEN,
     };
-    extract_links(meta, html, ParseLimits::default()).unwrap_or_else(|e| panic!("{e}"))
+    extract_links(meta, html, limits).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn parse(html: &str) -> Extracted {
@@ -471,13 +480,6 @@ fn rare_elements_in_upper_case_still_install_their_handlers() {
 
 #[test]
 fn nesting_past_the_memory_limit_stops_the_parse_and_keeps_what_came_before() {
-    let page = url("http://www.example.com/");
-    let meta = PageMeta {
-        url: &page,
-        content_type: None,
-        x_robots_tag: None,
-        product_token: TOKEN,
-    };
     let html = format!(
         "<a href=/before>b</a>{}<a href=/after>a</a>",
         "<div>".repeat(100_000)
@@ -486,13 +488,12 @@ fn nesting_past_the_memory_limit_stops_the_parse_and_keeps_what_came_before() {
         max_parser_memory: 64 << 10,
         ..ParseLimits::default()
     };
-    let x = extract_links(meta, html.as_bytes(), limits).unwrap_or_else(|e| panic!("{e}"));
+    let x = parse_limited(html.as_bytes(), None, None, limits);
     assert_eq!(x.links.len(), 1, "{:?}", x.links);
     assert_eq!(x.links[0].target_url, "http://www.example.com/before");
     let why = x.truncated_by.unwrap_or_default();
     assert!(why.contains("65536 bytes"), "{why}");
     // The default limit holds the same page whole.
-    let x = extract_links(meta, html.as_bytes(), ParseLimits::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let x = parse_limited(html.as_bytes(), None, None, ParseLimits::default());
     assert_eq!((x.links.len(), x.truncated_by), (2, None));
 }
