@@ -497,3 +497,38 @@ fn nesting_past_the_memory_limit_stops_the_parse_and_keeps_what_came_before() {
     let x = parse_limited(html.as_bytes(), None, None, ParseLimits::default());
     assert_eq!((x.links.len(), x.truncated_by), (2, None));
 }
+
+#[test]
+fn real_web_markup_shapes() {
+    let x = parse(concat!(
+        "<!--[if lt IE 9]><a href=\"/ie\">ie</a><![endif]-->",
+        "<script type=\"text/template\"><a href=\"/tpl\">x</a></script>",
+        "<SCRIPT>document.write('<a href=\"/dw\">')</SCRIPT >",
+        "<a href=\"/tight\"class=\"x\"title='t'>tight</a>",
+        "<a href=\"/multi\nline\">ml</a>",
+        "<a href=\"/icon\"><svg class=\"icon\"><use xlink:href=\"#i\"></use></svg>Icon text</a>",
+        "<textarea><a href=\"/ta\"></TEXTAREA ><a href=\"/after-ta\">after</a>",
+        "<a href=/unq?a=1&b=2>unq</a>",
+        "<p>1 < 2 and <a href=\"/lt\">lt</a></p>",
+        "<a href=\"/gt\">a > b</a>",
+        "<a href='/js' onclick=\"go('<a href=/x>')\">js</a>",
+    ));
+    let got: Vec<(&str, &str)> = x
+        .links
+        .iter()
+        .map(|l| (l.target_url.as_str(), l.anchor.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("http://www.example.com/tight", "tight"),
+            ("http://www.example.com/multiline", "ml"),
+            ("http://www.example.com/icon", "Icon text"),
+            ("http://www.example.com/after-ta", "after"),
+            ("http://www.example.com/unq?a=1&b=2", "unq"),
+            ("http://www.example.com/lt", "lt"),
+            ("http://www.example.com/gt", "a > b"),
+            ("http://www.example.com/js", "js"),
+        ]
+    );
+}
