@@ -35,7 +35,9 @@
 //!   [`linkgraph_core::MAX_ANCHOR_CHARS`] characters; an image link with no
 //!   text takes the alts of all its images joined by spaces; a link cut by a
 //!   misnested end tag (`<a><p></a>`) is not reopened by the adoption agency;
-//!   text in a CDATA section (SVG, MathML) is character data, as in the DOM.
+//!   an `<a>` inside SVG or MathML closes the open link (the DOM keeps an
+//!   HTML link open around a foreign one). Text in a CDATA section (SVG,
+//!   MathML) is character data, as in the DOM.
 //!
 //! # Layout
 //! * this file: link extraction ([`extract_links`]) over the tokens of
