@@ -450,6 +450,12 @@ struct Walk {
     /// of its name is ignored.
     stack: Vec<Open>,
     names: Vec<u8>,
+    /// How many elements are open under each name's hash (keyed per
+    /// process, so a page cannot choose collisions): an end tag of a name
+    /// with none open is rejected without walking the stack (a page of
+    /// deep nesting and stray end tags would make that quadratic).
+    open_names: hashbrown::HashMap<u64, u32>,
+    name_hasher: hashbrown::DefaultHashBuilder,
     /// The encoding of text and attribute values from here on.
     enc: &'static Encoding,
     /// A `<meta>` may still set the encoding (no header or BOM did; only
@@ -528,6 +534,8 @@ impl Walk {
         }
         if t.has_content {
             self.names.extend_from_slice(&self.tag);
+            let h = self.name_hasher.hash_one(self.tag.as_slice());
+            *self.open_names.entry(h).or_insert(0) += 1;
             self.stack.push(open);
             let used = self.names.len() + self.stack.len() * std::mem::size_of::<Open>();
             if used > self.max_memory {
@@ -609,6 +617,14 @@ impl Walk {
     /// element opened after it (lol_html runs their end-tag handlers too,
     /// so the sections follow its open elements).
     fn end(&mut self, name: &[u8]) {
+        self.tag.clear();
+        self.tag.extend(name.iter().map(u8::to_ascii_lowercase));
+        if !self
+            .open_names
+            .contains_key(&self.name_hasher.hash_one(self.tag.as_slice()))
+        {
+            return;
+        }
         let names = &self.names;
         let stack = &self.stack;
         let Some(at) = (0..stack.len()).rev().find(|&i| {
@@ -618,6 +634,19 @@ impl Walk {
             return;
         };
         let cut = self.stack[at].name_at;
+        for (i, o) in self.stack.iter().enumerate().skip(at) {
+            let to = self
+                .stack
+                .get(i + 1)
+                .map_or(self.names.len(), |n| n.name_at);
+            let h = self.name_hasher.hash_one(&self.names[o.name_at..to]);
+            if let Some(n) = self.open_names.get_mut(&h) {
+                *n -= 1;
+                if *n == 0 {
+                    self.open_names.remove(&h);
+                }
+            }
+        }
         for o in self.stack.drain(at..) {
             let st = &mut self.st;
             if let Some(depth) = o.section {
@@ -691,6 +720,8 @@ pub fn extract_links(
         },
         stack: Vec::new(),
         names: Vec::new(),
+        open_names: hashbrown::HashMap::new(),
+        name_hasher: hashbrown::DefaultHashBuilder::default(),
         enc,
         meta_may_override,
         max_memory: limits.max_parser_memory,

@@ -75,6 +75,10 @@ pub(crate) struct Scanner<'a> {
     attrs: Vec<Attr>,
 }
 
+/// Attributes kept per tag, the first ones: a tag of a hostile page may
+/// hold millions (the rest are read past, as if absent).
+const MAX_ATTRS: usize = 256;
+
 const WHITESPACE: [u8; 5] = [b' ', b'\t', b'\n', b'\r', 0x0c];
 
 fn is_space(b: u8) -> bool {
@@ -354,7 +358,7 @@ impl<'a> Scanner<'a> {
                 i += 1;
             }
             if input.get(i) != Some(&b'=') {
-                self.attrs.push(Attr {
+                self.keep(Attr {
                     name,
                     value: (i, i),
                 });
@@ -380,7 +384,14 @@ impl<'a> Scanner<'a> {
                     (start, i)
                 }
             };
-            self.attrs.push(Attr { name, value });
+            self.keep(Attr { name, value });
+        }
+    }
+
+    /// Keeps an attribute of the current tag, up to [`MAX_ATTRS`].
+    fn keep(&mut self, a: Attr) {
+        if self.attrs.len() < MAX_ATTRS {
+            self.attrs.push(a);
         }
     }
 

@@ -532,3 +532,29 @@ fn real_web_markup_shapes() {
         ]
     );
 }
+
+#[test]
+fn hostile_nesting_stray_end_tags_and_attributes_stay_linear() {
+    // 100,000 open elements, then 100,000 end tags of a name none of them
+    // has: each is rejected without walking the stack (walking it made
+    // such a page quadratic: 10^10 steps).
+    let html = format!(
+        "<a href=/first>f</a>{}{}<a href=/last {}>l</a>",
+        "<div>".repeat(100_000),
+        "</section>".repeat(100_000),
+        "x ".repeat(100_000)
+    );
+    let x = parse(&html);
+    let got: Vec<&str> = x.links.iter().map(|l| l.target_url.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "http://www.example.com/first",
+            "http://www.example.com/last"
+        ]
+    );
+    // Only the first attributes of a tag are kept: an href after them is
+    // read past.
+    let x = parse(&format!("<a {} href=/late>l</a>", "x ".repeat(1000)));
+    assert!(x.links.is_empty(), "{:?}", x.links);
+}
