@@ -434,6 +434,8 @@ struct Open {
     /// Where its lower-case name starts in [`Walk::names`] (it ends where
     /// the next element's starts).
     name_at: usize,
+    /// Its name's hash ([`Walk::open_names`]).
+    hash: u64,
     /// The open sections' count before it opened one.
     section: Option<usize>,
     /// The link it opened.
@@ -473,6 +475,7 @@ impl Walk {
         self.tag.extend(t.name.iter().map(u8::to_ascii_lowercase));
         let mut open = Open {
             name_at: self.names.len(),
+            hash: self.name_hasher.hash_one(self.tag.as_slice()),
             section: self.open_section(scan, t.has_content),
             link: None,
             template: false,
@@ -534,8 +537,7 @@ impl Walk {
         }
         if t.has_content {
             self.names.extend_from_slice(&self.tag);
-            let h = self.name_hasher.hash_one(self.tag.as_slice());
-            *self.open_names.entry(h).or_insert(0) += 1;
+            *self.open_names.entry(open.hash).or_insert(0) += 1;
             self.stack.push(open);
             let used = self.names.len() + self.stack.len() * std::mem::size_of::<Open>();
             if used > self.max_memory {
@@ -619,35 +621,24 @@ impl Walk {
     fn end(&mut self, name: &[u8]) {
         self.tag.clear();
         self.tag.extend(name.iter().map(u8::to_ascii_lowercase));
-        if !self
-            .open_names
-            .contains_key(&self.name_hasher.hash_one(self.tag.as_slice()))
-        {
+        let hash = self.name_hasher.hash_one(self.tag.as_slice());
+        if !self.open_names.contains_key(&hash) {
             return;
         }
-        let names = &self.names;
-        let stack = &self.stack;
-        let Some(at) = (0..stack.len()).rev().find(|&i| {
-            let to = stack.get(i + 1).map_or(names.len(), |o| o.name_at);
-            names[stack[i].name_at..to].eq_ignore_ascii_case(name)
-        }) else {
+        let Some(at) = (0..self.stack.len())
+            .rev()
+            .find(|&i| self.stack[i].hash == hash && self.name(i) == self.tag)
+        else {
             return;
         };
-        let cut = self.stack[at].name_at;
-        for (i, o) in self.stack.iter().enumerate().skip(at) {
-            let to = self
-                .stack
-                .get(i + 1)
-                .map_or(self.names.len(), |n| n.name_at);
-            let h = self.name_hasher.hash_one(&self.names[o.name_at..to]);
-            if let Some(n) = self.open_names.get_mut(&h) {
+        self.names.truncate(self.stack[at].name_at);
+        for o in self.stack.drain(at..) {
+            if let Some(n) = self.open_names.get_mut(&o.hash) {
                 *n -= 1;
                 if *n == 0 {
-                    self.open_names.remove(&h);
+                    self.open_names.remove(&o.hash);
                 }
             }
-        }
-        for o in self.stack.drain(at..) {
             let st = &mut self.st;
             if let Some(depth) = o.section {
                 st.open.truncate(depth);
@@ -659,7 +650,15 @@ impl Walk {
                 st.templates = st.templates.saturating_sub(1);
             }
         }
-        self.names.truncate(cut);
+    }
+
+    /// The lower-case name of open element `i`.
+    fn name(&self, i: usize) -> &[u8] {
+        let to = self
+            .stack
+            .get(i + 1)
+            .map_or(self.names.len(), |o| o.name_at);
+        &self.names[self.stack[i].name_at..to]
     }
 
     /// Character data: anchor text when a link is open.
@@ -672,12 +671,8 @@ impl Walk {
         // Room for a reference cut at the cap to still decode; references
         // are decoded per text node, as the tokenizer does.
         let raw = &raw[..raw.len().min(cap.saturating_mul(4) + 64)];
-        let mut text = decode(self.enc, raw).into_owned();
-        let mut end = text.len().min(cap + 64);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
+        let mut text = String::new();
+        push_capped(&mut text, &decode(self.enc, raw), cap + 64);
         let decoded = htmlize::unescape(text);
         if let Some(link) = st.raw.get_mut(i) {
             push_capped(&mut link.text, &decoded, cap);

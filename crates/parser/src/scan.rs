@@ -163,6 +163,18 @@ const BREAKOUT: [&[u8]; 44] = [
     b"var",
 ];
 
+/// HTML elements whose content is raw text or RCDATA up to their end tag
+/// (`noscript` is not: a crawler runs no scripts).
+const RAW_TEXT: [&[u8]; 7] = [
+    b"textarea",
+    b"title",
+    b"style",
+    b"iframe",
+    b"xmp",
+    b"noembed",
+    b"noframes",
+];
+
 const SVG_HTML_POINTS: [&[u8]; 3] = [b"desc", b"title", b"foreignobject"];
 const MATHML_TEXT_POINTS: [&[u8]; 5] = [b"mi", b"mo", b"mn", b"ms", b"mtext"];
 
@@ -449,11 +461,9 @@ impl<'a> Scanner<'a> {
                         .iter()
                         .any(|a| self.attr(a).is_some()));
             if breakout {
-                // Out to the nearest HTML content.
-                while self.ns.len() > 1 && self.ns() != Ns::Html {
-                    self.ns.pop();
-                }
-                return self.html_start_tag(name);
+                self.leave_foreign();
+                self.html_start_tag(name);
+                return false;
             }
             let integration = match ns {
                 Ns::Svg => one_of(name, &SVG_HTML_POINTS),
@@ -470,17 +480,20 @@ impl<'a> Scanner<'a> {
             }
             return true;
         }
-        self.html_start_tag(name)
+        self.html_start_tag(name);
+        false
     }
 
-    /// The text state an HTML start tag switches to. Never foreign.
-    fn html_start_tag(&mut self, name: &'a [u8]) -> bool {
-        if one_of(name, &[b"textarea", b"title"])
-            || one_of(
-                name,
-                &[b"style", b"iframe", b"xmp", b"noembed", b"noframes"],
-            )
-        {
+    /// Leaves foreign content for the nearest HTML content around it.
+    fn leave_foreign(&mut self) {
+        while self.ns.len() > 1 && self.ns() != Ns::Html {
+            self.ns.pop();
+        }
+    }
+
+    /// Switches to the text state an HTML start tag opens, if any.
+    fn html_start_tag(&mut self, name: &'a [u8]) {
+        if one_of(name, &RAW_TEXT) {
             self.state = State::RawUntilEnd;
             self.raw_end = name;
         } else if eq(name, b"script") {
@@ -489,7 +502,6 @@ impl<'a> Scanner<'a> {
         } else if eq(name, b"plaintext") {
             self.state = State::Plaintext;
         }
-        false
     }
 
     /// The tree builder's feedback on an end tag: leaving foreign content
@@ -512,9 +524,7 @@ impl<'a> Scanner<'a> {
                 if (ns == Ns::Svg && eq(name, b"svg")) || (ns == Ns::MathMl && eq(name, b"math")) {
                     self.ns.pop();
                 } else if one_of(name, &[b"p", b"br"]) {
-                    while self.ns.len() > 1 && self.ns() != Ns::Html {
-                        self.ns.pop();
-                    }
+                    self.leave_foreign();
                 }
             }
         }

@@ -131,9 +131,10 @@ struct Inner {
     host_addrs: Keyspace,
     meta: Keyspace,
     /// One write lock per shard of source domains ([`shard_of`]), over
-    /// the backlinks rows its pages wrote since the last ingestion.
+    /// the buffered rows its pages wrote since the last ingestion.
     writers: Vec<Mutex<backlog::Shard>>,
-    /// Buffered backlinks rows: their ingestion and their durable log.
+    /// Buffered rows (backlinks, link_events, source_links): their
+    /// ingestion and their durable log.
     backlog: backlog::Backlog,
     /// Held for as long as the engine is open (dropped last).
     _lock: StoreLock,
@@ -623,8 +624,9 @@ impl FjallStore {
         let t = page.fetched_at_ms;
         let source = page.url.as_str();
         // fjall's batches flush the journal to the OS on commit: an
-        // acknowledged write survives `kill -9`. Backlinks rows go to the
-        // shard's buffer instead, logged in the batch ([`backlog`]).
+        // acknowledged write survives `kill -9`. Backlinks, event and
+        // outlink-key rows go to the shard's buffer instead, logged in the
+        // batch ([`backlog`]).
         let mut batch = i.db.batch();
         let mut buffered = backlog::PageRows::default();
         let Before {
@@ -850,7 +852,7 @@ impl FjallStore {
     }
 
     /// Commits a page write's batch, with the backlog row of its buffered
-    /// backlinks rows, and then moves those rows into the page's shard.
+    /// rows, and then moves those rows into the page's shard.
     fn commit(
         &self,
         shard: &mut backlog::Shard,
