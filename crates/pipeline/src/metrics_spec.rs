@@ -8,10 +8,14 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counters: (name, help).
-pub const COUNTERS: [(&str, &str); 24] = [
+pub const COUNTERS: [(&str, &str); 25] = [
     (
         "linkgraph_store_memtable_rotations_total",
         "Memtables the embedded store rotated itself because the engine's write buffer passed 256 MiB (fjall had dropped its own rotation request).",
+    ),
+    (
+        "linkgraph_store_commits_total",
+        "Batches the embedded store committed for page writes: the pages waiting for a writer thread go in one batch (group commit), so pages written / commits is the group size.",
     ),
     (
         "linkgraph_store_row_ingests_total",

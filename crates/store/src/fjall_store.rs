@@ -48,15 +48,20 @@
 //! rows (one per edge), `link_events` rows (one per target domain and
 //! kind) and `source_links` keys wait in memory and reach the engine as
 //! sorted runs of many pages' rows, bypassing the memtable; the batch's
-//! `backlog` entry makes them durable until then ([`backlog`]). Writes of
-//! pages of different source domains run in parallel: everything a write
-//! reads back is keyed by the page or its source domain, so each of
-//! [`WRITE_SHARDS`] locks guards a share of the source domains (and their
-//! buffered rows). fjall flushes every batch's journal entry to the OS
-//! before the write is acknowledged, so a process killed with `kill -9`
-//! keeps it.
+//! `backlog` entry makes them durable until then ([`backlog`]).
+//!
+//! Pages are written by a few writer threads ([`writer`]), each owning a
+//! share of the [`WRITE_SHARDS`] shards of source domains: everything a
+//! write reads back is keyed by the page or its source domain, so writers
+//! never share a row, and each shard's lock only guards its buffered rows
+//! against an ingestion. A writer diffs every page waiting for it into one
+//! batch (a group commit; a second page of a source domain already in the
+//! batch commits the batch first, since it reads what the first wrote).
+//! fjall flushes the batch's journal entry to the OS before any of its
+//! writes is acknowledged, so a process killed with `kill -9` keeps them.
 
 mod backlog;
+mod writer;
 
 use std::path::Path;
 
@@ -159,7 +164,11 @@ impl Inner {
 /// has no backlog to replay; one killed replays it instead.
 impl Drop for Inner {
     fn drop(&mut self) {
-        if !self.backlog.ingest_on_close {
+        if !self
+            .backlog
+            .ingest_on_close
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             return;
         }
         if let Err(e) = self.ingest(true) {
@@ -172,6 +181,9 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct FjallStore {
     inner: Arc<Inner>,
+    /// The threads that write pages ([`writer`]); dropped with the last
+    /// handle, after which `inner` is.
+    writers: Arc<writer::Lazy>,
 }
 
 fn key2(a: &str, b: &str) -> Vec<u8> {
@@ -288,6 +300,7 @@ impl FjallStore {
         };
         let store = FjallStore {
             inner: Arc::new(inner),
+            writers: Arc::default(),
         };
         let found = match meta.get(b"format")? {
             Some(v) => <[u8; 4]>::try_from(v.as_ref())
@@ -476,40 +489,117 @@ impl FjallStore {
         }
         Ok(())
     }
+}
 
-    /// Applies a page under its source domain's write lock.
-    fn write_page_sync(&self, page: &PageWrite) -> Result<WriteStats, StoreError> {
-        let source_domain = registrable_domain(url_host(&page.url));
-        let i = &self.inner;
-        let stats = {
-            let slot = shard_of(source_domain);
-            let mut shard = i.writers[slot]
-                .lock()
-                .map_err(|e| StoreError::Task(e.to_string()))?;
-            self.apply((slot, &mut shard), page, source_domain)?
-        };
-        // Outside the shard's lock: a rotation may wait for fjall's workers,
-        // and an ingestion takes every shard's lock in turn.
-        self.bound_write_buffer()?;
-        if let Some(wait) = i.backlog.due()
-            && let Err(e) = i.ingest(wait)
-        {
-            // The write is committed and logged; its rows stay buffered for
-            // the next ingestion. Past twice the limit the store fails
-            // writes rather than grow (a retried write changes nothing).
-            if wait {
-                return Err(e);
+/// The write path: runs on the store's writer threads ([`writer`]).
+impl Inner {
+    /// Writes a group of pages ([`writer`]): diffs each under its shard's
+    /// lock into one batch, commits the batch once, then moves each page's
+    /// buffered rows into its shard. A page of a source domain already in
+    /// the batch reads what the earlier one wrote, so the batch is
+    /// committed before it is diffed. `nudge_ingester` asks for the
+    /// buffered rows to be ingested. Returns each page's answer, in order.
+    fn write_group(
+        &self,
+        pages: &[&PageWrite],
+        nudge_ingester: impl Fn(),
+    ) -> Vec<Result<WriteStats, StoreError>> {
+        let mut out: Vec<Option<Result<WriteStats, StoreError>>> =
+            pages.iter().map(|_| None).collect();
+        let mut batch = self.db.batch();
+        let mut diffed: Vec<Diffed> = Vec::with_capacity(pages.len());
+        let mut domains: Vec<&str> = Vec::with_capacity(pages.len());
+        for (at, page) in pages.iter().enumerate() {
+            let source_domain = registrable_domain(url_host(&page.url));
+            if domains.contains(&source_domain) {
+                let full = std::mem::replace(&mut batch, self.db.batch());
+                self.commit_group(full, &mut diffed, &mut out);
+                domains.clear();
             }
-            tracing::warn!(error = %e, "ingesting the buffered rows failed; the next write retries");
+            let slot = shard_of(source_domain);
+            let mut ops = PageOps::default();
+            let res = self.writers[slot]
+                .lock()
+                .map_err(|e| StoreError::Task(e.to_string()))
+                .and_then(|shard| self.apply((slot, &shard), page, source_domain, &mut ops));
+            match res {
+                Ok((stats, mut rows)) => {
+                    ops.into_batch(&mut batch);
+                    let entry = self.backlog.log(&mut batch, &page.url, &mut rows);
+                    diffed.push(Diffed {
+                        at,
+                        slot,
+                        stats,
+                        rows,
+                        entry,
+                    });
+                    domains.push(source_domain);
+                }
+                Err(e) => out[at] = Some(Err(e)),
+            }
         }
-        Ok(stats)
+        self.commit_group(batch, &mut diffed, &mut out);
+        // Outside the shards' locks: a rotation may wait for fjall's
+        // workers, and an ingestion takes every shard's lock in turn.
+        let after = self
+            .bound_write_buffer()
+            .and_then(|()| match self.backlog.due() {
+                // Past twice the limit the writer ingests itself (its writes
+                // wait), and fails them if it cannot, rather than grow; they
+                // are committed and logged, so a retry changes nothing.
+                Some(true) => self.ingest(true),
+                Some(false) => {
+                    nudge_ingester();
+                    Ok(())
+                }
+                None => Ok(()),
+            });
+        out.into_iter()
+            .map(|r| {
+                let r = r.unwrap_or_else(|| Err(StoreError::Task("page write not applied".into())));
+                match (&after, r) {
+                    (Err(e), Ok(_)) => Err(StoreError::Task(format!(
+                        "page committed, but the store is over its write buffer: {e}"
+                    ))),
+                    (_, r) => r,
+                }
+            })
+            .collect()
     }
 
-    /// Ingests the buffered rows, so that the engine's `backlinks`,
-    /// `link_events` and `source_links` hold every acknowledged write:
-    /// queries of those call it first.
-    fn sync_buffered(&self) -> Result<(), StoreError> {
-        self.inner.ingest(true)
+    /// Commits the batch of the pages in `diffed`, then moves each one's
+    /// buffered rows into its shard; records each page's answer in `out`.
+    fn commit_group(
+        &self,
+        batch: fjall::OwnedWriteBatch,
+        diffed: &mut Vec<Diffed>,
+        out: &mut [Option<Result<WriteStats, StoreError>>],
+    ) {
+        if diffed.is_empty() {
+            return;
+        }
+        metrics::counter!("linkgraph_store_commits_total").increment(1);
+        if let Err(e) = batch.commit() {
+            let message = e.to_string();
+            let pages = diffed.len();
+            for d in diffed.drain(..) {
+                out[d.at] = Some(Err(StoreError::Commit {
+                    pages,
+                    message: message.clone(),
+                }));
+            }
+            return;
+        }
+        for d in diffed.drain(..) {
+            let absorbed = match d.entry {
+                None => Ok(()),
+                Some(entry) => self.writers[d.slot]
+                    .lock()
+                    .map(|mut shard| self.backlog.absorb(&mut shard, d.rows, entry))
+                    .map_err(|e| StoreError::Task(e.to_string())),
+            };
+            out[d.at] = Some(absorbed.map(|()| d.stats));
+        }
     }
 
     /// The backlinks row of `key`, written by a page of `shard`: from the
@@ -523,10 +613,10 @@ impl FjallStore {
         if let Some(v) = shard.backlink(key) {
             return decode("backlinks", key, v).map(Some);
         }
-        if let Some(v) = self.inner.backlog.get_frozen(slot, key)? {
+        if let Some(v) = self.backlog.get_frozen(slot, key)? {
             return decode("backlinks", key, &v).map(Some);
         }
-        let stored = self.inner.backlinks.get(key)?;
+        let stored = self.backlinks.get(key)?;
         stored.map(|v| decode("backlinks", key, &v)).transpose()
     }
 
@@ -540,7 +630,7 @@ impl FjallStore {
     /// is public in fjall, though left out of its docs); a concurrent
     /// writer's rotation of the same memtable is a no-op.
     fn bound_write_buffer(&self) -> Result<(), StoreError> {
-        let i = &self.inner;
+        let i = self;
         if i.db.write_buffer_size() <= i.write_buffer_limit {
             return Ok(());
         }
@@ -569,7 +659,7 @@ impl FjallStore {
     /// reads, its `pages` row and (for a page fetched before) its
     /// `page_links` row.
     fn read_prior(&self, source: &str) -> Result<Before, StoreError> {
-        let i = &self.inner;
+        let i = self;
         let page_key = source.as_bytes();
         let prev = match i.pages.get(page_key)? {
             Some(v) => Some(decode::<StoredPage>("pages", page_key, &v)?),
@@ -610,24 +700,23 @@ impl FjallStore {
         })
     }
 
-    /// Persists one observation as one atomic batch. The caller holds the
-    /// lock of `source_domain`'s shard: every row this writes or reads back
-    /// is keyed by the page or its domain, so pages of other domains are
-    /// written in parallel.
-    fn apply(
-        &self,
-        (slot, shard): (usize, &mut backlog::Shard),
+    /// Diffs one observation against what the store holds, putting the
+    /// engine rows it writes in `batch` and returning its buffered rows.
+    /// The caller holds the lock of `source_domain`'s shard: every row
+    /// this reads back is keyed by the page or its domain, so pages of
+    /// other domains are diffed in parallel.
+    fn apply<'a>(
+        &'a self,
+        (slot, shard): (usize, &backlog::Shard),
         page: &PageWrite,
         source_domain: &str,
-    ) -> Result<WriteStats, StoreError> {
-        let i = &self.inner;
+        batch: &mut PageOps<'a>,
+    ) -> Result<(WriteStats, backlog::PageRows), StoreError> {
+        let i = self;
         let t = page.fetched_at_ms;
         let source = page.url.as_str();
-        // fjall's batches flush the journal to the OS on commit: an
-        // acknowledged write survives `kill -9`. Backlinks, event and
-        // outlink-key rows go to the shard's buffer instead, logged in the
-        // batch ([`backlog`]).
-        let mut batch = i.db.batch();
+        // Backlinks, event and outlink-key rows go to the shard's buffer,
+        // logged in the batch ([`backlog`]).
         let mut buffered = backlog::PageRows::default();
         let Before {
             page: prev,
@@ -681,22 +770,18 @@ impl FjallStore {
                     if link.is_internal() {
                         continue;
                     }
-                    self.update_refdomain(&mut batch, link.target_domain(), source_domain, |rd| {
+                    self.update_refdomain(batch, link.target_domain(), source_domain, |rd| {
                         let earlier = t < rd.first_seen_ms;
                         rd.first_seen_ms = rd.first_seen_ms.min(t);
                         earlier
                     })?;
                 }
                 if live_changed {
-                    self.put_outlinks(&mut batch, source, &prior.outlinks, &rows);
+                    self.put_outlinks(batch, source, &prior.outlinks, &rows);
                 }
-                self.commit(shard, batch, source, buffered)?;
-                return Ok(WriteStats::default());
+                return Ok((WriteStats::default(), buffered));
             }
-            Diff::Keep => {
-                self.commit(shard, batch, source, buffered)?;
-                return Ok(WriteStats::default());
-            }
+            Diff::Keep => return Ok((WriteStats::default(), buffered)),
             Diff::Unchanged {
                 seen,
                 target_domains,
@@ -710,9 +795,9 @@ impl FjallStore {
                         buffered.live(&key3(o.target_domain(), &o.target, source), row);
                     }
                 }
-                self.put_outlinks(&mut batch, source, seen, &rows);
+                self.put_outlinks(batch, source, seen, &rows);
                 for td in target_domains {
-                    self.update_refdomain(&mut batch, td, source_domain, |rd| {
+                    self.update_refdomain(batch, td, source_domain, |rd| {
                         let later = rd.links > 0 && rd.last_seen_ms < t;
                         if later {
                             rd.last_seen_ms = t;
@@ -730,8 +815,7 @@ impl FjallStore {
                     };
                     batch.insert(&i.pages, page_key, row.encode_to_vec());
                 }
-                self.commit(shard, batch, source, buffered)?;
-                return Ok(WriteStats::default());
+                return Ok((WriteStats::default(), buffered));
             }
             Diff::Replace(change) => change,
         };
@@ -847,32 +931,14 @@ impl FjallStore {
             v.events.sort_by(|a, b| a.target.cmp(&b.target));
             buffered.event(k, v.encode_to_vec());
         }
-        self.commit(shard, batch, source, buffered)?;
-        Ok(change.stats)
-    }
-
-    /// Commits a page write's batch, with the backlog row of its buffered
-    /// rows, and then moves those rows into the page's shard.
-    fn commit(
-        &self,
-        shard: &mut backlog::Shard,
-        mut batch: fjall::OwnedWriteBatch,
-        source: &str,
-        mut rows: backlog::PageRows,
-    ) -> Result<(), StoreError> {
-        let entry = self.inner.backlog.log(&mut batch, source, &mut rows);
-        batch.commit()?;
-        if let Some(entry) = entry {
-            self.inner.backlog.absorb(shard, rows, entry);
-        }
-        Ok(())
+        Ok((change.stats, buffered))
     }
 
     /// Writes the page's live outlink set (`outlinks`, with the rows in
     /// `rows`) as its `page_links` row.
-    fn put_outlinks(
-        &self,
-        batch: &mut fjall::OwnedWriteBatch,
+    fn put_outlinks<'a>(
+        &'a self,
+        batch: &mut PageOps<'a>,
         source: &str,
         outlinks: &[Outlink],
         rows: &HashMap<String, StoredBacklink>,
@@ -888,30 +954,35 @@ impl FjallStore {
                 })
                 .collect(),
         };
-        batch.insert(
-            &self.inner.page_links,
-            source.as_bytes(),
-            live.encode_to_vec(),
-        );
+        batch.insert(&self.page_links, source.as_bytes(), live.encode_to_vec());
     }
 
     /// Rewrites the refdomain row of (`target`, `source`) when it exists
     /// and `update` changed it.
-    fn update_refdomain(
-        &self,
-        batch: &mut fjall::OwnedWriteBatch,
+    fn update_refdomain<'a>(
+        &'a self,
+        batch: &mut PageOps<'a>,
         target: &str,
         source: &str,
         update: impl FnOnce(&mut StoredRefdomain) -> bool,
     ) -> Result<(), StoreError> {
         let key = key2(target, source);
-        if let Some(v) = self.inner.refdomains.get(&key)? {
+        if let Some(v) = self.refdomains.get(&key)? {
             let mut rd = decode::<StoredRefdomain>("refdomains", &key, &v)?;
             if update(&mut rd) {
-                batch.insert(&self.inner.refdomains, key, rd.encode_to_vec());
+                batch.insert(&self.refdomains, key, rd.encode_to_vec());
             }
         }
         Ok(())
+    }
+}
+
+impl FjallStore {
+    /// Ingests the buffered rows, so that the engine's `backlinks`,
+    /// `link_events` and `source_links` hold every acknowledged write:
+    /// queries of those call it first.
+    fn sync_buffered(&self) -> Result<(), StoreError> {
+        self.inner.ingest(true)
     }
 
     fn refdomains_sync(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError> {
@@ -1243,6 +1314,50 @@ fn events_of(at: usize, k: &[u8], v: &[u8]) -> Result<Vec<LinkEvent>, StoreError
         .collect())
 }
 
+/// The engine rows of one page write, collected while it is diffed and
+/// added to its group's batch only once the whole diff succeeded: a page
+/// that fails leaves nothing in a batch that other pages commit.
+#[derive(Default)]
+struct PageOps<'a>(Vec<(&'a Keyspace, fjall::UserKey, Option<fjall::UserValue>)>);
+
+impl<'a> PageOps<'a> {
+    fn insert(
+        &mut self,
+        keyspace: &'a Keyspace,
+        key: impl Into<fjall::UserKey>,
+        value: impl Into<fjall::UserValue>,
+    ) {
+        self.0.push((keyspace, key.into(), Some(value.into())));
+    }
+
+    fn remove(&mut self, keyspace: &'a Keyspace, key: impl Into<fjall::UserKey>) {
+        self.0.push((keyspace, key.into(), None));
+    }
+
+    fn into_batch(self, batch: &mut fjall::OwnedWriteBatch) {
+        for (keyspace, key, value) in self.0 {
+            match value {
+                Some(v) => batch.insert(keyspace, key, v),
+                None => batch.remove(keyspace, key),
+            }
+        }
+    }
+}
+
+/// A page of a group, diffed into the group's batch and waiting for its
+/// commit.
+struct Diffed {
+    /// Its place in the group.
+    at: usize,
+    /// Its write shard.
+    slot: usize,
+    stats: WriteStats,
+    /// Its buffered rows, moved into the shard once committed.
+    rows: backlog::PageRows,
+    /// Its `backlog` row, if it buffered any.
+    entry: Option<u64>,
+}
+
 /// The link_events rows of one observation, by key.
 #[derive(Default)]
 struct EventRows(BTreeMap<Vec<u8>, StoredEvents>);
@@ -1344,9 +1459,8 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl LinkStore for FjallStore {
     async fn write_page(&self, page: PageWrite) -> Result<WriteStats, StoreError> {
-        let this = self.clone();
         let started = Instant::now();
-        let res = blocking(move || this.write_page_sync(&page)).await;
+        let res = self.writers.write(&self.inner, page).await;
         crate::record_write("fjall", started, &res);
         res
     }
@@ -1575,6 +1689,7 @@ pub(crate) fn domain_rank_of(domain: String, r: &StoredRank) -> DomainRank {
 mod tests {
     use super::*;
     use crate::conformance;
+    use std::sync::atomic::Ordering::Relaxed;
 
     fn store() -> (tempfile::TempDir, FjallStore) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -1592,9 +1707,8 @@ mod tests {
     /// once: reads of rows the engine holds, not only buffered ones.
     #[tokio::test]
     async fn conformance_suite_ingesting_every_write() {
-        let (_dir, mut s) = store();
-        let inner = Arc::get_mut(&mut s.inner).unwrap_or_else(|| panic!("one handle"));
-        inner.backlog.limit = 1;
+        let (_dir, s) = store();
+        s.inner.backlog.limit.store(1, Relaxed);
         conformance::run_all(&s).await;
         assert!(s.inner.backlinks.table_count() > 0, "nothing ingested");
     }
@@ -1706,13 +1820,13 @@ mod tests {
         for ingested_before in 0..writes.len() {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
             {
-                let mut s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+                let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+                // Closed as a killed process leaves it.
+                s.inner.backlog.ingest_on_close.store(false, Relaxed);
                 for (n, w) in writes.iter().cloned().enumerate() {
-                    let inner = Arc::get_mut(&mut s.inner).unwrap_or_else(|| panic!("one handle"));
-                    // Closed as a killed process leaves it.
-                    inner.backlog.ingest_on_close = false;
                     // The first writes ingest their rows at once; the rest stay in memory.
-                    inner.backlog.limit = if n < ingested_before { 1 } else { usize::MAX };
+                    let limit = if n < ingested_before { 1 } else { usize::MAX };
+                    s.inner.backlog.limit.store(limit, Relaxed);
                     s.write_page(w).await.unwrap_or_else(|e| panic!("{e}"));
                 }
                 assert!(

@@ -85,6 +85,15 @@ pub enum StoreError {
     /// A blocking task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),
+    /// The engine could not commit a group of page writes: none of them
+    /// is stored.
+    #[error("committing a batch of {pages} page writes failed: {message}")]
+    Commit {
+        /// Pages in the batch.
+        pages: usize,
+        /// The engine's error.
+        message: String,
+    },
     /// Another process holds the embedded store.
     #[error("the link store {path:?} is busy: {reason}")]
     Busy {

@@ -26,7 +26,7 @@
 //! Queries ingest what waits first, so they see every acknowledged write.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, TryLockError};
 
 use fjall::{Database, Keyspace};
@@ -259,10 +259,10 @@ pub(super) struct Backlog {
     buffered: AtomicUsize,
     next_entry: AtomicU64,
     /// [`INGEST_BYTES`], lower in tests.
-    pub(super) limit: usize,
+    pub(super) limit: AtomicUsize,
     /// Whether closing the store ingests what waits (off in tests, to
     /// close it as a killed process would).
-    pub(super) ingest_on_close: bool,
+    pub(super) ingest_on_close: AtomicBool,
 }
 
 fn poisoned<T>(e: T) -> StoreError
@@ -281,8 +281,8 @@ impl Backlog {
             ingesting: Mutex::new(()),
             buffered: AtomicUsize::new(0),
             next_entry: AtomicU64::new(0),
-            limit: INGEST_BYTES,
-            ingest_on_close: true,
+            limit: AtomicUsize::new(INGEST_BYTES),
+            ingest_on_close: AtomicBool::new(true),
         }
     }
 
@@ -346,7 +346,8 @@ impl Backlog {
     /// it, and whether it must wait for an ingestion already running.
     pub(super) fn due(&self) -> Option<bool> {
         let b = self.buffered.load(Ordering::Relaxed);
-        (b >= self.limit).then_some(b >= self.limit.saturating_mul(2))
+        let limit = self.limit.load(Ordering::Relaxed);
+        (b >= limit).then_some(b >= limit.saturating_mul(2))
     }
 
     /// Ingests every buffered row into its table as one sorted run and
