@@ -285,6 +285,11 @@ pub struct Frontier {
     /// ([`pair_fingerprint`]): repeated cross-site links (footers,
     /// blogrolls) cost no read.
     recent_pairs: RecentSeen,
+    /// Seen-set values written by the batch being built, by URL
+    /// fingerprint: a later note of a linking domain in the same batch
+    /// extends them, not the older value on disk (which would drop the
+    /// first note).
+    written_seen: HashMap<u64, Vec<u8>>,
     cfg: FrontierConfig,
 }
 
@@ -471,6 +476,7 @@ impl Frontier {
             write_buffer_limit: WRITE_BUFFER_LIMIT,
             recent: RecentSeen::default(),
             recent_pairs: RecentSeen::default(),
+            written_seen: HashMap::new(),
             cfg,
         };
         f.reload()?;
@@ -587,14 +593,25 @@ impl Frontier {
     }
 
     /// Offers discovered URLs in order (a page's links, say), written as one
-    /// atomic batch. A URL admitted by this batch counts only the linking
-    /// domain it was admitted with; its others count from the next write.
+    /// atomic batch.
     pub fn offer_all(&mut self, urls: &[DiscoveredUrl]) -> Result<Vec<Admission>, FrontierError> {
-        let mut batch = self.db.batch();
+        let mut batch = self.batch();
         let admissions = self.admit_all(urls, &mut batch)?;
-        batch.commit()?;
-        self.bound_write_buffer()?;
+        self.commit(batch)?;
         Ok(admissions)
+    }
+
+    /// A new batch of writes.
+    fn batch(&mut self) -> fjall::OwnedWriteBatch {
+        self.written_seen.clear();
+        self.db.batch()
+    }
+
+    /// Commits a batch, then keeps the memtables within their limit.
+    fn commit(&mut self, batch: fjall::OwnedWriteBatch) -> Result<(), FrontierError> {
+        self.written_seen.clear();
+        batch.commit()?;
+        self.bound_write_buffer()
     }
 
     /// [`Frontier::admit`] of each of `urls`, in order, into `batch`.
@@ -683,7 +700,8 @@ impl Frontier {
         if let Some(from) = from {
             self.recent_pairs.insert(pair_fingerprint(fp, from));
         }
-        batch.insert(&self.seen, d.url.as_bytes(), linkers);
+        batch.insert(&self.seen, d.url.as_bytes(), linkers.as_slice());
+        self.written_seen.insert(fp, linkers);
         batch.insert(&self.queue, queue_key(&d.host, seq), &*encoded);
         batch.insert(
             &self.budgets,
@@ -736,28 +754,31 @@ impl Frontier {
         if self.recent_pairs.contains(pair) {
             return Ok(());
         }
-        let known = match known {
-            Some(k) => k,
-            None => match self.seen.get(url.as_bytes())? {
-                Some(k) => k,
+        let mut linkers = match (self.written_seen.get(&fp), known) {
+            (Some(v), _) => v.clone(),
+            (None, Some(k)) => k.to_vec(),
+            (None, None) => match self.seen.get(url.as_bytes())? {
+                Some(k) => k.to_vec(),
                 None => return Ok(()),
             },
         };
         self.recent_pairs.insert(pair);
         let dfp = domain_fingerprint(from.as_bytes()).to_le_bytes();
-        if known.len() >= 4 * MAX_URL_LINKERS || known.chunks_exact(4).any(|c| c == dfp) {
+        if linkers.len() >= 4 * MAX_URL_LINKERS || linkers.chunks_exact(4).any(|c| c == dfp) {
             return Ok(());
         }
-        let mut linkers = Vec::with_capacity(known.len() + 4);
-        linkers.extend_from_slice(&known);
         linkers.extend_from_slice(&dfp);
-        batch.insert(&self.seen, url.as_bytes(), linkers);
+        batch.insert(&self.seen, url.as_bytes(), linkers.as_slice());
+        self.written_seen.insert(fp, linkers);
         Ok(())
     }
 
     /// Other registrable domains seen linking to `url` (at most
     /// [`MAX_URL_LINKERS`]).
     pub fn linking_domains(&self, url: &str) -> Result<usize, FrontierError> {
+        if let Some(v) = self.written_seen.get(&RecentSeen::fingerprint(url)) {
+            return Ok(v.len() / 4);
+        }
         Ok(self.seen.get(url.as_bytes())?.map_or(0, |v| v.len() / 4))
     }
 
@@ -937,16 +958,39 @@ impl Frontier {
         fb: &FrontierFeedback,
         now_ms: i64,
     ) -> Result<Vec<Admission>, FrontierError> {
-        let mut batch = self.db.batch();
+        let mut batch = self.batch();
         let admissions = self.admit_all(&fb.discovered, &mut batch)?;
         let host = self.settle(fb, now_ms, &mut batch)?;
-        batch.commit()?;
-        self.bound_write_buffer()?;
+        self.commit(batch)?;
         if let Some(host) = host {
             self.schedule(&host, Instant::now());
             self.evict_idle_hosts();
         }
         Ok(admissions)
+    }
+
+    /// [`Frontier::complete`] of several outcomes, in order, as one atomic
+    /// write: one commit for all the pages a crawl loop found finished.
+    pub fn complete_all<'a>(
+        &mut self,
+        feedback: impl IntoIterator<Item = &'a FrontierFeedback>,
+        now_ms: i64,
+    ) -> Result<(), FrontierError> {
+        let mut batch = self.batch();
+        let mut settled = Vec::new();
+        for fb in feedback {
+            self.admit_all(&fb.discovered, &mut batch)?;
+            settled.extend(self.settle(fb, now_ms, &mut batch)?);
+        }
+        self.commit(batch)?;
+        let now = Instant::now();
+        for host in &settled {
+            self.schedule(host, now);
+        }
+        if !settled.is_empty() {
+            self.evict_idle_hosts();
+        }
+        Ok(())
     }
 
     /// The in-flight part of [`Frontier::complete`]: frees the request's

@@ -354,6 +354,53 @@ fn linking_domains_are_counted_per_url_up_to_the_cap_and_survive_reopening() {
     );
 }
 
+/// Completions written as one batch count every linking domain they
+/// note, as one batch each would: a second note of the same URL extends
+/// the first (also for a URL the batch admits), and a completion in the
+/// batch reads what the batch noted.
+#[test]
+fn completions_in_one_batch_count_every_linking_domain() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut f = open(dir.path(), fast());
+    for seed in ["http://x.net/", "http://y.org/", "http://z.io/"] {
+        f.add_seed(seed).unwrap_or_else(|e| panic!("{e}"));
+    }
+    f.add_seed("http://a.com/known")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = Instant::now();
+    let mut reqs: Vec<CrawlRequest> = std::iter::from_fn(|| f.next_ready(now)).collect();
+    reqs.sort_by(|a, b| a.url.cmp(&b.url));
+    let links = |from: &CrawlRequest| {
+        ["http://a.com/known", "http://a.com/new"]
+            .iter()
+            .map(|u| DiscoveredUrl {
+                referrer: from.url.clone(),
+                ..disc(u, 1)
+            })
+            .collect::<Vec<_>>()
+    };
+    // a.com/known, then x.net, y.org and z.io, each linking to a.com/known
+    // and to a.com/new, which the first of them admits.
+    let feedback: Vec<FrontierFeedback> = reqs
+        .iter()
+        .map(|r| {
+            let found = if r.host == "a.com" { vec![] } else { links(r) };
+            done(r, found)
+        })
+        .collect();
+    f.complete_all(&feedback, 1_000_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.linking_domains("http://a.com/known").unwrap_or(0), 3);
+    assert_eq!(f.linking_domains("http://a.com/new").unwrap_or(0), 3);
+    assert_eq!((f.in_flight(), f.pending()), (0, 1));
+    // The same answers from disk.
+    f.flush().unwrap_or_else(|e| panic!("{e}"));
+    drop(f);
+    let f = open(dir.path(), fast());
+    assert_eq!(f.linking_domains("http://a.com/known").unwrap_or(0), 3);
+    assert_eq!(f.linking_domains("http://a.com/new").unwrap_or(0), 3);
+}
+
 #[test]
 fn intervals_stay_within_bounds_and_survive_reopening() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -343,30 +343,15 @@ pub async fn crawl_into(
         }
         tokio::select! {
             Some(joined) = tasks.join_next() => {
-                match joined {
-                    Ok(Ok(done)) => {
-                        frontier.complete(&done.feedback, now_ms())?;
-                        summary.pages += 1;
-                        summary.lost_edges += done.lost_edges;
-                        *summary.by_outcome.entry(done.outcome.label()).or_default() += 1;
-                        summary.edges += done.edges;
-                        summary.new_edges += done.new_edges;
-                        live.pages.fetch_add(1, Ordering::Relaxed);
-                        if done.outcome.is_error() {
-                            live.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        // The store failed: stop dispatching, drain, report.
-                        warn!(error = %e, "stopping crawl");
-                        failure.get_or_insert(e);
-                        stop.get_or_insert(StopReason::Interrupted);
-                    }
-                    Err(e) => {
-                        failure.get_or_insert(CrawlError::Task(e.to_string()));
-                        stop.get_or_insert(StopReason::Interrupted);
-                    }
+                // Every task finished by now completes in one frontier write.
+                let mut feedback = Vec::new();
+                let mut next = Some(joined);
+                while let Some(joined) = next {
+                    let (failure, stop) = (&mut failure, &mut stop);
+                    feedback.extend(account(joined, &mut summary, &live, failure, stop));
+                    next = tasks.try_join_next();
                 }
+                frontier.complete_all(&feedback, now_ms())?;
             }
             () = sleep_until(wake), if wake.is_some() => {}
             () = &mut shutdown, if stop.is_none() => {
@@ -392,6 +377,39 @@ pub async fn crawl_into(
     summary.elapsed = started.elapsed();
     summary.peak_rss_bytes = peak_rss_bytes();
     Ok(summary)
+}
+
+/// Counts one finished task in `summary` and `live`, and returns its
+/// feedback; a failed task (the store failed, or a task could not run)
+/// records the failure and stops the crawl instead.
+fn account(
+    joined: Result<Result<Done, CrawlError>, tokio::task::JoinError>,
+    summary: &mut CrawlSummary,
+    live: &Live,
+    failure: &mut Option<CrawlError>,
+    stop: &mut Option<StopReason>,
+) -> Option<FrontierFeedback> {
+    let e = match joined {
+        Ok(Ok(done)) => {
+            summary.pages += 1;
+            summary.lost_edges += done.lost_edges;
+            *summary.by_outcome.entry(done.outcome.label()).or_default() += 1;
+            summary.edges += done.edges;
+            summary.new_edges += done.new_edges;
+            live.pages.fetch_add(1, Ordering::Relaxed);
+            if done.outcome.is_error() {
+                live.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            return Some(done.feedback);
+        }
+        // The store failed: stop dispatching, drain, report.
+        Ok(Err(e)) => e,
+        Err(e) => CrawlError::Task(e.to_string()),
+    };
+    warn!(error = %e, "stopping crawl");
+    failure.get_or_insert(e);
+    stop.get_or_insert(StopReason::Interrupted);
+    None
 }
 
 /// Runs one request's task. A panic in it (a bug) is caught, counted and
