@@ -23,7 +23,9 @@
 //! A/B mode: with `LINKGRAPH_PEERS_AB=/path/to/older/linkgraph`, it runs
 //! only wget2 and the broad crawl, alternating that binary and this build
 //! `LINKGRAPH_PEERS_AB_RUNS` times each (default 3), and prints each pair's
-//! ratio and their median: a change's effect, measured in one run.
+//! ratio and their median: a change's effect, measured in one run. With
+//! `LINKGRAPH_PEERS_AB_CRAWL=site` it alternates the one-site crawl instead
+//! (after wget2 on that site).
 //! Needs root (for `unshare -m`), `nginx` and `wget2` (Debian `nginx-light`
 //! and `wget2`; `make bench-peers` installs them).
 
@@ -40,7 +42,19 @@ use staticweb::*;
 
 /// The broad crawl's flags, in the full run and in A/B mode alike.
 const BROAD: [&str; 4] = ["--per-host-rps", "1000", "--concurrency", "256"];
+/// The flags of the one-site crawl, 16 requests at once to the site.
+const OWN_SITE: [&str; 8] = [
+    "--per-host-rps",
+    "100000",
+    "--per-host-concurrency",
+    "16",
+    "--concurrency",
+    "64",
+    "--max-urls-per-host",
+    "1000000",
+];
 
+#[derive(Clone)]
 struct Run {
     name: String,
     requests: usize,
@@ -211,23 +225,7 @@ fn main() {
     );
     let site_seed = format!("http://{OWN}:{port}/");
     let wget2_site = run_wget2(&dir, &site_seed, &[OWN.to_owned()], 16, false, &log);
-    let own = run_linkgraph(
-        &dir,
-        &site_seed,
-        port,
-        &log,
-        "own site",
-        &[
-            "--per-host-rps",
-            "100000",
-            "--per-host-concurrency",
-            "16",
-            "--concurrency",
-            "64",
-            "--max-urls-per-host",
-            "1000000",
-        ],
-    );
+    let own = run_linkgraph(&dir, &site_seed, port, &log, "own site", &OWN_SITE);
     let own_one = run_linkgraph(
         &dir,
         &site_seed,
@@ -275,14 +273,26 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A/B mode: the broad crawl by `older` and by this build, alternately.
+/// A/B mode: the broad crawl (or with `LINKGRAPH_PEERS_AB_CRAWL=site`, the
+/// one-site crawl) by `older` and by this build, alternately.
 fn ab(dir: &Path, seed: &str, port: u16, log: &Path, older: &Path, wget2: &Run) {
     let runs = env_usize("LINKGRAPH_PEERS_AB_RUNS", 3).max(1);
     let mut ratios = Vec::with_capacity(runs);
+    let site_seed = format!("http://{OWN}:{port}/");
+    let (seed, flags, wget2) = match std::env::var("LINKGRAPH_PEERS_AB_CRAWL").as_deref() {
+        Ok("site") => {
+            let pages = env_usize("LINKGRAPH_PEERS_SITE_PAGES", 20_000);
+            write_site(&dir.join("web"), pages, port);
+            let wget2 = run_wget2(dir, &site_seed, &[OWN.to_owned()], 16, false, log);
+            (site_seed.as_str(), &OWN_SITE[..], wget2)
+        }
+        Ok("broad") | Err(_) => (seed, &BROAD[..], wget2.clone()),
+        Ok(other) => panic!("LINKGRAPH_PEERS_AB_CRAWL is broad or site, not {other:?}"),
+    };
     println!("{}", wget2.name);
     for i in 0..runs {
-        let a = run_binary(older, dir, seed, port, log, "older", &BROAD);
-        let b = run_linkgraph(dir, seed, port, log, "this build", &BROAD);
+        let a = run_binary(older, dir, seed, port, log, "older", flags);
+        let b = run_linkgraph(dir, seed, port, log, "this build", flags);
         for r in [&a, &b] {
             println!(
                 "  run {i}: {:<60} {:>6.0} pages/s  [{}]",
