@@ -73,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
     res.set_outcome(FetchOutcome::Ok);
     let limits = ParseLimits { max_links: 500, ..ParseLimits::default() };
     let page = stages::parse_unguarded(res, "linkgraph", limits, &UrlPolicy::default());
-    let write = stages::page_write(&page);
+    let write = stages::page_write(page.clone());
     for l in &write.links {
         assert!(l.target_url.starts_with("http://") || l.target_url.starts_with("https://"), "{l:?}");
         assert!(l.anchor.chars().count() <= MAX_ANCHOR_CHARS);

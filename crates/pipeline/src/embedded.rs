@@ -463,9 +463,9 @@ async fn process(
 ) -> Result<Done, CrawlError> {
     let fetched = fetcher.fetch(req).await;
     let outcome = fetched.outcome();
-    let (page, stats) = recorder.record(fetched).await?;
+    let (feedback, stats) = recorder.record(fetched).await?;
     Ok(Done {
-        feedback: stages::feedback(&page, &stats),
+        feedback,
         outcome,
         edges: stats.edges,
         new_edges: stats.new_edges,

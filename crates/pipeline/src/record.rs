@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use linkgraph_core::UrlPolicy;
 use linkgraph_parser::ParseLimits;
-use linkgraph_proto::{FetchResult, ParsedPage};
+use linkgraph_proto::{FetchResult, FrontierFeedback};
 use linkgraph_store::{LinkStore, StoreError, WriteStats};
 use tokio::sync::Semaphore;
 
@@ -65,12 +65,12 @@ impl Recorder {
         &self.store
     }
 
-    /// Parses `fetched` and stores the page; returns the parsed page and
-    /// what the write changed.
+    /// Parses `fetched` and stores the page; returns the frontier's
+    /// feedback for it and what the write changed.
     pub async fn record(
         &self,
         fetched: FetchResult,
-    ) -> Result<(ParsedPage, WriteStats), RecordError> {
+    ) -> Result<(FrontierFeedback, WriteStats), RecordError> {
         let page = {
             let _permit = Arc::clone(&self.permits)
                 .acquire_owned()
@@ -91,7 +91,11 @@ impl Recorder {
                     .map_err(|e| RecordError::Task(e.to_string()))?
             }
         };
-        let stats = self.store.write_page(stages::page_write(&page)).await?;
-        Ok((page, stats))
+        // The feedback copies the link targets it needs; the links
+        // themselves move into the write.
+        let mut feedback = stages::feedback(&page, &WriteStats::default());
+        let stats = self.store.write_page(stages::page_write(page)).await?;
+        feedback.changed = stats.changed;
+        Ok((feedback, stats))
     }
 }

@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::record::Recorder;
-use crate::{sleep_until, stages};
+use crate::sleep_until;
 use futures_util::FutureExt as _;
 
 /// How often offsets are committed (after local state is flushed).
@@ -327,8 +327,7 @@ pub async fn run_parser(
         }
         let (recorder, bus) = (recorder.clone(), Arc::clone(&bus));
         Ok(Box::pin(async move {
-            let (page, stats) = recorder.record(res).await?;
-            let mut fb = stages::feedback(&page, &stats);
+            let (mut fb, _) = recorder.record(res).await?;
             // Discoveries go to the frontier partition owning their host,
             // before the feedback that completes the request.
             // Sent concurrently: the producer batches them.

@@ -204,8 +204,9 @@ pub fn link_set_update(outcome: FetchOutcome, status: u32) -> LinkSetUpdate {
     }
 }
 
-/// What the store records for a parsed page.
-pub fn page_write(page: &ParsedPage) -> PageWrite {
+/// What the store records for a parsed page, its links moved into it (take
+/// the page's [`feedback`] first).
+pub fn page_write(page: ParsedPage) -> PageWrite {
     let sitemap = page.request.as_ref().is_some_and(|r| r.sitemap);
     PageWrite {
         // A sitemap is recorded as fetched, with no links of its own.
@@ -215,11 +216,6 @@ pub fn page_write(page: &ParsedPage) -> PageWrite {
             link_set_update(page.outcome(), page.status)
         },
         content_hash: page.content_hash,
-        url: page
-            .request
-            .as_ref()
-            .map(|r| r.url.clone())
-            .unwrap_or_default(),
         status: page.status,
         outcome: page.outcome,
         fetched_at_ms: page.fetched_at_ms,
@@ -229,10 +225,11 @@ pub fn page_write(page: &ParsedPage) -> PageWrite {
         links: if page.noindex_page {
             Vec::new()
         } else {
-            page.links.iter().cloned().map(Link::from).collect()
+            page.links.into_iter().map(Link::from).collect()
         },
         noindex: page.noindex_page,
         remote_ip: page.remote_ip.parse().ok(),
+        url: page.request.map(|r| r.url).unwrap_or_default(),
     }
 }
 
@@ -326,7 +323,7 @@ mod tests {
             &UrlPolicy::default(),
         );
         assert_eq!(page.links.len(), 2);
-        let w = page_write(&page);
+        let w = page_write(page.clone());
         assert_eq!(
             (w.url.as_str(), w.fetched_at_ms, w.links.len()),
             ("http://a.com/p", 42, 2)
@@ -445,7 +442,7 @@ mod tests {
         assert!(page.links.is_empty());
         assert!(page.error.contains("not a char boundary"), "{}", page.error);
         assert_eq!(
-            page_write(&page).update,
+            page_write(page.clone()).update,
             LinkSetUpdate::Keep,
             "a bug loses no links"
         );
@@ -493,7 +490,7 @@ mod tests {
             r.content_type = ["", "text/html; charset=utf-8", "text/html; charset=windows-1252"][ct].into();
             r.body = format!("<body class='f_comment_nofollow_on'>{body}").into_bytes();
             let page = parse_unguarded(r, "linkgraph", ParseLimits::default(), &UrlPolicy::default());
-            let w = page_write(&page);
+            let w = page_write(page.clone());
             for l in &w.links {
                 proptest::prop_assert!(l.target_url.starts_with("http://") || l.target_url.starts_with("https://"));
                 proptest::prop_assert!(l.anchor.chars().count() <= linkgraph_core::MAX_ANCHOR_CHARS);
