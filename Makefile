@@ -94,8 +94,7 @@ bench-store:
 bench-peers:
 	@command -v nginx >/dev/null && command -v wget2 >/dev/null || { \
 	  echo "installing nginx-light and wget2 (Debian)"; \
-	  apt-get install -y --no-install-recommends nginx-light wget2 >/dev/null || \
-	  sudo apt-get install -y --no-install-recommends nginx-light wget2 >/dev/null; }
+	  $(call apt_install,nginx-light wget2); }
 	@command -v nginx >/dev/null && command -v wget2 >/dev/null || { echo "error: nginx and wget2 are required"; exit 1; }
 	-@service nginx stop >/dev/null 2>&1
 	$(CARGO) bench --locked --bench peers
@@ -104,8 +103,7 @@ bench-peers:
 bench-distributed: tansu
 	@command -v nginx >/dev/null || { \
 	  echo "installing nginx-light (Debian)"; \
-	  apt-get install -y --no-install-recommends nginx-light >/dev/null || \
-	  sudo apt-get install -y --no-install-recommends nginx-light >/dev/null; }
+	  $(call apt_install,nginx-light); }
 	@command -v nginx >/dev/null || { echo "error: nginx is required"; exit 1; }
 	-@service nginx stop >/dev/null 2>&1
 	$(CARGO) bench --locked --bench distributed

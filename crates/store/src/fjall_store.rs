@@ -55,10 +55,12 @@
 //! write reads back is keyed by the page or its source domain, so writers
 //! never share a row, and each shard's lock only guards its buffered rows
 //! against an ingestion. A writer diffs every page waiting for it into one
-//! batch (a group commit; a second page of a source domain already in the
-//! batch commits the batch first, since it reads what the first wrote).
-//! fjall flushes the batch's journal entry to the OS before any of its
-//! writes is acknowledged, so a process killed with `kill -9` keeps them.
+//! batch, a group commit ([`Inner::write_group`]): pages of one source
+//! domain read the referring-domain counters the batch already holds
+//! before the engine's, and a page fetched twice in one group commits the
+//! batch first. fjall flushes the batch's journal entry to the OS before
+//! any of its writes is acknowledged, so a process killed with `kill -9`
+//! keeps them.
 
 mod backlog;
 mod writer;
@@ -548,7 +550,6 @@ impl Inner {
             }
         }
         self.commit_group(batch, &mut diffed, &mut out);
-        drop(written);
         // Outside the shards' locks: a rotation may wait for fjall's
         // workers, and an ingestion takes every shard's lock in turn.
         let after = self
@@ -642,22 +643,21 @@ impl Inner {
     /// is public in fjall, though left out of its docs); a concurrent
     /// writer's rotation of the same memtable is a no-op.
     fn bound_write_buffer(&self) -> Result<(), StoreError> {
-        let i = self;
-        if i.db.write_buffer_size() <= i.write_buffer_limit {
+        if self.db.write_buffer_size() <= self.write_buffer_limit {
             return Ok(());
         }
         let keyspaces = [
-            &i.backlinks,
-            &i.refdomains,
-            &i.pages,
-            &i.domains,
-            &i.page_links,
-            &i.events,
-            &i.source_links,
-            &i.ranks,
-            &i.host_addrs,
-            &i.meta,
-            i.backlog.keyspace(),
+            &self.backlinks,
+            &self.refdomains,
+            &self.pages,
+            &self.domains,
+            &self.page_links,
+            &self.events,
+            &self.source_links,
+            &self.ranks,
+            &self.host_addrs,
+            &self.meta,
+            self.backlog.keyspace(),
         ];
         for ks in keyspaces {
             if ks.sealed_memtable_count() == 0 && ks.rotate_memtable()? {
@@ -671,9 +671,8 @@ impl Inner {
     /// reads, its `pages` row and (for a page fetched before) its
     /// `page_links` row.
     fn read_prior(&self, source: &str) -> Result<Before, StoreError> {
-        let i = self;
         let page_key = source.as_bytes();
-        let prev = match i.pages.get(page_key)? {
+        let prev = match self.pages.get(page_key)? {
             Some(v) => Some(decode::<StoredPage>("pages", page_key, &v)?),
             None => None,
         };
@@ -689,7 +688,7 @@ impl Inner {
         // page_links is written in the same batch as pages: a page without
         // a pages row has no outlinks.
         let stored = match prev {
-            Some(_) => i.page_links.get(page_key)?,
+            Some(_) => self.page_links.get(page_key)?,
             None => None,
         };
         if let Some(v) = stored {
@@ -725,7 +724,6 @@ impl Inner {
         written: &Written,
         batch: &mut PageOps<'a>,
     ) -> Result<(WriteStats, backlog::PageRows), StoreError> {
-        let i = self;
         let t = page.fetched_at_ms;
         let source = page.url.as_str();
         // Backlinks, event and outlink-key rows go to the shard's buffer,
@@ -746,19 +744,19 @@ impl Inner {
                 links: u32::try_from(page.links.len()).unwrap_or(u32::MAX),
                 content_hash: page.content_hash,
             };
-            batch.insert(&i.pages, page_key, row.encode_to_vec());
+            batch.insert(&self.pages, page_key, row.encode_to_vec());
             if let Some(ip) = page.remote_ip {
                 let addr = StoredHostAddr {
                     ip: ip.to_string(),
                     seen_at_ms: t,
                 };
                 let key = key2(source_domain, url_host(source));
-                batch.insert(&i.host_addrs, key, addr.encode_to_vec());
+                batch.insert(&self.host_addrs, key, addr.encode_to_vec());
             }
         }
         if prev.is_none() {
             // The domain's first page (or another page of a known domain).
-            batch.insert(&i.domains, source_domain.as_bytes(), b"".as_slice());
+            batch.insert(&self.domains, source_domain.as_bytes(), b"".as_slice());
         }
         let change = match diff {
             Diff::Stale { links } => {
@@ -831,7 +829,7 @@ impl Inner {
                         outcome: page.outcome,
                         ..*p
                     };
-                    batch.insert(&i.pages, page_key, row.encode_to_vec());
+                    batch.insert(&self.pages, page_key, row.encode_to_vec());
                 }
                 return Ok((WriteStats::default(), buffered));
             }
@@ -867,10 +865,10 @@ impl Inner {
         }
         if live.links.is_empty() {
             if !prior.outlinks.is_empty() {
-                batch.remove(&i.page_links, page_key);
+                batch.remove(&self.page_links, page_key);
             }
         } else {
-            batch.insert(&i.page_links, page_key, live.encode_to_vec());
+            batch.insert(&self.page_links, page_key, live.encode_to_vec());
         }
         for o in &change.lost {
             let Some(mut row) = rows.remove(&o.target) else {
@@ -943,7 +941,7 @@ impl Inner {
                 }
                 RefdomainChange::None => {}
             }
-            batch.insert(&i.refdomains, key, row.encode_to_vec());
+            batch.insert(&self.refdomains, key, row.encode_to_vec());
         }
         for (k, mut v) in events.0 {
             v.events.sort_by(|a, b| a.target.cmp(&b.target));
