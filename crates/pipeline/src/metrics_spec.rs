@@ -159,7 +159,7 @@ pub const HISTOGRAMS: [(&str, &str); 4] = [
     ),
     (
         "linkgraph_store_write_duration_seconds",
-        "Time to write one page to the link store (label backend).",
+        "Time to write one page to the link store, from the call to its acknowledgement: for the embedded store, waiting for its writer and the group commit of its batch (label backend).",
     ),
     (
         "linkgraph_store_read_duration_seconds",
