@@ -81,7 +81,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let w = world();
     let stats = w.rt.block_on(w.store.write_page(write)).expect("store write");
-    let feedback = stages::feedback(&page, &stats);
+    let mut feedback = stages::feedback(&page);
+    feedback.changed = stats.changed;
     let mut frontier = w.frontier.lock().expect("frontier lock");
     frontier.complete(&feedback, 1_700_000_000_000).expect("frontier complete");
     for l in &page.links {

@@ -958,28 +958,23 @@ impl Frontier {
         fb: &FrontierFeedback,
         now_ms: i64,
     ) -> Result<Vec<Admission>, FrontierError> {
-        let mut batch = self.batch();
-        let admissions = self.admit_all(&fb.discovered, &mut batch)?;
-        let host = self.settle(fb, now_ms, &mut batch)?;
-        self.commit(batch)?;
-        if let Some(host) = host {
-            self.schedule(&host, Instant::now());
-            self.evict_idle_hosts();
-        }
-        Ok(admissions)
+        let mut admissions = self.complete_all(std::slice::from_ref(fb), now_ms)?;
+        Ok(admissions.pop().unwrap_or_default())
     }
 
     /// [`Frontier::complete`] of several outcomes, in order, as one atomic
     /// write: one commit for all the pages a crawl loop found finished.
+    /// Returns each one's admissions.
     pub fn complete_all<'a>(
         &mut self,
         feedback: impl IntoIterator<Item = &'a FrontierFeedback>,
         now_ms: i64,
-    ) -> Result<(), FrontierError> {
+    ) -> Result<Vec<Vec<Admission>>, FrontierError> {
         let mut batch = self.batch();
+        let mut admissions = Vec::new();
         let mut settled = Vec::new();
         for fb in feedback {
-            self.admit_all(&fb.discovered, &mut batch)?;
+            admissions.push(self.admit_all(&fb.discovered, &mut batch)?);
             settled.extend(self.settle(fb, now_ms, &mut batch)?);
         }
         self.commit(batch)?;
@@ -990,7 +985,7 @@ impl Frontier {
         if !settled.is_empty() {
             self.evict_idle_hosts();
         }
-        Ok(())
+        Ok(admissions)
     }
 
     /// The in-flight part of [`Frontier::complete`]: frees the request's

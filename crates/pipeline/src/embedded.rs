@@ -21,7 +21,7 @@ use linkgraph_fetcher::{ArchivedRobots, Fetcher, FetcherConfig, FetcherError, Ro
 use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
 use linkgraph_parser::ParseLimits;
 use linkgraph_proto::{CrawlRequest, FetchOutcome, FrontierFeedback};
-use linkgraph_store::{FjallStore, LinkStore, StoreError, WriteStats};
+use linkgraph_store::{FjallStore, LinkStore, StoreError};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -426,7 +426,7 @@ async fn guard_task(
             let message = stages::report_panic(&req.url, panic.as_ref());
             let page = stages::internal_error(req, 0, now_ms(), &message);
             Ok(Done {
-                feedback: stages::feedback(&page, &WriteStats::default()),
+                feedback: stages::feedback(&page),
                 outcome: FetchOutcome::InternalError,
                 edges: 0,
                 new_edges: 0,

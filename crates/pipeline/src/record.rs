@@ -93,7 +93,7 @@ impl Recorder {
         };
         // The feedback copies the link targets it needs; the links
         // themselves move into the write.
-        let mut feedback = stages::feedback(&page, &WriteStats::default());
+        let mut feedback = stages::feedback(&page);
         let stats = self.store.write_page(stages::page_write(page)).await?;
         feedback.changed = stats.changed;
         Ok((feedback, stats))

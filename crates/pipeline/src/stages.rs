@@ -14,7 +14,7 @@ use linkgraph_parser::{
 use linkgraph_proto::{
     self as proto, DiscoveredUrl, FetchOutcome, FetchResult, FrontierFeedback, ParsedPage,
 };
-use linkgraph_store::{LinkSetUpdate, PageWrite, WriteStats};
+use linkgraph_store::{LinkSetUpdate, PageWrite};
 use url::Url;
 
 /// Parses a fetch result into the page's edges. Never fails: a page that
@@ -233,10 +233,11 @@ pub fn page_write(page: ParsedPage) -> PageWrite {
     }
 }
 
-/// The frontier's feedback for a stored page: its outcome, whether it
-/// changed, how many domains link to it, and every link target as a
-/// discovered URL (redirect targets keep the depth and count a redirect hop).
-pub fn feedback(page: &ParsedPage, stored: &WriteStats) -> FrontierFeedback {
+/// The frontier's feedback for a parsed page: its outcome and every link
+/// target as a discovered URL (redirect targets keep the depth and count a
+/// redirect hop). Whether the page changed is the store's answer: `changed`
+/// is false until the caller sets it from its write.
+pub fn feedback(page: &ParsedPage) -> FrontierFeedback {
     let req = page.request.clone().unwrap_or_default();
     // Sized once: growing it a URL at a time reallocated and copied it.
     let mut discovered =
@@ -283,11 +284,11 @@ pub fn feedback(page: &ParsedPage, stored: &WriteStats) -> FrontierFeedback {
         status: page.status,
         fetched_at_ms: page.fetched_at_ms,
         discovered,
-        changed: stored.changed,
         retry_after_ms: page.retry_after_ms,
         crawl_delay_ms: page.crawl_delay_ms,
         etag: page.etag.clone(),
         last_modified: page.last_modified.clone(),
+        changed: false,
     }
 }
 
@@ -328,7 +329,7 @@ mod tests {
             (w.url.as_str(), w.fetched_at_ms, w.links.len()),
             ("http://a.com/p", 42, 2)
         );
-        let fb = feedback(&page, &WriteStats::default());
+        let fb = feedback(&page);
         let d: Vec<(&str, u32)> = fb
             .discovered
             .iter()
@@ -354,7 +355,7 @@ mod tests {
             ParseLimits::default(),
             &UrlPolicy::default(),
         );
-        let fb = feedback(&page, &WriteStats::default());
+        let fb = feedback(&page);
         assert_eq!(fb.discovered.len(), 7);
         for d in &fb.discovered {
             let parsed = Url::parse(&d.url).unwrap_or_else(|e| panic!("{e}"));
@@ -392,7 +393,7 @@ mod tests {
         );
         let l = Link::from(page.links[0].clone());
         assert_eq!(l.kind, linkgraph_core::LinkKind::Redirect);
-        let fb = feedback(&page, &WriteStats::default());
+        let fb = feedback(&page);
         assert_eq!(
             (fb.discovered[0].depth, fb.discovered[0].redirect_hops),
             (2, 1)
@@ -446,7 +447,7 @@ mod tests {
             LinkSetUpdate::Keep,
             "a bug loses no links"
         );
-        let fb = feedback(&page, &WriteStats::default());
+        let fb = feedback(&page);
         assert_eq!(
             (fb.request.map(|r| r.url), fb.outcome),
             (
@@ -496,7 +497,7 @@ mod tests {
                 proptest::prop_assert!(l.anchor.chars().count() <= linkgraph_core::MAX_ANCHOR_CHARS);
                 proptest::prop_assert_ne!(&l.target_url, &l.source_url);
             }
-            let _ = feedback(&page, &WriteStats::default());
+            let _ = feedback(&page);
         }
     }
 
@@ -509,10 +510,6 @@ mod tests {
             &UrlPolicy::default(),
         );
         assert!(page.links.is_empty());
-        assert!(
-            feedback(&page, &WriteStats::default())
-                .discovered
-                .is_empty()
-        );
+        assert!(feedback(&page).discovered.is_empty());
     }
 }

@@ -31,7 +31,7 @@ use super::{Inner, WRITE_SHARDS, shard_of};
 use crate::{PageWrite, StoreError, WriteStats};
 
 /// Pages written in one batch, at most.
-pub(super) const MAX_GROUP: usize = 64;
+const MAX_GROUP: usize = 64;
 /// Writer threads, at most (they are also bounded by the CPUs).
 const MAX_WRITERS: usize = 8;
 
