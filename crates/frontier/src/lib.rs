@@ -964,7 +964,9 @@ impl Frontier {
 
     /// [`Frontier::complete`] of several outcomes, in order, as one atomic
     /// write: one commit for all the pages a crawl loop found finished.
-    /// Returns each one's admissions.
+    /// A feedback without a request only offers its discoveries (the
+    /// frontier service writes a `linkgraph.discovered` batch so). Returns
+    /// each one's admissions.
     pub fn complete_all<'a>(
         &mut self,
         feedback: impl IntoIterator<Item = &'a FrontierFeedback>,

@@ -328,21 +328,28 @@ pub async fn run_parser(
         let (recorder, bus) = (recorder.clone(), Arc::clone(&bus));
         Ok(Box::pin(async move {
             let (mut fb, _) = recorder.record(res).await?;
-            // Discoveries go to the frontier partition owning their host,
-            // before the feedback that completes the request.
-            // Sent concurrently: the producer batches them.
-            let batches = by_host(std::mem::take(&mut fb.discovered));
+            let host = fb
+                .request
+                .as_ref()
+                .map(|r| r.host.clone())
+                .unwrap_or_default();
+            // Discoveries on the page's own host, most of them, ride in its
+            // feedback: the frontier owning the host admits them with the
+            // completion, in one write. The others go to the frontier
+            // partition owning their host, before the feedback that
+            // completes the request. Sent concurrently: the producer
+            // batches them.
+            let (own, others) = std::mem::take(&mut fb.discovered)
+                .into_iter()
+                .partition(|d| d.host == host);
+            fb.discovered = own;
+            let batches = by_host(others);
             futures_util::future::try_join_all(
                 batches
                     .iter()
                     .map(|(host, b)| bus.publish(topics::DISCOVERED, host, b.encode_to_vec())),
             )
             .await?;
-            let host = fb
-                .request
-                .as_ref()
-                .map(|r| r.host.clone())
-                .unwrap_or_default();
             bus.publish(topics::FEEDBACK, &host, fb.encode_to_vec())
                 .await?;
             Ok(())
@@ -517,25 +524,29 @@ pub async fn run_frontier(
                 Err(e) => consume_error(&e).await?,
                 Ok(None) => break,
                 Ok(Some(m)) => {
-                    apply(&opts, &mut frontier, sub.as_mut(), &m, partitions, &mut run).await?;
                     // Then what is already buffered, before the next dispatch
-                    // waits for the broker: a page brings ~30 messages
+                    // waits for the broker: a page brings a few messages
                     // (its discoveries and its feedback), and taking one per
                     // dispatch round trip left the frontier waiting on
-                    // acknowledgements most of the time.
-                    for _ in 0..DRAIN_MAX {
+                    // acknowledgements most of the time. They are applied
+                    // together, in one write.
+                    let mut received = vec![m];
+                    let mut failed = None;
+                    while received.len() < DRAIN_MAX {
                         match sub.recv().now_or_never() {
-                            Some(Ok(Some(m))) => {
-                                apply(&opts, &mut frontier, sub.as_mut(), &m, partitions, &mut run)
-                                    .await?;
-                            }
+                            Some(Ok(Some(m))) => received.push(m),
                             Some(Err(e)) => {
-                                consume_error(&e).await?;
+                                failed = Some(e);
                                 break;
                             }
                             // Closed: the next receive says so.
                             Some(Ok(None)) | None => break,
                         }
+                    }
+                    apply_all(&opts, &mut frontier, sub.as_mut(), received, partitions, &mut run)
+                        .await?;
+                    if let Some(e) = failed {
+                        consume_error(&e).await?;
                     }
                 }
             },
@@ -661,51 +672,89 @@ fn discovered(payload: &[u8]) -> Result<Vec<DiscoveredUrl>, String> {
     Ok(vec![one])
 }
 
-/// Applies one frontier message; malformed ones are skipped, engine errors
-/// are fatal.
-async fn apply(
+/// Applies frontier messages received together, in order: a seed on its
+/// own, and each run of discoveries and feedback between two seeds as one
+/// atomic write ([`Frontier::complete_all`]; a discovery batch is a
+/// feedback without a request). Malformed messages are skipped, engine
+/// errors are fatal; a message is acknowledged once its write is done.
+async fn apply_all(
     opts: &ServiceOptions,
     frontier: &mut Frontier,
     sub: &mut dyn Subscription,
-    m: &Message,
+    received: Vec<Message>,
     partitions: i32,
     run: &mut FrontierRun,
 ) -> Result<(), ServiceError> {
-    if m.partition != partition_for(&m.key, partitions) {
-        // Hand-offs find a host's partition by this hash.
-        warn!(topic = %m.topic, partition = m.partition, "message in an unexpected partition for its key");
-        metrics::counter!("linkgraph_bus_partition_mismatches_total").increment(1);
-    }
-    let bad = match m.topic.as_str() {
-        t if t == topics::SEEDS => match DiscoveredUrl::decode(m.payload.as_slice()) {
-            Ok(d) => match frontier.add_seed(&d.url) {
-                Ok(_) => None,
-                Err(FrontierError::BadSeed(e)) => Some(format!("bad seed {:?}: {e}", d.url)),
-                Err(e) => return Err(e.into()),
+    // Decoded and waiting for the run's write, with their messages.
+    let mut updates: Vec<FrontierFeedback> = Vec::new();
+    let mut held: Vec<Message> = Vec::new();
+    for m in received {
+        if m.partition != partition_for(&m.key, partitions) {
+            // Hand-offs find a host's partition by this hash.
+            warn!(topic = %m.topic, partition = m.partition, "message in an unexpected partition for its key");
+            metrics::counter!("linkgraph_bus_partition_mismatches_total").increment(1);
+        }
+        let bad = match m.topic.as_str() {
+            t if t == topics::SEEDS => {
+                write_updates(frontier, sub, &mut updates, &mut held, run)?;
+                match DiscoveredUrl::decode(m.payload.as_slice()) {
+                    Ok(d) => match frontier.add_seed(&d.url) {
+                        Ok(_) => None,
+                        Err(FrontierError::BadSeed(e)) => {
+                            Some(format!("bad seed {:?}: {e}", d.url))
+                        }
+                        Err(e) => return Err(e.into()),
+                    },
+                    Err(e) => Some(e.to_string()),
+                }
+            }
+            t if t == topics::DISCOVERED => match discovered(&m.payload) {
+                Ok(urls) => {
+                    updates.push(FrontierFeedback {
+                        discovered: urls,
+                        ..FrontierFeedback::default()
+                    });
+                    held.push(m);
+                    continue;
+                }
+                Err(e) => Some(e),
             },
-            Err(e) => Some(e.to_string()),
-        },
-        t if t == topics::DISCOVERED => match discovered(&m.payload) {
-            Ok(urls) => {
-                frontier.offer_all(&urls)?;
-                None
-            }
-            Err(e) => Some(e),
-        },
-        _ => match FrontierFeedback::decode(m.payload.as_slice()) {
-            Ok(fb) if fb.request.is_some() => {
-                frontier.complete(&fb, now_ms())?;
-                run.completed += 1;
-                None
-            }
-            Ok(_) => Some("feedback without a request".into()),
-            Err(e) => Some(e.to_string()),
-        },
-    };
-    match bad {
-        Some(e) => malformed(opts, sub, m, &e).await,
-        None => sub.ack(m),
+            _ => match FrontierFeedback::decode(m.payload.as_slice()) {
+                Ok(fb) if fb.request.is_some() => {
+                    updates.push(fb);
+                    held.push(m);
+                    continue;
+                }
+                Ok(_) => Some("feedback without a request".into()),
+                Err(e) => Some(e.to_string()),
+            },
+        };
+        match bad {
+            Some(e) => malformed(opts, sub, &m, &e).await,
+            None => sub.ack(&m),
+        }
     }
+    write_updates(frontier, sub, &mut updates, &mut held, run)
+}
+
+/// Writes the decoded discoveries and feedback as one batch, then
+/// acknowledges their messages.
+fn write_updates(
+    frontier: &mut Frontier,
+    sub: &mut dyn Subscription,
+    updates: &mut Vec<FrontierFeedback>,
+    held: &mut Vec<Message>,
+    run: &mut FrontierRun,
+) -> Result<(), ServiceError> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    frontier.complete_all(updates.iter(), now_ms())?;
+    run.completed += updates.iter().filter(|fb| fb.request.is_some()).count() as u64;
+    for m in held.drain(..) {
+        sub.ack(&m);
+    }
+    updates.clear();
     Ok(())
 }
 

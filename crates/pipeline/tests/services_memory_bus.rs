@@ -6,17 +6,18 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use linkgraph_bus::{Bus, MemoryBus, topics};
+use linkgraph_bus::{Bus, BusError, MemoryBus, Subscription, TopicSpec, topics};
 use linkgraph_core::Link;
 use linkgraph_fetcher::{Fetcher, FetcherConfig};
 use linkgraph_frontier::FrontierConfig;
 use linkgraph_pipeline::services::{
     FrontierServiceOptions, ServiceOptions, run_fetcher, run_frontier, run_parser,
 };
+use linkgraph_proto::{DiscoveredBatch, FrontierFeedback, Message as _};
 use linkgraph_simweb::{SimConfig, SimWeb};
 use linkgraph_store::{BacklinkQuery, FjallStore, LinkStore, Status, Target};
 
@@ -60,6 +61,36 @@ async fn stored(store: &dyn LinkStore, domains: &BTreeSet<String>) -> BTreeSet<E
     out
 }
 
+/// A memory bus that keeps a copy of what the parser sends the frontier.
+#[derive(Default)]
+struct Tap {
+    bus: MemoryBus,
+    published: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+#[async_trait::async_trait]
+impl Bus for Tap {
+    async fn publish(&self, topic: &str, key: &str, payload: Vec<u8>) -> Result<(), BusError> {
+        if topic == topics::FEEDBACK || topic == topics::DISCOVERED {
+            self.published
+                .lock()
+                .unwrap()
+                .push((topic.to_owned(), payload.clone()));
+        }
+        self.bus.publish(topic, key, payload).await
+    }
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        self.bus.subscribe(group, topics).await
+    }
+    async fn create_topics(&self, specs: &[TopicSpec]) -> Result<(), BusError> {
+        self.bus.create_topics(specs).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_over_the_memory_bus_match_ground_truth() {
     crawl_over_the_memory_bus(0).await;
@@ -95,7 +126,8 @@ async fn crawl_over_the_memory_bus(lost: usize) {
         },
     ));
 
-    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::default());
+    let tap = Arc::new(Tap::default());
+    let bus: Arc<dyn Bus> = Arc::clone(&tap) as Arc<dyn Bus>;
     // Garbage first: it must be skipped, counted and dead-lettered.
     bus.publish(
         topics::FETCH,
@@ -105,6 +137,14 @@ async fn crawl_over_the_memory_bus(lost: usize) {
     .await
     .unwrap();
     bus.publish(topics::PAGES, "x.example", vec![0x0a, 0xff, 0x01])
+        .await
+        .unwrap();
+    // Frontier garbage, read with the seed in one drain: skipped, the seed
+    // and everything after it still applied.
+    bus.publish(topics::DISCOVERED, "x.example", vec![0x0a, 0xff])
+        .await
+        .unwrap();
+    bus.publish(topics::FEEDBACK, "x.example", b"\x12".to_vec())
         .await
         .unwrap();
     let opts = ServiceOptions {
@@ -210,10 +250,34 @@ async fn crawl_over_the_memory_bus(lost: usize) {
         "missing {missing:#?}\nextra {extra:#?}"
     );
 
-    // Both malformed messages reached the dead-letter topic, keys intact
-    // (but the one the dead fetcher took with it).
+    // A page's discoveries on its own host rode in its feedback; only
+    // other hosts' went to `linkgraph.discovered`.
+    let (mut own, mut others) = (0, 0);
+    for (topic, payload) in tap.published.lock().unwrap().iter() {
+        let urls = if topic == topics::FEEDBACK {
+            FrontierFeedback::decode(payload.as_slice()).map(|fb| fb.discovered)
+        } else {
+            DiscoveredBatch::decode(payload.as_slice()).map(|b| b.urls)
+        };
+        for d in urls.unwrap_or_default() {
+            // (A robots.txt's sitemaps have no referring page.)
+            let Ok(from) = url::Url::parse(&d.referrer) else {
+                continue;
+            };
+            let same = from.host_str() == Some(d.host.as_str());
+            assert_eq!(same, topic == topics::FEEDBACK, "{topic}: {d:?}");
+            *(if same { &mut own } else { &mut others }) += 1;
+        }
+    }
+    assert!(
+        own > 100 && others > 10,
+        "own host {own}, other hosts {others}"
+    );
+
+    // The four malformed messages reached the dead-letter topic, keys
+    // intact (but the one the dead fetcher took with it).
     let mut dl = bus.subscribe("ops", &[topics::DEAD_LETTER]).await.unwrap();
-    for _ in 0..if lost > 0 { 1 } else { 2 } {
+    for _ in 0..if lost > 0 { 3 } else { 4 } {
         let m = tokio::time::timeout(Duration::from_secs(5), dl.recv())
             .await
             .unwrap()
