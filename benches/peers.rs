@@ -19,6 +19,9 @@
 //!
 //! Every crawler is measured the same way: the requests it made, counted in
 //! nginx's access log, over the time from its first to its last request.
+//! The polite crawl is also measured once each host is known: its requests
+//! against the 1 + 5 x (seconds from the host's first request to its last)
+//! that 5 requests/s allow each host while it is crawled, summed.
 //!
 //! A/B mode: with `LINKGRAPH_PEERS_AB=/path/to/older/linkgraph`, it runs
 //! only wget2 and the broad crawl, alternating that binary and this build
@@ -206,6 +209,7 @@ fn main() {
         return;
     }
     let broad = run_linkgraph(&dir, &seed, port, &log, "broad", &BROAD);
+    let polite_from = lines(&log);
     let polite = run_linkgraph(
         &dir,
         &seed,
@@ -214,6 +218,12 @@ fn main() {
         "polite",
         &["--per-host-rps", "5", "--concurrency", "512"],
     );
+    // Politeness allows a host 1 + 5 x (seconds from its first request to
+    // its last) requests while it is crawled: the share of that the crawl
+    // used, once each host is known.
+    let spans = host_spans(&log, polite_from);
+    let used: usize = spans.values().map(|(n, _)| n).sum();
+    let allowed_while_known: f64 = spans.values().map(|(_, secs)| 1.0 + 5.0 * secs).sum();
     // One site, crawled by its owner.
     let site_pages = env_usize("LINKGRAPH_PEERS_SITE_PAGES", 20_000);
     let t0 = Instant::now();
@@ -259,6 +269,11 @@ fn main() {
         "linkgraph polite: {:.0} pages/s = {:.0}% of the {allowed:.0} pages/s that 5 requests/s per host allow (whole run, discovery of hosts included)",
         polite.rate(),
         100.0 * polite.rate() / allowed
+    );
+    println!(
+        "linkgraph polite, each host while it is crawled: {:.0}% of what 5 requests/s allow ({used} requests against {allowed_while_known:.0}: 1 + 5 x each host's seconds from its first request to its last, summed over {} hosts)",
+        100.0 * used as f64 / allowed_while_known,
+        spans.len()
     );
     print_ratio(
         "linkgraph own site / wget2 16 threads",
