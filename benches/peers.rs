@@ -221,9 +221,23 @@ fn main() {
     // Politeness allows a host 1 + 5 x (seconds from its first request to
     // its last) requests while it is crawled: the share of that the crawl
     // used, once each host is known.
-    let spans = host_spans(&log, polite_from);
-    let used: usize = spans.values().map(|(n, _)| n).sum();
-    let allowed_while_known: f64 = spans.values().map(|(_, secs)| 1.0 + 5.0 * secs).sum();
+    let times = host_times(&log, polite_from);
+    let span = |t: &[f64]| {
+        t.iter().copied().fold(f64::MIN, f64::max) - t.iter().copied().fold(f64::MAX, f64::min)
+    };
+    let used: usize = times.values().map(Vec::len).sum();
+    let allowed_while_known: f64 = times.values().map(|t| 1.0 + 5.0 * span(t)).sum();
+    // How far apart a host's requests came (nginx logs to the millisecond).
+    let mut gaps: Vec<f64> = times
+        .values()
+        .flat_map(|t| t.windows(2).map(|w| (w[1] - w[0]) * 1e3))
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        gaps.get((p * gaps.len() as f64) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
     // One site, crawled by its owner.
     let site_pages = env_usize("LINKGRAPH_PEERS_SITE_PAGES", 20_000);
     let t0 = Instant::now();
@@ -271,9 +285,13 @@ fn main() {
         100.0 * polite.rate() / allowed
     );
     println!(
-        "linkgraph polite, each host while it is crawled: {:.0}% of what 5 requests/s allow ({used} requests against {allowed_while_known:.0}: 1 + 5 x each host's seconds from its first request to its last, summed over {} hosts)",
+        "linkgraph polite, each host while it is crawled: {:.0}% of what 5 requests/s allow ({used} requests against {allowed_while_known:.0}: 1 + 5 x each host's seconds from its first request to its last, summed over {} hosts); ms between a host's requests: p10 {:.0}, p50 {:.0}, p90 {:.0}, p99 {:.0}",
         100.0 * used as f64 / allowed_while_known,
-        spans.len()
+        times.len(),
+        pct(0.10),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99)
     );
     print_ratio(
         "linkgraph own site / wget2 16 threads",

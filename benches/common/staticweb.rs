@@ -276,26 +276,19 @@ pub fn measure(log: &Path, from: usize) -> (usize, f64, std::collections::BTreeM
     (n, (last - first).max(1e-3), statuses)
 }
 
-/// Per host, the requests logged after `from` lines and the seconds from
-/// the host's first to its last: (requests, span) by host.
-pub fn host_spans(log: &Path, from: usize) -> std::collections::HashMap<String, (usize, f64)> {
+/// Per host, the times (seconds) of the requests logged after `from`
+/// lines, in log order.
+pub fn host_times(log: &Path, from: usize) -> std::collections::HashMap<String, Vec<f64>> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut hosts: std::collections::HashMap<String, (usize, f64, f64)> =
-        std::collections::HashMap::new();
+    let mut hosts: std::collections::HashMap<String, Vec<f64>> = std::collections::HashMap::new();
     for line in text.lines().skip(from) {
         let mut f = line.split(' ');
         let (Some(t), Some(host)) = (f.next().and_then(|t| t.parse::<f64>().ok()), f.next()) else {
             continue;
         };
-        let h = hosts.entry(host.to_owned()).or_insert((0, t, t));
-        h.0 += 1;
-        h.1 = h.1.min(t);
-        h.2 = h.2.max(t);
+        hosts.entry(host.to_owned()).or_default().push(t);
     }
     hosts
-        .into_iter()
-        .map(|(h, (n, first, last))| (h, (n, last - first)))
-        .collect()
 }
 
 pub fn lines(log: &Path) -> usize {
