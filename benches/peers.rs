@@ -28,7 +28,7 @@
 //! `LINKGRAPH_PEERS_AB_RUNS` times each (default 3), and prints each pair's
 //! ratio and their median: a change's effect, measured in one run. With
 //! `LINKGRAPH_PEERS_AB_CRAWL=site` it alternates the one-site crawl instead
-//! (after wget2 on that site).
+//! (after wget2 on that site), with `polite` the polite crawl.
 //! Needs root (for `unshare -m`), `nginx` and `wget2` (Debian `nginx-light`
 //! and `wget2`; `make bench-peers` installs them).
 
@@ -45,6 +45,8 @@ use staticweb::*;
 
 /// The broad crawl's flags, in the full run and in A/B mode alike.
 const BROAD: [&str; 4] = ["--per-host-rps", "1000", "--concurrency", "256"];
+/// The polite crawl's flags: 5 requests/s per host.
+const POLITE: [&str; 4] = ["--per-host-rps", "5", "--concurrency", "512"];
 /// The flags of the one-site crawl, 16 requests at once to the site.
 const OWN_SITE: [&str; 8] = [
     "--per-host-rps",
@@ -210,14 +212,7 @@ fn main() {
     }
     let broad = run_linkgraph(&dir, &seed, port, &log, "broad", &BROAD);
     let polite_from = lines(&log);
-    let polite = run_linkgraph(
-        &dir,
-        &seed,
-        port,
-        &log,
-        "polite",
-        &["--per-host-rps", "5", "--concurrency", "512"],
-    );
+    let polite = run_linkgraph(&dir, &seed, port, &log, "polite", &POLITE);
     // Politeness allows a host 1 + 5 x (seconds from its first request to
     // its last) requests while it is crawled: the share of that the crawl
     // used, once each host is known.
@@ -320,7 +315,8 @@ fn ab(dir: &Path, seed: &str, port: u16, log: &Path, older: &Path, wget2: &Run) 
             (site_seed.as_str(), &OWN_SITE[..], wget2)
         }
         Ok("broad") | Err(_) => (seed, &BROAD[..], wget2.clone()),
-        Ok(other) => panic!("LINKGRAPH_PEERS_AB_CRAWL is broad or site, not {other:?}"),
+        Ok("polite") => (seed, &POLITE[..], wget2.clone()),
+        Ok(other) => panic!("LINKGRAPH_PEERS_AB_CRAWL is broad, polite or site, not {other:?}"),
     };
     println!("{}", wget2.name);
     for i in 0..runs {
