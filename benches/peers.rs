@@ -301,8 +301,8 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A/B mode: the broad crawl (or with `LINKGRAPH_PEERS_AB_CRAWL=site`, the
-/// one-site crawl) by `older` and by this build, alternately.
+/// A/B mode: the broad crawl (or, with `LINKGRAPH_PEERS_AB_CRAWL`, the
+/// polite or the one-site crawl) by `older` and by this build, alternately.
 fn ab(dir: &Path, seed: &str, port: u16, log: &Path, older: &Path, wget2: &Run) {
     let runs = env_usize("LINKGRAPH_PEERS_AB_RUNS", 3).max(1);
     let mut ratios = Vec::with_capacity(runs);

@@ -685,9 +685,8 @@ async fn apply_all(
     partitions: i32,
     run: &mut FrontierRun,
 ) -> Result<(), ServiceError> {
-    // Decoded and waiting for the run's write, with their messages.
-    let mut updates: Vec<FrontierFeedback> = Vec::new();
-    let mut held: Vec<Message> = Vec::new();
+    // Decoded and waiting for the run's write, each with its message.
+    let mut pending: Vec<(FrontierFeedback, Message)> = Vec::new();
     for m in received {
         if m.partition != partition_for(&m.key, partitions) {
             // Hand-offs find a host's partition by this hash.
@@ -696,7 +695,7 @@ async fn apply_all(
         }
         let bad = match m.topic.as_str() {
             t if t == topics::SEEDS => {
-                write_updates(frontier, sub, &mut updates, &mut held, run)?;
+                write_updates(frontier, sub, &mut pending, run)?;
                 match DiscoveredUrl::decode(m.payload.as_slice()) {
                     Ok(d) => match frontier.add_seed(&d.url) {
                         Ok(_) => None,
@@ -710,19 +709,18 @@ async fn apply_all(
             }
             t if t == topics::DISCOVERED => match discovered(&m.payload) {
                 Ok(urls) => {
-                    updates.push(FrontierFeedback {
+                    let fb = FrontierFeedback {
                         discovered: urls,
                         ..FrontierFeedback::default()
-                    });
-                    held.push(m);
+                    };
+                    pending.push((fb, m));
                     continue;
                 }
                 Err(e) => Some(e),
             },
             _ => match FrontierFeedback::decode(m.payload.as_slice()) {
                 Ok(fb) if fb.request.is_some() => {
-                    updates.push(fb);
-                    held.push(m);
+                    pending.push((fb, m));
                     continue;
                 }
                 Ok(_) => Some("feedback without a request".into()),
@@ -734,7 +732,7 @@ async fn apply_all(
             None => sub.ack(&m),
         }
     }
-    write_updates(frontier, sub, &mut updates, &mut held, run)
+    write_updates(frontier, sub, &mut pending, run)
 }
 
 /// Writes the decoded discoveries and feedback as one batch, then
@@ -742,19 +740,17 @@ async fn apply_all(
 fn write_updates(
     frontier: &mut Frontier,
     sub: &mut dyn Subscription,
-    updates: &mut Vec<FrontierFeedback>,
-    held: &mut Vec<Message>,
+    pending: &mut Vec<(FrontierFeedback, Message)>,
     run: &mut FrontierRun,
 ) -> Result<(), ServiceError> {
-    if updates.is_empty() {
+    if pending.is_empty() {
         return Ok(());
     }
-    frontier.complete_all(updates.iter(), now_ms())?;
-    run.completed += updates.iter().filter(|fb| fb.request.is_some()).count() as u64;
-    for m in held.drain(..) {
+    frontier.complete_all(pending.iter().map(|(fb, _)| fb), now_ms())?;
+    for (fb, m) in pending.drain(..) {
+        run.completed += u64::from(fb.request.is_some());
         sub.ack(&m);
     }
-    updates.clear();
     Ok(())
 }
 
