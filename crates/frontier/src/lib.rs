@@ -218,6 +218,9 @@ struct HostState {
     in_flight: Vec<(u64, String, Instant)>,
     next_allowed: Option<Instant>,
     admitted: u64,
+    /// `admitted` changed in the batch being built: its `budgets` row is
+    /// written once, when the batch commits ([`Frontier::commit`]).
+    budget_dirty: bool,
     in_heap: bool,
     /// Fingerprints ([`domain_fingerprint`]) of the other registrable
     /// domains seen linking here, up to [`MAX_LINKERS`] (the domains
@@ -290,6 +293,9 @@ pub struct Frontier {
     /// extends them, not the older value on disk (which would drop the
     /// first note).
     written_seen: HashMap<u64, Vec<u8>>,
+    /// Hosts whose `budgets` row the batch being built must write: one row
+    /// a host a batch, however many of its URLs it admits.
+    budget_dirty: Vec<String>,
     cfg: FrontierConfig,
 }
 
@@ -477,6 +483,7 @@ impl Frontier {
             recent: RecentSeen::default(),
             recent_pairs: RecentSeen::default(),
             written_seen: HashMap::new(),
+            budget_dirty: Vec::new(),
             cfg,
         };
         f.reload()?;
@@ -550,8 +557,11 @@ impl Frontier {
                 },
             );
         }
-        // Just inserted or already present.
-        Ok(self.hosts.entry(host.to_owned()).or_default())
+        // Just inserted or already present: a lookup, no key allocated.
+        Ok(self
+            .hosts
+            .get_mut(host)
+            .expect("the host was inserted above"))
     }
 
     /// Puts `host` on the ready-heap if it has work and a free slot.
@@ -607,9 +617,16 @@ impl Frontier {
         self.db.batch()
     }
 
-    /// Commits a batch, then keeps the memtables within their limit.
-    fn commit(&mut self, batch: fjall::OwnedWriteBatch) -> Result<(), FrontierError> {
+    /// Commits a batch with the admission counts of the hosts it admitted
+    /// URLs of, then keeps the memtables within their limit.
+    fn commit(&mut self, mut batch: fjall::OwnedWriteBatch) -> Result<(), FrontierError> {
         self.written_seen.clear();
+        for host in self.budget_dirty.drain(..) {
+            if let Some(h) = self.hosts.get_mut(&host) {
+                h.budget_dirty = false;
+                batch.insert(&self.budgets, host.as_bytes(), h.admitted.to_be_bytes());
+            }
+        }
         batch.commit()?;
         self.bound_write_buffer()
     }
@@ -682,7 +699,10 @@ impl Frontier {
             return Ok(Admission::OverBudget);
         }
         h.admitted += 1;
-        let admitted = h.admitted;
+        if !h.budget_dirty {
+            h.budget_dirty = true;
+            self.budget_dirty.push(d.host.clone());
+        }
         let req = CrawlRequest {
             url: d.url.clone(),
             host: d.host.clone(),
@@ -691,6 +711,7 @@ impl Frontier {
             referrer: d.referrer.clone(),
             enqueued_at_ms: now_ms(),
             sitemap: d.sitemap,
+            first_fetch: true,
             ..CrawlRequest::default()
         };
         let encoded: Box<[u8]> = req.encode_to_vec().into_boxed_slice();
@@ -703,11 +724,6 @@ impl Frontier {
         batch.insert(&self.seen, d.url.as_bytes(), linkers.as_slice());
         self.written_seen.insert(fp, linkers);
         batch.insert(&self.queue, queue_key(&d.host, seq), &*encoded);
-        batch.insert(
-            &self.budgets,
-            d.host.as_bytes(),
-            admitted.to_be_bytes().as_slice(),
-        );
         self.next_seq += 1;
         self.recent.insert(fp);
         self.push_back(&d.host, seq, encoded)?;
@@ -1178,10 +1194,14 @@ impl Frontier {
         let p = self.cfg.recrawl;
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let (min, max) = (ms(p.min), ms(p.max).max(ms(p.min)));
-        let prev = self
-            .schedule
-            .get(req.url.as_bytes())?
-            .and_then(|v| ScheduleEntry::decode(&v));
+        // A URL admitted and never completed has no schedule: no read.
+        let prev = if req.first_fetch {
+            None
+        } else {
+            self.schedule
+                .get(req.url.as_bytes())?
+                .and_then(|v| ScheduleEntry::decode(&v))
+        };
         let definite = fb.outcome().is_definite(fb.status);
         let base = match &prev {
             None => ms(p.initial),

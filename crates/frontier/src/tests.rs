@@ -323,6 +323,46 @@ fn recrawls_adapt_to_change_and_popularity() {
 }
 
 #[test]
+fn only_an_admitted_url_is_a_first_fetch_and_a_retry_stays_one() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut f = open(dir.path(), fast());
+    f.offer(&disc("http://a.com/1", 0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Past any back-off: the retry below waits for its host.
+    let next = |f: &mut Frontier| {
+        f.next_ready(Instant::now() + Duration::from_secs(3600))
+            .unwrap_or_else(|| panic!("a request is ready"))
+    };
+    let first = next(&mut f);
+    assert!(first.first_fetch, "admitted, never completed");
+    // A 503: tried again later, still a first fetch (no schedule yet).
+    let mut fb = done(&first, vec![]);
+    fb.outcome = FetchOutcome::HttpError as i32;
+    fb.status = 503;
+    f.complete(&fb, 0).unwrap_or_else(|e| panic!("{e}"));
+    let again = next(&mut f);
+    assert!(again.first_fetch && again.attempt == 1, "{again:?}");
+    let mut fb = done(&again, vec![]);
+    fb.outcome = FetchOutcome::Ok as i32;
+    fb.etag = "\"v1\"".into();
+    f.complete(&fb, 0).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.next_due_ms(), Some(DAY), "the initial interval");
+    // Reopened (as after a crash) and due: a recrawl, which reads the
+    // schedule: it carries the stored validator, and the unchanged page's
+    // interval doubles.
+    drop(f);
+    let mut f = open(dir.path(), fast());
+    assert_eq!(f.enqueue_due(DAY, 100).unwrap_or(0), 1);
+    let recrawl = next(&mut f);
+    assert!(!recrawl.first_fetch);
+    assert_eq!(recrawl.if_none_match, "\"v1\"");
+    let mut fb = done(&recrawl, vec![]);
+    fb.outcome = FetchOutcome::Ok as i32;
+    f.complete(&fb, DAY).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.next_due_ms(), Some(3 * DAY));
+}
+
+#[test]
 fn linking_domains_are_counted_per_url_up_to_the_cap_and_survive_reopening() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     {

@@ -768,13 +768,15 @@ fn finish(
             .x_robots_tag
             .is_some_and(|v| robots_directives_nofollow(v, meta.product_token));
 
+    // Sized for every raw link: most become edges.
     let mut out = Extracted {
         nofollow_page,
+        links: Vec::with_capacity(raw_links.len()),
         ..Extracted::default()
     };
     let source = meta.url.as_str();
     let seen_hasher = std::hash::RandomState::new();
-    let mut seen: HashMap<u64, usize> = HashMap::new();
+    let mut seen: HashMap<u64, usize> = HashMap::with_capacity(raw_links.len());
     for raw in raw_links {
         if skipped_scheme(&raw.href) {
             out.skipped += 1;
