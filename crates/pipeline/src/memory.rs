@@ -1,11 +1,16 @@
-//! Handing the memory the allocator holds free back to the operating system.
+//! Handing the memory glibc's allocator holds free back to the operating
+//! system.
 //!
-//! glibc keeps what a thread frees in that thread's arena and returns pages
-//! only from the top of a heap. The embedded engines' flush and compaction
-//! threads allocate and free hundreds of megabytes in blocks, so without
-//! help a long crawl's RSS settles at its peak: the frontier benchmark held
-//! 405 MiB after admitting 10M URLs, and 222 MiB once the free pages were
-//! returned. Every long-running command calls [`release_free_memory`] every
+//! The `linkgraph` binary allocates with mimalloc, which returns what it
+//! frees to the OS itself (after a second); what still goes through glibc's
+//! malloc is the C libraries' (librdkafka's buffers) and any program built
+//! on these crates with the default allocator. glibc keeps what a thread
+//! frees in that thread's arena and returns pages only from the top of a
+//! heap. The embedded engines' flush and compaction threads allocate and
+//! free hundreds of megabytes in blocks, so without help a long crawl's RSS
+//! settled at its peak on glibc: the frontier benchmark held 405 MiB after
+//! admitting 10M URLs, and 222 MiB once the free pages were returned. Every
+//! long-running command calls [`release_free_memory`] every
 //! [`RELEASE_EVERY`].
 
 use std::time::Duration;
