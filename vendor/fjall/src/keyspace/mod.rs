@@ -752,7 +752,12 @@ impl Keyspace {
             keyspace: self.clone(),
         }));
 
-        self.worker_messager.send(WorkerMessage::Flush).ok();
+        // linkgraph patch: a worker runs this too (for a RotateMemtable
+        // message), and a blocking send from a worker into its own full
+        // channel could deadlock the pool (both workers blocked here, no
+        // one receiving). The task is queued either way; a worker that
+        // receives any message flushes pending tasks first (worker_pool.rs).
+        self.worker_messager.try_send(WorkerMessage::Flush).ok();
 
         {
             // NOTE: If the difference between watermark is too large, and
