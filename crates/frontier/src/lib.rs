@@ -288,11 +288,12 @@ pub struct Frontier {
     /// ([`pair_fingerprint`]): repeated cross-site links (footers,
     /// blogrolls) cost no read.
     recent_pairs: RecentSeen,
-    /// Seen-set values written by the batch being built, by URL
-    /// fingerprint: a later note of a linking domain in the same batch
-    /// extends them, not the older value on disk (which would drop the
-    /// first note).
-    written_seen: HashMap<u64, Vec<u8>>,
+    /// Seen-set values this frontier wrote or read lately, by URL
+    /// fingerprint ([`RecentValues`]): a later note of a linking domain
+    /// extends the newest value (in the batch being built, too, where the
+    /// one on disk would drop the first note), and a completion counts a
+    /// URL's linking domains, without a read.
+    seen_values: RecentValues,
     /// Hosts whose `budgets` row the batch being built must write: one row
     /// a host a batch, however many of its URLs it admits.
     budget_dirty: Vec<String>,
@@ -334,6 +335,42 @@ impl RecentSeen {
             self.old = std::mem::take(&mut self.young);
         }
         self.young.insert(fp);
+    }
+
+    fn clear(&mut self) {
+        self.young.clear();
+        self.old.clear();
+    }
+}
+
+/// Entries per generation of [`RecentValues`]: two generations of 2^16
+/// values (4 to 80 bytes each) hold about 8 MiB whatever the crawl's size.
+const RECENT_VALUES: usize = 1 << 16;
+
+/// The seen-set values (linking-domain fingerprints) of the URLs whose
+/// values the frontier wrote or read lately, by URL fingerprint, in two
+/// generations like [`RecentSeen`]. The frontier is its database's only
+/// writer, so a value held here is the newest one: it is what a batch
+/// not yet committed wrote, or what the disk holds. Cleared with
+/// [`RecentSeen`] when URLs leave the seen set.
+#[derive(Default)]
+struct RecentValues {
+    young: HashMap<u64, Vec<u8>>,
+    old: HashMap<u64, Vec<u8>>,
+}
+
+impl RecentValues {
+    fn get(&self, fp: u64) -> Option<&Vec<u8>> {
+        self.young.get(&fp).or_else(|| self.old.get(&fp))
+    }
+
+    /// Holds `value` as the newest of `fp` (a stale one in the old
+    /// generation is shadowed, and dropped with it).
+    fn insert(&mut self, fp: u64, value: Vec<u8>) {
+        if self.young.len() >= RECENT_VALUES && !self.young.contains_key(&fp) {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(fp, value);
     }
 
     fn clear(&mut self) {
@@ -482,7 +519,7 @@ impl Frontier {
             write_buffer_limit: WRITE_BUFFER_LIMIT,
             recent: RecentSeen::default(),
             recent_pairs: RecentSeen::default(),
-            written_seen: HashMap::new(),
+            seen_values: RecentValues::default(),
             budget_dirty: Vec::new(),
             cfg,
         };
@@ -613,14 +650,12 @@ impl Frontier {
 
     /// A new batch of writes.
     fn batch(&mut self) -> fjall::OwnedWriteBatch {
-        self.written_seen.clear();
         self.db.batch()
     }
 
     /// Commits a batch with the admission counts of the hosts it admitted
     /// URLs of, then keeps the memtables within their limit.
     fn commit(&mut self, mut batch: fjall::OwnedWriteBatch) -> Result<(), FrontierError> {
-        self.written_seen.clear();
         for host in self.budget_dirty.drain(..) {
             if let Some(h) = self.hosts.get_mut(&host) {
                 h.budget_dirty = false;
@@ -722,7 +757,7 @@ impl Frontier {
             self.recent_pairs.insert(pair_fingerprint(fp, from));
         }
         batch.insert(&self.seen, d.url.as_bytes(), linkers.as_slice());
-        self.written_seen.insert(fp, linkers);
+        self.seen_values.insert(fp, linkers);
         batch.insert(&self.queue, queue_key(&d.host, seq), &*encoded);
         self.next_seq += 1;
         self.recent.insert(fp);
@@ -770,29 +805,33 @@ impl Frontier {
         if self.recent_pairs.contains(pair) {
             return Ok(());
         }
-        let mut linkers = match (self.written_seen.get(&fp), known) {
-            (Some(v), _) => v.clone(),
-            (None, Some(k)) => k.to_vec(),
+        let (mut linkers, read) = match (self.seen_values.get(fp), known) {
+            (Some(v), _) => (v.clone(), false),
+            (None, Some(k)) => (k.to_vec(), true),
             (None, None) => match self.seen.get(url.as_bytes())? {
-                Some(k) => k.to_vec(),
+                Some(k) => (k.to_vec(), true),
                 None => return Ok(()),
             },
         };
         self.recent_pairs.insert(pair);
         let dfp = domain_fingerprint(from.as_bytes()).to_le_bytes();
         if linkers.len() >= 4 * MAX_URL_LINKERS || linkers.chunks_exact(4).any(|c| c == dfp) {
+            if read {
+                // The newest value, as on disk: kept for the next note.
+                self.seen_values.insert(fp, linkers);
+            }
             return Ok(());
         }
         linkers.extend_from_slice(&dfp);
         batch.insert(&self.seen, url.as_bytes(), linkers.as_slice());
-        self.written_seen.insert(fp, linkers);
+        self.seen_values.insert(fp, linkers);
         Ok(())
     }
 
     /// Other registrable domains seen linking to `url` (at most
     /// [`MAX_URL_LINKERS`]).
     pub fn linking_domains(&self, url: &str) -> Result<usize, FrontierError> {
-        if let Some(v) = self.written_seen.get(&RecentSeen::fingerprint(url)) {
+        if let Some(v) = self.seen_values.get(RecentSeen::fingerprint(url)) {
             return Ok(v.len() / 4);
         }
         Ok(self.seen.get(url.as_bytes())?.map_or(0, |v| v.len() / 4))
@@ -1120,6 +1159,7 @@ impl Frontier {
         // URLs leave the seen set.
         self.recent.clear();
         self.recent_pairs.clear();
+        self.seen_values.clear();
         let mut out = Vec::new();
         let mut batch = self.db.batch();
         for kv in self.queue.iter() {
