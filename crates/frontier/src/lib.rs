@@ -40,7 +40,7 @@
 //! * `tests`: unit and property tests.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -218,9 +218,6 @@ struct HostState {
     in_flight: Vec<(u64, String, Instant)>,
     next_allowed: Option<Instant>,
     admitted: u64,
-    /// `admitted` changed in the batch being built: its `budgets` row is
-    /// written once, when the batch commits ([`Frontier::commit`]).
-    budget_dirty: bool,
     in_heap: bool,
     /// Fingerprints ([`domain_fingerprint`]) of the other registrable
     /// domains seen linking here, up to [`MAX_LINKERS`] (the domains
@@ -294,9 +291,10 @@ pub struct Frontier {
     /// one on disk would drop the first note), and a completion counts a
     /// URL's linking domains, without a read.
     seen_values: RecentValues,
-    /// Hosts whose `budgets` row the batch being built must write: one row
-    /// a host a batch, however many of its URLs it admits.
-    budget_dirty: Vec<String>,
+    /// Hosts whose `budgets` row the batch being built must write, when
+    /// it commits ([`Frontier::commit`]): one row a host a batch, however
+    /// many of its URLs it admits.
+    budget_dirty: HashSet<String>,
     cfg: FrontierConfig,
 }
 
@@ -304,70 +302,32 @@ pub struct Frontier {
 /// most 2 x 2^18 fingerprints, about 5 MiB whatever the crawl's size.
 const RECENT_SEEN: usize = 1 << 18;
 
-/// A bounded set of 64-bit fingerprints of URLs in the seen set, in two
-/// generations: when the young one fills, it becomes the old one and the
-/// previous old one is dropped. A URL whose fingerprint is here is treated
-/// as seen: two URLs share a fingerprint with probability 2^-64 per pair, so
-/// over the at most 2^19 URLs held here a new URL is wrongly skipped with
-/// probability below 2^-45 (64-bit URL fingerprints are how Heritrix and
-/// BUbiNG de-duplicate too). Entries are only ever added for URLs in the
-/// seen set, and the set is cleared when URLs leave it.
-#[derive(Default)]
-struct RecentSeen {
-    young: std::collections::HashSet<u64>,
-    old: std::collections::HashSet<u64>,
-}
-
-impl RecentSeen {
-    fn fingerprint(url: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        url.hash(&mut h);
-        h.finish()
-    }
-
-    fn contains(&self, fp: u64) -> bool {
-        self.young.contains(&fp) || self.old.contains(&fp)
-    }
-
-    fn insert(&mut self, fp: u64) {
-        if self.young.len() >= RECENT_SEEN {
-            self.old = std::mem::take(&mut self.young);
-        }
-        self.young.insert(fp);
-    }
-
-    fn clear(&mut self) {
-        self.young.clear();
-        self.old.clear();
-    }
-}
-
 /// Entries per generation of [`RecentValues`]: two generations of 2^16
 /// values (4 to 80 bytes each) hold about 8 MiB whatever the crawl's size.
 const RECENT_VALUES: usize = 1 << 16;
 
-/// The seen-set values (linking-domain fingerprints) of the URLs whose
-/// values the frontier wrote or read lately, by URL fingerprint, in two
-/// generations like [`RecentSeen`]. The frontier is its database's only
-/// writer, so a value held here is the newest one: it is what a batch
-/// not yet committed wrote, or what the disk holds. Cleared with
-/// [`RecentSeen`] when URLs leave the seen set.
+/// A bounded map keyed by 64-bit fingerprints, in two generations: when
+/// the young one holds `CAP` keys, it becomes the old one and the previous
+/// old one is dropped. A key's value in the young generation shadows an
+/// older one in the old.
 #[derive(Default)]
-struct RecentValues {
-    young: HashMap<u64, Vec<u8>>,
-    old: HashMap<u64, Vec<u8>>,
+struct Generations<V, const CAP: usize> {
+    young: HashMap<u64, V>,
+    old: HashMap<u64, V>,
 }
 
-impl RecentValues {
-    fn get(&self, fp: u64) -> Option<&Vec<u8>> {
+impl<V, const CAP: usize> Generations<V, CAP> {
+    fn get(&self, fp: u64) -> Option<&V> {
         self.young.get(&fp).or_else(|| self.old.get(&fp))
     }
 
-    /// Holds `value` as the newest of `fp` (a stale one in the old
-    /// generation is shadowed, and dropped with it).
-    fn insert(&mut self, fp: u64, value: Vec<u8>) {
-        if self.young.len() >= RECENT_VALUES && !self.young.contains_key(&fp) {
+    fn contains(&self, fp: u64) -> bool {
+        self.get(fp).is_some()
+    }
+
+    /// Holds `value` as the newest of `fp`.
+    fn insert(&mut self, fp: u64, value: V) {
+        if self.young.len() >= CAP && !self.young.contains_key(&fp) {
             self.old = std::mem::take(&mut self.young);
         }
         self.young.insert(fp, value);
@@ -377,6 +337,30 @@ impl RecentValues {
         self.young.clear();
         self.old.clear();
     }
+}
+
+/// A bounded set of 64-bit fingerprints ([`url_fingerprint`]) of URLs in
+/// the seen set. A URL whose fingerprint is here is treated as seen: two
+/// URLs share a fingerprint with probability 2^-64 per pair, so over the
+/// at most 2^19 URLs held here a new URL is wrongly skipped with
+/// probability below 2^-45 (64-bit URL fingerprints are how Heritrix and
+/// BUbiNG de-duplicate too). Entries are only ever added for URLs in the
+/// seen set, and the set is cleared when URLs leave it.
+type RecentSeen = Generations<(), RECENT_SEEN>;
+
+/// The seen-set values (linking-domain fingerprints) of the URLs whose
+/// values the frontier wrote or read lately, by URL fingerprint. The
+/// frontier is its database's only writer, so a value held here is the
+/// newest one: it is what a batch not yet committed wrote, or what the
+/// disk holds. Cleared with [`RecentSeen`] when URLs leave the seen set.
+type RecentValues = Generations<Vec<u8>, RECENT_VALUES>;
+
+/// The 64-bit fingerprint of a URL in [`RecentSeen`] and [`RecentValues`].
+fn url_fingerprint(url: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    url.hash(&mut h);
+    h.finish()
 }
 
 /// The fingerprint of a (URL with fingerprint `fp`, linking domain) pair
@@ -520,7 +504,7 @@ impl Frontier {
             recent: RecentSeen::default(),
             recent_pairs: RecentSeen::default(),
             seen_values: RecentValues::default(),
-            budget_dirty: Vec::new(),
+            budget_dirty: HashSet::new(),
             cfg,
         };
         f.reload()?;
@@ -656,9 +640,8 @@ impl Frontier {
     /// Commits a batch with the admission counts of the hosts it admitted
     /// URLs of, then keeps the memtables within their limit.
     fn commit(&mut self, mut batch: fjall::OwnedWriteBatch) -> Result<(), FrontierError> {
-        for host in self.budget_dirty.drain(..) {
-            if let Some(h) = self.hosts.get_mut(&host) {
-                h.budget_dirty = false;
+        for host in self.budget_dirty.drain() {
+            if let Some(h) = self.hosts.get(&host) {
                 batch.insert(&self.budgets, host.as_bytes(), h.admitted.to_be_bytes());
             }
         }
@@ -692,7 +675,7 @@ impl Frontier {
         if d.redirect_hops > self.cfg.max_redirects {
             return Ok(Admission::TooManyRedirects);
         }
-        let fp = RecentSeen::fingerprint(&d.url);
+        let fp = url_fingerprint(&d.url);
         let from = linking_domain(&d.host, &d.referrer);
         if self.recent.contains(fp) {
             // Admitted before, so it passed the checks below.
@@ -714,7 +697,7 @@ impl Frontier {
             self.note_linker(&d.host, from, batch)?;
         }
         if let Some(known) = self.seen.get(d.url.as_bytes())? {
-            self.recent.insert(fp);
+            self.recent.insert(fp, ());
             if let Some(from) = from {
                 self.note_url_linker(&d.url, fp, from, Some(known), batch)?;
             }
@@ -734,9 +717,8 @@ impl Frontier {
             return Ok(Admission::OverBudget);
         }
         h.admitted += 1;
-        if !h.budget_dirty {
-            h.budget_dirty = true;
-            self.budget_dirty.push(d.host.clone());
+        if !self.budget_dirty.contains(&d.host) {
+            self.budget_dirty.insert(d.host.clone());
         }
         let req = CrawlRequest {
             url: d.url.clone(),
@@ -754,13 +736,13 @@ impl Frontier {
             domain_fingerprint(d.as_bytes()).to_le_bytes().to_vec()
         });
         if let Some(from) = from {
-            self.recent_pairs.insert(pair_fingerprint(fp, from));
+            self.recent_pairs.insert(pair_fingerprint(fp, from), ());
         }
         batch.insert(&self.seen, d.url.as_bytes(), linkers.as_slice());
         self.seen_values.insert(fp, linkers);
         batch.insert(&self.queue, queue_key(&d.host, seq), &*encoded);
         self.next_seq += 1;
-        self.recent.insert(fp);
+        self.recent.insert(fp, ());
         self.push_back(&d.host, seq, encoded)?;
         self.schedule(&d.host, Instant::now());
         Ok(Admission::Admitted)
@@ -813,7 +795,7 @@ impl Frontier {
                 None => return Ok(()),
             },
         };
-        self.recent_pairs.insert(pair);
+        self.recent_pairs.insert(pair, ());
         let dfp = domain_fingerprint(from.as_bytes()).to_le_bytes();
         if linkers.len() >= 4 * MAX_URL_LINKERS || linkers.chunks_exact(4).any(|c| c == dfp) {
             if read {
@@ -831,7 +813,7 @@ impl Frontier {
     /// Other registrable domains seen linking to `url` (at most
     /// [`MAX_URL_LINKERS`]).
     pub fn linking_domains(&self, url: &str) -> Result<usize, FrontierError> {
-        if let Some(v) = self.seen_values.get(RecentSeen::fingerprint(url)) {
+        if let Some(v) = self.seen_values.get(url_fingerprint(url)) {
             return Ok(v.len() / 4);
         }
         Ok(self.seen.get(url.as_bytes())?.map_or(0, |v| v.len() / 4))
