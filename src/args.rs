@@ -115,7 +115,8 @@ pub struct FetchFlags {
     #[arg(long, env = "LINKGRAPH_MAX_BODY_BYTES", default_value_t = 5 << 20)]
     pub max_body_bytes: usize,
     /// Requests in flight at once to one IP address across all its hosts (0 = no cap,
-    /// e.g. for a simulated web where every host is 127.0.0.1).
+    /// e.g. for a simulated web where every host is 127.0.0.1); `crawl` raises it to
+    /// --per-host-concurrency when lower (a fetcher service: set it so yourself).
     #[arg(long, env = "LINKGRAPH_PER_IP_CONCURRENCY", default_value_t = 8)]
     pub per_ip_concurrency: usize,
     /// Largest robots.txt Crawl-delay honoured, in seconds.
@@ -185,7 +186,8 @@ pub struct FrontierFlags {
     #[arg(long, env = "LINKGRAPH_RECRAWL_MAX", default_value = "30d", value_parser = humantime::parse_duration)]
     pub recrawl_max: Duration,
     /// Requests in flight at once to one host, still spaced by --per-host-rps: raise it to
-    /// crawl your own site fast (others' sites: keep 1).
+    /// crawl your own site fast (others' sites: keep 1). A request's slot frees when its
+    /// response is in, before its page is stored.
     #[arg(long, env = "LINKGRAPH_PER_HOST_CONCURRENCY", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub per_host_concurrency: u32,

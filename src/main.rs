@@ -584,8 +584,15 @@ async fn run_frontier(a: FrontierCmd) -> Result<()> {
 }
 
 async fn run_crawl(a: CrawlCmd) -> Result<()> {
-    let fetcher = a.fetch.config(&a.agent, &a.rate)?;
+    let mut fetcher = a.fetch.config(&a.agent, &a.rate)?;
     let frontier = a.frontier.config(&a.rate, &a.urls)?;
+    // A host's own concurrency is not cut by its address's cap: with the
+    // default cap of 8, `--per-host-concurrency 16` sent 8 at a time.
+    if fetcher.per_ip_concurrency > 0 {
+        fetcher.per_ip_concurrency = fetcher
+            .per_ip_concurrency
+            .max(frontier.per_host_concurrency);
+    }
     let seeds = read_seeds(&a.seeds.seeds)?;
     let Some(data_dir) = a.store.data else {
         bail!(

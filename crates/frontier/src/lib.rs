@@ -213,9 +213,9 @@ struct HostState {
     /// The highest sequence number read into `pending`: on-disk entries
     /// above it are not in memory yet.
     loaded_upto: u64,
-    /// The dispatched requests: queue sequence number, URL, and when
-    /// (at most `per_host_concurrency`).
-    in_flight: Vec<(u64, String, Instant)>,
+    /// The dispatched requests not completed yet; at most
+    /// `per_host_concurrency` of them are still being fetched.
+    in_flight: Vec<InFlight>,
     next_allowed: Option<Instant>,
     admitted: u64,
     in_heap: bool,
@@ -230,6 +230,26 @@ struct HostState {
     parked: bool,
     /// robots.txt Crawl-delay, when longer than the host interval.
     crawl_delay: Option<Duration>,
+}
+
+/// A dispatched request, until its completion.
+#[derive(Debug)]
+struct InFlight {
+    /// Its queue sequence number.
+    seq: u64,
+    url: String,
+    /// When it was dispatched.
+    since: Instant,
+    /// Set once its fetch is over ([`Frontier::fetched`]): whether it is to
+    /// be tried again. It no longer takes one of its host's slots.
+    retry: Option<bool>,
+}
+
+impl HostState {
+    /// Requests of this host still being fetched.
+    fn fetching(&self) -> usize {
+        self.in_flight.iter().filter(|f| f.retry.is_none()).count()
+    }
 }
 
 /// Host intervals shorter than this are scheduled from the previous slot,
@@ -591,7 +611,7 @@ impl Frontier {
         let Some(h) = self.hosts.get_mut(host) else {
             return;
         };
-        if h.in_heap || h.in_flight.len() >= slots || h.pending.is_empty() {
+        if h.in_heap || h.pending.is_empty() || h.fetching() >= slots {
             return;
         }
         h.in_heap = true;
@@ -911,7 +931,12 @@ impl Frontier {
                 self.schedule(&host, now);
                 continue;
             };
-            h.in_flight.push((seq, req.url.clone(), now));
+            h.in_flight.push(InFlight {
+                seq,
+                url: req.url.clone(),
+                since: now,
+                retry: None,
+            });
             h.queued = h.queued.saturating_sub(1);
             // The next slot follows this one's, not the wake-up's: a caller
             // woken late by its timer (about 1 ms) catches up on intervals
@@ -951,8 +976,8 @@ impl Frontier {
             .flat_map(|(host, h)| {
                 h.in_flight
                     .iter()
-                    .filter(|(_, _, since)| now.saturating_duration_since(*since) > deadline)
-                    .map(|(seq, _, _)| (host.clone(), *seq))
+                    .filter(|f| now.saturating_duration_since(f.since) > deadline)
+                    .map(|f| (host.clone(), f.seq))
             })
             .collect();
         let mut again = 0;
@@ -963,7 +988,7 @@ impl Frontier {
             let Some(h) = self.hosts.get_mut(&host) else {
                 continue;
             };
-            h.in_flight.retain(|(s, _, _)| *s != seq);
+            h.in_flight.retain(|f| f.seq != seq);
             h.pending.push_front((seq, Box::from(&*bytes)));
             h.queued += 1;
             self.pending += 1;
@@ -985,6 +1010,40 @@ impl Frontier {
     /// When the next host becomes ready, if any host has work.
     pub fn next_wakeup(&self) -> Option<Instant> {
         self.ready.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Frees the host slot of a request whose fetch is over, before its page
+    /// is parsed and stored: politeness bounds the requests a host is
+    /// sent, not the pages of it being written. What the response says
+    /// about the host (Crawl-delay, Retry-After, back-off) applies now;
+    /// [`Frontier::complete`] still records the outcome. `fb` needs only
+    /// its request and what the fetch returned. A report for nothing being
+    /// fetched (completed already, or reported twice) changes nothing;
+    /// returns whether it freed a slot.
+    pub fn fetched(&mut self, fb: &FrontierFeedback, now: Instant) -> bool {
+        let Some(req) = &fb.request else {
+            return false;
+        };
+        let Some(h) = self.hosts.get_mut(&req.host) else {
+            return false;
+        };
+        let Some(at) = h
+            .in_flight
+            .iter()
+            .position(|f| f.retry.is_none() && f.url == req.url)
+        else {
+            return false;
+        };
+        let retry = self.note_outcome(req, fb, now);
+        if let Some(f) = self
+            .hosts
+            .get_mut(&req.host)
+            .and_then(|h| h.in_flight.get_mut(at))
+        {
+            f.retry = Some(retry);
+        }
+        self.schedule(&req.host, now);
+        true
     }
 
     /// Records the outcome of a dispatched request at `now_ms` (wall clock):
@@ -1045,11 +1104,14 @@ impl Frontier {
         let Some(h) = self.hosts.get_mut(&req.host) else {
             return Ok(None);
         };
-        let Some(at) = h.in_flight.iter().position(|(_, url, _)| *url == req.url) else {
+        let Some(at) = h.in_flight.iter().position(|f| f.url == req.url) else {
             return Ok(None);
         };
-        let (seq, _, _) = h.in_flight.swap_remove(at);
-        let retry = self.note_outcome(req, fb, Instant::now());
+        let InFlight { seq, retry, .. } = h.in_flight.swap_remove(at);
+        let retry = match retry {
+            Some(retry) => retry,
+            None => self.note_outcome(req, fb, Instant::now()),
+        };
         self.in_flight -= 1;
         if retry {
             // Try again later: the queue entry stays, with one more attempt

@@ -148,6 +148,85 @@ fn per_host_concurrency_allows_that_many_in_flight_still_spaced_by_the_interval(
 }
 
 #[test]
+fn a_fetched_request_frees_its_host_slot_before_its_completion_which_still_records_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = FrontierConfig {
+        host_interval: Duration::from_millis(100),
+        max_attempts: 2,
+        ..FrontierConfig::default()
+    };
+    let mut f = open(dir.path(), cfg.clone());
+    for i in 1..=3 {
+        f.offer(&disc(&format!("http://own.com/{i}"), 0))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let first = f.next_ready(t0).unwrap_or_else(|| panic!("ready"));
+    assert!(f.next_ready(ms(500)).is_none(), "one request at a time");
+    // Its response is in: the slot frees, once.
+    let ok = FrontierFeedback {
+        status: 200,
+        ..done(&first, vec![])
+    };
+    assert!(f.fetched(&ok, ms(500)));
+    assert!(!f.fetched(&ok, ms(500)), "reported twice");
+    let second = f
+        .next_ready(ms(500))
+        .unwrap_or_else(|| panic!("the freed slot"));
+    assert_eq!(
+        (second.url.as_str(), f.in_flight()),
+        ("http://own.com/2", 2)
+    );
+    // A 503 backs the host off as soon as it is in (100 ms x 2), and the
+    // URL is to be tried again.
+    let unavailable = FrontierFeedback {
+        outcome: FetchOutcome::HttpError as i32,
+        status: 503,
+        ..done(&second, vec![])
+    };
+    assert!(f.fetched(&unavailable, ms(500)));
+    assert!(f.next_ready(ms(650)).is_none(), "backed off");
+    assert_eq!(f.next_wakeup(), Some(ms(700)));
+    // Nothing of it is written before the completions: reopened, all
+    // three URLs are queued still.
+    drop(f);
+    let mut f = open(dir.path(), cfg);
+    assert_eq!((f.pending(), f.in_flight()), (3, 0));
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let first = f.next_ready(t0).unwrap_or_else(|| panic!("ready"));
+    let ok = FrontierFeedback {
+        status: 200,
+        ..done(&first, vec![])
+    };
+    assert!(f.fetched(&ok, t0));
+    let second = f.next_ready(ms(100)).unwrap_or_else(|| panic!("freed"));
+    let unavailable = FrontierFeedback {
+        outcome: FetchOutcome::HttpError as i32,
+        status: 503,
+        ..done(&second, vec![])
+    };
+    assert!(f.fetched(&unavailable, ms(100)));
+    assert_eq!(f.next_wakeup(), Some(ms(300)));
+    // The completions record what the fetches said, and apply the
+    // back-off only once: the wake-up does not move.
+    f.complete_now(&ok).unwrap_or_else(|e| panic!("{e}"));
+    f.complete_now(&unavailable)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (f.pending(), f.in_flight()),
+        (2, 0),
+        "the 503 is queued again"
+    );
+    assert_eq!(f.next_wakeup(), Some(ms(300)));
+    let again = f.next_ready(ms(300)).unwrap_or_else(|| panic!("retried"));
+    assert_eq!((again.url.as_str(), again.attempt), ("http://own.com/2", 1));
+    // A report after the completion changes nothing.
+    assert!(!f.fetched(&ok, ms(300)));
+}
+
+#[test]
 fn a_fast_host_catches_up_on_a_late_wake_up_but_no_further() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let cfg = FrontierConfig {

@@ -5,7 +5,11 @@
 //! runs as its own task (fetch, parse on the blocking pool, store), and its
 //! feedback returns to the frontier only after the store acknowledged the
 //! write. So a crawl stopped at any point has stored everything the
-//! frontier believes done, and re-fetches at most what was in flight.
+//! frontier believes done, and re-fetches at most what was in flight. A
+//! task also tells the frontier as soon as its fetch is over, which frees
+//! the host's slot while the page is parsed and stored
+//! ([`Frontier::fetched`]): the host waits for its responses, not for our
+//! writes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +26,7 @@ use linkgraph_frontier::{Frontier, FrontierConfig, FrontierError};
 use linkgraph_parser::ParseLimits;
 use linkgraph_proto::{CrawlRequest, FetchOutcome, FrontierFeedback};
 use linkgraph_store::{FjallStore, LinkStore, StoreError};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -291,6 +296,9 @@ pub async fn crawl_into(
         peak_rss_bytes: None,
     };
     let mut tasks: JoinSet<Result<Done, CrawlError>> = JoinSet::new();
+    // Each task says here when its fetch is over, so that its host's slot
+    // frees while the page is parsed and stored.
+    let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel::<FrontierFeedback>();
     let mut dispatched: u64 = 0;
     let mut stop: Option<StopReason> = None;
     let mut failure: Option<CrawlError> = None;
@@ -308,7 +316,7 @@ pub async fn crawl_into(
             dispatched += 1;
             tasks.spawn(guard_task(
                 req.clone(),
-                process(req, fetcher.clone(), recorder.clone()),
+                process(req, fetcher.clone(), recorder.clone(), fetched_tx.clone()),
             ));
         }
         live.queued
@@ -342,7 +350,21 @@ pub async fn crawl_into(
             wake = Some(wake.map_or(at, |w| w.min(at)));
         }
         tokio::select! {
+            Some(fb) = fetched_rx.recv() => {
+                let now = Instant::now();
+                frontier.fetched(&fb, now);
+                while let Ok(fb) = fetched_rx.try_recv() {
+                    frontier.fetched(&fb, now);
+                }
+            }
             Some(joined) = tasks.join_next() => {
+                // A task sends its fetch's end before it finishes: taken
+                // first, it cannot outlive its request's completion (and
+                // free the slot of the URL's next try).
+                let now = Instant::now();
+                while let Ok(fb) = fetched_rx.try_recv() {
+                    frontier.fetched(&fb, now);
+                }
                 // Every task finished by now completes in one frontier write.
                 let mut feedback = Vec::new();
                 let mut next = Some(joined);
@@ -460,9 +482,20 @@ async fn process(
     req: CrawlRequest,
     fetcher: Fetcher,
     recorder: Recorder,
+    fetch_over: mpsc::UnboundedSender<FrontierFeedback>,
 ) -> Result<Done, CrawlError> {
     let fetched = fetcher.fetch(req).await;
     let outcome = fetched.outcome();
+    // The crawl loop may have stopped listening (a failure); the
+    // completion still frees the slot.
+    let _ = fetch_over.send(FrontierFeedback {
+        request: fetched.request.clone(),
+        outcome: fetched.outcome,
+        status: fetched.status,
+        retry_after_ms: fetched.retry_after_ms,
+        crawl_delay_ms: fetched.crawl_delay_ms,
+        ..FrontierFeedback::default()
+    });
     let (feedback, stats) = recorder.record(fetched).await?;
     Ok(Done {
         feedback,
