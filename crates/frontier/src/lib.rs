@@ -6,8 +6,9 @@
 //!   orders hosts by when they may next be contacted, so a slow host only
 //!   delays itself.
 //! * **Politeness**: a host has at most `per_host_concurrency` requests in
-//!   flight (one by default), and is handed out again no sooner than
-//!   `host_interval` after its last dispatch. (The fetcher's rate limiter
+//!   flight (one by default; a request is in flight until its response is
+//!   in, [`Frontier::fetched`], or else until its completion), and is handed
+//!   out again no sooner than `host_interval` after its last dispatch. (The fetcher's rate limiter
 //!   enforces the hard bound; this schedule keeps fetch slots from idling
 //!   behind it.)
 //! * **Budgets and traps**: `max_depth` link hops from a seed, a per-host URL
