@@ -7,10 +7,10 @@
 //!   delays itself.
 //! * **Politeness**: a host has at most `per_host_concurrency` requests in
 //!   flight (one by default; a request is in flight until its response is
-//!   in, [`Frontier::fetched`], or else until its completion), and is handed
-//!   out again no sooner than `host_interval` after its last dispatch. (The fetcher's rate limiter
-//!   enforces the hard bound; this schedule keeps fetch slots from idling
-//!   behind it.)
+//!   in, [`Frontier::fetched`], or else until its completion), and is
+//!   handed out again no sooner than `host_interval` after its last
+//!   dispatch. (The fetcher's rate limiter enforces the hard bound; this
+//!   schedule keeps fetch slots from idling behind it.)
 //! * **Budgets and traps**: `max_depth` link hops from a seed, a per-host URL
 //!   budget that grows with the domains linking to the host (so an unlinked
 //!   trap host cannot take the crawl), `max_redirects` chained redirect hops,
