@@ -219,7 +219,11 @@ struct HostState {
     in_flight: Vec<InFlight>,
     next_allowed: Option<Instant>,
     admitted: u64,
-    in_heap: bool,
+    /// When the host's entry on the ready-heap is due, if it has one. An
+    /// entry due at another time is stale (the host was rescheduled
+    /// earlier, [`HostState::give_back_turn`]), and dropped when it comes
+    /// to the top ([`Frontier::next_ready`]).
+    heap_at: Option<Instant>,
     /// Fingerprints ([`domain_fingerprint`]) of the other registrable
     /// domains seen linking here, up to [`MAX_LINKERS`] (the domains
     /// themselves are on disk), so that noting a linker reads nothing;
@@ -244,12 +248,33 @@ struct InFlight {
     /// Set once its fetch is over ([`Frontier::fetched`]): whether it is to
     /// be tried again. It no longer takes one of its host's slots.
     retry: Option<bool>,
+    /// The host's `next_allowed` before this dispatch, and as this
+    /// dispatch set it: a request that sent the host nothing gives its
+    /// turn back ([`HostState::give_back_turn`]).
+    allowed: (Option<Instant>, Instant),
 }
 
 impl HostState {
     /// Requests of this host still being fetched.
     fn fetching(&self) -> usize {
         self.in_flight.iter().filter(|f| f.retry.is_none()).count()
+    }
+
+    /// Puts the host's schedule back as it was before a dispatch (its
+    /// [`InFlight::allowed`]) that sent the host nothing (robots.txt denied
+    /// its URL, or the address guard refused it), unless a later dispatch
+    /// has moved it since: without this, a host whose pages link to
+    /// disallowed paths lost one `host_interval` per such link.
+    fn give_back_turn(
+        &mut self,
+        (before, after): (Option<Instant>, Instant),
+        outcome: FetchOutcome,
+    ) {
+        if matches!(outcome, FetchOutcome::RobotsDenied | FetchOutcome::Blocked)
+            && self.next_allowed == Some(after)
+        {
+            self.next_allowed = before;
+        }
     }
 }
 
@@ -606,17 +631,31 @@ impl Frontier {
             .expect("the host was inserted above"))
     }
 
-    /// Puts `host` on the ready-heap if it has work and a free slot.
+    /// Drops the ready-heap's stale entries (of hosts gone or rescheduled
+    /// since) from its top, so that the top is due when it says
+    /// ([`Frontier::next_wakeup`]).
+    fn drop_stale_tops(&mut self) {
+        while let Some(Reverse((at, _, host))) = self.ready.peek() {
+            if self.hosts.get(host).is_some_and(|h| h.heap_at == Some(*at)) {
+                return;
+            }
+            self.ready.pop();
+        }
+    }
+
+    /// Puts `host` on the ready-heap if it has work and a free slot, or
+    /// moves its entry earlier if it may be contacted sooner now.
     fn schedule(&mut self, host: &str, now: Instant) {
+        self.drop_stale_tops();
         let slots = self.cfg.per_host_concurrency.max(1);
         let Some(h) = self.hosts.get_mut(host) else {
             return;
         };
-        if h.in_heap || h.pending.is_empty() || h.fetching() >= slots {
+        let at = h.next_allowed.unwrap_or(now);
+        if h.heap_at.is_some_and(|due| due <= at) || h.pending.is_empty() || h.fetching() >= slots {
             return;
         }
-        h.in_heap = true;
-        let at = h.next_allowed.unwrap_or(now);
+        h.heap_at = Some(at);
         let tie = h.pending.front().map_or(0, |(s, _)| *s);
         self.ready.push(Reverse((at, tie, host.to_owned())));
     }
@@ -897,14 +936,16 @@ impl Frontier {
         if self.hosts.len() <= self.evict_at {
             return;
         }
-        self.hosts
-            .retain(|_, h| h.queued > 0 || !h.in_flight.is_empty() || h.in_heap || h.parked);
+        self.hosts.retain(|_, h| {
+            h.queued > 0 || !h.in_flight.is_empty() || h.heap_at.is_some() || h.parked
+        });
         self.evict_at = MAX_HOSTS_IN_MEMORY.max(self.hosts.len().saturating_mul(2));
     }
 
     /// The next request whose host may be contacted at `now`, if any.
     pub fn next_ready(&mut self, now: Instant) -> Option<CrawlRequest> {
         loop {
+            self.drop_stale_tops();
             let Reverse((at, _, _)) = self.ready.peek()?;
             if *at > now {
                 return None;
@@ -914,7 +955,7 @@ impl Frontier {
             let Some(h) = self.hosts.get_mut(&host) else {
                 continue;
             };
-            h.in_heap = false;
+            h.heap_at = None;
             let Some((seq, bytes)) = h.pending.pop_front() else {
                 continue;
             };
@@ -932,12 +973,6 @@ impl Frontier {
                 self.schedule(&host, now);
                 continue;
             };
-            h.in_flight.push(InFlight {
-                seq,
-                url: req.url.clone(),
-                since: now,
-                retry: None,
-            });
             h.queued = h.queued.saturating_sub(1);
             // The next slot follows this one's, not the wake-up's: a caller
             // woken late by its timer (about 1 ms) catches up on intervals
@@ -948,7 +983,14 @@ impl Frontier {
             } else {
                 now
             };
-            h.next_allowed = Some(from + h.crawl_delay.map_or(interval, |d| d.max(interval)));
+            let after = from + h.crawl_delay.map_or(interval, |d| d.max(interval));
+            h.in_flight.push(InFlight {
+                seq,
+                url: req.url.clone(),
+                since: now,
+                retry: None,
+                allowed: (h.next_allowed.replace(after), after),
+            });
             self.pending -= 1;
             self.in_flight += 1;
             if let Err(e) = self.refill(&host) {
@@ -1035,6 +1077,8 @@ impl Frontier {
         else {
             return false;
         };
+        let allowed = h.in_flight[at].allowed;
+        h.give_back_turn(allowed, fb.outcome());
         let retry = self.note_outcome(req, fb, now);
         if let Some(f) = self
             .hosts
@@ -1108,10 +1152,18 @@ impl Frontier {
         let Some(at) = h.in_flight.iter().position(|f| f.url == req.url) else {
             return Ok(None);
         };
-        let InFlight { seq, retry, .. } = h.in_flight.swap_remove(at);
+        let InFlight {
+            seq,
+            retry,
+            allowed,
+            ..
+        } = h.in_flight.swap_remove(at);
         let retry = match retry {
             Some(retry) => retry,
-            None => self.note_outcome(req, fb, Instant::now()),
+            None => {
+                h.give_back_turn(allowed, fb.outcome());
+                self.note_outcome(req, fb, Instant::now())
+            }
         };
         self.in_flight -= 1;
         if retry {
@@ -1259,7 +1311,9 @@ impl Frontier {
         Ok(out)
     }
 
-    /// Hosts with queued work waiting for their politeness delay or ready now.
+    /// Hosts with queued work waiting for their politeness delay or ready
+    /// now: the ready-heap's entries, among which a few stale ones (of a
+    /// host rescheduled earlier) until they reach its top.
     pub fn ready_hosts(&self) -> usize {
         self.ready.len()
     }

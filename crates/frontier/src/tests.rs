@@ -227,6 +227,57 @@ fn a_fetched_request_frees_its_host_slot_before_its_completion_which_still_recor
 }
 
 #[test]
+fn a_request_that_sent_the_host_nothing_gives_its_turn_back() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = FrontierConfig {
+        host_interval: Duration::from_millis(200),
+        per_host_concurrency: 2,
+        ..FrontierConfig::default()
+    };
+    let mut f = open(dir.path(), cfg);
+    for i in 1..=6 {
+        f.offer(&disc(&format!("http://own.com/{i}"), 0))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let answer = |req: &CrawlRequest, outcome: FetchOutcome| FrontierFeedback {
+        outcome: outcome as i32,
+        ..done(req, vec![])
+    };
+    // robots.txt denies the first URL: nothing reached the host, so its
+    // next URL may go now rather than 200 ms later.
+    let denied = f.next_ready(t0).unwrap_or_else(|| panic!("ready"));
+    assert!(f.fetched(&answer(&denied, FetchOutcome::RobotsDenied), ms(5)));
+    let second = f
+        .next_ready(ms(5))
+        .unwrap_or_else(|| panic!("its turn back"));
+    assert!(f.fetched(&answer(&second, FetchOutcome::Ok), ms(10)));
+    assert!(
+        f.next_ready(ms(100)).is_none(),
+        "a real request keeps its turn"
+    );
+    assert_eq!(f.next_wakeup(), Some(ms(205)));
+    // The address guard refused one, reported only by its completion:
+    // the turn comes back too.
+    let blocked = f.next_ready(ms(205)).unwrap_or_else(|| panic!("ready"));
+    f.complete_now(&answer(&blocked, FetchOutcome::Blocked))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.next_wakeup(), Some(ms(205)));
+    // Two in flight: the first one's denial comes after the second's
+    // dispatch, which keeps the schedule it set.
+    let first = f.next_ready(ms(205)).unwrap_or_else(|| panic!("ready"));
+    let later = f.next_ready(ms(405)).unwrap_or_else(|| panic!("ready"));
+    assert!(f.fetched(&answer(&first, FetchOutcome::RobotsDenied), ms(410)));
+    assert_eq!(f.next_wakeup(), Some(ms(605)));
+    for r in [&denied, &second, &first, &later] {
+        f.complete_now(&answer(r, FetchOutcome::Ok))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!((f.in_flight(), f.pending()), (0, 1));
+}
+
+#[test]
 fn a_fast_host_catches_up_on_a_late_wake_up_but_no_further() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let cfg = FrontierConfig {
