@@ -15,6 +15,13 @@
 //! A distributed run ends when the frontier has been idle for 10 s or after
 //! `LINKGRAPH_DIST_SECONDS` (default 120) from its first request.
 //!
+//! Topics get `LINKGRAPH_DIST_PARTITIONS` partitions (default 4: room for
+//! the run's two fetchers). Not `topics create`'s 12: tansu's memory storage
+//! lists every batch a partition has ever stored to answer each fetch, and
+//! producers make one batch per partition per linger window, so with 12
+//! the broker spent about half the pipeline's extra CPU listing batches,
+//! more the longer the run (README, `make bench-distributed`).
+//!
 //! Needs `nginx` (Debian `nginx-light`) and `tansu` (`make test` installs
 //! it into ~/.cargo/bin).
 
@@ -206,6 +213,8 @@ fn run_distributed(
         bus.clone(),
         s("--replication-factor"),
         s("1"),
+        s("--partitions"),
+        env_usize("LINKGRAPH_DIST_PARTITIONS", 4).to_string(),
     ]);
     let svc = |role: &str| {
         let admin = ["--admin-addr", "127.0.0.1:0", "--grace-period", "5s"];
