@@ -4,8 +4,8 @@
 //! A page write ran on a blocking thread of its own and committed its own
 //! batch: at thousands of pages a second, handing every page to a thread
 //! and back, and a journal write to the OS per page, cost about a tenth of
-//! a crawl's CPU. Writes now queue for one of a few threads (one per two
-//! CPUs, at most [`MAX_WRITERS`]), each owning a share of the write shards, so
+//! a crawl's CPU. Writes now queue for one of a few threads (one per CPU,
+//! at most [`MAX_WRITERS`]), each owning a share of the write shards, so
 //! that no two writers read or write the same source domain's rows. A
 //! writer takes every write waiting for it (at most [`MAX_GROUP`]) and
 //! writes them as one batch ([`Inner::write_group`]); each caller is
@@ -34,14 +34,6 @@ use crate::{PageWrite, StoreError, WriteStats};
 const MAX_GROUP: usize = 64;
 /// Writer threads, at most (they are also bounded by the CPUs).
 const MAX_WRITERS: usize = 8;
-
-/// Writer threads for `cpus` CPUs: one per two. The writers share the CPUs
-/// with fetching and parsing, the crawl loop, the ingester and fjall's
-/// workers; on 2 CPUs one writer crawled about 5% faster than two (bigger
-/// groups, fewer threads), and wrote as fast in `bench-store`.
-fn writer_count(cpus: usize) -> usize {
-    (cpus / 2).clamp(1, MAX_WRITERS).min(WRITE_SHARDS)
-}
 
 /// A page write waiting for its writer.
 struct Job {
@@ -88,7 +80,7 @@ impl Writers {
     /// Starts the writers and the ingester of `inner`.
     fn start(inner: &Arc<Inner>) -> std::io::Result<Writers> {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let count = writer_count(cpus);
+        let count = cpus.clamp(1, MAX_WRITERS).min(WRITE_SHARDS);
         let (nudge, nudged) = mpsc::sync_channel(1);
         let mut writers = Writers {
             queues: Vec::with_capacity(count),
@@ -172,19 +164,5 @@ fn run_ingester(inner: &Inner, nudged: &mpsc::Receiver<()>) {
             // The rows stay buffered (and logged) for the next ingestion.
             tracing::warn!(error = %e, "ingesting the buffered rows failed; retried when more wait");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_writer_per_two_cpus_at_least_one_at_most_eight() {
-        let counts: Vec<usize> = [1, 2, 3, 4, 8, 16, 64]
-            .into_iter()
-            .map(writer_count)
-            .collect();
-        assert_eq!(counts, [1, 1, 1, 2, 4, 8, 8]);
     }
 }
