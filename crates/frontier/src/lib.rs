@@ -1078,8 +1078,7 @@ impl Frontier {
             return false;
         };
         let allowed = h.in_flight[at].allowed;
-        h.give_back_turn(allowed, fb.outcome());
-        let retry = self.note_outcome(req, fb, now);
+        let retry = self.note_outcome(req, fb, allowed, now);
         if let Some(f) = self
             .hosts
             .get_mut(&req.host)
@@ -1160,10 +1159,7 @@ impl Frontier {
         } = h.in_flight.swap_remove(at);
         let retry = match retry {
             Some(retry) => retry,
-            None => {
-                h.give_back_turn(allowed, fb.outcome());
-                self.note_outcome(req, fb, Instant::now())
-            }
+            None => self.note_outcome(req, fb, allowed, Instant::now()),
         };
         self.in_flight -= 1;
         if retry {
@@ -1188,15 +1184,23 @@ impl Frontier {
         Ok(Some(req.host.clone()))
     }
 
-    /// Applies what a fetch said about its host: Crawl-delay, Retry-After,
-    /// exponential back-off after temporary failures, parking. Returns true
-    /// when the URL should be tried again.
-    fn note_outcome(&mut self, req: &CrawlRequest, fb: &FrontierFeedback, now: Instant) -> bool {
+    /// Applies what a fetch said about its host: a turn given back when
+    /// nothing reached it (`allowed`: the request's [`InFlight::allowed`]),
+    /// Crawl-delay, Retry-After, exponential back-off after temporary
+    /// failures, parking. Returns true when the URL should be tried again.
+    fn note_outcome(
+        &mut self,
+        req: &CrawlRequest,
+        fb: &FrontierFeedback,
+        allowed: (Option<Instant>, Instant),
+        now: Instant,
+    ) -> bool {
         let cfg = &self.cfg;
         let temporary = fb.outcome().is_temporary(fb.status);
         let Some(h) = self.hosts.get_mut(&req.host) else {
             return false;
         };
+        h.give_back_turn(allowed, fb.outcome());
         if fb.crawl_delay_ms > 0 {
             // Learned with this response: it already applies to the next request.
             let delay = Duration::from_millis(fb.crawl_delay_ms);
