@@ -5,7 +5,12 @@
 //! 1. the embedded crawl (`linkgraph crawl`), the baseline;
 //! 2. the services over a tansu broker on loopback (memory storage): one
 //!    frontier, one fetcher and one parser;
-//! 3. the same with two fetchers.
+//! 3. the same with two fetchers;
+//! 4. one, then two fetchers where the fetchers are the bottleneck: the same
+//!    web from an nginx that sends each connection at most 64 KB/s (a page
+//!    takes about 0.3 s), each fetcher 32 fetches at once, 30 s each. A
+//!    fetcher then does about 32 / 0.3 s pages/s whatever the CPU, and a
+//!    second one should double it.
 //!
 //! Every run uses the same crawl flags (`--per-host-rps 1000`, 256 fetches
 //! at once per fetcher or crawl, no per-IP limit) and is measured the same
@@ -38,6 +43,13 @@ use staticweb::*;
 /// Flags every run shares: a broad crawl, bounded by CPU, not politeness.
 const RPS: &str = "1000";
 const CONCURRENCY: &str = "256";
+/// The fetch-bound runs: nginx sends each connection at most this much per
+/// second (a ~20 KB page takes ~0.3 s, a slow but ordinary web server) ...
+const SLOW_RATE: &str = "64k";
+/// ... each fetcher fetches this many pages at once ...
+const SLOW_CONCURRENCY: &str = "32";
+/// ... and each run lasts this long from its first request.
+const SLOW_SECONDS: Duration = Duration::from_secs(30);
 
 fn tansu() -> PathBuf {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
@@ -57,6 +69,8 @@ struct Run {
     requests: usize,
     secs: f64,
     cpu: Vec<(String, f64)>,
+    /// Where the logs of a run that hit its time limit were kept.
+    stalled: Option<PathBuf>,
 }
 
 impl Run {
@@ -82,7 +96,7 @@ impl Drop for Procs {
 fn linkgraph(args: &[String], log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_linkgraph"))
         .args(args)
-        .env("LINKGRAPH_LOG", "warn,lsm_tree=warn,fjall=warn")
+        .env("LINKGRAPH_LOG", "info,lsm_tree=warn,fjall=warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -136,6 +150,7 @@ fn run_embedded(dir: &Path, seed: &str, port: u16, access: &Path, ticks: f64) ->
         requests,
         secs,
         cpu: vec![("crawl".into(), cpu)],
+        stalled: None,
     }
 }
 
@@ -167,17 +182,31 @@ fn free_port_after(port: u16) -> u16 {
     }
 }
 
-/// One frontier, `fetchers` fetchers and one parser over a fresh tansu.
+/// What one distributed run varies.
+struct Shape {
+    fetchers: usize,
+    /// Each fetcher's `--concurrency`.
+    fetch_concurrency: &'static str,
+    /// Time limit after the first request.
+    limit: Duration,
+    /// Whether the run should end with the frontier idle (the whole web
+    /// crawled) rather than at its time limit.
+    until_idle: bool,
+    /// Named in the run's label and directory.
+    web: &'static str,
+}
+
+/// One frontier, `shape.fetchers` fetchers and one parser over a fresh
+/// tansu, crawling the web nginx serves on `port`.
 fn run_distributed(
     dir: &Path,
     seed: &str,
-    port: u16,
-    access: &Path,
+    (port, access): (u16, &Path),
     ticks: f64,
-    fetchers: usize,
-    limit: Duration,
+    shape: &Shape,
 ) -> Run {
-    let run_dir = dir.join(format!("dist-{fetchers}"));
+    let fetchers = shape.fetchers;
+    let run_dir = dir.join(format!("dist-{}-{fetchers}", shape.web));
     std::fs::create_dir_all(&run_dir).unwrap();
     let bport = free_port_after(port);
     let listener = format!("tcp://127.0.0.1:{bport}");
@@ -185,8 +214,9 @@ fn run_distributed(
         .args(["broker", "--listener-url", &listener])
         .args(["--advertised-listener-url", &listener])
         .args(["--storage-engine", "memory://tansu/"])
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(run_dir.join("broker.log")).unwrap())
         .spawn()
         .unwrap();
     let broker_pid = broker.id();
@@ -248,7 +278,7 @@ fn run_distributed(
                 s("--per-host-rps"),
                 s(RPS),
                 s("--concurrency"),
-                s(CONCURRENCY),
+                s(shape.fetch_concurrency),
             ],
         ]
         .concat();
@@ -284,7 +314,7 @@ fn run_distributed(
         if first.is_none() && lines(access) > from {
             first = Some(Instant::now());
         }
-        let over = first.is_some_and(|t| t.elapsed() > limit)
+        let over = first.is_some_and(|t| t.elapsed() > shape.limit)
             || (first.is_none() && started.elapsed() > Duration::from_secs(120));
         // Read every process's CPU while all are alive (a reaped one has no stat).
         let cpu: Vec<(String, f64)> = procs
@@ -308,20 +338,38 @@ fn run_distributed(
             frontier_done = true;
         }
         if frontier_done || over {
-            break cpu;
+            break (cpu, !frontier_done);
         }
     };
+    let (cpu_at_end, over) = cpu_at_end;
     let (requests, secs, _) = measure(access, from);
     drop(procs);
+    // A run that never went idle keeps its services' logs for a post-mortem.
+    let stalled = (over && shape.until_idle).then(|| {
+        let keep = std::env::temp_dir().join(format!(
+            "linkgraph-dist-{fetchers}-stalled-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&keep);
+        std::fs::create_dir_all(&keep).unwrap();
+        for e in std::fs::read_dir(&run_dir).unwrap().flatten() {
+            if e.file_name().to_string_lossy().ends_with(".log") {
+                std::fs::copy(e.path(), keep.join(e.file_name())).unwrap();
+            }
+        }
+        keep
+    });
     let _ = std::fs::remove_dir_all(&run_dir);
     Run {
         name: format!(
-            "distributed: 1 frontier, {fetchers} fetcher{}, 1 parser",
+            "{}: 1 frontier, {fetchers} fetcher{}, 1 parser",
+            shape.web,
             if fetchers > 1 { "s" } else { "" }
         ),
         requests,
         secs,
         cpu: cpu_at_end,
+        stalled,
     }
 }
 
@@ -344,11 +392,44 @@ fn main() {
     let seed = format!("http://{}:{port}/", host(0));
 
     let embedded = run_embedded(&dir, &seed, port, &access, ticks);
-    let one = run_distributed(&dir, &seed, port, &access, ticks, 1, limit);
-    let two = run_distributed(&dir, &seed, port, &access, ticks, 2, limit);
+    let shape = |fetchers| Shape {
+        fetchers,
+        fetch_concurrency: CONCURRENCY,
+        limit,
+        until_idle: true,
+        web: "distributed",
+    };
+    let one = run_distributed(&dir, &seed, (port, &access), ticks, &shape(1));
+    let two = run_distributed(&dir, &seed, (port, &access), ticks, &shape(2));
     stop_nginx(nginx);
 
-    for r in [&embedded, &one, &two] {
+    // Where the fetchers are the bottleneck: the same web from a server
+    // that sends each connection at most SLOW_RATE, so a page takes about
+    // 0.3 s and each fetcher's SLOW_CONCURRENCY fetches at once bound it.
+    // The same port (the pages' links carry it), a fresh log.
+    let slow_dir = dir.join("slow");
+    std::fs::create_dir_all(&slow_dir).unwrap();
+    let nginx = start_nginx_with(
+        &slow_dir,
+        &dir.join("web"),
+        port,
+        // nginx applies the limit between writes, and sendfile sends a
+        // whole page in one unless its chunks are capped.
+        &format!("limit_rate {SLOW_RATE}; sendfile_max_chunk 4k;"),
+    );
+    let slow_access = slow_dir.join("access.log");
+    let slow = |fetchers| Shape {
+        fetchers,
+        fetch_concurrency: SLOW_CONCURRENCY,
+        limit: SLOW_SECONDS,
+        until_idle: false,
+        web: "fetch-bound",
+    };
+    let slow_one = run_distributed(&dir, &seed, (port, &slow_access), ticks, &slow(1));
+    let slow_two = run_distributed(&dir, &seed, (port, &slow_access), ticks, &slow(2));
+    stop_nginx(nginx);
+
+    for r in [&embedded, &one, &two, &slow_one, &slow_two] {
         let total: f64 = r.cpu.iter().map(|(_, c)| c).sum();
         println!(
             "{:<45} {:>7} requests in {:>6.1} s = {:>6.0} pages/s; CPU s per 1,000 pages: {} (all {:.2})",
@@ -363,6 +444,12 @@ fn main() {
                 .join(", "),
             1000.0 * total / r.requests.max(1) as f64
         );
+        if let Some(logs) = &r.stalled {
+            println!(
+                "  STALLED: the frontier never went idle within the time limit; the services' and broker's logs are in {}",
+                logs.display()
+            );
+        }
     }
     print_ratio(
         "distributed, 1 fetcher / embedded",
@@ -373,6 +460,11 @@ fn main() {
         "distributed, 2 fetchers / 1 fetcher",
         two.rate(),
         one.rate(),
+    );
+    print_ratio(
+        "fetch-bound, 2 fetchers / 1 fetcher",
+        slow_two.rate(),
+        slow_one.rate(),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

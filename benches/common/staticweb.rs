@@ -210,6 +210,13 @@ pub fn free_port() -> u16 {
 }
 
 pub fn start_nginx(dir: &Path, port: u16) -> Child {
+    start_nginx_with(dir, &dir.join("web"), port, "")
+}
+
+/// Starts nginx on loopback `port` with its pid, logs and config in `dir`,
+/// serving `web` by Host header, with `server_extra` added to its server
+/// block (e.g. a `limit_rate`).
+pub fn start_nginx_with(dir: &Path, web: &Path, port: u16, server_extra: &str) -> Child {
     let conf = format!(
         "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 4096; }}\n\
@@ -217,8 +224,9 @@ pub fn start_nginx(dir: &Path, port: u16) -> Child {
          \x20 sendfile on;\n  keepalive_requests 100000;\n  client_body_temp_path {d}/tmp;\n\
          \x20 proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n\
          \x20 scgi_temp_path {d}/tmp;\n  types {{ text/html html; text/plain txt; }}\n\
-         \x20 server {{ listen 127.0.0.1:{port}; root {d}/web/$host; }}\n}}\n",
-        d = dir.display()
+         \x20 server {{ listen 127.0.0.1:{port}; root {w}/$host; {server_extra} }}\n}}\n",
+        d = dir.display(),
+        w = web.display()
     );
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
