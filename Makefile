@@ -99,7 +99,7 @@ bench-peers:
 	-@service nginx stop >/dev/null 2>&1
 	$(CARGO) bench --locked --bench peers
 
-## bench-distributed: the services over tansu (1 frontier, 1 then 2 fetchers, 1 parser) vs the embedded crawl, on the bench-peers web (pages/s, CPU s per 1,000 pages per process)
+## bench-distributed: the services over tansu (1 frontier, 1 then 2 fetchers, 1 parser) vs the embedded crawl, on the bench-peers web (pages/s, CPU s per 1,000 pages per process); then 1 vs 2 fetchers where fetches are slow (fetch-bound)
 bench-distributed: tansu
 	@command -v nginx >/dev/null || { \
 	  echo "installing nginx-light (Debian)"; \
