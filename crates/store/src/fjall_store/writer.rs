@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use linkgraph_core::{registrable_domain, url_host};
 use tokio::sync::oneshot;
 
-use super::{Inner, WRITE_SHARDS, shard_of};
+use super::{Inner, WRITE_SHARDS, Written, shard_of};
 use crate::{PageWrite, StoreError, WriteStats};
 
 /// Pages written in one batch, at most.
@@ -122,6 +122,8 @@ impl Drop for Writers {
 /// as one group, answers each; until its queue closes.
 fn run_writer(inner: &Inner, jobs: &mpsc::Receiver<Job>, nudge: &mpsc::SyncSender<()>) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    // The counters this writer's shards hold ([`Written`]).
+    let mut counters = Written::default();
     while let Ok(first) = jobs.recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -135,7 +137,7 @@ fn run_writer(inner: &Inner, jobs: &mpsc::Receiver<Job>, nudge: &mpsc::SyncSende
         // is dropped), and the writer goes on with the next group.
         let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             // A full channel: an ingestion is asked for already.
-            inner.write_group(&pages, || {
+            inner.write_group(&pages, &mut counters, || {
                 let _ = nudge.try_send(());
             })
         }));
@@ -150,6 +152,8 @@ fn run_writer(inner: &Inner, jobs: &mpsc::Receiver<Job>, nudge: &mpsc::SyncSende
             }
             Err(_) => {
                 tracing::error!(pages = group.len(), "a link store write panicked");
+                // It may hold counters of a batch never committed.
+                counters.clear();
                 group.clear();
             }
         }
