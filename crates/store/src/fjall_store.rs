@@ -1837,6 +1837,8 @@ mod tests {
         drop(s);
         let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(links(&s).await, before);
+        let known = s.knows_domain("a.com").await;
+        assert!(known.unwrap_or_else(|e| panic!("{e}")));
     }
 
     /// What a store answers about b.com's and a.com's links, live and
