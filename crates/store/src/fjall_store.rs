@@ -44,12 +44,13 @@
 //! domain whose counter changes and that no page of the source domain
 //! wrote lately (its writer keeps the counters it wrote, [`Written`]), and
 //! one read per link that appears on a page fetched before (a link that
-//! comes back keeps its first_seen). No other edge is read. Its page, outlinks, refdomain counters and
-//! `backlog` entry go to the engine as one atomic batch. Its `backlinks`
-//! rows (one per edge), `link_events` rows (one per target domain and
-//! kind) and `source_links` keys wait in memory and reach the engine as
-//! sorted runs of many pages' rows, bypassing the memtable; the batch's
-//! `backlog` entry makes them durable until then ([`backlog`]).
+//! comes back keeps its first_seen). No other edge is read. Its page,
+//! outlinks, refdomain counters and `backlog` entry go to the engine as
+//! one atomic batch. Its `backlinks` rows (one per edge), `link_events`
+//! rows (one per target domain and kind) and `source_links` keys wait in
+//! memory and reach the engine as sorted runs of many pages' rows,
+//! bypassing the memtable; the batch's `backlog` entry makes them durable
+//! until then ([`backlog`]).
 //!
 //! Pages are written by a few writer threads ([`writer`]), each owning a
 //! share of the [`WRITE_SHARDS`] shards of source domains: everything a
@@ -59,9 +60,9 @@
 //! batch, a group commit ([`Inner::write_group`]): pages of one source
 //! domain read the referring-domain counters the batch or the writer's
 //! earlier groups wrote before the engine's, and a page fetched twice in
-//! one group commits the batch first. fjall flushes the batch's journal entry to the OS before
-//! any of its writes is acknowledged, so a process killed with `kill -9`
-//! keeps them.
+//! one group commits the batch first. fjall flushes the batch's journal
+//! entry to the OS before any of its writes is acknowledged, so a process
+//! killed with `kill -9` keeps them.
 
 mod backlog;
 mod writer;
