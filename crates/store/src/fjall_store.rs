@@ -101,7 +101,7 @@ const WITHDRAWN_FORMAT: u32 = 4;
 const MEMTABLE_BYTES: u64 = 16 << 20;
 /// The most the engine's memtables may hold (10 keyspaces of 16 MiB, and
 /// sealed ones waiting for their flush) before a write rotates them itself
-/// ([`FjallStore::bound_write_buffer`]).
+/// ([`Inner::bound_write_buffer`]).
 const WRITE_BUFFER_LIMIT: u64 = 256 << 20;
 /// Block cache for reads.
 const CACHE_BYTES: u64 = 32 << 20;
