@@ -633,7 +633,9 @@ impl Frontier {
 
     /// Drops the ready-heap's stale entries (of hosts gone or rescheduled
     /// since) from its top, so that the top is due when it says
-    /// ([`Frontier::next_wakeup`]).
+    /// ([`Frontier::next_wakeup`]). Only [`Frontier::next_ready`] pops the
+    /// heap, so it calls this before it looks and before it returns; a
+    /// push never leaves a stale top (a host is only moved earlier).
     fn drop_stale_tops(&mut self) {
         while let Some(Reverse((at, _, host))) = self.ready.peek() {
             if self.hosts.get(host).is_some_and(|h| h.heap_at == Some(*at)) {
@@ -646,7 +648,6 @@ impl Frontier {
     /// Puts `host` on the ready-heap if it has work and a free slot, or
     /// moves its entry earlier if it may be contacted sooner now.
     fn schedule(&mut self, host: &str, now: Instant) {
-        self.drop_stale_tops();
         let slots = self.cfg.per_host_concurrency.max(1);
         let Some(h) = self.hosts.get_mut(host) else {
             return;
@@ -998,6 +999,7 @@ impl Frontier {
             }
             // A free slot: the host's next request is due after the interval.
             self.schedule(&host, now);
+            self.drop_stale_tops();
             return Some(req);
         }
     }
