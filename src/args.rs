@@ -119,6 +119,11 @@ pub struct FetchFlags {
     /// --per-host-concurrency when lower (a fetcher service: set it so yourself).
     #[arg(long, env = "LINKGRAPH_PER_IP_CONCURRENCY", default_value_t = 8)]
     pub per_ip_concurrency: usize,
+    /// Idle keep-alive connections kept open per host; `crawl` raises it to
+    /// --per-host-concurrency (a fetcher service: set it to the frontier's).
+    #[arg(long, env = "LINKGRAPH_KEEP_ALIVE_PER_HOST", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub keep_alive_per_host: u32,
     /// Largest robots.txt Crawl-delay honoured, in seconds.
     #[arg(long, env = "LINKGRAPH_MAX_CRAWL_DELAY", default_value_t = 30.0)]
     pub max_crawl_delay: f64,
@@ -137,6 +142,7 @@ impl FetchFlags {
             read_timeout: secs("read-timeout", self.read_timeout)?,
             max_crawl_delay: secs("max-crawl-delay", self.max_crawl_delay)?,
             per_ip_concurrency: self.per_ip_concurrency,
+            keep_alive_per_host: self.keep_alive_per_host as usize,
             throughput: Throughput {
                 min_bytes_per_sec: self.min_throughput,
                 grace: secs("throughput-grace", self.throughput_grace)?,

@@ -593,6 +593,12 @@ async fn run_crawl(a: CrawlCmd) -> Result<()> {
             .per_ip_concurrency
             .max(frontier.per_host_concurrency);
     }
+    // Nor are its connections: with fewer kept open than it has requests in
+    // flight, every response past the pool's size closed its connection and
+    // the next request opened a new one.
+    fetcher.keep_alive_per_host = fetcher
+        .keep_alive_per_host
+        .max(frontier.per_host_concurrency);
     let seeds = read_seeds(&a.seeds.seeds)?;
     let Some(data_dir) = a.store.data else {
         bail!(

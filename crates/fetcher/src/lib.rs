@@ -80,6 +80,11 @@ pub struct FetcherConfig {
     /// it serves; 0 turns the cap off (e.g. a simulated web on loopback).
     /// Default 8.
     pub per_ip_concurrency: usize,
+    /// Idle keep-alive connections kept open per host. Set it to the
+    /// requests a host may have in flight at once (`--per-host-concurrency`):
+    /// a connection beyond it is closed after its response and a new one
+    /// opened for the next request. Default 2.
+    pub keep_alive_per_host: usize,
 }
 
 impl Default for FetcherConfig {
@@ -103,6 +108,7 @@ impl Default for FetcherConfig {
             read_timeout: Duration::from_secs(10),
             max_crawl_delay: Duration::from_secs(30),
             per_ip_concurrency: 8,
+            keep_alive_per_host: 2,
         }
     }
 }
@@ -186,7 +192,7 @@ impl Fetcher {
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.total_timeout)
             .read_timeout(cfg.read_timeout)
-            .pool_max_idle_per_host(2)
+            .pool_max_idle_per_host(cfg.keep_alive_per_host.max(1))
             .pool_idle_timeout(Duration::from_secs(30))
             .no_proxy()
             .dns_resolver(resolver.clone())

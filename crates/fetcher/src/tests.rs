@@ -346,3 +346,83 @@ async fn hosts_sharing_an_ip_share_its_concurrency_cap() {
         "eight hosts on one IP, never more than two at once"
     );
 }
+
+/// Fetches `rounds` rounds of `at_once` overlapping requests to one host
+/// from a keep-alive server that answers after 50 ms, and returns how many
+/// connections the server accepted.
+async fn connections_for(keep_alive_per_host: usize, at_once: usize, rounds: usize) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                // One request per read is enough here: each is a bodiless
+                // GET, sent only once the previous response is in.
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = sock.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let body = "<p>x</p>";
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if sock.write_all(head.as_bytes()).await.is_err()
+                        || sock.write_all(body.as_bytes()).await.is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let cfg = FetcherConfig {
+        resolve: vec![ResolveRule {
+            host: "*".into(),
+            addr,
+        }],
+        allow_private_networks: true,
+        per_host_rps: 10_000.0,
+        per_ip_concurrency: 0,
+        keep_alive_per_host,
+        ..FetcherConfig::default()
+    };
+    let f = Fetcher::new(cfg).unwrap_or_else(|e| panic!("{e}"));
+    for round in 0..rounds {
+        let tasks: Vec<_> = (0..at_once)
+            .map(|i| {
+                let f = f.clone();
+                let url = format!("http://site.test/{round}-{i}");
+                tokio::spawn(async move { f.fetch(req(&url)).await })
+            })
+            .collect();
+        for t in tasks {
+            let r = t.await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(r.outcome(), FetchOutcome::Ok, "{}", r.error);
+        }
+    }
+    accepted.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_host_fetched_n_at_a_time_keeps_n_connections_open() {
+    // 8 at once, 5 rounds: with 8 kept open the later rounds reuse the
+    // first round's connections (robots.txt shares them too).
+    let kept = connections_for(8, 8, 5).await;
+    assert!(kept <= 9, "{kept} connections for 8 requests at a time");
+    // With 2 kept, every round opens 6 new ones: what --per-host-concurrency
+    // 16 did before the crawl raised the pool to it.
+    let churned = connections_for(2, 8, 5).await;
+    assert!(
+        churned >= 8 + 4 * 6,
+        "{churned} connections with 2 kept open"
+    );
+}
