@@ -162,12 +162,26 @@ fn init_tracing() {
     }
 }
 
+/// Open files below which a crawl or a fetcher warns at start.
+const MIN_OPEN_FILES: u64 = 4096;
+
 async fn run(cli: Cli) -> Result<()> {
     // A crawl or a service runs for hours: its engines' background threads
     // free memory that glibc would otherwise keep resident.
     tokio::spawn(linkgraph_pipeline::memory::release_free_memory_every(
         linkgraph_pipeline::memory::RELEASE_EVERY,
     ));
+    // A crawl's kept-open connections and its tables' files outgrow the
+    // 1,024 open files many systems allow a process by default.
+    let open_files = linkgraph_pipeline::limits::raise_open_files_limit();
+    let crawls = matches!(cli.command, Command::Crawl(_) | Command::Fetcher(_));
+    if let Some(n) = open_files.filter(|n| crawls && *n < MIN_OPEN_FILES) {
+        tracing::warn!(
+            limit = n,
+            "the open-file limit is low for a crawl (sockets kept open, store tables): \
+                 raise its hard limit (ulimit -Hn, or the container's nofile)"
+        );
+    }
     let mut out = std::io::stdout();
     match cli.command {
         Command::Crawl(a) => run_crawl(*a).await,

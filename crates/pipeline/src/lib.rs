@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod config;
 pub mod embedded;
+pub mod limits;
 pub mod memory;
 pub mod metrics_spec;
 pub mod record;
