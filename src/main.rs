@@ -598,21 +598,8 @@ async fn run_frontier(a: FrontierCmd) -> Result<()> {
 }
 
 async fn run_crawl(a: CrawlCmd) -> Result<()> {
-    let mut fetcher = a.fetch.config(&a.agent, &a.rate)?;
+    let fetcher = a.fetch.config(&a.agent, &a.rate)?;
     let frontier = a.frontier.config(&a.rate, &a.urls)?;
-    // A host's own concurrency is not cut by its address's cap: with the
-    // default cap of 8, `--per-host-concurrency 16` sent 8 at a time.
-    if fetcher.per_ip_concurrency > 0 {
-        fetcher.per_ip_concurrency = fetcher
-            .per_ip_concurrency
-            .max(frontier.per_host_concurrency);
-    }
-    // Nor are its connections: with fewer kept open than it has requests in
-    // flight, every response past the pool's size closed its connection and
-    // the next request opened a new one.
-    fetcher.keep_alive_per_host = fetcher
-        .keep_alive_per_host
-        .max(frontier.per_host_concurrency);
     let seeds = read_seeds(&a.seeds.seeds)?;
     let Some(data_dir) = a.store.data else {
         bail!(

@@ -263,7 +263,7 @@ pub async fn crawl_into(
     // The last good robots.txt of each origin outlives the run, in the
     // frontier's database.
     let archive: Arc<dyn RobotsArchive> = Arc::new(RobotsTable(frontier.robots_table()));
-    let fetcher = Fetcher::with_archive(opts.fetcher.clone(), Some(archive))?;
+    let fetcher = Fetcher::with_archive(fetcher_config(&opts), Some(archive))?;
     let recorder = Recorder::new(
         Arc::clone(&store),
         fetcher.product_token(),
@@ -401,6 +401,21 @@ pub async fn crawl_into(
     Ok(summary)
 }
 
+/// The fetcher's settings for a crawl of `opts`: a host's own concurrency
+/// (`--per-host-concurrency`) is cut neither by its address's cap (with the
+/// default cap of 8, 16 at once sent 8) nor by the connections kept open for
+/// it (with 2 kept, 14 of 16 responses closed theirs, and the next requests
+/// opened new ones).
+fn fetcher_config(opts: &CrawlOptions) -> FetcherConfig {
+    let per_host = opts.frontier.per_host_concurrency;
+    let mut cfg = opts.fetcher.clone();
+    if cfg.per_ip_concurrency > 0 {
+        cfg.per_ip_concurrency = cfg.per_ip_concurrency.max(per_host);
+    }
+    cfg.keep_alive_per_host = cfg.keep_alive_per_host.max(per_host);
+    cfg
+}
+
 /// Counts one finished task in `summary` and `live`, and returns its
 /// feedback; a failed task (the store failed, or a task could not run)
 /// records the failure and stops the crawl instead.
@@ -527,6 +542,36 @@ async fn report_progress(live: Arc<Live>, started: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hosts_own_concurrency_sets_its_address_cap_and_kept_connections() {
+        let opts = |per_host: usize, per_ip: usize| CrawlOptions {
+            seeds: Vec::new(),
+            data_dir: PathBuf::new(),
+            store_url: None,
+            max_pages: None,
+            concurrency: 64,
+            frontier: FrontierConfig {
+                per_host_concurrency: per_host,
+                ..FrontierConfig::default()
+            },
+            fetcher: FetcherConfig {
+                per_ip_concurrency: per_ip,
+                ..FetcherConfig::default()
+            },
+            parse_limits: ParseLimits::default(),
+            progress: false,
+            continuous: false,
+        };
+        let cfg = fetcher_config(&opts(16, 8));
+        assert_eq!((cfg.per_ip_concurrency, cfg.keep_alive_per_host), (16, 16));
+        // No address cap stays none.
+        let cfg = fetcher_config(&opts(16, 0));
+        assert_eq!((cfg.per_ip_concurrency, cfg.keep_alive_per_host), (0, 16));
+        // One at a time (the default): the fetcher's own defaults hold.
+        let cfg = fetcher_config(&opts(1, 8));
+        assert_eq!((cfg.per_ip_concurrency, cfg.keep_alive_per_host), (8, 2));
+    }
 
     #[tokio::test]
     async fn a_panicking_task_completes_its_url_as_failed() {
