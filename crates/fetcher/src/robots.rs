@@ -97,7 +97,7 @@ pub struct Fetched {
 
 impl Fetched {
     /// A 2xx robots.txt, parsed for `token`. Unparseable files allow all.
-    /// Patterns are compared with paths after [`normalize_escapes`].
+    /// Patterns are compared with paths after `normalize_escapes` (RFC 9309 §2.2.2).
     pub fn parsed(token: &str, body: &[u8], ttl: Duration) -> Self {
         let body = normalize_escapes(body);
         let kind = match texting_robots::Robot::new(token, &body) {
