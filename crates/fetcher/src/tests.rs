@@ -348,7 +348,7 @@ async fn hosts_sharing_an_ip_share_its_concurrency_cap() {
 }
 
 /// Fetches `rounds` rounds of `at_once` overlapping requests to one host
-/// from a keep-alive server that answers after 50 ms, and returns how many
+/// from a keep-alive server that answers after 100 ms, and returns how many
 /// connections the server accepted.
 async fn connections_for(keep_alive_per_host: usize, at_once: usize, rounds: usize) -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -369,7 +369,7 @@ async fn connections_for(keep_alive_per_host: usize, at_once: usize, rounds: usi
                     if n == 0 {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     let body = "<p>x</p>";
                     let head = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
@@ -415,14 +415,15 @@ async fn connections_for(keep_alive_per_host: usize, at_once: usize, rounds: usi
 #[tokio::test]
 async fn a_host_fetched_n_at_a_time_keeps_n_connections_open() {
     // 8 at once, 5 rounds: with 8 kept open the later rounds reuse the
-    // first round's connections (robots.txt shares them too).
+    // first round's 8 connections (robots.txt shares them too). The bound
+    // leaves room for a connection returned to the pool only after the next
+    // round started, on a loaded machine.
     let kept = connections_for(8, 8, 5).await;
-    assert!(kept <= 9, "{kept} connections for 8 requests at a time");
-    // With 2 kept, every round opens 6 new ones: what --per-host-concurrency
-    // 16 did before the crawl raised the pool to it.
+    assert!(kept <= 12, "{kept} connections for 8 requests at a time");
+    // With 2 kept, every later round opens 6 new ones (8 + 4 x 6 = 32):
+    // what --per-host-concurrency 16 did before the crawl raised the pool to
+    // it. The bound is lower, for a request started late that finds a
+    // connection already back.
     let churned = connections_for(2, 8, 5).await;
-    assert!(
-        churned >= 8 + 4 * 6,
-        "{churned} connections with 2 kept open"
-    );
+    assert!(churned >= 20, "{churned} connections with 2 kept open");
 }
