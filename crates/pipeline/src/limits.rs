@@ -7,27 +7,12 @@
 /// does for every program); returns the soft limit in force afterwards, or
 /// `None` where it cannot be read.
 #[cfg(unix)]
-#[allow(unsafe_code)]
 // `rlim_t` is `u64` on Linux, not on every Unix.
 #[allow(clippy::useless_conversion)]
 pub fn raise_open_files_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit through a pointer to a live local.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return None;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads one rlimit through a pointer to a live local.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = lim.rlim_max;
-        }
+    let lim = nofile()?;
+    if lim.rlim_cur < lim.rlim_max && set_nofile(lim.rlim_max, lim.rlim_max) {
+        return Some(u64::from(lim.rlim_max));
     }
     Some(u64::from(lim.rlim_cur))
 }
@@ -38,30 +23,44 @@ pub fn raise_open_files_limit() -> Option<u64> {
     None
 }
 
+/// The open-file limits (soft in `rlim_cur`, hard in `rlim_max`).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn nofile() -> Option<libc::rlimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a pointer to a live local.
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim)
+}
+
+/// Sets the open-file limits; whether the kernel took them.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn set_nofile(soft: libc::rlim_t, hard: libc::rlim_t) -> bool {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads one rlimit through a pointer to a live local.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
     #[test]
-    #[allow(unsafe_code, clippy::useless_conversion)]
+    #[allow(clippy::useless_conversion)]
     fn the_soft_limit_rises_to_the_hard_one() {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: as in raise_open_files_limit.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        let hard = lim.rlim_max;
+        let hard = nofile()
+            .unwrap_or_else(|| panic!("getrlimit failed"))
+            .rlim_max;
         // Start below the hard limit, as a process under a default of 1,024 does.
-        let low = libc::rlimit {
-            rlim_cur: hard.min(512),
-            rlim_max: hard,
-        };
-        // SAFETY: as in raise_open_files_limit.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+        assert!(set_nofile(hard.min(512), hard));
         assert_eq!(raise_open_files_limit(), Some(u64::from(hard)));
-        // SAFETY: as above.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(lim.rlim_cur, hard);
+        let now = nofile().unwrap_or_else(|| panic!("getrlimit failed"));
+        assert_eq!((now.rlim_cur, now.rlim_max), (hard, hard));
     }
 }
