@@ -28,7 +28,8 @@
 //! `LINKGRAPH_PEERS_AB_RUNS` times each (default 3), and prints each pair's
 //! ratio and their median: a change's effect, measured in one run. With
 //! `LINKGRAPH_PEERS_AB_CRAWL=site` it alternates the one-site crawl instead
-//! (after wget2 on that site), with `polite` the polite crawl.
+//! (after wget2 on that site), with `polite` the polite crawl, each run's
+//! use of what 5 requests/s allow each host printed under it.
 //! Needs root (for `unshare -m`), `nginx` and `wget2` (Debian `nginx-light`
 //! and `wget2`; `make bench-peers` installs them).
 
@@ -213,26 +214,7 @@ fn main() {
     let broad = run_linkgraph(&dir, &seed, port, &log, "broad", &BROAD);
     let polite_from = lines(&log);
     let polite = run_linkgraph(&dir, &seed, port, &log, "polite", &POLITE);
-    // Politeness allows a host 1 + 5 x (seconds from its first request to
-    // its last) requests while it is crawled: the share of that the crawl
-    // used, once each host is known.
-    let times = host_times(&log, polite_from);
-    let span = |t: &[f64]| {
-        t.iter().copied().fold(f64::MIN, f64::max) - t.iter().copied().fold(f64::MAX, f64::min)
-    };
-    let used: usize = times.values().map(Vec::len).sum();
-    let allowed_while_known: f64 = times.values().map(|t| 1.0 + 5.0 * span(t)).sum();
-    // How far apart a host's requests came (nginx logs to the millisecond).
-    let mut gaps: Vec<f64> = times
-        .values()
-        .flat_map(|t| t.windows(2).map(|w| (w[1] - w[0]) * 1e3))
-        .collect();
-    gaps.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        gaps.get((p * gaps.len() as f64) as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let polite_hosts = politeness(&log, polite_from);
     // One site, crawled by its owner.
     let site_pages = env_usize("LINKGRAPH_PEERS_SITE_PAGES", 20_000);
     let t0 = Instant::now();
@@ -279,15 +261,7 @@ fn main() {
         polite.rate(),
         100.0 * polite.rate() / allowed
     );
-    println!(
-        "linkgraph polite, each host while it is crawled: {:.0}% of what 5 requests/s allow ({used} requests against {allowed_while_known:.0}: 1 + 5 x each host's seconds from its first request to its last, summed over {} hosts); ms between a host's requests: p10 {:.0}, p50 {:.0}, p90 {:.0}, p99 {:.0}",
-        100.0 * used as f64 / allowed_while_known,
-        times.len(),
-        pct(0.10),
-        pct(0.50),
-        pct(0.90),
-        pct(0.99)
-    );
+    println!("linkgraph polite, each host while it is crawled: {polite_hosts}");
     print_ratio(
         "linkgraph own site / wget2 16 threads",
         own.rate(),
@@ -299,6 +273,39 @@ fn main() {
         own_one.rate(),
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How polite a crawl that logged from line `from` of `log` was, host by
+/// host: politeness allows a host 1 + 5 x (seconds from its first request
+/// to its last) requests while it is crawled; the share of that the crawl
+/// used, once each host is known, and the gaps between a host's requests
+/// (nginx logs to the millisecond).
+fn politeness(log: &Path, from: usize) -> String {
+    let times = host_times(log, from);
+    let span = |t: &[f64]| {
+        t.iter().copied().fold(f64::MIN, f64::max) - t.iter().copied().fold(f64::MAX, f64::min)
+    };
+    let used: usize = times.values().map(Vec::len).sum();
+    let allowed: f64 = times.values().map(|t| 1.0 + 5.0 * span(t)).sum();
+    let mut gaps: Vec<f64> = times
+        .values()
+        .flat_map(|t| t.windows(2).map(|w| (w[1] - w[0]) * 1e3))
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        gaps.get((p * gaps.len() as f64) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    format!(
+        "{:.0}% of what 5 requests/s allow ({used} requests against {allowed:.0}: 1 + 5 x each host's seconds from its first request to its last, summed over {} hosts); ms between a host's requests: p10 {:.0}, p50 {:.0}, p90 {:.0}, p99 {:.0}",
+        100.0 * used as f64 / allowed,
+        times.len(),
+        pct(0.10),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99)
+    )
 }
 
 /// A/B mode: the broad crawl (or, with `LINKGRAPH_PEERS_AB_CRAWL`, the
@@ -320,15 +327,23 @@ fn ab(dir: &Path, seed: &str, port: u16, log: &Path, older: &Path, wget2: &Run) 
     };
     println!("{}", wget2.name);
     for i in 0..runs {
+        // Each run's politeness, from its own lines of the log.
+        let polite = |from: usize| (flags == POLITE).then(|| politeness(log, from));
+        let from = lines(log);
         let a = run_binary(older, dir, seed, port, log, "older", flags);
+        let a_polite = polite(from);
+        let from = lines(log);
         let b = run_linkgraph(dir, seed, port, log, "this build", flags);
-        for r in [&a, &b] {
+        for (r, polite) in [(&a, a_polite), (&b, polite(from))] {
             println!(
                 "  run {i}: {:<60} {:>6.0} pages/s  [{}]",
                 r.name,
                 r.rate(),
                 r.note
             );
+            if let Some(p) = polite {
+                println!("    each host while it is crawled: {p}");
+            }
         }
         ratios.push(b.rate() / a.rate());
     }
