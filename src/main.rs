@@ -7,7 +7,7 @@ mod args;
 
 /// mimalloc instead of glibc's malloc: a crawl's threads allocate on one
 /// thread and free on another at a high rate, and glibc spent about a
-/// quarter of the broad crawl's CPU in its arenas (see the README).
+/// quarter of the broad crawl's CPU in its arenas (`docs/performance-log.md`).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
