@@ -326,9 +326,9 @@ fn ab(dir: &Path, seed: &str, port: u16, log: &Path, older: &Path, wget2: &Run) 
         Ok(other) => panic!("LINKGRAPH_PEERS_AB_CRAWL is broad, polite or site, not {other:?}"),
     };
     println!("{}", wget2.name);
+    // A polite run's politeness, from its own lines of the log.
+    let polite = |from: usize| (flags == POLITE).then(|| politeness(log, from));
     for i in 0..runs {
-        // Each run's politeness, from its own lines of the log.
-        let polite = |from: usize| (flags == POLITE).then(|| politeness(log, from));
         let from = lines(log);
         let a = run_binary(older, dir, seed, port, log, "older", flags);
         let a_polite = polite(from);
