@@ -362,7 +362,7 @@ mod tests {
     /// `a` links itself (internal); e is crawled and links nothing.
     async fn small() -> (tempfile::TempDir, FjallStore) {
         let dir = tempfile::tempdir().unwrap();
-        let s = FjallStore::open(dir.path(), true).unwrap();
+        let s = FjallStore::open(&dir.path().join("store"), true).unwrap();
         let f = Rel::follow();
         let writes = [
             page(

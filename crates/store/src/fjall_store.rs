@@ -1775,7 +1775,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, FjallStore) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+        let s = FjallStore::open(&dir.path().join("store"), true).unwrap_or_else(|e| panic!("{e}"));
         (dir, s)
     }
 
@@ -1811,7 +1811,7 @@ mod tests {
                     .collect::<Vec<_>>()
             }
         };
-        let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+        let s = FjallStore::open(&dir.path().join("store"), true).unwrap_or_else(|e| panic!("{e}"));
         // Page i of a.com links b.com on its first fetch when i is even,
         // on its second when i is odd, and on its third not at all: each
         // write awaited, a group of its own.
@@ -1836,7 +1836,7 @@ mod tests {
         assert_eq!(live, 0);
         let before = links(&s).await;
         drop(s);
-        let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+        let s = FjallStore::open(&dir.path().join("store"), true).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(links(&s).await, before);
         let known = s.knows_domain("a.com").await;
         assert!(known.unwrap_or_else(|e| panic!("{e}")));
@@ -1949,7 +1949,8 @@ mod tests {
         for ingested_before in 0..writes.len() {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
             {
-                let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+                let s = FjallStore::open(&dir.path().join("store"), true)
+                    .unwrap_or_else(|e| panic!("{e}"));
                 // Closed as a killed process leaves it.
                 s.inner.backlog.ingest_on_close.store(false, Relaxed);
                 for (n, w) in writes.iter().cloned().enumerate() {
@@ -1964,7 +1965,8 @@ mod tests {
                 );
                 // Dropped as if killed: the buffered rows are gone with it.
             }
-            let s = FjallStore::open(dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
+            let s = FjallStore::open(&dir.path().join("store"), false)
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
                 link_answers(&s).await,
                 expected,
@@ -2109,7 +2111,8 @@ mod tests {
     async fn writes_survive_reopening() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         {
-            let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+            let s =
+                FjallStore::open(&dir.path().join("store"), true).unwrap_or_else(|e| panic!("{e}"));
             s.write_page(conformance::page(
                 "http://www.a.com/",
                 1000,
@@ -2119,7 +2122,8 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
             s.flush().await.unwrap_or_else(|e| panic!("{e}"));
         }
-        let s = FjallStore::open(dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
+        let s =
+            FjallStore::open(&dir.path().join("store"), false).unwrap_or_else(|e| panic!("{e}"));
         let rd = s
             .refdomains("b.com", crate::Status::Live)
             .await
@@ -2136,7 +2140,8 @@ mod tests {
         let ok = |r: Result<(), fjall::Error>| r.unwrap_or_else(|e| panic!("{e}"));
         let mut events = Vec::new();
         {
-            let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+            let s =
+                FjallStore::open(&dir.path().join("store"), true).unwrap_or_else(|e| panic!("{e}"));
             let p = conformance::page("http://a.com/", 1000, &["http://b.com/x", "http://a.com/y"]);
             s.write_page(p).await.unwrap_or_else(|e| panic!("{e}"));
             for d in ["a.com", "b.com"] {
@@ -2189,7 +2194,8 @@ mod tests {
         {
             // The outlinks moved to page_links: a recrawl that drops a link
             // loses exactly that one, and the old keyspace is gone.
-            let s = FjallStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+            let s =
+                FjallStore::open(&dir.path().join("store"), true).unwrap_or_else(|e| panic!("{e}"));
             assert!(!s.inner.db.keyspace_exists("outlinks"));
             for (d, before) in ["a.com", "b.com"].into_iter().zip(&events) {
                 let now = s
@@ -2205,7 +2211,8 @@ mod tests {
             s.flush().await.unwrap_or_else(|e| panic!("{e}"));
         }
         {
-            let s = FjallStore::open(dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
+            let s = FjallStore::open(&dir.path().join("store"), false)
+                .unwrap_or_else(|e| panic!("{e}"));
             let page = s
                 .outlinks(OutlinkQuery {
                     domain: "a.com".into(),
@@ -2225,7 +2232,7 @@ mod tests {
             ok(meta.and_then(|m| m.insert(b"format", 99u32.to_be_bytes())));
             s.flush().await.unwrap_or_else(|e| panic!("{e}"));
         }
-        match FjallStore::open(dir.path(), false) {
+        match FjallStore::open(&dir.path().join("store"), false) {
             Err(e @ StoreError::Format { found: 99, .. }) => {
                 assert!(e.to_string().contains("use a newer linkgraph"), "{e}");
             }
@@ -2234,11 +2241,11 @@ mod tests {
         }
         // Format 4 was a withdrawn build's layout: refused, not migrated.
         {
-            let db = fjall::Database::builder(dir.path()).open();
+            let db = fjall::Database::builder(dir.path().join("store")).open();
             let meta = db.and_then(|db| db.keyspace("meta", Default::default));
             ok(meta.and_then(|m| m.insert(b"format", 4u32.to_be_bytes())));
         }
-        match FjallStore::open(dir.path(), false) {
+        match FjallStore::open(&dir.path().join("store"), false) {
             Err(e @ StoreError::WithdrawnFormat(_)) => {
                 assert!(e.to_string().contains("new --data directory"), "{e}");
             }
@@ -2299,7 +2306,7 @@ mod tests {
     #[tokio::test]
     async fn store_urls_pick_the_backend() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let url = format!("fjall://{}", dir.path().display());
+        let url = format!("fjall://{}", dir.path().join("store").display());
         assert!(crate::open(&url, true).await.is_ok());
         assert!(matches!(
             crate::open("mongo://x", true).await,
