@@ -240,3 +240,51 @@ async fn servers_that_say_slow_down_are_obeyed() {
         gaps(&polite)
     );
 }
+
+/// A crawl whose only host refuses connections waits out the host's
+/// doubling back-off until it is parked; each wait of a second or more
+/// says so on stderr, with the failure it waits for, instead of going
+/// silent for minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawl_waiting_on_a_host_that_refuses_connections_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = format!("http://127.0.0.1:{}/", free_port());
+    let data = dir.path().join("data");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        linkgraph(args(&[
+            "crawl",
+            "--seeds",
+            &seed,
+            "--data",
+            &data.display().to_string(),
+            "--allow-private-networks",
+            "--per-host-rps",
+            "10",
+            "--park-after",
+            "5",
+        ])),
+    )
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Back-offs of 0.2, 0.4, 0.8 and 1.6 s, then parked at the fifth failure.
+    assert!(stdout.contains("robots_unavailable 5"), "{stdout}");
+    assert!(stdout.contains("1 hosts parked"), "{stdout}");
+    let notices: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("nothing to fetch until failing hosts' back-off ends"))
+        .collect();
+    assert_eq!(
+        notices.len(),
+        1,
+        "only the 1.6 s wait is long enough\n{stderr}"
+    );
+    for needle in [seed.as_str(), "Connection refused", "\"hosts\":1"] {
+        assert!(notices[0].contains(needle), "{needle}: {}", notices[0]);
+    }
+}

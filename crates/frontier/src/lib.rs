@@ -1329,6 +1329,15 @@ impl Frontier {
         self.hosts.values().filter(|h| h.parked).count()
     }
 
+    /// Hosts with queued work that are backing off after temporary
+    /// failures, not parked (yet): one scan of the hosts.
+    pub fn backing_off_hosts(&self) -> usize {
+        self.hosts
+            .values()
+            .filter(|h| h.failures > 0 && !h.parked && h.queued > 0)
+            .count()
+    }
+
     fn schedule_next(
         &mut self,
         req: &CrawlRequest,

@@ -892,6 +892,9 @@ fn a_url_whose_robots_txt_is_unavailable_stays_queued_and_its_host_backs_off() {
         fb.set_outcome(FetchOutcome::RobotsUnavailable);
         f.complete_now(&fb).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(f.pending(), 1, "try {i}: not completed");
+        // Backing off until the third failure parks it.
+        let backing_off = usize::from(i < 2);
+        assert_eq!(f.backing_off_hosts(), backing_off, "try {i}");
     }
     assert_eq!(f.parked_hosts(), 1, "a host that keeps failing is parked");
     // robots.txt answers again: the URL completes.
@@ -902,6 +905,7 @@ fn a_url_whose_robots_txt_is_unavailable_stays_queued_and_its_host_backs_off() {
     fb.set_outcome(FetchOutcome::Ok);
     f.complete_now(&fb).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(f.pending(), 0);
+    assert_eq!(f.backing_off_hosts(), 0, "it answered");
 }
 
 #[test]

@@ -201,6 +201,8 @@ pub fn status_bytes(field: &str) -> Option<u64> {
 struct Done {
     feedback: FrontierFeedback,
     outcome: FetchOutcome,
+    /// A temporary failure's URL and error, which its host backs off for.
+    failure: Option<(String, String)>,
     edges: u64,
     new_edges: u64,
     lost_edges: u64,
@@ -302,6 +304,10 @@ pub async fn crawl_into(
     let mut dispatched: u64 = 0;
     let mut stop: Option<StopReason> = None;
     let mut failure: Option<CrawlError> = None;
+    // The last temporary failure, and the wake-up an idle wait was last
+    // announced for (see `announce_backoff`).
+    let mut last_failure: Option<(String, String)> = None;
+    let mut announced: Option<Instant> = None;
     tokio::pin!(shutdown);
 
     loop {
@@ -349,6 +355,10 @@ pub async fn crawl_into(
                 + Duration::from_millis(u64::try_from(until_due).unwrap_or(0).max(200));
             wake = Some(wake.map_or(at, |w| w.min(at)));
         }
+        if tasks.is_empty() && stop.is_none() && wake.is_some() && wake != announced {
+            announce_backoff(&frontier, wake, last_failure.as_ref());
+            announced = wake;
+        }
         tokio::select! {
             Some(fb) = fetched_rx.recv() => {
                 let now = Instant::now();
@@ -369,8 +379,8 @@ pub async fn crawl_into(
                 let mut feedback = Vec::new();
                 let mut next = Some(joined);
                 while let Some(joined) = next {
-                    let (failure, stop) = (&mut failure, &mut stop);
-                    feedback.extend(account(joined, &mut summary, &live, failure, stop));
+                    let (failed, failure, stop) = (&mut last_failure, &mut failure, &mut stop);
+                    feedback.extend(account(joined, &mut summary, &live, failed, failure, stop));
                     next = tasks.try_join_next();
                 }
                 frontier.complete_all(&feedback, now_ms())?;
@@ -401,6 +411,36 @@ pub async fn crawl_into(
     Ok(summary)
 }
 
+/// Says why a crawl with nothing in flight waits at least [`IDLE_NOTICE`]
+/// for `wake`, when it is for hosts backing off after failures: otherwise a
+/// crawl whose only host refuses connections waits minutes (each back-off
+/// doubles, up to `--park-after` failures) without a word.
+fn announce_backoff(
+    frontier: &Frontier,
+    wake: Option<Instant>,
+    last_failure: Option<&(String, String)>,
+) {
+    let Some(wait) = wake.map(|w| w.saturating_duration_since(Instant::now())) else {
+        return;
+    };
+    let hosts = frontier.backing_off_hosts();
+    if wait < IDLE_NOTICE || hosts == 0 {
+        return;
+    }
+    let (url, error) = last_failure.map_or(("", ""), |(u, e)| (u.as_str(), e.as_str()));
+    warn!(
+        hosts,
+        next_try_in_s = (wait.as_secs_f64() * 10.0).round() / 10.0,
+        last_failed_url = url,
+        last_error = error,
+        "nothing to fetch until failing hosts' back-off ends \
+         (a host is parked after --park-after failures in a row)"
+    );
+}
+
+/// The shortest idle wait for failing hosts that [`announce_backoff`] tells.
+const IDLE_NOTICE: Duration = Duration::from_secs(1);
+
 /// The fetcher's settings for a crawl of `opts`: a host's own concurrency
 /// (`--per-host-concurrency`) is cut neither by its address's cap (with the
 /// default cap of 8, 16 at once sent 8) nor by the connections kept open for
@@ -423,6 +463,7 @@ fn account(
     joined: Result<Result<Done, CrawlError>, tokio::task::JoinError>,
     summary: &mut CrawlSummary,
     live: &Live,
+    last_failure: &mut Option<(String, String)>,
     failure: &mut Option<CrawlError>,
     stop: &mut Option<StopReason>,
 ) -> Option<FrontierFeedback> {
@@ -436,6 +477,9 @@ fn account(
             live.pages.fetch_add(1, Ordering::Relaxed);
             if done.outcome.is_error() {
                 live.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            if done.failure.is_some() {
+                *last_failure = done.failure;
             }
             return Some(done.feedback);
         }
@@ -465,6 +509,7 @@ async fn guard_task(
             Ok(Done {
                 feedback: stages::feedback(&page),
                 outcome: FetchOutcome::InternalError,
+                failure: None,
                 edges: 0,
                 new_edges: 0,
                 lost_edges: 0,
@@ -501,6 +546,10 @@ async fn process(
 ) -> Result<Done, CrawlError> {
     let fetched = fetcher.fetch(req).await;
     let outcome = fetched.outcome();
+    let failure = outcome.is_temporary(fetched.status).then(|| {
+        let url = fetched.request.as_ref().map(|r| r.url.clone());
+        (url.unwrap_or_default(), fetched.error.clone())
+    });
     // The crawl loop may have stopped listening (a failure); the
     // completion still frees the slot.
     let _ = fetch_over.send(FrontierFeedback {
@@ -515,6 +564,7 @@ async fn process(
     Ok(Done {
         feedback,
         outcome,
+        failure,
         edges: stats.edges,
         new_edges: stats.new_edges,
         lost_edges: stats.lost_edges,
