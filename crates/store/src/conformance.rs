@@ -91,6 +91,128 @@ pub async fn run_all(s: &dyn LinkStore) {
     scans_return_every_row_once(s).await;
     ranks_are_stored_and_scanned(s).await;
     host_addresses_keep_the_latest(s).await;
+    last_seen_is_the_last_observation_that_saw_the_link(s).await;
+}
+
+/// A link's last_seen, through every read (backlinks, outlinks, scan), is
+/// the time of the last observation that saw it: a 200, a 304, or a 200
+/// with the same links again, never a temporary failure; a lost link keeps
+/// the last time it was seen.
+async fn last_seen_is_the_last_observation_that_saw_the_link(s: &dyn LinkStore) {
+    let src = "http://ls1.com/";
+    let targets = ["http://lst.com/1", "http://lst.com/2", "http://ls1.com/in"];
+    // (target, last_seen, lost_at) of every row of src, by each read.
+    let read = |status: Status| async move {
+        let mut by_backlinks = Vec::new();
+        for d in ["lst.com", "ls1.com"] {
+            let rows = backlinks_with(s, Target::Domain(d.into()), true, status).await;
+            by_backlinks.extend(
+                rows.into_iter()
+                    .map(|b| (b.link.target_url, b.last_seen_ms, b.lost_at_ms)),
+            );
+        }
+        by_backlinks.sort();
+        let mut by_scan: Vec<_> = scan_all(s, crate::Table::Backlinks, 3)
+            .await
+            .into_iter()
+            .filter_map(|r| match r {
+                crate::Row::Backlink(b)
+                    if b.link.source_url == src && status.admits(b.lost_at_ms.unwrap_or(0)) =>
+                {
+                    Some((b.link.target_url, b.last_seen_ms, b.lost_at_ms))
+                }
+                _ => None,
+            })
+            .collect();
+        by_scan.sort();
+        assert_eq!(by_scan, by_backlinks, "scan and backlinks agree");
+        let mut by_outlinks = Vec::new();
+        let mut after = None;
+        loop {
+            let q = crate::OutlinkQuery {
+                domain: "ls1.com".into(),
+                status,
+                limit: 1,
+                after,
+            };
+            let page = s.outlinks(q).await.unwrap();
+            by_outlinks.extend(
+                page.items
+                    .into_iter()
+                    .map(|b| (b.link.target_url, b.last_seen_ms, b.lost_at_ms)),
+            );
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let external: Vec<_> = by_backlinks
+            .iter()
+            .filter(|(t, ..)| t.starts_with("http://lst.com/"))
+            .cloned()
+            .collect();
+        assert_eq!(by_outlinks, external, "outlinks and backlinks agree");
+        by_backlinks
+    };
+    let row = |t: &str, last: i64, lost: Option<i64>| (t.to_owned(), last, lost);
+    let refdomain_last_seen =
+        || async { s.refdomains("lst.com", Status::All).await.unwrap()[0].last_seen_ms };
+
+    s.write_page(page(src, 100, &targets)).await.unwrap();
+    // A 503 sees nothing.
+    let mut failed = page(src, 200, &[]);
+    failed.status = 503;
+    failed.update = LinkSetUpdate::Keep;
+    s.write_page(failed.clone()).await.unwrap();
+    assert_eq!(
+        read(Status::Live).await,
+        vec![
+            row(targets[2], 100, None),
+            row(targets[0], 100, None),
+            row(targets[1], 100, None),
+        ]
+    );
+    // A 304 sees every link.
+    let mut unchanged = page(src, 300, &[]);
+    unchanged.status = 304;
+    unchanged.update = LinkSetUpdate::Unchanged;
+    s.write_page(unchanged).await.unwrap();
+    assert!(read(Status::Live).await.iter().all(|r| r.1 == 300));
+    assert_eq!(refdomain_last_seen().await, 300);
+    // The same links again, in another order: seen, nothing new or lost.
+    let again = page(src, 400, &[targets[2], targets[1], targets[0]]);
+    let st = s.write_page(again).await.unwrap();
+    assert_eq!((st.edges, st.new_edges, st.lost_edges), (3, 0, 0));
+    assert!(read(Status::Live).await.iter().all(|r| r.1 == 400));
+    assert_eq!(refdomain_last_seen().await, 400);
+    assert!(s.events("lst.com", 101, i64::MAX).await.unwrap().is_empty());
+    // /2 goes: it was last seen at 400.
+    s.write_page(page(src, 500, &[targets[0], targets[2]]))
+        .await
+        .unwrap();
+    assert_eq!(
+        read(Status::All).await,
+        vec![
+            row(targets[2], 500, None),
+            row(targets[0], 500, None),
+            row(targets[1], 400, Some(500)),
+        ]
+    );
+    // A 503, then a 410: the last sighting was at 500.
+    failed.fetched_at_ms = 600;
+    s.write_page(failed).await.unwrap();
+    let mut gone = page(src, 700, &[]);
+    gone.status = 410;
+    s.write_page(gone).await.unwrap();
+    assert_eq!(
+        read(Status::All).await,
+        vec![
+            row(targets[2], 500, Some(700)),
+            row(targets[0], 500, Some(700)),
+            row(targets[1], 400, Some(500)),
+        ]
+    );
+    assert_eq!(refdomain_last_seen().await, 500);
 }
 
 /// A rank run's rows read back by domain and by scan; the run reads back
