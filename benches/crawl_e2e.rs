@@ -11,9 +11,16 @@
 //! `LINKGRAPH_BENCH_RUNS` (default 3) baseline + crawl pairs, back to back,
 //! and prints each pair's ratio and their median: compare medians, never
 //! two single runs.
+//!
+//! Then the last run's data directory is recrawled two days later, when
+//! every page is due (the simulated web answers 304 to a page's validators,
+//! so nothing changed): its pages/s against that first crawl's, the
+//! store's size before and after, and how long a `refdomains` query takes
+//! on it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -83,10 +90,14 @@ async fn run() {
         .collect();
     let runs = env_usize("LINKGRAPH_BENCH_RUNS", 3).max(1);
     let mut ratios = Vec::with_capacity(runs);
+    let mut last = None;
     for run in 1..=runs {
         println!("run {run} of {runs}");
         let base_rps = baseline(&client, &urls, concurrency).await;
-        let pps = crawl(&web, addr, concurrency).await;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let pps = crawl(&web, addr, concurrency, &data, None).await;
+        last = Some((dir, data, pps));
         println!(
             "crawl / baseline throughput: {:.2} ({pps:.0} vs {base_rps:.0} requests/s)",
             pps / base_rps
@@ -102,6 +113,60 @@ async fn run() {
             all.join(", ")
         );
     }
+    if let Some((_dir, data, first_pps)) = last {
+        recrawl(&web, addr, concurrency, &data, first_pps).await;
+    }
+}
+
+/// Recrawls `data` two days after its crawl (at `first_pps`), and times a
+/// query on it.
+async fn recrawl(
+    web: &Arc<SimWeb>,
+    addr: std::net::SocketAddr,
+    concurrency: usize,
+    data: &Path,
+    first_pps: f64,
+) {
+    let store = data.join("store");
+    let before = dir_bytes(&store);
+    let later = linkgraph_core::format_rfc3339_ms(linkgraph_core::now_ms() + 2 * 86_400_000);
+    let pps = crawl(web, addr, concurrency, data, Some(&later)).await;
+    println!(
+        "recrawl / first crawl: {:.2} ({pps:.0} vs {first_pps:.0} pages/s); store {} MiB after the crawl, {} MiB after the recrawl",
+        pps / first_pps,
+        before >> 20,
+        dir_bytes(&store) >> 20
+    );
+    let domain = linkgraph_core::registrable_domain(&web.hosts()[0].name).to_owned();
+    let t0 = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+        .args(["refdomains", &domain, "--data"])
+        .arg(data)
+        .env("LINKGRAPH_NOW", &later)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "query after the recrawl (linkgraph refdomains {domain}): {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 /// Raw GETs of every HTML page at `concurrency`; returns pages/s.
@@ -137,14 +202,24 @@ async fn baseline(client: &reqwest::Client, urls: &[String], concurrency: usize)
 }
 
 /// One `linkgraph crawl` of the simulated web, as a separate release
-/// process into a fresh data directory; returns its pages/s.
-async fn crawl(web: &Arc<SimWeb>, addr: std::net::SocketAddr, concurrency: usize) -> f64 {
+/// process into `data` (at the time `now`, if given); returns its pages/s.
+async fn crawl(
+    web: &Arc<SimWeb>,
+    addr: std::net::SocketAddr,
+    concurrency: usize,
+    data: &Path,
+    now: Option<&str>,
+) -> f64 {
     let seed = web.seed_url();
-    let dir = tempfile::tempdir().unwrap();
+    let data = data.to_owned();
+    let now = now.map(str::to_owned);
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
-            .args(["crawl", "--seeds", &seed, "--data"])
-            .arg(dir.path().join("data"))
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"));
+        if let Some(now) = now {
+            cmd.env("LINKGRAPH_NOW", now);
+        }
+        cmd.args(["crawl", "--seeds", &seed, "--data"])
+            .arg(data)
             .args([
                 "--resolve",
                 &format!("*={addr}"),
