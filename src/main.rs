@@ -141,11 +141,23 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of a report went away (`linkgraph refdomains x | head`):
+        // what it read was written; nothing failed.
+        Err(e) if reader_went_away(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("linkgraph: error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `e` is a write to a closed pipe.
+fn reader_went_away(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_tracing() {

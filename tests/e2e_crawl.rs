@@ -78,6 +78,24 @@ async fn crawl_matches_ground_truth_politely_and_idempotently() {
             .get(popular)
             .is_some_and(|r| r.len() >= 5)
     );
+
+    // 5. A report whose reader goes away (`| head`) ends quietly.
+    for report in ["refdomains", "anchors", "backlinks", "velocity"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_linkgraph"))
+            .args([report, popular, "--data"])
+            .arg(&data)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{report}: {stderr}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
