@@ -1474,16 +1474,7 @@ impl Frontier {
         if self.db.write_buffer_size() <= self.write_buffer_limit {
             return Ok(());
         }
-        let keyspaces = [
-            &self.seen,
-            &self.queue,
-            &self.budgets,
-            &self.linkers,
-            &self.schedule,
-            &self.due,
-            &self.robots,
-        ];
-        for ks in keyspaces {
+        for ks in self.keyspaces() {
             if ks.sealed_memtable_count() == 0 && ks.rotate_memtable()? {
                 metrics::counter!("linkgraph_frontier_memtable_rotations_total").increment(1);
             }
@@ -1494,6 +1485,52 @@ impl Frontier {
     /// Makes the frontier state durable.
     pub fn flush(&self) -> Result<(), FrontierError> {
         Ok(self.db.persist(PersistMode::SyncAll)?)
+    }
+
+    /// Every keyspace.
+    fn keyspaces(&self) -> [&Keyspace; 7] {
+        [
+            &self.seen,
+            &self.queue,
+            &self.budgets,
+            &self.linkers,
+            &self.schedule,
+            &self.due,
+            &self.robots,
+        ]
+    }
+}
+
+/// The longest a closing frontier waits for its memtables to be flushed.
+const CLOSE_FLUSH_WAIT: Duration = Duration::from_secs(60);
+
+/// A frontier closed normally writes its memtables to tables and waits
+/// (up to [`CLOSE_FLUSH_WAIT`]) for it, so that fjall deletes the journals
+/// they held: otherwise the next crawl's start reads them all back (134 MB
+/// after a 100,000-page crawl). One killed replays them instead.
+impl Drop for Frontier {
+    fn drop(&mut self) {
+        for ks in self.keyspaces() {
+            if let Err(e) = ks.rotate_memtable() {
+                tracing::warn!(error = %e, "closing the frontier: its journal is replayed when it opens");
+                return;
+            }
+        }
+        let deadline = Instant::now() + CLOSE_FLUSH_WAIT;
+        while self
+            .keyspaces()
+            .iter()
+            .any(|ks| ks.sealed_memtable_count() > 0)
+        {
+            if Instant::now() > deadline {
+                tracing::warn!(
+                    "closing the frontier: memtables still flushing after {}s; its journal is replayed when it opens",
+                    CLOSE_FLUSH_WAIT.as_secs()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 

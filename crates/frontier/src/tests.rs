@@ -1039,3 +1039,21 @@ fn an_undecodable_queue_entry_is_dropped_and_its_host_goes_on() {
     assert_eq!((f.pending(), f.in_flight()), (0, 0));
     assert_eq!(f.queue.iter().count(), 0, "the bad entry left the queue");
 }
+
+/// A frontier closed normally flushes its memtables, so the next open
+/// rebuilds none from the journal, and finds what was queued.
+#[test]
+fn a_frontier_closed_normally_reopens_with_nothing_to_replay() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let mut f = open(dir.path(), fast());
+        for i in 0..300 {
+            f.add_seed(&format!("http://h{i}.com/"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(f.db.write_buffer_size() > 0, "written to memtables");
+    }
+    let f = open(dir.path(), fast());
+    assert_eq!(f.db.write_buffer_size(), 0, "nothing replayed");
+    assert_eq!(f.pending(), 300, "and nothing lost");
+}
