@@ -19,6 +19,8 @@ pub use link::{
     Link, LinkKind, MAX_ANCHOR_CHARS, Placement, Rel, normalize_anchor, parse_rel_attribute,
     url_host,
 };
-pub use time::{body_hash, fnv1a64, format_rfc3339_ms, now_ms, parse_time, set_clock_start};
+pub use time::{
+    body_hash, fnv1a64, format_rfc3339_ms, now_ms, parse_time, poll_until, set_clock_start,
+};
 pub use trap::{DEFAULT_STRIP_PARAMS, TrapReason, UrlPolicy};
 pub use urlcanon::{MAX_URL_BYTES, UrlError, canonicalize, canonicalize_str};

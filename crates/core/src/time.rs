@@ -14,6 +14,25 @@ pub fn set_clock_start(ms: i64) -> bool {
     CLOCK_START.set((ms, Instant::now())).is_ok()
 }
 
+/// Calls `done` every `every` until it holds, for at most `limit`; returns
+/// whether it held (e.g. a flush that a background worker finishes).
+pub fn poll_until(
+    limit: std::time::Duration,
+    every: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+}
+
 /// Milliseconds since the Unix epoch, now (by the process clock).
 pub fn now_ms() -> i64 {
     if let Some((start, at)) = CLOCK_START.get() {
@@ -145,6 +164,21 @@ pub fn body_hash(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polling_stops_when_done_or_at_the_limit() {
+        use std::time::Duration;
+        let mut calls = 0;
+        let ms = Duration::from_millis;
+        assert!(poll_until(ms(1_000), ms(1), || {
+            calls += 1;
+            calls == 3
+        }));
+        assert_eq!(calls, 3, "stops as soon as it holds");
+        let t0 = Instant::now();
+        assert!(!poll_until(ms(30), ms(5), || false));
+        assert!(t0.elapsed() >= ms(30), "waits out the limit");
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -46,7 +46,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use linkgraph_core::{TrapReason, UrlPolicy, canonicalize, now_ms, registrable_domain, url_host};
+use linkgraph_core::{
+    TrapReason, UrlPolicy, canonicalize, now_ms, poll_until, registrable_domain, url_host,
+};
 use linkgraph_proto::{CrawlRequest, DiscoveredUrl, FetchOutcome, FrontierFeedback, Message};
 
 /// Revisit interval bounds. Defaults are documented on each field.
@@ -1516,20 +1518,16 @@ impl Drop for Frontier {
                 return;
             }
         }
-        let deadline = Instant::now() + CLOSE_FLUSH_WAIT;
-        while self
-            .keyspaces()
-            .iter()
-            .any(|ks| ks.sealed_memtable_count() > 0)
-        {
-            if Instant::now() > deadline {
-                tracing::warn!(
-                    "closing the frontier: memtables still flushing after {}s; its journal is replayed when it opens",
-                    CLOSE_FLUSH_WAIT.as_secs()
-                );
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let flushed = || {
+            self.keyspaces()
+                .iter()
+                .all(|k| k.sealed_memtable_count() == 0)
+        };
+        if !poll_until(CLOSE_FLUSH_WAIT, Duration::from_millis(5), flushed) {
+            tracing::warn!(
+                "closing the frontier: memtables still flushing after {}s; its journal is replayed when it opens",
+                CLOSE_FLUSH_WAIT.as_secs()
+            );
         }
     }
 }

@@ -83,7 +83,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use linkgraph_core::{Link, LinkKind, Placement, Rel, registrable_domain, url_host};
+use linkgraph_core::{Link, LinkKind, Placement, Rel, poll_until, registrable_domain, url_host};
 use linkgraph_proto::{
     StoredBacklink, StoredEvent, StoredEvents, StoredHostAddr, StoredOutlink, StoredOutlinks,
     StoredPage, StoredRank, StoredRankRun, StoredRefdomain,
@@ -198,20 +198,16 @@ impl Inner {
         for ks in self.keyspaces() {
             ks.rotate_memtable()?;
         }
-        let deadline = Instant::now() + CLOSE_FLUSH_WAIT;
-        while self
-            .keyspaces()
-            .iter()
-            .any(|ks| ks.sealed_memtable_count() > 0)
-        {
-            if Instant::now() > deadline {
-                tracing::warn!(
-                    "closing the link store: memtables still flushing after {}s; its journal is replayed when it opens",
-                    CLOSE_FLUSH_WAIT.as_secs()
-                );
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        let flushed = || {
+            self.keyspaces()
+                .iter()
+                .all(|k| k.sealed_memtable_count() == 0)
+        };
+        if !poll_until(CLOSE_FLUSH_WAIT, FLUSH_POLL, flushed) {
+            tracing::warn!(
+                "closing the link store: memtables still flushing after {}s; its journal is replayed when it opens",
+                CLOSE_FLUSH_WAIT.as_secs()
+            );
         }
         Ok(())
     }
@@ -219,6 +215,8 @@ impl Inner {
 
 /// The longest a writer's close waits for its memtables to be flushed.
 const CLOSE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often that wait looks.
+const FLUSH_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// A store closed normally ingests what waits in memory and flushes its
 /// memtables, so the next open has no backlog and little journal to replay;
