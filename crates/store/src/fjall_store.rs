@@ -159,6 +159,14 @@ struct Inner {
     write_buffer_limit: u64,
     /// Batches committed for page writes (each one a group of pages).
     commits: std::sync::atomic::AtomicU64,
+    /// Page-write batches in the engine: counted once each is committed, so
+    /// a [`SeenAt`] cache read at one count holds no older row than the
+    /// engine then had.
+    committed: std::sync::atomic::AtomicU64,
+    /// The `seen_at_ms` of pages that queries read, and the
+    /// [`Inner::committed`] count they were read at: reused while no page
+    /// write commits (a scan's pages, one query after another).
+    seen_cache: Mutex<(u64, HashMap<String, i64>)>,
 }
 
 impl Inner {
@@ -361,6 +369,8 @@ impl FjallStore {
             _lock: lock,
             write_buffer_limit: WRITE_BUFFER_LIMIT,
             commits: std::sync::atomic::AtomicU64::new(0),
+            committed: std::sync::atomic::AtomicU64::new(0),
+            seen_cache: Mutex::default(),
         };
         let store = FjallStore {
             inner: Arc::new(inner),
@@ -656,7 +666,10 @@ impl Inner {
         metrics::counter!("linkgraph_store_commits_total").increment(1);
         self.commits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = batch.commit() {
+        let result = batch.commit();
+        self.committed
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        if let Err(e) = result {
             written.clear();
             let message = e.to_string();
             let pages = diffed.len();
@@ -1133,7 +1146,7 @@ impl FjallStore {
         };
         let limit = q.limit.max(1);
         let mut page = BacklinkPage::default();
-        let mut seen = SeenAt::new(&self.inner.pages);
+        let mut seen = SeenAt::new(&self.inner);
         for kv in self.inner.backlinks.range(start..) {
             let (k, v) = kv.into_inner()?;
             if !k.starts_with(&prefix) {
@@ -1186,7 +1199,7 @@ impl FjallStore {
         };
         let limit = q.limit.max(1);
         let mut page = BacklinkPage::default();
-        let mut seen = SeenAt::new(&self.inner.pages);
+        let mut seen = SeenAt::new(&self.inner);
         for kv in self.inner.source_links.range(start..) {
             let k = kv.key()?;
             if !k.starts_with(&prefix) {
@@ -1245,7 +1258,7 @@ impl FjallStore {
         };
         let mut out = ScanPage::default();
         let mut last = Vec::new();
-        let mut seen = SeenAt::new(&i.pages);
+        let mut seen = SeenAt::new(i);
         for kv in iter {
             let (k, v) = kv.into_inner()?;
             if out.rows.len() == limit.max(1) {
@@ -1367,18 +1380,31 @@ fn backlink_of(link: Link, row: &StoredBacklink, seen_at_ms: i64) -> Backlink {
 }
 
 /// When source pages' links were last seen ([`StoredPage::seen_at_ms`]), read
-/// once per page for the rows of one query.
+/// once per page while no page write commits ([`Inner::seen_cache`]).
 struct SeenAt<'a> {
-    pages: &'a Keyspace,
+    inner: &'a Inner,
+    /// The [`Inner::committed`] count before anything was read.
+    at: u64,
     cache: HashMap<String, i64>,
 }
 
 impl<'a> SeenAt<'a> {
-    fn new(pages: &'a Keyspace) -> Self {
-        SeenAt {
-            pages,
-            cache: HashMap::new(),
-        }
+    /// Pages held at most; past it the cache starts over (about 100 bytes
+    /// each).
+    const MAX_PAGES: usize = 1 << 18;
+
+    fn new(inner: &'a Inner) -> Self {
+        let at = inner.committed.load(std::sync::atomic::Ordering::Acquire);
+        let mut shared = inner
+            .seen_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cache = if shared.0 == at {
+            std::mem::take(&mut shared.1)
+        } else {
+            HashMap::new()
+        };
+        SeenAt { inner, at, cache }
     }
 
     /// For a live row of `source` (0 for a lost row: its last_seen is final).
@@ -1389,12 +1415,34 @@ impl<'a> SeenAt<'a> {
         if let Some(t) = self.cache.get(source) {
             return Ok(*t);
         }
-        let t = match self.pages.get(source.as_bytes())? {
+        let t = match self.inner.pages.get(source.as_bytes())? {
             Some(v) => decode::<StoredPage>("pages", source.as_bytes(), &v)?.seen_at_ms,
             None => 0,
         };
+        if self.cache.len() >= Self::MAX_PAGES {
+            self.cache.clear();
+        }
         self.cache.insert(source.to_owned(), t);
         Ok(t)
+    }
+}
+
+/// Hands the pages read to the next query, unless a page write committed
+/// meanwhile (one of them may be older than the engine's row now).
+impl Drop for SeenAt<'_> {
+    fn drop(&mut self) {
+        let now = self
+            .inner
+            .committed
+            .load(std::sync::atomic::Ordering::Acquire);
+        if now == self.at {
+            let mut shared = self
+                .inner
+                .seen_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *shared = (now, std::mem::take(&mut self.cache));
+        }
     }
 }
 
