@@ -221,8 +221,10 @@ impl Inner {
     }
 }
 
-/// The longest a writer's close waits for its memtables to be flushed.
-const CLOSE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The longest a writer's close waits for its memtables to be flushed:
+/// well inside the 30 s a Kubernetes pod is given to stop (`k8s/`); a
+/// flush cut short leaves its journal to be replayed, and loses nothing.
+const CLOSE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// How often that wait looks.
 const FLUSH_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
