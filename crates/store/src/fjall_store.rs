@@ -1562,8 +1562,11 @@ pub(super) struct Written {
 
 impl Written {
     /// Counters held, at most; past it, the next commit forgets them all
-    /// (about 100 bytes each).
-    const MAX_ROWS: usize = 1 << 16;
+    /// (about 100 bytes each: 26 MB a writer). At 65,536 a recrawl of the
+    /// 100,000-page simulated web (179,239 counters over two writers) forgot
+    /// them before a source domain's next page came, and read each again:
+    /// this cut its CPU by 7% (4 alternating pairs).
+    const MAX_ROWS: usize = 1 << 18;
 
     /// Forgets every counter: after a failed commit (some of them may not
     /// be in the engine) or a panic mid-group.
