@@ -355,8 +355,12 @@ pub async fn crawl_into(
                 + Duration::from_millis(u64::try_from(until_due).unwrap_or(0).max(200));
             wake = Some(wake.map_or(at, |w| w.min(at)));
         }
-        if tasks.is_empty() && stop.is_none() && wake.is_some() && wake != announced {
-            announce_backoff(&frontier, wake, last_failure.as_ref());
+        if let Some(w) = wake
+            && tasks.is_empty()
+            && stop.is_none()
+            && announced != wake
+        {
+            announce_backoff(&frontier, w, last_failure.as_ref());
             announced = wake;
         }
         tokio::select! {
@@ -415,16 +419,15 @@ pub async fn crawl_into(
 /// for `wake`, when it is for hosts backing off after failures: otherwise a
 /// crawl whose only host refuses connections waits minutes (each back-off
 /// doubles, up to `--park-after` failures) without a word.
-fn announce_backoff(
-    frontier: &Frontier,
-    wake: Option<Instant>,
-    last_failure: Option<&(String, String)>,
-) {
-    let Some(wait) = wake.map(|w| w.saturating_duration_since(Instant::now())) else {
+fn announce_backoff(frontier: &Frontier, wake: Instant, last_failure: Option<&(String, String)>) {
+    let wait = wake.saturating_duration_since(Instant::now());
+    if wait < IDLE_NOTICE {
+        // Short waits (a polite crawl's tail) need no word, nor a scan of
+        // the hosts.
         return;
-    };
+    }
     let hosts = frontier.backing_off_hosts();
-    if wait < IDLE_NOTICE || hosts == 0 {
+    if hosts == 0 {
         return;
     }
     let (url, error) = last_failure.map_or(("", ""), |(u, e)| (u.as_str(), e.as_str()));

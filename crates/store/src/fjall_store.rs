@@ -157,14 +157,12 @@ struct Inner {
     _lock: StoreLock,
     /// Memtable bytes past which a write rotates them ([`WRITE_BUFFER_LIMIT`]).
     write_buffer_limit: u64,
-    /// Batches committed for page writes (each one a group of pages).
+    /// Batches committed for page writes (each one a group of pages),
+    /// counted once the engine has each, so a [`SeenAt`] cache read at one
+    /// count holds no older row than the engine then had.
     commits: std::sync::atomic::AtomicU64,
-    /// Page-write batches in the engine: counted once each is committed, so
-    /// a [`SeenAt`] cache read at one count holds no older row than the
-    /// engine then had.
-    committed: std::sync::atomic::AtomicU64,
     /// The `seen_at_ms` of pages that queries read, and the
-    /// [`Inner::committed`] count they were read at: reused while no page
+    /// [`Inner::commits`] count they were read at: reused while no page
     /// write commits (a scan's pages, one query after another).
     seen_cache: Mutex<(u64, HashMap<String, i64>)>,
 }
@@ -371,7 +369,6 @@ impl FjallStore {
             _lock: lock,
             write_buffer_limit: WRITE_BUFFER_LIMIT,
             commits: std::sync::atomic::AtomicU64::new(0),
-            committed: std::sync::atomic::AtomicU64::new(0),
             seen_cache: Mutex::default(),
         };
         let store = FjallStore {
@@ -666,10 +663,8 @@ impl Inner {
             return;
         }
         metrics::counter!("linkgraph_store_commits_total").increment(1);
-        self.commits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let result = batch.commit();
-        self.committed
+        self.commits
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         if let Err(e) = result {
             written.clear();
@@ -1385,7 +1380,7 @@ fn backlink_of(link: Link, row: &StoredBacklink, seen_at_ms: i64) -> Backlink {
 /// once per page while no page write commits ([`Inner::seen_cache`]).
 struct SeenAt<'a> {
     inner: &'a Inner,
-    /// The [`Inner::committed`] count before anything was read.
+    /// The [`Inner::commits`] count before anything was read.
     at: u64,
     cache: HashMap<String, i64>,
 }
@@ -1396,7 +1391,7 @@ impl<'a> SeenAt<'a> {
     const MAX_PAGES: usize = 1 << 18;
 
     fn new(inner: &'a Inner) -> Self {
-        let at = inner.committed.load(std::sync::atomic::Ordering::Acquire);
+        let at = inner.commits.load(std::sync::atomic::Ordering::Acquire);
         let mut shared = inner
             .seen_cache
             .lock()
@@ -1435,7 +1430,7 @@ impl Drop for SeenAt<'_> {
     fn drop(&mut self) {
         let now = self
             .inner
-            .committed
+            .commits
             .load(std::sync::atomic::Ordering::Acquire);
         if now == self.at {
             let mut shared = self
