@@ -42,7 +42,8 @@
 //! Opening an older directory migrates it (format 1 had no `source_links`;
 //! formats 1 and 2 kept one `outlinks` key per live edge and one event row
 //! per link; format 3 had no `backlog`; format 5 rewrote every live backlink
-//! row when its page was seen again); a newer format than this build knows
+//! row when its page was seen again; format 6 wrote refdomains, host_addrs
+//! and domains rows through the memtable); a newer format than this build knows
 //! is refused, and so is format 4, the layout of a development build that
 //! was withdrawn.
 //!
@@ -53,12 +54,12 @@
 //! wrote lately (its writer keeps the counters it wrote, [`Written`]), and
 //! one read per link that appears on a page fetched before (a link that
 //! comes back keeps its first_seen). No other edge is read. Its page,
-//! outlinks, refdomain counters and `backlog` entry go to the engine as
-//! one atomic batch. Its `backlinks` rows (one per edge), `link_events`
-//! rows (one per target domain and kind) and `source_links` keys wait in
-//! memory and reach the engine as sorted runs of many pages' rows,
-//! bypassing the memtable; the batch's `backlog` entry makes them durable
-//! until then ([`backlog`]).
+//! outlinks and `backlog` entry go to the engine as one atomic batch. Its
+//! `backlinks` rows (one per edge), `link_events` rows (one per target
+//! domain and kind), `source_links` keys, refdomain counters, `host_addrs`
+//! row and `domains` key wait in memory and reach the engine as sorted
+//! runs of many pages' rows, bypassing the memtable; the batch's `backlog`
+//! entry makes them durable until then ([`backlog`]).
 //!
 //! Pages are written by a few writer threads ([`writer`]), each owning a
 //! share of the [`WRITE_SHARDS`] shards of source domains: everything a
@@ -100,7 +101,7 @@ use crate::{
 
 const SEP: u8 = 0;
 /// The layout version this build writes (see the module doc).
-pub const FORMAT: u32 = 6;
+pub const FORMAT: u32 = 7;
 /// The layout of a withdrawn development build (commit `e5b62b6`, reverted
 /// by the next one): refused, never migrated.
 const WITHDRAWN_FORMAT: u32 = 4;
@@ -150,8 +151,8 @@ struct Inner {
     /// One write lock per shard of source domains ([`shard_of`]), over
     /// the buffered rows its pages wrote since the last ingestion.
     writers: Vec<Mutex<backlog::Shard>>,
-    /// Buffered rows (backlinks, link_events, source_links): their
-    /// ingestion and their durable log.
+    /// Buffered rows (backlinks, link_events, source_links, refdomains,
+    /// host_addrs, domains): their ingestion and their durable log.
     backlog: backlog::Backlog,
     /// Held for as long as the engine is open (dropped last).
     _lock: StoreLock,
@@ -170,7 +171,14 @@ struct Inner {
 impl Inner {
     /// The keyspaces whose rows wait in memory ([`backlog`]).
     fn buffered_tables(&self) -> backlog::Tables<'_> {
-        [&self.backlinks, &self.events, &self.source_links]
+        [
+            &self.backlinks,
+            &self.events,
+            &self.source_links,
+            &self.refdomains,
+            &self.host_addrs,
+            &self.domains,
+        ]
     }
 
     /// Ingests the rows waiting in memory ([`backlog::Backlog::ingest`]).
@@ -406,6 +414,9 @@ impl FjallStore {
             // Format 5 added the `backlog` keyspace, created above. Format
             // 6 derives live links' last_seen from their page's
             // `seen_at_ms`, which is 0 in older rows: they read as written.
+            // Format 7 logs refdomains, host_addrs and domains rows in the
+            // backlog, which an older backlog does not: its replay is the
+            // same.
             meta.insert(b"format", FORMAT.to_be_bytes())?;
             store.inner.db.persist(PersistMode::SyncAll)?;
         }
@@ -607,7 +618,10 @@ impl Inner {
                 });
             match res {
                 Ok((stats, mut rows)) => {
-                    ops.into_batch(&mut batch, written, &self.refdomains);
+                    ops.into_batch(&mut batch);
+                    for (k, v) in rows.refdomains() {
+                        written.refdomains.insert(k.into(), v.into());
+                    }
                     let entry = self.backlog.log(&mut batch, &page.url, &mut rows);
                     diffed.push(Diffed {
                         at,
@@ -699,10 +713,10 @@ impl Inner {
         (slot, shard): (usize, &backlog::Shard),
         key: &[u8],
     ) -> Result<Option<StoredBacklink>, StoreError> {
-        if let Some(v) = shard.backlink(key) {
+        if let Some(v) = shard.get(backlog::BACKLINKS, key) {
             return decode("backlinks", key, v).map(Some);
         }
-        if let Some(v) = self.backlog.get_frozen(slot, key)? {
+        if let Some(v) = self.backlog.get_frozen(slot, backlog::BACKLINKS, key)? {
             return decode("backlinks", key, &v).map(Some);
         }
         let stored = self.backlinks.get(key)?;
@@ -823,12 +837,12 @@ impl Inner {
                     seen_at_ms: t,
                 };
                 let key = key2(source_domain, url_host(source));
-                batch.insert(&self.host_addrs, key, addr.encode_to_vec());
+                buffered.host_addr(key, addr.encode_to_vec());
             }
         }
         if prev.is_none() {
             // The domain's first page (or another page of a known domain).
-            batch.insert(&self.domains, source_domain.as_bytes(), b"".as_slice());
+            buffered.domain(source_domain.as_bytes());
         }
         let change = match diff {
             Diff::Stale { links } => {
@@ -854,7 +868,7 @@ impl Inner {
                         continue;
                     }
                     self.update_refdomain(
-                        (batch, written),
+                        (&mut buffered, written, (slot, shard)),
                         link.target_domain(),
                         source_domain,
                         |rd| {
@@ -874,7 +888,8 @@ impl Inner {
                 // Its live links were seen now: the page row says so
                 // (`seen_at_ms`), and their rows stay as they are.
                 for td in target_domains {
-                    self.update_refdomain((batch, written), td, source_domain, |rd| {
+                    let at = (&mut buffered, written, (slot, shard));
+                    self.update_refdomain(at, td, source_domain, |rd| {
                         let later = rd.links > 0 && rd.last_seen_ms < t;
                         if later {
                             rd.last_seen_ms = t;
@@ -971,7 +986,7 @@ impl Inner {
         }
         for r in &change.refdomains {
             let key = key2(&r.target_domain, source_domain);
-            let mut row = match self.refdomain_row(&key, written)? {
+            let mut row = match self.refdomain_row(&key, written, (slot, shard))? {
                 Some(row) => row,
                 None => StoredRefdomain {
                     first_seen_ms: t,
@@ -1016,7 +1031,7 @@ impl Inner {
                 }
                 RefdomainChange::None => {}
             }
-            batch.insert(&self.refdomains, key, row.encode_to_vec());
+            buffered.refdomain(key, row.encode_to_vec());
         }
         for (k, mut v) in events.0 {
             v.events.sort_by(|a, b| a.target.cmp(&b.target));
@@ -1050,48 +1065,58 @@ impl Inner {
 
     /// Rewrites the refdomain row of (`target`, `source`) when it exists
     /// and `update` changed it.
-    fn update_refdomain<'a>(
-        &'a self,
-        (batch, written): (&mut PageOps<'a>, &Written),
+    fn update_refdomain(
+        &self,
+        (buffered, written, shard): (&mut backlog::PageRows, &Written, (usize, &backlog::Shard)),
         target: &str,
         source: &str,
         update: impl FnOnce(&mut StoredRefdomain) -> bool,
     ) -> Result<(), StoreError> {
         let key = key2(target, source);
-        if let Some(mut rd) = self.refdomain_row(&key, written)?
+        if let Some(mut rd) = self.refdomain_row(&key, written, shard)?
             && update(&mut rd)
         {
-            batch.insert(&self.refdomains, key, rd.encode_to_vec());
+            buffered.refdomain(key, rd.encode_to_vec());
         }
         Ok(())
     }
 
-    /// The refdomain row of `key`: as the batch being built wrote it, or
-    /// from the engine.
+    /// The refdomain row of `key`, from the first place that has it: the
+    /// writer's counters (this group's and its earlier groups'), the
+    /// shard's buffered rows, the rows being ingested, the engine.
     fn refdomain_row(
         &self,
         key: &[u8],
         written: &Written,
+        (slot, shard): (usize, &backlog::Shard),
     ) -> Result<Option<StoredRefdomain>, StoreError> {
-        match written.refdomains.get(key) {
-            Some(v) => decode("refdomains", key, v).map(Some),
-            None => match self.refdomains.get(key)? {
-                Some(v) => decode("refdomains", key, &v).map(Some),
-                None => Ok(None),
-            },
+        if let Some(v) = written.refdomains.get(key) {
+            return decode("refdomains", key, v).map(Some);
+        }
+        if let Some(v) = shard.get(backlog::REFDOMAINS, key) {
+            return decode("refdomains", key, v).map(Some);
+        }
+        if let Some(v) = self.backlog.get_frozen(slot, backlog::REFDOMAINS, key)? {
+            return decode("refdomains", key, &v).map(Some);
+        }
+        match self.refdomains.get(key)? {
+            Some(v) => decode("refdomains", key, &v).map(Some),
+            None => Ok(None),
         }
     }
 }
 
 impl FjallStore {
     /// Ingests the buffered rows, so that the engine's `backlinks`,
-    /// `link_events` and `source_links` hold every acknowledged write:
-    /// queries of those call it first.
+    /// `link_events`, `source_links`, `refdomains`, `host_addrs` and
+    /// `domains` hold every acknowledged write: queries of those call it
+    /// first.
     fn sync_buffered(&self) -> Result<(), StoreError> {
         self.inner.ingest(true)
     }
 
     fn refdomains_sync(&self, domain: &str, status: Status) -> Result<Vec<RefDomain>, StoreError> {
+        self.sync_buffered()?;
         let prefix = key2(domain, "");
         let mut out = Vec::new();
         for kv in self.inner.refdomains.prefix(&prefix) {
@@ -1236,7 +1261,7 @@ impl FjallStore {
         limit: usize,
     ) -> Result<ScanPage, StoreError> {
         let i = &self.inner;
-        if matches!(table, Table::Backlinks | Table::Events) {
+        if !matches!(table, Table::Pages) {
             self.sync_buffered()?;
         }
         let ks = match table {
@@ -1520,22 +1545,11 @@ impl<'a> PageOps<'a> {
         self.0.push((keyspace, key.into(), None));
     }
 
-    /// Adds the rows to `batch`, and the refdomain rows (of keyspace
-    /// `refdomains`) to `written` too.
-    fn into_batch(
-        self,
-        batch: &mut fjall::OwnedWriteBatch,
-        written: &mut Written,
-        refdomains: &Keyspace,
-    ) {
+    /// Adds the rows to `batch`.
+    fn into_batch(self, batch: &mut fjall::OwnedWriteBatch) {
         for (keyspace, key, value) in self.0 {
             match value {
-                Some(v) => {
-                    if std::ptr::eq(keyspace, refdomains) {
-                        written.refdomains.insert(key.clone(), v.clone());
-                    }
-                    batch.insert(keyspace, key, v);
-                }
+                Some(v) => batch.insert(keyspace, key, v),
                 None => batch.remove(keyspace, key),
             }
         }
@@ -1760,10 +1774,10 @@ impl LinkStore for FjallStore {
     async fn knows_domain(&self, domain: &str) -> Result<bool, StoreError> {
         let (this, d) = (self.clone(), domain.to_owned());
         blocking(move || {
+            this.sync_buffered()?;
             if this.inner.domains.contains_key(d.as_bytes())? {
                 return Ok(true);
             }
-            this.sync_buffered()?;
             Ok(this.inner.backlinks.prefix(key2(&d, "")).next().is_some())
         })
         .await
@@ -1877,6 +1891,7 @@ impl LinkStore for FjallStore {
     async fn host_addrs(&self, domain: &str) -> Result<Vec<HostAddr>, StoreError> {
         let (this, d) = (self.clone(), domain.to_owned());
         blocking(move || {
+            this.sync_buffered()?;
             let mut out = Vec::new();
             for kv in this.inner.host_addrs.prefix(key2(&d, "")) {
                 let (k, v) = kv.into_inner()?;
@@ -2001,10 +2016,22 @@ mod tests {
     }
 
     /// What a store answers about b.com's and a.com's links, live and
-    /// lost, their events and their referring domains (live, lost, all).
+    /// lost, their events and their referring domains (live, lost, all),
+    /// and whether it knows each source domain and its hosts' addresses.
     async fn link_answers(
         s: &FjallStore,
-    ) -> (Vec<BacklinkPage>, Vec<Vec<LinkEvent>>, Vec<Vec<RefDomain>>) {
+    ) -> (
+        Vec<BacklinkPage>,
+        Vec<Vec<LinkEvent>>,
+        Vec<Vec<RefDomain>>,
+        Vec<(bool, Vec<HostAddr>)>,
+    ) {
+        let mut sources = Vec::new();
+        for d in ["a.com", "c.com", "d.com", "e.com"] {
+            let known = s.knows_domain(d).await.unwrap_or_else(|e| panic!("{e}"));
+            let addrs = s.host_addrs(d).await.unwrap_or_else(|e| panic!("{e}"));
+            sources.push((known, addrs));
+        }
         let ok = |r: Result<BacklinkPage, StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
         let mut events = Vec::new();
         let mut refdomains = Vec::new();
@@ -2034,18 +2061,18 @@ mod tests {
             after: None,
         };
         out.push(ok(s.outlinks(q).await));
-        (out, events, refdomains)
+        (out, events, refdomains, sources)
     }
 
-    /// A process killed with backlinks rows still in memory loses none:
+    /// A process killed with buffered rows still in memory loses none:
     /// the store it left answers, once reopened, exactly as one whose rows
     /// were ingested before it closed. The writes cover new, lost and
     /// returning links, a stale observation, a retracted loss of a
-    /// referring domain, and rows of each kind on each side of an
-    /// ingestion.
+    /// referring domain, hosts' addresses that change, and rows of each
+    /// kind on each side of an ingestion.
     #[tokio::test]
-    async fn buffered_backlinks_survive_a_killed_process() {
-        let writes = [
+    async fn buffered_rows_survive_a_killed_process() {
+        let mut writes = [
             conformance::page(
                 "http://a.com/",
                 1000,
@@ -2070,6 +2097,15 @@ mod tests {
             conformance::page("http://d.com/1", 3000, &[]),
             conformance::page("http://d.com/2", 4000, &["http://b.com/x"]),
         ];
+        // a.com moves to another address; d.com's hosts keep theirs.
+        for (n, w) in writes.iter_mut().enumerate() {
+            let last = if w.url.contains("a.com") && n > 2 {
+                2
+            } else {
+                1
+            };
+            w.remote_ip = Some(std::net::IpAddr::from([127, 0, 0, last]));
+        }
         let expected = {
             let (_dir, s) = store();
             for w in writes.clone() {
@@ -2097,6 +2133,9 @@ mod tests {
             .map(|r| (r.domain.as_str(), r.links))
             .collect();
         assert_eq!(live, [("a.com", 1), ("c.com", 1), ("d.com", 1)]);
+        let known: Vec<(bool, usize)> = expected.3.iter().map(|(k, a)| (*k, a.len())).collect();
+        assert_eq!(known, [(true, 1), (true, 1), (true, 1), (false, 0)]);
+        assert_eq!(expected.3[0].1[0].ip.to_string(), "127.0.0.2");
         assert!(
             expected.2[0]
                 .iter()

@@ -1,14 +1,20 @@
-//! The embedded store's append-mostly rows on their way into the engine.
+//! The embedded store's rows on their way into the engine, past its
+//! memtables.
 //!
 //! A page write does not insert its `backlinks` rows (one per edge), its
-//! `link_events` rows or its `source_links` keys into fjall's memtables:
-//! inserting into a skiplist one row at a time, under the journal lock
-//! every writer shares, was about half of a write's CPU. The rows wait in
-//! memory instead, in the write shard of their source page ([`Shard`]),
-//! and once [`INGEST_BYTES`] of them wait, each table's are sorted and
-//! ingested as one run of tables ([`Backlog::ingest`]), which bypasses the
-//! memtable. No write reads events or outlink keys back; backlinks rows
-//! are read back only for pages fetched before.
+//! `link_events` rows, its `source_links` keys, its referring-domain
+//! counters (`refdomains`, rewritten by every page of the source domain
+//! that links the target domain), its `host_addrs` row or its `domains`
+//! key into fjall's memtables: inserting into a skiplist one row at a time,
+//! under the journal lock every writer shares, was about half of a write's
+//! CPU, and a counter's every version stayed in the skiplist until its
+//! flush. The rows wait in memory instead, in the write shard of their
+//! source page ([`Shard`]), where a key holds only its newest value, and
+//! once [`INGEST_BYTES`] of them wait, each table's are sorted and ingested
+//! as one run of tables ([`Backlog::ingest`]), which bypasses the memtable.
+//! No write reads events, outlink keys, addresses or domains back;
+//! backlinks rows are read back only for pages fetched before, and
+//! counters ([`Shard::get`]) when the writer no longer holds them.
 //!
 //! They are durable before that: the write's atomic batch carries one
 //! `backlog` row ([`StoredBacklog`]) naming the page, whose live backlinks
@@ -46,13 +52,18 @@ use crate::StoreError;
 pub(super) const INGEST_BYTES: usize = 16 << 20;
 
 /// The tables whose rows wait in memory, in [`Tables`] order.
-const BACKLINKS: usize = 0;
+pub(super) const BACKLINKS: usize = 0;
 const EVENTS: usize = 1;
 const SOURCE_LINKS: usize = 2;
+pub(super) const REFDOMAINS: usize = 3;
+const HOST_ADDRS: usize = 4;
+const DOMAINS: usize = 5;
+/// How many tables wait in memory.
+const TABLES: usize = 6;
 
 /// The engine's keyspaces of the buffered tables: backlinks, link_events,
-/// source_links.
-pub(super) type Tables<'a> = [&'a Keyspace; 3];
+/// source_links, refdomains, host_addrs, domains.
+pub(super) type Tables<'a> = [&'a Keyspace; TABLES];
 
 /// Where a row's key and value are in a [`Rows`] arena; `value` is `None`
 /// for a removal.
@@ -133,15 +144,15 @@ impl Rows {
 /// guarded by the shard's write lock.
 #[derive(Default)]
 pub(super) struct Shard {
-    tables: [Rows; 3],
+    tables: [Rows; TABLES],
     /// The `backlog` rows (sequence numbers) of the writes they came from.
     entries: Vec<u64>,
 }
 
 impl Shard {
-    /// The buffered backlinks row of `key`, if this shard holds one.
-    pub(super) fn backlink(&self, key: &[u8]) -> Option<&[u8]> {
-        self.tables[BACKLINKS].get(key).flatten()
+    /// The buffered row of `key` in `table`, if this shard holds one.
+    pub(super) fn get(&self, table: usize, key: &[u8]) -> Option<&[u8]> {
+        self.tables.get(table)?.get(key).flatten()
     }
 
     fn bytes(&self) -> usize {
@@ -245,6 +256,45 @@ impl PageRows {
         self.end(SOURCE_LINKS, at, key.len(), false);
         self.logged.source_links.push(key);
     }
+
+    /// A `refdomains` row (a whole counter: the newest one wins).
+    pub(super) fn refdomain(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let at = self.start(&key);
+        self.data.extend_from_slice(&value);
+        self.end(REFDOMAINS, at, key.len(), false);
+        self.logged.refdomains.push(StoredLoggedRow {
+            key,
+            value,
+            removed: false,
+        });
+    }
+
+    /// A `host_addrs` row.
+    pub(super) fn host_addr(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let at = self.start(&key);
+        self.data.extend_from_slice(&value);
+        self.end(HOST_ADDRS, at, key.len(), false);
+        self.logged.host_addrs.push(StoredLoggedRow {
+            key,
+            value,
+            removed: false,
+        });
+    }
+
+    /// A `domains` key.
+    pub(super) fn domain(&mut self, key: &[u8]) {
+        let at = self.start(key);
+        self.end(DOMAINS, at, key.len(), false);
+        self.logged.domains.push(key.to_vec());
+    }
+
+    /// The `refdomains` rows of the write, in the order written.
+    pub(super) fn refdomains(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans
+            .iter()
+            .filter(|(t, _)| *t == REFDOMAINS)
+            .filter_map(|(_, s)| Some((s.key(&self.data), s.value(&self.data)?)))
+    }
 }
 
 /// The buffered rows of a store and their durable backlog.
@@ -322,17 +372,18 @@ impl Backlog {
             .fetch_add(shard.bytes() - before, Ordering::Relaxed);
     }
 
-    /// The backlinks row of `key` among those of shard `slot` being
+    /// The row of `key` in `table` among those of shard `slot` being
     /// ingested.
     pub(super) fn get_frozen(
         &self,
         slot: usize,
+        table: usize,
         key: &[u8],
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let frozen = self.frozen.read().map_err(poisoned)?;
         Ok(frozen
             .get(slot)
-            .and_then(|s| s.backlink(key))
+            .and_then(|s| s.get(table, key))
             .map(<[u8]>::to_vec))
     }
 
@@ -464,7 +515,14 @@ impl Backlog {
                 let Some(shard) = f.get_mut(shard_of(registrable_domain(url_host(page)))) else {
                     continue;
                 };
-                let [backlinks, events, source_links] = &mut shard.tables;
+                let [
+                    backlinks,
+                    events,
+                    source_links,
+                    refdomains,
+                    host_addrs,
+                    domains,
+                ] = &mut shard.tables;
                 // The page's live rows as they are now: a later write of
                 // the page, if any, is also in the backlog, after this one.
                 if let Some(v) = page_links.get(page.as_bytes())? {
@@ -483,6 +541,15 @@ impl Backlog {
                 }
                 for k in &logged.source_links {
                     source_links.put(k, Some(&[]));
+                }
+                for r in &logged.refdomains {
+                    refdomains.put(&r.key, Some(&r.value));
+                }
+                for r in &logged.host_addrs {
+                    host_addrs.put(&r.key, Some(&r.value));
+                }
+                for k in &logged.domains {
+                    domains.put(k, Some(&[]));
                 }
                 shard.entries.push(entry);
                 self.next_entry.fetch_max(entry + 1, Ordering::Relaxed);
@@ -538,21 +605,16 @@ mod tests {
     #[test]
     fn merging_takes_the_newer_rows_and_both_writes() {
         let mut older = Shard {
-            tables: [
-                rows(&[("a", Some("1")), ("b", Some("2"))]),
-                Rows::default(),
-                Rows::default(),
-            ],
             entries: vec![1],
+            ..Shard::default()
         };
-        let newer = Shard {
-            tables: [
-                rows(&[("a", Some("3")), ("c", Some("4"))]),
-                rows(&[("e", None)]),
-                Rows::default(),
-            ],
+        older.tables[BACKLINKS] = rows(&[("a", Some("1")), ("b", Some("2"))]);
+        let mut newer = Shard {
             entries: vec![2],
+            ..Shard::default()
         };
+        newer.tables[BACKLINKS] = rows(&[("a", Some("3")), ("c", Some("4"))]);
+        newer.tables[EVENTS] = rows(&[("e", None)]);
         older.merge(newer);
         let s = |k: &str, v: &str| (k.to_owned(), Some(v.to_owned()));
         assert_eq!(
@@ -561,10 +623,10 @@ mod tests {
         );
         assert_eq!(sorted(&older.tables[EVENTS]), [("e".to_owned(), None)]);
         assert_eq!(older.entries, [1, 2]);
-        assert_eq!(older.backlink(b"a"), Some(b"3".as_slice()));
+        assert_eq!(older.get(BACKLINKS, b"a"), Some(b"3".as_slice()));
         older.clear();
         assert!(older.is_empty());
         assert_eq!(older.bytes(), 0);
-        assert_eq!(older.backlink(b"a"), None);
+        assert_eq!(older.get(BACKLINKS, b"a"), None);
     }
 }
