@@ -227,27 +227,47 @@ impl PageRows {
         });
     }
 
+    /// A row of `table` (`None`: its removal), returned as the backlog
+    /// logs it.
+    fn logged_row(
+        &mut self,
+        table: usize,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    ) -> StoredLoggedRow {
+        let at = self.start(&key);
+        self.data
+            .extend_from_slice(value.as_deref().unwrap_or_default());
+        self.end(table, at, key.len(), value.is_none());
+        StoredLoggedRow {
+            key,
+            removed: value.is_none(),
+            value: value.unwrap_or_default(),
+        }
+    }
+
     /// A `link_events` row.
     pub(super) fn event(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        let at = self.start(&key);
-        self.data.extend_from_slice(&value);
-        self.end(EVENTS, at, key.len(), false);
-        self.logged.events.push(StoredLoggedRow {
-            key,
-            value,
-            removed: false,
-        });
+        let row = self.logged_row(EVENTS, key, Some(value));
+        self.logged.events.push(row);
     }
 
     /// The removal of a `link_events` row.
     pub(super) fn remove_event(&mut self, key: Vec<u8>) {
-        let at = self.start(&key);
-        self.end(EVENTS, at, key.len(), true);
-        self.logged.events.push(StoredLoggedRow {
-            key,
-            value: Vec::new(),
-            removed: true,
-        });
+        let row = self.logged_row(EVENTS, key, None);
+        self.logged.events.push(row);
+    }
+
+    /// A `refdomains` row (a whole counter: the newest one wins).
+    pub(super) fn refdomain(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let row = self.logged_row(REFDOMAINS, key, Some(value));
+        self.logged.refdomains.push(row);
+    }
+
+    /// A `host_addrs` row.
+    pub(super) fn host_addr(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let row = self.logged_row(HOST_ADDRS, key, Some(value));
+        self.logged.host_addrs.push(row);
     }
 
     /// A `source_links` key.
@@ -255,30 +275,6 @@ impl PageRows {
         let at = self.start(&key);
         self.end(SOURCE_LINKS, at, key.len(), false);
         self.logged.source_links.push(key);
-    }
-
-    /// A `refdomains` row (a whole counter: the newest one wins).
-    pub(super) fn refdomain(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        let at = self.start(&key);
-        self.data.extend_from_slice(&value);
-        self.end(REFDOMAINS, at, key.len(), false);
-        self.logged.refdomains.push(StoredLoggedRow {
-            key,
-            value,
-            removed: false,
-        });
-    }
-
-    /// A `host_addrs` row.
-    pub(super) fn host_addr(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        let at = self.start(&key);
-        self.data.extend_from_slice(&value);
-        self.end(HOST_ADDRS, at, key.len(), false);
-        self.logged.host_addrs.push(StoredLoggedRow {
-            key,
-            value,
-            removed: false,
-        });
     }
 
     /// A `domains` key.
