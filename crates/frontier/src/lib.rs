@@ -19,7 +19,8 @@
 //! * **Durability**: the queue and seen set live in fjall in the data
 //!   directory. A queued URL is removed only when its outcome is reported, so
 //!   a crawl that stops (limit, signal, crash) resumes where it left off and
-//!   re-fetches at most what was in flight.
+//!   re-fetches at most what was in flight. The directory carries its
+//!   layout version ([`FORMAT`]); another version is refused.
 //!
 //! * **Recrawls**: every completed URL gets a next-fetch time. The revisit
 //!   interval halves when the page changed (content or outlinks) and doubles
@@ -143,7 +144,25 @@ pub enum FrontierError {
     /// A seed is not a crawlable URL.
     #[error("invalid seed: {0}")]
     BadSeed(#[from] linkgraph_core::UrlError),
+    /// The directory's layout is not one this build reads.
+    #[error(
+        "frontier state at {path:?} has layout version {found}, and this build reads version {supported}: run the linkgraph release that wrote it, or move the directory away to start the crawl queue afresh (the link store is kept)"
+    )]
+    Format {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Its layout version.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
 }
+
+/// The frontier's layout version, in its `meta` keyspace under `format`. A
+/// directory without it has this layout (the first builds wrote none); one
+/// of another version is refused, so that a later change of its keys
+/// cannot be misread.
+pub const FORMAT: u32 = 1;
 
 /// What happened to an offered URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -503,6 +522,29 @@ impl SideTable {
     }
 }
 
+/// Refuses a frontier directory of another layout than [`FORMAT`]; marks
+/// one without a version (new, or written before versions) as this one.
+/// The mark is flushed to a table at once: a keyspace whose only rows sit
+/// in a memtable keeps fjall from deleting any journal file after it.
+fn check_format(path: &Path, meta: &Keyspace) -> Result<(), FrontierError> {
+    let found = match meta.get(b"format")? {
+        Some(v) => <[u8; 4]>::try_from(v.as_ref()).map_or(0, u32::from_be_bytes),
+        None => {
+            meta.insert(b"format", FORMAT.to_be_bytes())?;
+            meta.rotate_memtable_and_wait()?;
+            FORMAT
+        }
+    };
+    if found != FORMAT {
+        return Err(FrontierError::Format {
+            path: path.to_path_buf(),
+            found,
+            supported: FORMAT,
+        });
+    }
+    Ok(())
+}
+
 /// Where a crawl's data directory keeps the frontier: `DATA/frontier`.
 pub fn data_frontier_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("frontier")
@@ -532,6 +574,7 @@ impl Frontier {
                     .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true))
             })
         };
+        check_format(path, &ks("meta")?)?;
         let mut f = Frontier {
             seen: ks("seen")?,
             queue: ks("queue")?,

@@ -1057,3 +1057,67 @@ fn a_frontier_closed_normally_reopens_with_nothing_to_replay() {
     assert_eq!(f.db.write_buffer_size(), 0, "nothing replayed");
     assert_eq!(f.pending(), 300, "and nothing lost");
 }
+
+/// The `meta` keyspace of the closed frontier directory `dir`.
+fn meta_of(dir: &Path) -> (Database, Keyspace) {
+    let db = Database::builder(dir)
+        .open()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let meta = db
+        .keyspace("meta", KeyspaceCreateOptions::default)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (db, meta)
+}
+
+/// The layout version the closed frontier directory `dir` holds.
+fn stored_format(dir: &Path) -> Option<u32> {
+    let (_db, meta) = meta_of(dir);
+    let v = meta.get(b"format").unwrap_or_else(|e| panic!("{e}"))?;
+    <[u8; 4]>::try_from(v.as_ref()).ok().map(u32::from_be_bytes)
+}
+
+/// Rewrites (or, with `None`, removes) the layout version of the closed
+/// frontier directory `dir`, as another build would have left it.
+fn set_format(dir: &Path, format: Option<u32>) {
+    let (db, meta) = meta_of(dir);
+    let done = match format {
+        Some(v) => meta.insert(b"format", v.to_be_bytes()),
+        None => meta.remove(b"format"),
+    };
+    done.unwrap_or_else(|e| panic!("{e}"));
+    db.persist(PersistMode::SyncAll)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_directory_without_a_layout_version_opens_as_the_first_and_keeps_its_queue() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let mut f = open(dir.path(), fast());
+        f.offer(&disc("http://a.com/1", 0))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    set_format(dir.path(), None);
+    let mut f = open(dir.path(), fast());
+    assert_eq!(f.pending(), 1);
+    let r = f.next_ready(Instant::now()).map(|r| r.url);
+    assert_eq!(r.as_deref(), Some("http://a.com/1"));
+    drop(f);
+    // Marked: a build of another layout now refuses it.
+    assert_eq!(stored_format(dir.path()), Some(FORMAT));
+}
+
+#[test]
+fn a_directory_of_another_layout_version_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    drop(open(dir.path(), fast()));
+    set_format(dir.path(), Some(FORMAT + 1));
+    let err = match Frontier::open(dir.path(), fast()) {
+        Ok(_) => panic!("a newer layout was opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("layout version 2"), "{err}");
+    assert!(err.contains("move the directory away"), "{err}");
+    // Refused without a write: the newer build still finds its version.
+    assert_eq!(stored_format(dir.path()), Some(FORMAT + 1));
+}
