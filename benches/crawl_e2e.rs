@@ -24,6 +24,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "common/disk.rs"]
+mod disk;
+
 use linkgraph_simweb::{SimConfig, SimWeb};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -128,14 +131,14 @@ async fn recrawl(
     first_pps: f64,
 ) {
     let store = data.join("store");
-    let before = dir_bytes(&store);
+    let before = disk::disk_bytes(&store).0;
     let later = linkgraph_core::format_rfc3339_ms(linkgraph_core::now_ms() + 2 * 86_400_000);
     let pps = crawl(web, addr, concurrency, data, Some(&later)).await;
     println!(
         "recrawl / first crawl: {:.2} ({pps:.0} vs {first_pps:.0} pages/s); store {} MiB after the crawl, {} MiB after the recrawl",
         pps / first_pps,
         before >> 20,
-        dir_bytes(&store) >> 20
+        disk::disk_bytes(&store).0 >> 20
     );
     let domain = linkgraph_core::registrable_domain(&web.hosts()[0].name).to_owned();
     let t0 = Instant::now();
@@ -154,19 +157,6 @@ async fn recrawl(
         "query after the recrawl (linkgraph refdomains {domain}): {:.2} s",
         t0.elapsed().as_secs_f64()
     );
-}
-
-/// Bytes of the files under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
 }
 
 /// Raw GETs of every HTML page at `concurrency`; returns pages/s.

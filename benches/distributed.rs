@@ -36,6 +36,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/disk.rs"]
+mod disk;
 #[path = "common/staticweb.rs"]
 mod staticweb;
 use staticweb::*;
@@ -137,7 +139,7 @@ fn run_embedded(dir: &Path, seed: &str, port: u16, access: &Path, ticks: f64) ->
                 .ok()
         })
         .unwrap_or(0);
-    let (all, journals) = disk_bytes(&data.join("store"));
+    let (all, journals) = disk::disk_bytes(&data.join("store"));
     println!(
         "embedded store: {edges} edges, {:.0} MiB of tables (+{:.0} MiB of journal) = {:.0} bytes per edge",
         (all - journals) as f64 / 1048576.0,
@@ -152,25 +154,6 @@ fn run_embedded(dir: &Path, seed: &str, port: u16, access: &Path, ticks: f64) ->
         cpu: vec![("crawl".into(), cpu)],
         stalled: None,
     }
-}
-
-/// Bytes of the files under `dir`: all of them, and those of the engine's
-/// journals (`N.jnl`).
-fn disk_bytes(dir: &Path) -> (u64, u64) {
-    let mut sum = (0, 0);
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let Ok(m) = e.metadata() else { continue };
-        if m.is_dir() {
-            let (a, j) = disk_bytes(&e.path());
-            sum = (sum.0 + a, sum.1 + j);
-        } else {
-            sum.0 += m.len();
-            if e.file_name().to_string_lossy().ends_with(".jnl") {
-                sum.1 += m.len();
-            }
-        }
-    }
-    sum
 }
 
 fn free_port_after(port: u16) -> u16 {

@@ -17,6 +17,9 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 
+#[path = "common/disk.rs"]
+mod disk;
+
 use linkgraph_frontier::{Frontier, FrontierConfig};
 use linkgraph_pipeline::embedded::status_bytes;
 use linkgraph_pipeline::memory::{RELEASE_EVERY, release_free_memory};
@@ -126,7 +129,7 @@ fn main() {
         }
     }
     f.flush().unwrap();
-    let disk: u64 = walk(dir.path());
+    let (disk, _) = disk::disk_bytes(dir.path());
     println!(
         "  crawled all {done} in {:.1} s; peak RSS {:.1} MiB (process VmHWM {:.1} MiB); {:.1} bytes on disk per URL",
         t1.elapsed().as_secs_f64(),
@@ -135,18 +138,4 @@ fn main() {
         disk as f64 / n as f64
     );
     assert_eq!(done, n, "every admitted URL was dispatched once");
-}
-
-fn walk(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
