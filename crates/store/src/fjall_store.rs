@@ -426,12 +426,6 @@ impl FjallStore {
             // same.
             meta.insert(b"format", FORMAT.to_be_bytes())?;
             store.inner.db.persist(PersistMode::SyncAll)?;
-            // To a table at once: a keyspace whose only rows sit in a
-            // memtable keeps fjall from deleting any journal file written
-            // after them, and a new directory's first crawl kept all of
-            // its journal (416 MB 14 s into a 100,000-page crawl) for a
-            // killed process's successor to replay.
-            meta.rotate_memtable_and_wait()?;
         }
         let i = &store.inner;
         i.backlog
